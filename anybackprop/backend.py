@@ -1,0 +1,347 @@
+"""Backends: the one module that knows concrete array libraries.
+
+A :class:`Backend` bundles an array namespace ``xp`` (the array API standard, through
+``array-api-compat`` where a library needs it), a device and the default float dtype. Everything
+else in anybackprop gets ``xp`` from a backend and uses only what the standard defines.
+
+Host data enters a backend once through :meth:`Backend.asarray` and leaves through
+:func:`to_numpy`. Random numbers are drawn on the host by a seeded ``numpy.random.Generator``
+(:func:`host_rng`) so that the same seed gives the same numbers on every backend.
+
+The backend in force is chosen, in order, by :func:`use_backend` (a context manager),
+:func:`set_backend`, or the environment variables ``ANYBACKPROP_BACKEND``,
+``ANYBACKPROP_DEVICE``, ``ANYBACKPROP_DTYPE`` and ``ANYBACKPROP_TF32`` read at first use.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import functools
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import array_api_compat
+import numpy as np
+
+BACKEND_NAMES = ("numpy", "array_api_strict", "cupy", "torch")
+DTYPE_NAMES = ("float32", "float64")
+_ACCEPTED = BACKEND_NAMES + ("auto",)
+_CUPY_INSTALL = "pip install 'anybackprop[cuda12]' (or '[cuda13]')"
+
+
+@dataclass(frozen=True, eq=False)
+class Backend:
+    """An array library, one device on it, and the default float dtype.
+
+    ``xp`` is the array API namespace, ``library`` the raw module (``numpy``, ``cupy``,
+    ``torch``, ``array_api_strict``), ``device`` the library's own device object.
+    """
+
+    name: str
+    xp: Any
+    library: Any
+    device: Any
+    dtype: str = "float32"
+    tf32: bool = False
+
+    def __repr__(self) -> str:
+        return f"Backend(name={self.name!r}, device={self.device!r}, dtype={self.dtype!r})"
+
+    def float_dtype(self, dtype: Any = None) -> Any:
+        """The namespace's float dtype for a name ("float32", "float64"), a dtype, or None."""
+        name = self.dtype if dtype is None else _dtype_name(dtype)
+        if name not in DTYPE_NAMES:
+            raise ValueError(f"dtype must be one of {DTYPE_NAMES}, got {dtype!r}")
+        return getattr(self.xp, name)
+
+    def owns(self, x: Any) -> bool:
+        """Whether ``x`` is an array of this backend's library."""
+        return _library_of(x) == self.name
+
+    def asarray(self, x: Any, dtype: Any = None, *, name: str = "array") -> Any:
+        """``x`` as an array of this backend and device, cast to ``dtype`` if given.
+
+        NumPy arrays, lists and scalars are accepted on every backend and moved once.
+        An array of another array library, or on another device, is an error naming both.
+        Complex, object and string data are rejected with a TypeError.
+        """
+        xp = self.xp
+        target = None if dtype is None else _as_dtype(xp, dtype)
+        library = _library_of(x)
+        if library == self.name and library != "numpy":
+            _check_real_kind(xp.isdtype(x.dtype, ("real floating", "integral", "bool")), x.dtype, name)
+            self._check_device(x, name)
+            arr = x
+        elif library not in (None, "numpy"):
+            raise TypeError(
+                f"{name} is a {library} array but the current backend is {self.name!r}; "
+                f"pass a NumPy array (ab.to_numpy(x)) or switch backend with "
+                f"ab.use_backend({library!r})"
+            )
+        else:
+            host = np.asarray(x)
+            _check_real_kind(host.dtype.kind in "fiub", host.dtype, name)
+            if target is not None:
+                host = host.astype(_dtype_name(target), copy=False)
+            if self.name == "numpy":
+                return host
+            arr = xp.asarray(host, device=self.device)
+        if target is not None and arr.dtype != target:
+            arr = xp.astype(arr, target)
+        return arr
+
+    def _check_device(self, x: Any, name: str) -> None:
+        got = array_api_compat.device(x)
+        if str(got) != str(self.device):
+            raise ValueError(
+                f"{name} is on device {got!r} but the {self.name} backend uses device "
+                f"{self.device!r}; move it with ab.to_numpy(x) or set ANYBACKPROP_DEVICE"
+            )
+
+    def sync(self) -> None:
+        """Wait for queued device work (for timing); a no-op on the CPU."""
+        if self.name == "cupy":
+            self.library.cuda.get_current_stream().synchronize()
+        elif self.name == "torch" and self.device.type == "cuda":
+            self.library.cuda.synchronize(self.device)
+
+
+def _dtype_name(dtype: Any) -> str:
+    if isinstance(dtype, str):
+        return dtype
+    for name in DTYPE_NAMES + ("int64", "int32", "bool"):
+        if name in str(dtype):
+            return name
+    return str(dtype)
+
+
+def _as_dtype(xp: Any, dtype: Any) -> Any:
+    name = _dtype_name(dtype)
+    if not hasattr(xp, name):
+        raise ValueError(f"dtype must be a real dtype such as 'float32' or 'float64', got {dtype!r}")
+    return getattr(xp, name)
+
+
+def _check_real_kind(ok: bool, dtype: Any, name: str) -> None:
+    if not ok:
+        raise TypeError(
+            f"{name} has dtype {dtype}; expected real numbers (float, int or bool). "
+            "Complex, object and string data are not supported"
+        )
+
+
+def _library_of(x: Any) -> str | None:
+    """Which array library ``x`` belongs to: a backend name, 'numpy', another name, or None."""
+    if isinstance(x, np.ndarray):
+        return "numpy"
+    if array_api_compat.is_cupy_array(x):
+        return "cupy"
+    if array_api_compat.is_torch_array(x):
+        return "torch"
+    module = type(x).__module__.split(".")[0]
+    if module == "array_api_strict":
+        return "array_api_strict"
+    if hasattr(x, "__array_namespace__") or array_api_compat.is_array_api_obj(x):
+        return module
+    return None
+
+
+def to_numpy(x: Any) -> np.ndarray:
+    """A NumPy copy (or view) of an array of any backend; lists and scalars too."""
+    library = _library_of(x)
+    if library == "cupy":
+        return x.get()
+    if library == "torch":
+        return x.detach().cpu().numpy()
+    if library == "array_api_strict":
+        import array_api_strict
+
+        return np.asarray(x.to_device(array_api_strict.Device("CPU_DEVICE")))
+    return np.asarray(x)
+
+
+def host_rng(seed: int | None) -> np.random.Generator:
+    """The seeded host generator every random draw in anybackprop comes from."""
+    if seed is not None and (not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0):
+        raise ValueError(f"seed must be a non-negative int or None, got {seed!r}")
+    return np.random.default_rng(seed)
+
+
+# --- loading a library ---------------------------------------------------------------------------
+
+
+class _Unusable(Exception):
+    """Why a backend cannot be used here."""
+
+
+def _load_numpy(device: str | None) -> tuple[Any, Any, Any]:
+    if device not in (None, "", "cpu"):
+        raise _Unusable(f"numpy runs on the CPU only (device 'cpu'), got device {device!r}")
+    # NumPy >= 2.1 implements the standard in its main namespace; older ones need the wrapper.
+    xp = np if hasattr(np, "isdtype") and hasattr(np, "unstack") else array_api_compat.numpy
+    return xp, np, "cpu"
+
+
+def _load_array_api_strict(device: str | None) -> tuple[Any, Any, Any]:
+    try:
+        import array_api_strict
+    except ImportError as exc:
+        raise _Unusable("array_api_strict is not installed (pip install array-api-strict)") from exc
+    names = [str(d).split("'")[1] for d in array_api_strict.__array_namespace_info__().devices()]
+    name = device or "CPU_DEVICE"
+    if name not in names:
+        raise _Unusable(f"array_api_strict has devices {names}, got device {device!r}")
+    return array_api_strict, array_api_strict, array_api_strict.Device(name)
+
+
+def _load_cupy(device: str | None) -> tuple[Any, Any, Any]:
+    try:
+        import cupy
+    except ImportError as exc:
+        raise _Unusable(f"cupy is not installed ({_CUPY_INSTALL})") from exc
+    except Exception as exc:  # a broken CUDA install fails at import with various errors
+        raise _Unusable(f"cupy failed to import: {exc}") from exc
+    try:
+        count = cupy.cuda.runtime.getDeviceCount()
+    except Exception as exc:
+        raise _Unusable(f"no CUDA device is usable here ({exc})") from exc
+    if count == 0:
+        raise _Unusable("no CUDA device is usable here (CUDA reports 0 devices)")
+    try:
+        index = int(device or 0)
+    except ValueError as exc:
+        raise _Unusable(f"cupy devices are integers 0..{count - 1}, got {device!r}") from exc
+    if not 0 <= index < count:
+        raise _Unusable(f"cupy devices are integers 0..{count - 1}, got {device!r}")
+    return array_api_compat.array_namespace(cupy.empty(0)), cupy, cupy.cuda.Device(index)
+
+
+def _load_torch(device: str | None) -> tuple[Any, Any, Any]:
+    try:
+        import torch
+    except ImportError as exc:
+        raise _Unusable("torch is not installed (pip install torch)") from exc
+    try:
+        dev = torch.device(device or "cpu")
+    except RuntimeError as exc:
+        raise _Unusable(f"torch does not know device {device!r}") from exc
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise _Unusable("torch has no usable CUDA device here")
+        dev = torch.device("cuda", dev.index if dev.index is not None else torch.cuda.current_device())
+    elif dev.type != "cpu":
+        raise _Unusable(f"torch devices are 'cpu' or 'cuda:N', got {device!r}")
+    return array_api_compat.array_namespace(torch.empty(0)), torch, dev
+
+
+_LOADERS = {
+    "numpy": _load_numpy,
+    "array_api_strict": _load_array_api_strict,
+    "cupy": _load_cupy,
+    "torch": _load_torch,
+}
+
+
+@functools.lru_cache(maxsize=None)
+def _probe(name: str) -> str | None:
+    """None when backend ``name`` is usable on its default device, else why not."""
+    try:
+        _LOADERS[name](None)
+    except _Unusable as exc:
+        return str(exc)
+    return None
+
+
+def available_backends() -> tuple[str, ...]:
+    """Names of the backends usable on this machine, e.g. ``("numpy", "array_api_strict")``."""
+    return tuple(name for name in BACKEND_NAMES if _probe(name) is None)
+
+
+def _make_backend(name: Any, device: Any, dtype: Any, tf32: bool, source: str) -> Backend:
+    """Build a backend; ``source`` names where the value came from, for the error message."""
+    if not isinstance(name, str) or name.lower() not in _ACCEPTED:
+        raise ValueError(f"{source}={name!r} is not a backend; accepted values: {', '.join(_ACCEPTED)}")
+    name = name.lower()
+    if name == "auto":
+        name = "cupy" if _probe("cupy") is None else "numpy"
+    dtype = os.environ.get("ANYBACKPROP_DTYPE", "float32") if dtype is None else _dtype_name(dtype)
+    if dtype not in DTYPE_NAMES:
+        what = "ANYBACKPROP_DTYPE" if source == "ANYBACKPROP_BACKEND" else "dtype"
+        raise ValueError(f"{what}={dtype!r} is not a float dtype; accepted values: {', '.join(DTYPE_NAMES)}")
+    try:
+        xp, library, dev = _LOADERS[name](None if device is None else str(device))
+    except _Unusable as exc:
+        raise ValueError(
+            f"{source}={name!r} is not usable here: {exc}; accepted values: {', '.join(_ACCEPTED)} "
+            f"(usable now: {', '.join(available_backends())})"
+        ) from None
+    backend = Backend(name=name, xp=xp, library=library, device=dev, dtype=dtype, tf32=bool(tf32))
+    if name == "cupy":
+        from . import _cupy_kernels
+
+        _cupy_kernels.configure(backend)
+    return backend
+
+
+def _backend_from_env() -> Backend:
+    tf32 = os.environ.get("ANYBACKPROP_TF32", "0")
+    if tf32 not in ("0", "1", ""):
+        raise ValueError(f"ANYBACKPROP_TF32={tf32!r} is not valid; accepted values: 0, 1")
+    return _make_backend(
+        os.environ.get("ANYBACKPROP_BACKEND", "numpy"),
+        os.environ.get("ANYBACKPROP_DEVICE") or None,
+        None,
+        tf32 == "1",
+        "ANYBACKPROP_BACKEND",
+    )
+
+
+_current: contextvars.ContextVar[Backend | None] = contextvars.ContextVar("anybackprop_backend", default=None)
+
+
+def get_backend() -> Backend:
+    """The backend in force; the environment variables decide at first use."""
+    backend = _current.get()
+    if backend is None:
+        backend = _backend_from_env()
+        _current.set(backend)
+    return backend
+
+
+def backend_for(name: str | Backend | None) -> Backend:
+    """A backend from a name (default device and dtype), a Backend, or None for the current one."""
+    if name is None:
+        return get_backend()
+    if isinstance(name, Backend):
+        return name
+    return _make_backend(name, None, None, False, "backend")
+
+
+def set_backend(name: str, device: Any = None, *, dtype: Any = None, tf32: bool = False) -> Backend:
+    """Make ``name`` (on ``device``) the backend in force and return it."""
+    backend = _make_backend(name, device, dtype, tf32, "backend")
+    _current.set(backend)
+    return backend
+
+
+@contextlib.contextmanager
+def use_backend(name: str, device: Any = None, *, dtype: Any = None, tf32: bool = False) -> Iterator[Backend]:
+    """``with use_backend("array_api_strict"): ...`` runs the block on that backend, then restores."""
+    token = _current.set(_make_backend(name, device, dtype, tf32, "backend"))
+    try:
+        yield _current.get()
+    finally:
+        _current.reset(token)
+
+
+def asarray(x: Any, dtype: Any = None) -> Any:
+    """``x`` as an array of the current backend and device (see :meth:`Backend.asarray`)."""
+    return get_backend().asarray(x, dtype)
+
+
+def unavailable_reason(name: str) -> str | None:
+    """Why backend ``name`` is not usable here, or None when it is."""
+    return _probe(name)

@@ -1,0 +1,241 @@
+"""Mini-batch training and prediction for :class:`~anybackprop.network.MLP`.
+
+The data enters the device once per ``fit``. Each epoch draws a permutation on the host (seeded),
+gathers the shuffled copy once on the device, and trains on contiguous slices of it. The epoch's
+loss and metric are accumulated on the device from the minibatches already computed (as running
+averages over the epoch, like Keras) and read back once per epoch.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from .backend import host_rng
+from .network import MLP
+from .optim import Optimizer, get_optimizer
+from .validation import check_positive_int, check_targets
+
+
+@dataclass
+class History:
+    """Per-epoch records of a ``fit``: ``loss``, ``val_loss`` (empty without validation data) and
+    ``metrics`` ("accuracy"/"val_accuracy" or "r2"/"val_r2"); ``best_epoch`` is 1-based."""
+
+    loss: list[float] = field(default_factory=list)
+    val_loss: list[float] = field(default_factory=list)
+    metrics: dict[str, list[float]] = field(default_factory=dict)
+    best_epoch: int | None = None
+    seconds: float = 0.0
+
+    @property
+    def epochs(self) -> int:
+        return len(self.loss)
+
+    def __repr__(self) -> str:
+        last = f", last loss {self.loss[-1]:.4g}" if self.loss else ""
+        extra = "".join(f", {k} {v[-1]:.4g}" for k, v in self.metrics.items() if v)
+        return f"History({self.epochs} epochs{last}{extra}, {self.seconds:.2f} s)"
+
+
+def _metric_name(model: MLP) -> str:
+    return "accuracy" if model.is_classifier else "r2"
+
+
+def _batch_metric(xp: Any, model: MLP, z: Any, y: Any) -> Any:
+    """Per batch, as a 0-d array: correct predictions (classification) or the squared-error sum."""
+    if model.output.name == "softmax":
+        return xp.sum(xp.astype(xp.argmax(z, axis=1) == xp.argmax(y, axis=1), z.dtype))
+    if model.output.name == "sigmoid":
+        return xp.sum(xp.astype((z >= 0) == (y >= 0.5), z.dtype)) / y.shape[1]
+    d = z - y
+    return xp.sum(d * d)
+
+
+def _epoch_metric(model: MLP, total: float, m: int, ss_tot: float) -> float:
+    if model.is_classifier:
+        return total / m
+    return 1.0 - total / ss_tot if ss_tot > 0 else 0.0
+
+
+def _total_sum_of_squares(xp: Any, y: Any) -> float:
+    d = y - xp.mean(y, axis=0, keepdims=True)
+    return float(xp.sum(d * d))
+
+
+def _evaluate(model: MLP, x: Any, y: Any, ss_tot: float) -> tuple[float, float]:
+    """Loss and metric of checked arrays, in one forward pass."""
+    xp = model.backend.xp
+    caches = model._forward(xp, x)
+    z = caches[-1][1] if model.is_classifier else caches[-1][2]
+    loss = float(model._loss(xp, caches, y))
+    return loss, _epoch_metric(model, float(_batch_metric(xp, model, z, y)), x.shape[0], ss_tot)
+
+
+class _Progress:
+    """A tqdm bar over epochs on a terminal; one printed line per epoch otherwise."""
+
+    def __init__(self, epochs: int, verbose: bool) -> None:
+        self.verbose = verbose
+        self.bar = None
+        if verbose and sys.stderr.isatty():
+            try:
+                from tqdm.auto import tqdm
+
+                self.bar = tqdm(total=epochs, unit="epoch", leave=True)
+            except ImportError:
+                pass
+
+    def update(self, epoch: int, epochs: int, values: dict[str, float], rate: float) -> None:
+        if not self.verbose:
+            return
+        text = {k: f"{v:.4f}" for k, v in values.items()}
+        if self.bar is not None:
+            self.bar.set_postfix(**text, samples_s=f"{rate:,.0f}")
+            self.bar.update(1)
+        else:
+            parts = " - ".join(f"{k} {v}" for k, v in text.items())
+            print(f"epoch {epoch}/{epochs} - {parts} - {rate:,.0f} samples/s", flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def fit(
+    model: MLP,
+    X: Any,
+    Y: Any,
+    *,
+    epochs: int = 30,
+    batch_size: int = 64,
+    optimizer: str | Optimizer = "sgd",
+    lr: float | None = None,
+    seed: int | None = 0,
+    shuffle: bool = True,
+    validation_data: tuple[Any, Any] | None = None,
+    early_stopping: int | None = None,
+    verbose: bool = True,
+    **optimizer_options: Any,
+) -> History:
+    """Train ``model`` on ``(X, Y)`` and return its :class:`History`.
+
+    ``optimizer`` is "sgd", "momentum", "nesterov", "adam" or an :class:`~anybackprop.optim.Optimizer`;
+    ``lr`` defaults to the optimizer's (0.1 for SGD, 1e-3 for Adam); further keywords
+    (``momentum``, ``weight_decay``, ``schedule``...) go to the optimizer. ``seed`` seeds the host
+    generator that shuffles the rows each epoch. ``early_stopping=k`` stops after ``k`` epochs
+    without improvement of the validation loss (the training loss without validation data) and
+    restores the best parameters. A non-finite epoch loss raises ValueError.
+    """
+    epochs = check_positive_int(epochs, "epochs")
+    batch_size = check_positive_int(batch_size, "batch_size")
+    if early_stopping is not None:
+        early_stopping = check_positive_int(early_stopping, "early_stopping")
+    opt = get_optimizer(optimizer, lr, **optimizer_options)
+    x, y = model._check_XY(X, Y)
+    val = None
+    if validation_data is not None:
+        if not isinstance(validation_data, tuple) or len(validation_data) != 2:
+            raise ValueError("validation_data must be a tuple (X_val, Y_val)")
+        xv = model._check_X(validation_data[0], "X_val")
+        yv = check_targets(model.backend, validation_data[1], model.output.name, model.n_outputs, xv.shape[0], model.dtype, "y_val")
+        val = (xv, yv)
+
+    xp = model.backend.xp
+    rng = host_rng(seed)
+    m = x.shape[0]
+    metric = _metric_name(model)
+    ss_tot = 0.0 if model.is_classifier else _total_sum_of_squares(xp, y)
+    ss_tot_val = 0.0 if model.is_classifier or val is None else _total_sum_of_squares(xp, val[1])
+    history = History()
+    best = (math.inf, None)
+    progress = _Progress(epochs, verbose)
+    start = time.perf_counter()
+    try:
+        for epoch in range(epochs):
+            tick = time.perf_counter()
+            opt.start_epoch(epoch, epochs)
+            if shuffle:
+                order = model.backend.asarray(rng.permutation(m))
+                xs, ys = xp.take(x, order, axis=0), xp.take(y, order, axis=0)
+            else:
+                xs, ys = x, y
+            loss_sum, metric_sum = _train_epoch(model, opt, xs, ys, batch_size)
+            loss = float(loss_sum) / m
+            if not math.isfinite(loss):
+                raise ValueError(
+                    f"training diverged at epoch {epoch + 1}: the loss is {loss}; "
+                    f"try a smaller learning rate (lr={opt.base_lr}) or scale the inputs (standardize X)"
+                )
+            history.loss.append(loss)
+            history.metrics.setdefault(metric, []).append(_epoch_metric(model, float(metric_sum), m, ss_tot))
+            values = {"loss": loss, metric: history.metrics[metric][-1]}
+            if val is not None:
+                vloss, vmetric = _evaluate(model, val[0], val[1], ss_tot_val)
+                history.val_loss.append(vloss)
+                history.metrics.setdefault(f"val_{metric}", []).append(vmetric)
+                values.update({"val_loss": vloss, f"val_{metric}": vmetric})
+            progress.update(epoch + 1, epochs, values, m / max(time.perf_counter() - tick, 1e-9))
+            if early_stopping is not None:
+                monitored = history.val_loss[-1] if val is not None else loss
+                if monitored < best[0]:
+                    best = (monitored, {k: xp.asarray(v, copy=True) for k, v in model.params.items()})
+                    history.best_epoch = epoch + 1
+                elif epoch + 1 - history.best_epoch >= early_stopping:
+                    break
+    finally:
+        progress.close()
+    if best[1] is not None:
+        model.params = best[1]
+    history.seconds = time.perf_counter() - start
+    return history
+
+
+def _train_epoch(model: MLP, opt: Optimizer, xs: Any, ys: Any, batch_size: int) -> tuple[Any, Any]:
+    """One pass over the (shuffled) rows; returns the device sums of batch losses (weighted by
+    batch size) and of the batch metric. No host read happens here."""
+    xp = model.backend.xp
+    m = xs.shape[0]
+    loss_sum = metric_sum = 0.0
+    for start in range(0, m, batch_size):
+        stop = min(start + batch_size, m)
+        xb, yb = xs[start:stop, ...], ys[start:stop, ...]
+        caches = model._forward(xp, xb)
+        grads = model._backward(xp, caches, yb)
+        _, z, a = caches[-1]
+        loss_sum = loss_sum + model._loss(xp, caches, yb) * xb.shape[0]
+        metric_sum = metric_sum + _batch_metric(xp, model, z if model.is_classifier else a, yb)
+        opt.step(xp, model.params, grads)
+    return loss_sum, metric_sum
+
+
+def predict(model: MLP, X: Any) -> Any:
+    xp = model.backend.xp
+    a = model.forward(X)
+    if model.output.name == "softmax":
+        return xp.argmax(a, axis=1)
+    out = xp.astype(a >= 0.5, xp.int64) if model.output.name == "sigmoid" else a
+    return out[:, 0] if model.n_outputs == 1 else out
+
+
+def predict_proba(model: MLP, X: Any) -> Any:
+    if not model.is_classifier:
+        raise ValueError(f"predict_proba needs a classifier (softmax or sigmoid output), this model has output {model.output.name!r}")
+    xp = model.backend.xp
+    a = model.forward(X)
+    if model.output.name == "sigmoid" and model.n_outputs == 1:
+        return xp.concat([1.0 - a, a], axis=1)
+    return a
+
+
+def score(model: MLP, X: Any, Y: Any) -> float:
+    x, y = model._check_XY(X, Y)
+    xp = model.backend.xp
+    caches = model._forward(xp, x)
+    _, z, a = caches[-1]
+    if model.is_classifier:
+        return _epoch_metric(model, float(_batch_metric(xp, model, z, y)), x.shape[0], 0.0)
+    return _epoch_metric(model, float(_batch_metric(xp, model, a, y)), x.shape[0], _total_sum_of_squares(xp, y))

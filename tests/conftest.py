@@ -1,0 +1,36 @@
+"""One ``backend`` fixture over every backend usable on this machine (numpy and array_api_strict
+everywhere, cupy with a GPU, torch where installed). ``ANYBACKPROP_TEST_BACKENDS=numpy,cupy``
+selects a subset."""
+
+import os
+
+import numpy as np
+import pytest
+
+import anybackprop as ab
+
+_selected = os.environ.get("ANYBACKPROP_TEST_BACKENDS")
+BACKENDS = [b for b in ab.available_backends() if not _selected or b in _selected.split(",")]
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request):
+    """Runs the test with this backend in force (and restores the previous one after)."""
+    with ab.use_backend(request.param) as b:
+        yield b
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(12345)
+
+
+def assert_close(actual, expected, rtol=1e-12, atol=0.0):
+    np.testing.assert_allclose(ab.to_numpy(actual), ab.to_numpy(expected), rtol=rtol, atol=atol)
+
+
+def grad_criterion(analytic, numeric):
+    """|analytic - numeric| <= 1e-7 + 1e-5 |numeric|, elementwise (reliability goal G1)."""
+    a, n = ab.to_numpy(analytic), ab.to_numpy(numeric)
+    bad = np.abs(a - n) > 1e-7 + 1e-5 * np.abs(n)
+    return not bad.any(), float(np.max(np.abs(a - n)))

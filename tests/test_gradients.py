@@ -1,0 +1,81 @@
+"""Every hidden activation x every output/loss pairing x depths 1 and 3 against central
+differences in float64, on every backend."""
+
+import numpy as np
+import pytest
+
+import anybackprop as ab
+from conftest import grad_criterion
+
+PAIRINGS = [
+    ("softmax", "cross_entropy", 3),
+    ("sigmoid", "binary_cross_entropy", 1),
+    ("identity", "mse", 2),
+    ("sigmoid", "mse", 1),
+    ("softmax", "mse", 3),
+]
+
+
+def targets(output, n_out, m, rng):
+    if output == "softmax":
+        return rng.integers(0, n_out, m)
+    if output == "sigmoid":
+        return rng.integers(0, 2, m).astype(float)
+    return rng.standard_normal((m, n_out))
+
+
+@pytest.mark.parametrize("depth", [1, 3])
+@pytest.mark.parametrize("output,loss,n_out", PAIRINGS)
+@pytest.mark.parametrize("activation", ["identity", "sigmoid", "tanh", "relu", "leaky_relu"])
+def test_gradients_match_central_differences(backend, activation, output, loss, n_out, depth, rng):
+    sizes = [4] + [5] * depth + [n_out]
+    model = ab.MLP(sizes, activation=activation, output=output, loss=loss, seed=7, dtype="float64")
+    X = rng.standard_normal((6, 4))
+    Y = targets(output, n_out, 6, rng)
+    _, analytic = model.loss_and_grads(X, Y)
+    numeric = ab.numerical_grads(model, X, Y, eps=1e-6)
+    assert set(analytic) == set(model.params)
+    for key in model.params:
+        assert tuple(analytic[key].shape) == tuple(model.params[key].shape)
+        ok, worst = grad_criterion(analytic[key], numeric[key])
+        assert ok, f"{key}: worst abs error {worst:.3e}"
+
+
+def test_leaky_relu_slope_is_used(backend, rng):
+    model = ab.MLP([3, 4, 2], activation={"name": "leaky_relu", "slope": 0.3}, output="identity", dtype="float64")
+    X = rng.standard_normal((5, 3))
+    Y = rng.standard_normal((5, 2))
+    _, analytic = model.loss_and_grads(X, Y)
+    numeric = ab.numerical_grads(model, X, Y)
+    for key in model.params:
+        assert grad_criterion(analytic[key], numeric[key])[0]
+    assert model.hidden_activations[0].slope == 0.3
+
+
+def test_gradcheck_reports_small_error_for_float32_model(backend, rng):
+    model = ab.MLP([4, 6, 3], activation="tanh", seed=1)
+    X = rng.standard_normal((8, 4))
+    y = rng.integers(0, 3, 8)
+    error = ab.gradcheck(model, X, y)
+    assert 0 <= error < 1e-4
+    assert model.dtype_name == "float32"  # the model itself is untouched
+
+
+def test_gradcheck_detects_a_wrong_gradient(backend, rng, monkeypatch):
+    model = ab.MLP([3, 4, 2], activation="tanh", output="identity", dtype="float64")
+    X = rng.standard_normal((5, 3))
+    Y = rng.standard_normal((5, 2))
+    good = ab.gradcheck(model, X, Y)
+    wrong = ab.activations.Activation("tanh", ab.activations.tanh, lambda xp, z, a, da: da * (1.0 - a))
+    model.layers[0] = ab.layers.Dense(1, 3, 4, wrong)
+    assert good < 1e-6
+    assert ab.gradcheck(model, X, Y) > 1e-2
+
+
+def test_gradcheck_verbose_lists_parameters_worst_first(rng, capsys):
+    model = ab.MLP([3, 4, 2], activation="relu", output="identity", dtype="float64")
+    ab.gradcheck(model, rng.standard_normal((5, 3)), rng.standard_normal((5, 2)), verbose=True)
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert sorted(line.split()[0] for line in lines) == sorted(model.params)
+    errors = [float(line.split()[-1]) for line in lines]
+    assert errors == sorted(errors, reverse=True)
