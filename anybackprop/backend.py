@@ -29,7 +29,7 @@ import numpy as np
 BACKEND_NAMES = ("numpy", "array_api_strict", "cupy", "torch")
 DTYPE_NAMES = ("float32", "float64")
 _ACCEPTED = BACKEND_NAMES + ("auto",)
-_CUPY_INSTALL = "pip install 'anybackprop[cuda12]' (or '[cuda13]')"
+_CUPY_INSTALL = "pip install 'anybackprop[cuda12]' or 'anybackprop[cuda13]'"
 
 
 @dataclass(frozen=True, eq=False)

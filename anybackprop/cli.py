@@ -1,0 +1,160 @@
+"""The ``anybackprop`` command: ``train``, ``info`` and ``gradcheck``."""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+import time
+from collections.abc import Sequence
+
+import numpy as np
+
+from . import __version__, datasets
+from .activations import HIDDEN_ACTIVATIONS, OUTPUT_ACTIVATIONS
+from .backend import BACKEND_NAMES, DTYPE_NAMES, available_backends, get_backend, set_backend, unavailable_reason
+from .gradcheck import gradcheck
+from .io import save
+from .losses import DEFAULT_LOSS
+from .network import MLP
+from .optim import OPTIMIZERS
+
+
+_DEFAULT_LR = {"adam": 3e-3, "sgd": 0.1, "momentum": 0.05, "nesterov": 0.05}
+
+
+def _hidden_sizes(text: str) -> list[int]:
+    try:
+        sizes = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated positive ints such as 128,64, got {text!r}") from None
+    if any(n < 1 for n in sizes):
+        raise argparse.ArgumentTypeError(f"expected comma-separated positive ints such as 128,64, got {text!r}")
+    return sizes
+
+
+def _positive(kind: type) -> callable:
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a positive {kind.__name__}, got {text!r}") from None
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"expected a positive {kind.__name__}, got {text!r}")
+        return value
+
+    return parse
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="anybackprop", description="Train and check MLPs with hand-derived backprop.")
+    parser.add_argument("--version", action="version", version=f"anybackprop {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    train = sub.add_parser("train", help="train an MLP on a bundled dataset and print its test accuracy")
+    train.add_argument("--dataset", choices=datasets.DATASETS, default="digits")
+    train.add_argument("--backend", choices=BACKEND_NAMES + ("auto",), default=None, help="default: ANYBACKPROP_BACKEND or numpy")
+    train.add_argument("--device", default=None)
+    train.add_argument("--dtype", choices=DTYPE_NAMES, default=None)
+    train.add_argument("--hidden", type=_hidden_sizes, default=[128, 64], help="hidden layer sizes, e.g. 128,64")
+    train.add_argument("--activation", choices=HIDDEN_ACTIVATIONS, default="relu")
+    train.add_argument("--epochs", type=_positive(int), default=30)
+    train.add_argument("--batch-size", type=_positive(int), default=64)
+    train.add_argument("--lr", type=_positive(float), default=None, help="default: 3e-3 for adam, 0.1 for sgd, 0.05 with momentum")
+    train.add_argument("--optimizer", choices=OPTIMIZERS, default="adam")
+    train.add_argument("--weight-decay", type=float, default=1e-3, help="L2 penalty on the weights (default 1e-3)")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--test-size", type=float, default=0.2)
+    train.add_argument("--save", metavar="MODEL.npz", default=None)
+    train.add_argument("--plot", metavar="CURVES.png", default=None)
+    train.add_argument("--quiet", action="store_true", help="print only the final result")
+
+    sub.add_parser("info", help="list backends, devices and versions")
+
+    check = sub.add_parser("gradcheck", help="check every activation/output pairing against finite differences")
+    check.add_argument("--backend", choices=BACKEND_NAMES + ("auto",), default=None)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if getattr(args, "backend", None) or getattr(args, "device", None) or getattr(args, "dtype", None):
+            set_backend(args.backend or get_backend().name, args.device, dtype=args.dtype)
+        return {"train": _train, "info": _info, "gradcheck": _gradcheck}[args.command](args)
+    except (ValueError, ImportError) as exc:
+        print(f"anybackprop: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _train(args: argparse.Namespace) -> int:
+    X, y = datasets.load(args.dataset, seed=args.seed)
+    X_train, X_test, y_train, y_test = datasets.train_test_split(X, y, args.test_size, seed=args.seed)
+    X_train, X_test = datasets.standardize(X_train, X_test)
+    n_classes = int(y.max()) + 1
+    output = "sigmoid" if n_classes == 2 else "softmax"
+    sizes = [X.shape[1], *args.hidden, 1 if output == "sigmoid" else n_classes]
+    model = MLP(sizes, activation=args.activation, output=output, seed=args.seed)
+    verbose = not args.quiet
+    if verbose:
+        print(f"{args.dataset}: {len(X_train)} training and {len(X_test)} test rows; {model}")
+    start = time.perf_counter()
+    history = model.fit(
+        X_train, y_train, epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer,
+        lr=args.lr or _DEFAULT_LR[args.optimizer], weight_decay=args.weight_decay, seed=args.seed, validation_data=(X_test, y_test), verbose=verbose,
+    )
+    seconds = time.perf_counter() - start
+    accuracy = model.score(X_test, y_test)
+    print(f"test accuracy: {accuracy:.4f} ({history.epochs} epochs in {seconds:.2f} s on {model.backend.name})")
+    if args.save:
+        save(model, args.save)
+        print(f"saved the model to {args.save}")
+    if args.plot:
+        from .plotting import plot_training
+
+        plot_training(history, args.plot, model=model if X.shape[1] == 2 else None, data=(X_test, y_test))
+        print(f"saved the curves to {args.plot}")
+    return 0
+
+
+def _info(args: argparse.Namespace) -> int:
+    import array_api_compat
+
+    print(f"anybackprop {__version__} on Python {platform.python_version()} ({platform.machine()})")
+    print(f"numpy {np.__version__}, array-api-compat {array_api_compat.__version__}")
+    current = get_backend()
+    print(f"current backend: {current.name} on {current.device} ({current.dtype})")
+    usable = available_backends()
+    for name in BACKEND_NAMES:
+        if name in usable:
+            backend = set_backend(name)
+            version = getattr(backend.library, "__version__", "?")
+            print(f"  {name:<17} usable     version {version}, device {backend.device}")
+        else:
+            print(f"  {name:<17} not usable: {unavailable_reason(name)}")
+    return 0
+
+
+def _gradcheck(args: argparse.Namespace) -> int:
+    backend = get_backend()
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((8, 4))
+    print(f"central differences in float64 on {backend.name}: max relative error per pairing")
+    print(f"{'hidden':<11} {'output':<9} {'loss':<21} {'error':>10}")
+    failures = 0
+    for output in OUTPUT_ACTIVATIONS:
+        n_out = 3 if output != "sigmoid" else 1
+        Y = {"softmax": rng.integers(0, 3, 8), "sigmoid": rng.integers(0, 2, 8), "identity": rng.standard_normal((8, 3))}[output]
+        for loss in dict.fromkeys([DEFAULT_LOSS[output], "mse"]):
+            for activation in HIDDEN_ACTIVATIONS:
+                model = MLP([4, 6, 5, n_out], activation=activation, output=output, loss=loss, seed=1, dtype="float64")
+                error = gradcheck(model, X, Y)
+                status = "ok" if error < 1e-4 else "FAIL"
+                failures += status == "FAIL"
+                print(f"{activation:<11} {output:<9} {loss:<21} {error:>10.2e}  {status}")
+    print("all pairings agree" if not failures else f"{failures} pairings FAILED")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

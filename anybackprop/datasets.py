@@ -1,0 +1,128 @@
+"""Datasets as NumPy arrays on the host (they enter a backend once, in ``fit``).
+
+Generated, no download: the planar "flower" of note 000's course, XOR, two spirals, moons.
+Bundled: the handwritten digits (scikit-learn's copy; needs the optional extra ``datasets``).
+Helpers: a stratified train/test split, standardisation with train statistics, one-hot.
+All random draws come from ``numpy.random.default_rng(seed)``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .validation import check_positive_int
+
+DATASETS = ("digits", "flower", "xor", "spirals", "moons")
+
+
+def flower(n: int = 400, seed: int | None = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Two-class planar "flower": ``n`` points in 2-D on petals ``r = 4 sin(4 t)`` with noise;
+    labels 0/1 alternate between petals. Returns ``X (n, 2)``, ``y (n,)`` int."""
+    check_positive_int(n, "n", 2)
+    rng = np.random.default_rng(seed)
+    half = n // 2
+    X, y = np.zeros((n, 2)), np.zeros(n, dtype=np.int64)
+    for label, (start, stop) in enumerate(((0, half), (half, n))):
+        count = stop - start
+        t = np.linspace(label * 3.12, (label + 1) * 3.12, count) + rng.standard_normal(count) * 0.2
+        r = 4 * np.sin(4 * t) + rng.standard_normal(count) * 0.2
+        X[start:stop] = np.c_[r * np.sin(t), r * np.cos(t)]
+        y[start:stop] = label
+    return X, y
+
+
+def xor(n: int = 200, noise: float = 0.1, seed: int | None = 0) -> tuple[np.ndarray, np.ndarray]:
+    """The XOR problem: the four corners of the unit square (label ``x0 xor x1``), ``n`` noisy
+    copies. Returns ``X (n, 2)``, ``y (n,)`` int."""
+    check_positive_int(n, "n", 4)
+    rng = np.random.default_rng(seed)
+    corners = rng.integers(0, 2, (n, 2))
+    corners[:4] = [[0, 0], [0, 1], [1, 0], [1, 1]]
+    return corners + rng.standard_normal((n, 2)) * noise, corners[:, 0] ^ corners[:, 1]
+
+
+def spirals(n: int = 400, noise: float = 0.2, turns: float = 1.5, seed: int | None = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Two interleaved spirals of ``n // 2`` points each. Returns ``X (n, 2)``, ``y (n,)`` int."""
+    check_positive_int(n, "n", 2)
+    rng = np.random.default_rng(seed)
+    half = n // 2
+    t = np.sqrt(rng.uniform(0, 1, half)) * turns * 2 * np.pi
+    arm = np.c_[t * np.cos(t), t * np.sin(t)]
+    X = np.r_[arm, -arm][:n] + rng.standard_normal((2 * half, 2))[:n] * noise
+    y = np.r_[np.zeros(half, np.int64), np.ones(half, np.int64)]
+    return X, y
+
+
+def moons(n: int = 400, noise: float = 0.1, seed: int | None = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Two interleaving half circles. Returns ``X (n, 2)``, ``y (n,)`` int."""
+    check_positive_int(n, "n", 2)
+    rng = np.random.default_rng(seed)
+    half = n // 2
+    t_out, t_in = np.linspace(0, np.pi, n - half), np.linspace(0, np.pi, half)
+    X = np.r_[np.c_[np.cos(t_out), np.sin(t_out)], np.c_[1 - np.cos(t_in), 0.5 - np.sin(t_in)]]
+    y = np.r_[np.zeros(n - half, np.int64), np.ones(half, np.int64)]
+    return X + rng.standard_normal(X.shape) * noise, y
+
+
+def digits() -> tuple[np.ndarray, np.ndarray]:
+    """The 1797 8x8 handwritten digits (pixel values 0..16) bundled with scikit-learn.
+    Returns ``X (1797, 64)`` float64, ``y (1797,)`` int."""
+    try:
+        from sklearn.datasets import load_digits
+    except ImportError:
+        raise ImportError(
+            "the digits dataset comes with scikit-learn, an optional extra: pip install 'anybackprop[datasets]'"
+        ) from None
+    data = load_digits()
+    return data.data.astype(np.float64), data.target.astype(np.int64)
+
+
+def load(name: str, seed: int | None = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A dataset by name: one of :data:`DATASETS`."""
+    if name == "digits":
+        return digits()
+    makers = {"flower": flower, "xor": xor, "spirals": spirals, "moons": moons}
+    if name not in makers:
+        raise ValueError(f"unknown dataset {name!r}; accepted values: {', '.join(DATASETS)}")
+    return makers[name](seed=seed)
+
+
+def train_test_split(
+    X: np.ndarray, y: np.ndarray, test_size: float = 0.2, seed: int | None = 0, stratify: bool = True
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``X_train, X_test, y_train, y_test``; with ``stratify`` (for class labels ``y``) each class
+    keeps its share in both parts."""
+    X, y = np.asarray(X), np.asarray(y)
+    if len(X) != len(y):
+        raise ValueError(f"X has {len(X)} rows but y has {len(y)}; expected one label per row")
+    if not 0 < test_size < 1:
+        raise ValueError(f"test_size must be in (0, 1), got {test_size!r}")
+    rng = np.random.default_rng(seed)
+    if stratify:
+        groups = [np.flatnonzero(y == c) for c in np.unique(y)]
+    else:
+        groups = [np.arange(len(y))]
+    test = np.concatenate([rng.permutation(g)[: int(round(len(g) * test_size))] for g in groups])
+    mask = np.zeros(len(y), dtype=bool)
+    mask[test] = True
+    train_idx, test_idx = rng.permutation(np.flatnonzero(~mask)), rng.permutation(np.flatnonzero(mask))
+    return X[train_idx], X[test_idx], y[train_idx], y[test_idx]
+
+
+def standardize(X_train: np.ndarray, *others: np.ndarray) -> tuple[np.ndarray, ...]:
+    """``(X - mean) / std`` with the train statistics (constant columns are only centred)."""
+    mean = X_train.mean(axis=0)
+    std = X_train.std(axis=0)
+    std[std == 0] = 1.0
+    return tuple((X - mean) / std for X in (X_train, *others))
+
+
+def one_hot(y: np.ndarray, n_classes: int | None = None) -> np.ndarray:
+    """Integer labels ``(m,)`` as one-hot rows ``(m, C)`` (float64)."""
+    y = np.asarray(y)
+    if y.ndim != 1 or y.dtype.kind not in "iu":
+        raise ValueError(f"y must be 1-D integer labels, got shape {y.shape} dtype {y.dtype}")
+    n_classes = int(y.max()) + 1 if n_classes is None else n_classes
+    if y.size and (y.min() < 0 or y.max() >= n_classes):
+        raise ValueError(f"y has labels in [{y.min()}, {y.max()}]; expected integers in [0, {n_classes - 1}]")
+    return np.eye(n_classes)[y]

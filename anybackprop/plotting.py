@@ -1,0 +1,80 @@
+"""Training curves and 2-D decision boundaries as a PNG (matplotlib: optional extra ``plot``)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from typing import Any
+
+import numpy as np
+
+from .backend import to_numpy
+
+
+def _pyplot() -> Any:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise ImportError("plotting needs matplotlib, an optional extra: pip install 'anybackprop[plot]'") from None
+    return plt
+
+
+def plot_training(history: Any, path: str | os.PathLike, model: Any = None, data: tuple | None = None) -> None:
+    """Loss and metric per epoch (training and validation); with a 2-input ``model`` and
+    ``data=(X, y)``, also its decision boundary. Written atomically to ``path``."""
+    plt = _pyplot()
+    boundary = model is not None and model.n_features == 2 and data is not None
+    fig, axes = plt.subplots(1, 3 if boundary else 2, figsize=(15 if boundary else 10, 4))
+    epochs = np.arange(1, history.epochs + 1)
+    axes[0].plot(epochs, history.loss, label="train")
+    if history.val_loss:
+        axes[0].plot(epochs, history.val_loss, label="validation")
+    axes[0].set(xlabel="epoch", ylabel="loss", title="loss")
+    for name, values in history.metrics.items():
+        axes[1].plot(epochs, values, label=name)
+    axes[1].set(xlabel="epoch", title="metrics")
+    for ax in axes[:2]:
+        ax.legend()
+        ax.grid(alpha=0.3)
+    if boundary:
+        plot_decision_boundary(model, *data, ax=axes[2])
+    fig.tight_layout()
+    _save_atomically(fig, path)
+    plt.close(fig)
+
+
+def plot_decision_boundary(model: Any, X: np.ndarray, y: np.ndarray, ax: Any = None, path: str | None = None) -> None:
+    """Shade the class the model predicts over the plane around ``X (m, 2)`` and scatter ``y``."""
+    plt = _pyplot()
+    own = ax is None
+    if own:
+        fig, ax = plt.subplots(figsize=(5, 5))
+    X = np.asarray(X)
+    lo, hi = X.min(axis=0) - 0.5, X.max(axis=0) + 0.5
+    gx, gy = np.meshgrid(np.linspace(lo[0], hi[0], 200), np.linspace(lo[1], hi[1], 200))
+    grid = np.c_[gx.ravel(), gy.ravel()]
+    labels = to_numpy(model.predict(grid)).reshape(gx.shape)
+    ax.contourf(gx, gy, labels, alpha=0.3, cmap="coolwarm")
+    ax.scatter(X[:, 0], X[:, 1], c=np.asarray(y), s=10, cmap="coolwarm", edgecolors="k", linewidths=0.3)
+    ax.set(title="decision boundary", xlabel="x0", ylabel="x1")
+    if own:
+        fig.tight_layout()
+        _save_atomically(fig, path)
+        plt.close(fig)
+
+
+def _save_atomically(fig: Any, path: str | os.PathLike) -> None:
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=os.path.basename(path) + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            fig.savefig(f, format=os.path.splitext(path)[1][1:] or "png", dpi=100)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
