@@ -12,6 +12,7 @@ from .backend import (
     use_backend,
 )
 from .gradcheck import gradcheck, numerical_grads
+from .io import load, save
 from .losses import LOSSES, Loss, get_loss
 from .network import MLP
 
@@ -31,7 +32,9 @@ __all__ = [
     "get_loss",
     "gradcheck",
     "leaky_relu_activation",
+    "load",
     "numerical_grads",
+    "save",
     "set_backend",
     "to_numpy",
     "use_backend",

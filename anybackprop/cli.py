@@ -80,7 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if getattr(args, "backend", None) or getattr(args, "device", None) or getattr(args, "dtype", None):
-            set_backend(args.backend or get_backend().name, args.device, dtype=args.dtype)
+            set_backend(args.backend or get_backend().name, getattr(args, "device", None), dtype=getattr(args, "dtype", None))
         return {"train": _train, "info": _info, "gradcheck": _gradcheck}[args.command](args)
     except (ValueError, ImportError) as exc:
         print(f"anybackprop: error: {exc}", file=sys.stderr)

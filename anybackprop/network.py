@@ -136,7 +136,8 @@ class MLP:
         return clone
 
     def set_params(self, params: dict) -> None:
-        """Replace every parameter (arrays of this backend or NumPy), checking names and shapes."""
+        """Replace every parameter with a copy of ``params`` (arrays of this backend or NumPy),
+        checking names and shapes."""
         if set(params) != set(self.params):
             raise ValueError(f"params must have the keys {sorted(self.params)}, got {sorted(params)}")
         new = {}
@@ -144,7 +145,7 @@ class MLP:
             arr = self.backend.asarray(value, self.dtype, name=f"params[{key!r}]")
             if tuple(arr.shape) != tuple(self.params[key].shape):
                 raise ValueError(f"params[{key!r}] has shape {tuple(arr.shape)}, expected {tuple(self.params[key].shape)}")
-            new[key] = arr
+            new[key] = self.backend.xp.asarray(arr, copy=True)  # training updates in place: never alias the caller's
         self.params = new
 
     # --- maths -------------------------------------------------------------------------------

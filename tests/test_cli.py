@@ -1,0 +1,73 @@
+"""The anybackprop command end to end, in a subprocess, and its errors on bad flags."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import anybackprop as ab
+
+
+def cli(*args, cwd=None):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANYBACKPROP_")}
+    return subprocess.run([sys.executable, "-m", "anybackprop.cli", *args], capture_output=True, text=True, cwd=cwd, env=env)
+
+
+def test_train_prints_progress_and_test_accuracy_and_saves(tmp_path):
+    result = cli("train", "--epochs", "3", "--save", str(tmp_path / "m.npz"))
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("digits: 1438 training and 359 test rows; MLP([64, 128, 64, 10]")
+    assert [line.split(" - ")[0] for line in lines[1:4]] == ["epoch 1/3", "epoch 2/3", "epoch 3/3"]
+    assert "val_accuracy" in lines[1]
+    accuracy = float(lines[4].split()[2])
+    assert 0.9 < accuracy <= 1.0 and "3 epochs" in lines[4]
+    model = ab.load(tmp_path / "m.npz")
+    assert model.layer_sizes == [64, 128, 64, 10]
+
+
+def test_train_on_a_plane_with_plot_on_array_api_strict(tmp_path):
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "curves.png"
+    result = cli("train", "--dataset", "moons", "--hidden", "8", "--epochs", "5", "--backend", "array_api_strict", "--quiet", "--plot", str(out))
+    assert result.returncode == 0, result.stderr
+    assert "on array_api_strict" in result.stdout
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_info_and_gradcheck():
+    info = cli("info")
+    assert info.returncode == 0 and "numpy             usable" in info.stdout
+    check = cli("gradcheck", "--backend", "numpy")
+    assert check.returncode == 0, check.stdout
+    rows = [line for line in check.stdout.splitlines() if line.endswith(("ok", "FAIL"))]
+    assert len(rows) == 5 * 5 and all(row.endswith("ok") for row in rows)
+    assert check.stdout.strip().endswith("all pairings agree")
+
+
+@pytest.mark.parametrize(
+    "args,pattern",
+    [
+        (["train", "--activation", "gelu"], "argument --activation: invalid choice: 'gelu' (choose from"),
+        (["train", "--hidden", "128,x"], "argument --hidden: expected comma-separated positive ints"),
+        (["train", "--epochs", "0"], "argument --epochs: expected a positive int, got '0'"),
+        (["train", "--dataset", "mnist"], "argument --dataset: invalid choice: 'mnist'"),
+        (["train", "--backend", "jax"], "argument --backend: invalid choice: 'jax'"),
+        (["fly"], "invalid choice: 'fly'"),
+    ],
+)
+def test_bad_flags_name_the_accepted_values(args, pattern):
+    result = cli(*args)
+    assert result.returncode == 2
+    assert pattern in result.stderr
+
+
+def test_unusable_backend_is_a_clean_error():
+    result = cli("train", "--backend", "cupy", "--epochs", "1")
+    if "cupy" in ab.available_backends():
+        assert result.returncode == 0
+    else:
+        assert result.returncode == 2
+        assert result.stderr.startswith("anybackprop: error: backend='cupy' is not usable here")

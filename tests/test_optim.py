@@ -1,0 +1,91 @@
+"""Optimizer steps against updates computed by hand, on every backend."""
+
+import math
+
+import numpy as np
+import pytest
+
+import anybackprop as ab
+from anybackprop import optim
+from conftest import assert_close
+
+P0 = np.array([[1.0, -2.0], [0.5, 0.0]])
+G = [np.array([[0.1, 0.2], [-0.3, 0.4]]), np.array([[-0.5, 0.1], [0.2, 0.2]])]
+
+
+def run(backend, opt, key="W1", steps=2):
+    params = {key: ab.asarray(P0.copy(), "float64")}
+    for g in G[:steps]:
+        opt.step(backend.xp, params, {key: ab.asarray(g, "float64")})
+    return ab.to_numpy(params[key])
+
+
+def test_sgd_is_w_minus_lr_dw(backend):
+    assert_close(run(backend, optim.SGD(lr=0.1)), P0 - 0.1 * G[0] - 0.1 * G[1])
+
+
+def test_momentum(backend):
+    v1 = -0.1 * G[0]
+    v2 = 0.9 * v1 - 0.1 * G[1]
+    assert_close(run(backend, optim.SGD(lr=0.1, momentum=0.9)), P0 + v1 + v2)
+
+
+def test_nesterov(backend):
+    v1 = -0.1 * G[0]
+    p1 = P0 + 0.9 * v1 - 0.1 * G[0]
+    v2 = 0.9 * v1 - 0.1 * G[1]
+    assert_close(run(backend, optim.SGD(lr=0.1, momentum=0.9, nesterov=True)), p1 + 0.9 * v2 - 0.1 * G[1])
+
+
+def test_adam_bias_corrected(backend):
+    b1, b2, eps, lr = 0.9, 0.999, 1e-8, 0.01
+    m = v = 0
+    p = P0.copy()
+    for t, g in enumerate(G, start=1):
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g * g
+        p = p - lr * (m / (1 - b1**t)) / (np.sqrt(v / (1 - b2**t)) + eps)
+    assert_close(run(backend, optim.Adam(lr=lr)), p, rtol=1e-12)
+    # the first Adam step moves every entry by about lr, whatever the gradient's scale
+    first = run(backend, optim.Adam(lr=lr), steps=1)
+    assert_close(np.abs(first - P0), np.full((2, 2), lr), rtol=1e-5)
+
+
+def test_weight_decay_applies_to_weights_only(backend):
+    assert_close(run(backend, optim.SGD(lr=0.1, weight_decay=0.5), steps=1), P0 - 0.1 * (G[0] + 0.5 * P0))
+    assert_close(run(backend, optim.SGD(lr=0.1, weight_decay=0.5), key="b1", steps=1), P0 - 0.1 * G[0])
+
+
+def test_schedules():
+    assert optim.get_schedule("constant")(7, 10) == 1.0
+    assert optim.step_schedule(step_size=2, gamma=0.5)(5, 10) == 0.25  # epochs 4 and 5 are in the third step
+    cosine = optim.get_schedule("cosine")
+    assert cosine(0, 10) == 1.0 and math.isclose(cosine(5, 10), 0.5) and cosine(9, 10) < 0.03
+    opt = optim.SGD(lr=0.2, schedule="step")
+    opt.start_epoch(10, 30)
+    assert math.isclose(opt.lr, 0.1)
+
+
+def test_update_is_in_place_where_arrays_allow_it(backend):
+    params = {"W1": ab.asarray(P0.copy(), "float64")}
+    before = params["W1"]
+    optim.SGD(lr=0.1).step(backend.xp, params, {"W1": ab.asarray(G[0], "float64")})
+    assert params["W1"] is before
+
+
+@pytest.mark.parametrize(
+    "call,pattern",
+    [
+        (lambda: optim.SGD(lr=0), r"lr must be a finite number > 0, got 0"),
+        (lambda: optim.SGD(lr=float("nan")), r"lr must be a finite number > 0"),
+        (lambda: optim.SGD(momentum=1.5), r"momentum must be in \[0, 1\)"),
+        (lambda: optim.SGD(nesterov=True), r"nesterov=True needs momentum > 0"),
+        (lambda: optim.Adam(beta1=1.0), r"beta1 must be in \[0, 1\)"),
+        (lambda: optim.get_optimizer("rmsprop"), r"unknown optimizer 'rmsprop'; accepted values: sgd, momentum, nesterov, adam"),
+        (lambda: optim.get_schedule("linear"), r"unknown schedule 'linear'; accepted values: constant, step, cosine"),
+        (lambda: optim.get_optimizer(optim.SGD(), lr=0.1), r"pass lr and other settings to the optimizer object"),
+    ],
+)
+def test_bad_optimizer_settings(call, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        call()
