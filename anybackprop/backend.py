@@ -20,7 +20,7 @@ import contextvars
 import functools
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import array_api_compat
@@ -37,7 +37,9 @@ class Backend:
     """An array library, one device on it, and the default float dtype.
 
     ``xp`` is the array API namespace, ``library`` the raw module (``numpy``, ``cupy``,
-    ``torch``, ``array_api_strict``), ``device`` the library's own device object.
+    ``torch``, ``array_api_strict``), ``device`` the library's own device object. ``kernels``
+    maps portable formulas to this library's fast paths for them (``_numpy_kernels``,
+    ``_cupy_kernels``); the engine looks each formula up there and falls back to the formula.
     """
 
     name: str
@@ -46,6 +48,7 @@ class Backend:
     device: Any
     dtype: str = "float32"
     tf32: bool = False
+    kernels: dict = field(default_factory=dict, repr=False)
 
     def __repr__(self) -> str:
         return f"Backend(name={self.name!r}, device={self.device!r}, dtype={self.dtype!r})"
@@ -100,6 +103,15 @@ class Backend:
                 f"{name} is on device {got!r} but the {self.name} backend uses device "
                 f"{self.device!r}; move it with ab.to_numpy(x) or set ANYBACKPROP_DEVICE"
             )
+
+    def activate(self) -> contextlib.AbstractContextManager:
+        """A context that makes this backend's device current (and, on CuPy, applies its TF32
+        setting) for the work inside it; ``fit`` runs in one."""
+        if self.name == "cupy":
+            from ._cupy_kernels import activated
+
+            return activated(self)
+        return contextlib.nullcontext()
 
     def sync(self) -> None:
         """Wait for queued device work (for timing); a no-op on the CPU."""
@@ -278,12 +290,14 @@ def _make_backend(name: Any, device: Any, dtype: Any, tf32: bool, source: str) -
             f"{source}={name!r} is not usable here: {exc}; accepted values: {', '.join(_ACCEPTED)} "
             f"(usable now: {', '.join(available_backends())})"
         ) from None
-    backend = Backend(name=name, xp=xp, library=library, device=dev, dtype=dtype, tf32=bool(tf32))
-    if name == "cupy":
+    kernels: dict = {}
+    if name == "numpy":
+        from ._numpy_kernels import KERNELS as kernels
+    elif name == "cupy":
         from . import _cupy_kernels
 
-        _cupy_kernels.configure(backend)
-    return backend
+        kernels = _cupy_kernels.kernels(bool(tf32))
+    return Backend(name=name, xp=xp, library=library, device=dev, dtype=dtype, tf32=bool(tf32), kernels=kernels)
 
 
 def _backend_from_env() -> Backend:

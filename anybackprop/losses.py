@@ -63,12 +63,13 @@ class Loss:
     value: Callable[[Any, Any, Any, Any], Any] = field(repr=False)
     pair: str
     grad_output: Callable[[Any, Any, Any], Any] | None = field(default=None, repr=False)
+    uses_activation: bool = True  # False: ``value`` reads the logits Z only, A may be None
 
 
 LOSSES: dict[str, Loss] = {
     "mse": Loss("mse", mse, "identity", mse_grad_output),
-    "binary_cross_entropy": Loss("binary_cross_entropy", binary_cross_entropy, "sigmoid"),
-    "cross_entropy": Loss("cross_entropy", cross_entropy, "softmax"),
+    "binary_cross_entropy": Loss("binary_cross_entropy", binary_cross_entropy, "sigmoid", uses_activation=False),
+    "cross_entropy": Loss("cross_entropy", cross_entropy, "softmax", uses_activation=False),
 }
 DEFAULT_LOSS = {"softmax": "cross_entropy", "sigmoid": "binary_cross_entropy", "identity": "mse"}
 
@@ -85,8 +86,15 @@ def get_loss(name: str | None, output: Activation) -> Loss:
     return loss
 
 
-def output_delta(xp: Any, loss: Loss, output: Activation, z: Any, a: Any, y: Any) -> Any:
-    """dZ_L: ``(A - Y) / m`` for the paired output, else ``g'(Z) * dJ/dA``."""
+def paired_delta(xp: Any, a: Any, y: Any) -> Any:
+    """dZ_L = (A - Y) / m (note 004, Theorem 6.1)."""
+    return (a - y) / a.shape[0]
+
+
+def output_delta(xp: Any, loss: Loss, output: Activation, z: Any, a: Any, y: Any, kernels: dict | None = None) -> Any:
+    """dZ_L: :func:`paired_delta` for the paired output, else ``g'(Z) * dJ/dA``; ``kernels``
+    maps portable formulas to a backend's fast paths."""
+    kernels = kernels or {}
     if output.name == loss.pair:
-        return (a - y) / a.shape[0]
-    return output.backward(xp, z, a, loss.grad_output(xp, a, y))
+        return kernels.get(paired_delta, paired_delta)(xp, a, y)
+    return kernels.get(output.backward, output.backward)(xp, z, a, loss.grad_output(xp, a, y))

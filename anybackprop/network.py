@@ -154,8 +154,9 @@ class MLP:
         """Per layer ``(A_prev, Z, A)`` for a checked batch ``x``."""
         caches = []
         a = x
+        kernels = self.backend.kernels
         for layer in self.layers:
-            z, a_next = layer.forward(xp, self.params, a)
+            z, a_next = layer.forward(xp, self.params, a, kernels)
             caches.append((a, z, a_next))
             a = a_next
         return caches
@@ -163,15 +164,17 @@ class MLP:
     def _backward(self, xp: Any, caches: list, y: Any) -> dict[str, Any]:
         """Gradients of the batch-mean loss, with the keys and shapes of ``params``."""
         grads: dict[str, Any] = {}
+        kernels = self.backend.kernels
         _, z, a = caches[-1]
-        dz = output_delta(xp, self.loss_fn, self.output, z, a, y)
+        dz = output_delta(xp, self.loss_fn, self.output, z, a, y, kernels)
         for i in range(len(self.layers) - 1, -1, -1):
             layer = self.layers[i]
             a_prev = caches[i][0]
-            grads[layer.W], grads[layer.b], da_prev = layer.backward(xp, self.params, a_prev, dz, i > 0)
+            grads[layer.W], grads[layer.b], da_prev = layer.backward(xp, self.params, a_prev, dz, i > 0, kernels)
             if i > 0:
                 _, z_prev, a_prev_out = caches[i - 1]
-                dz = self.layers[i - 1].activation.backward(xp, z_prev, a_prev_out, da_prev)
+                backward = self.layers[i - 1].activation.backward
+                dz = kernels.get(backward, backward)(xp, z_prev, a_prev_out, da_prev)
         return grads
 
     def _loss(self, xp: Any, caches: list, y: Any) -> Any:

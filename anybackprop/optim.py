@@ -25,6 +25,12 @@ SCHEDULES = ("constant", "step", "cosine")
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam")
 
 
+def sgd_update(xp: Any, p: Any, g: Any, lr: float) -> Any:
+    """The plain SGD step W - lr dW (note 004), as a new array: the reference formula that a
+    backend's in-place fast path replaces."""
+    return p - lr * g
+
+
 def _constant(epoch: int, epochs: int) -> float:
     return 1.0
 
@@ -58,6 +64,8 @@ class Optimizer:
         self.lr = self.base_lr
         self.weight_decay = check_positive_float(weight_decay, "weight_decay", allow_zero=True)
         self.schedule = get_schedule(schedule)
+        self._inplace: bool | None = None
+        self.kernels: dict = {}  # a backend's fast paths, set by fit
 
     def start_epoch(self, epoch: int, epochs: int) -> None:
         """Set the learning rate for ``epoch`` (0-based) of ``epochs``."""
@@ -66,10 +74,12 @@ class Optimizer:
     def _grad(self, key: str, p: Any, g: Any) -> Any:
         return g + self.weight_decay * p if self.weight_decay and key.startswith("W") else g
 
-    @staticmethod
-    def _subtract(params: dict, key: str, update: Any) -> None:
+    def _subtract(self, params: dict, key: str, update: Any) -> None:
+        """``params[key] -= update``: in place where the arrays allow it (checked once)."""
         p = params[key]
-        if array_api_compat.is_writeable_array(p):
+        if self._inplace is None:
+            self._inplace = array_api_compat.is_writeable_array(p)
+        if self._inplace:
             p -= update
         else:
             params[key] = p - update
@@ -97,9 +107,14 @@ class SGD(Optimizer):
     def step(self, xp: Any, params: dict, grads: dict) -> None:
         lr, mu = self.lr, self.momentum
         for key, g in grads.items():
-            g = self._grad(key, params[key], g)
+            if self.weight_decay:
+                g = self._grad(key, params[key], g)
             if not mu:
-                self._subtract(params, key, lr * g)
+                fast = self.kernels.get(sgd_update)
+                if fast is not None:
+                    fast(xp, params[key], g, lr)
+                else:
+                    self._subtract(params, key, lr * g)
                 continue
             v = self.velocity.get(key)
             v = -lr * g if v is None else mu * v - lr * g

@@ -3,7 +3,8 @@
 The data enters the device once per ``fit``. Each epoch draws a permutation on the host (seeded),
 gathers the shuffled copy once on the device, and trains on contiguous slices of it. The epoch's
 loss and metric are accumulated on the device from the minibatches already computed (as running
-averages over the epoch, like Keras) and read back once per epoch.
+averages over the epoch, like Keras) and read back once per epoch: each step keeps its output logits
+in an epoch-sized buffer, and the loss and metric are computed from that buffer at the epoch's end.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from .backend import host_rng
+from .backend import host_rng, to_numpy
 from .network import MLP
 from .optim import Optimizer, get_optimizer
 from .validation import check_positive_int, check_targets
@@ -45,34 +46,34 @@ def _metric_name(model: MLP) -> str:
     return "accuracy" if model.is_classifier else "r2"
 
 
-def _batch_metric(xp: Any, model: MLP, z: Any, y: Any) -> Any:
-    """Per batch, as a 0-d array: correct predictions (classification) or the squared-error sum."""
-    if model.output.name == "softmax":
-        return xp.sum(xp.astype(xp.argmax(z, axis=1) == xp.argmax(y, axis=1), z.dtype))
-    if model.output.name == "sigmoid":
-        return xp.sum(xp.astype((z >= 0) == (y >= 0.5), z.dtype)) / y.shape[1]
-    d = z - y
-    return xp.sum(d * d)
-
-
-def _epoch_metric(model: MLP, total: float, m: int, ss_tot: float) -> float:
-    if model.is_classifier:
-        return total / m
-    return 1.0 - total / ss_tot if ss_tot > 0 else 0.0
-
-
 def _total_sum_of_squares(xp: Any, y: Any) -> float:
     d = y - xp.mean(y, axis=0, keepdims=True)
     return float(xp.sum(d * d))
 
 
+def _scores(model: MLP, z: Any, y: Any, ss_tot: float) -> tuple[float, float]:
+    """Mean loss and metric of output logits ``z`` against dense targets ``y``, read back in one
+    transfer: accuracy for classifiers (argmax for softmax, ``z >= 0`` for each sigmoid output),
+    R^2 = 1 - SS_res / SS_tot for regression."""
+    xp, kernels = model.backend.xp, model.backend.kernels
+    a = model.output.forward(xp, z) if model.loss_fn.uses_activation else None
+    loss = kernels.get(model.loss_fn.value, model.loss_fn.value)(xp, z, a, y)
+    if model.output.name == "softmax":
+        metric = xp.mean(xp.astype(xp.argmax(z, axis=1) == xp.argmax(y, axis=1), z.dtype))
+    elif model.output.name == "sigmoid":
+        metric = xp.mean(xp.astype((z >= 0) == (y >= 0.5), z.dtype))
+    else:
+        d = a - y
+        metric = xp.sum(d * d)
+    loss, metric = (float(v) for v in to_numpy(xp.stack([loss, metric])))
+    if not model.is_classifier:
+        metric = 1.0 - metric / ss_tot if ss_tot > 0 else 0.0
+    return loss, metric
+
+
 def _evaluate(model: MLP, x: Any, y: Any, ss_tot: float) -> tuple[float, float]:
     """Loss and metric of checked arrays, in one forward pass."""
-    xp = model.backend.xp
-    caches = model._forward(xp, x)
-    z = caches[-1][1] if model.is_classifier else caches[-1][2]
-    loss = float(model._loss(xp, caches, y))
-    return loss, _epoch_metric(model, float(_batch_metric(xp, model, z, y)), x.shape[0], ss_tot)
+    return _scores(model, model._forward(model.backend.xp, x)[-1][1], y, ss_tot)
 
 
 class _Progress:
@@ -150,66 +151,66 @@ def fit(
     metric = _metric_name(model)
     ss_tot = 0.0 if model.is_classifier else _total_sum_of_squares(xp, y)
     ss_tot_val = 0.0 if model.is_classifier or val is None else _total_sum_of_squares(xp, val[1])
+    logits = xp.empty((m, model.n_outputs), dtype=model.dtype, device=model.backend.device)
     history = History()
     best = (math.inf, None)
+    opt.kernels = model.backend.kernels
     progress = _Progress(epochs, verbose)
     start = time.perf_counter()
-    try:
-        for epoch in range(epochs):
-            tick = time.perf_counter()
-            opt.start_epoch(epoch, epochs)
-            if shuffle:
-                order = model.backend.asarray(rng.permutation(m))
-                xs, ys = xp.take(x, order, axis=0), xp.take(y, order, axis=0)
-            else:
-                xs, ys = x, y
-            loss_sum, metric_sum = _train_epoch(model, opt, xs, ys, batch_size)
-            loss = float(loss_sum) / m
-            if not math.isfinite(loss):
-                raise ValueError(
-                    f"training diverged at epoch {epoch + 1}: the loss is {loss}; "
-                    f"try a smaller learning rate (lr={opt.base_lr}) or scale the inputs (standardize X)"
-                )
-            history.loss.append(loss)
-            history.metrics.setdefault(metric, []).append(_epoch_metric(model, float(metric_sum), m, ss_tot))
-            values = {"loss": loss, metric: history.metrics[metric][-1]}
-            if val is not None:
-                vloss, vmetric = _evaluate(model, val[0], val[1], ss_tot_val)
-                history.val_loss.append(vloss)
-                history.metrics.setdefault(f"val_{metric}", []).append(vmetric)
-                values.update({"val_loss": vloss, f"val_{metric}": vmetric})
-            progress.update(epoch + 1, epochs, values, m / max(time.perf_counter() - tick, 1e-9))
-            if early_stopping is not None:
-                monitored = history.val_loss[-1] if val is not None else loss
-                if monitored < best[0]:
-                    best = (monitored, {k: xp.asarray(v, copy=True) for k, v in model.params.items()})
-                    history.best_epoch = epoch + 1
-                elif epoch + 1 - history.best_epoch >= early_stopping:
-                    break
-    finally:
-        progress.close()
+    with model.backend.activate():
+        try:
+            for epoch in range(epochs):
+                tick = time.perf_counter()
+                opt.start_epoch(epoch, epochs)
+                if shuffle:
+                    order = model.backend.asarray(rng.permutation(m))
+                    xs, ys = xp.take(x, order, axis=0), xp.take(y, order, axis=0)
+                else:
+                    xs, ys = x, y
+                _train_epoch(model, opt, xs, ys, batch_size, logits)
+                loss, train_metric = _scores(model, logits, ys, ss_tot)
+                if not math.isfinite(loss):
+                    raise ValueError(
+                        f"training diverged at epoch {epoch + 1}: the loss is {loss}; "
+                        f"try a smaller learning rate (lr={opt.base_lr}) or scale the inputs (standardize X)"
+                    )
+                history.loss.append(loss)
+                history.metrics.setdefault(metric, []).append(train_metric)
+                values = {"loss": loss, metric: history.metrics[metric][-1]}
+                if val is not None:
+                    vloss, vmetric = _evaluate(model, val[0], val[1], ss_tot_val)
+                    history.val_loss.append(vloss)
+                    history.metrics.setdefault(f"val_{metric}", []).append(vmetric)
+                    values.update({"val_loss": vloss, f"val_{metric}": vmetric})
+                progress.update(epoch + 1, epochs, values, m / max(time.perf_counter() - tick, 1e-9))
+                if early_stopping is not None:
+                    monitored = history.val_loss[-1] if val is not None else loss
+                    if monitored < best[0]:
+                        best = (monitored, {k: xp.asarray(v, copy=True) for k, v in model.params.items()})
+                        history.best_epoch = epoch + 1
+                    elif epoch + 1 - history.best_epoch >= early_stopping:
+                        break
+        finally:
+            progress.close()
     if best[1] is not None:
         model.params = best[1]
     history.seconds = time.perf_counter() - start
     return history
 
 
-def _train_epoch(model: MLP, opt: Optimizer, xs: Any, ys: Any, batch_size: int) -> tuple[Any, Any]:
-    """One pass over the (shuffled) rows; returns the device sums of batch losses (weighted by
-    batch size) and of the batch metric. No host read happens here."""
+def _train_epoch(model: MLP, opt: Optimizer, xs: Any, ys: Any, batch_size: int, logits: Any) -> None:
+    """One pass over the (shuffled) rows. Each minibatch's output logits are kept in ``logits``
+    so that the epoch's loss and metric come from them afterwards, in one vectorised pass and
+    one host read, instead of a sync or an extra forward pass per step."""
     xp = model.backend.xp
     m = xs.shape[0]
-    loss_sum = metric_sum = 0.0
     for start in range(0, m, batch_size):
         stop = min(start + batch_size, m)
-        xb, yb = xs[start:stop, ...], ys[start:stop, ...]
-        caches = model._forward(xp, xb)
+        yb = ys[start:stop, ...]
+        caches = model._forward(xp, xs[start:stop, ...])
         grads = model._backward(xp, caches, yb)
-        _, z, a = caches[-1]
-        loss_sum = loss_sum + model._loss(xp, caches, yb) * xb.shape[0]
-        metric_sum = metric_sum + _batch_metric(xp, model, z if model.is_classifier else a, yb)
+        logits[start:stop, :] = caches[-1][1]
         opt.step(xp, model.params, grads)
-    return loss_sum, metric_sum
 
 
 def predict(model: MLP, X: Any) -> Any:
@@ -233,9 +234,5 @@ def predict_proba(model: MLP, X: Any) -> Any:
 
 def score(model: MLP, X: Any, Y: Any) -> float:
     x, y = model._check_XY(X, Y)
-    xp = model.backend.xp
-    caches = model._forward(xp, x)
-    _, z, a = caches[-1]
-    if model.is_classifier:
-        return _epoch_metric(model, float(_batch_metric(xp, model, z, y)), x.shape[0], 0.0)
-    return _epoch_metric(model, float(_batch_metric(xp, model, a, y)), x.shape[0], _total_sum_of_squares(xp, y))
+    ss_tot = 0.0 if model.is_classifier else _total_sum_of_squares(model.backend.xp, y)
+    return _evaluate(model, x, y, ss_tot)[1]

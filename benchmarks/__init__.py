@@ -1,0 +1,1 @@
+"""anybackprop's speed benchmarks: ``python -m benchmarks --help``."""

@@ -1,0 +1,208 @@
+"""Run the benchmarks: ``python -m benchmarks [--backend numpy] [--workloads digits,small] [--quick]``.
+
+For each workload every contestant trains from the same initial weights; timings are interleaved
+(A B C A B C ...) after one warm-up round and the median of ``--repeats`` is reported: seconds per
+epoch on the CPU, milliseconds per step on a GPU. One timing covers ``epochs_per_timing`` epochs
+(10 for digits, 2 for small): anybackprop trains them in one ``fit`` call. Prints a Markdown table and writes JSON with
+the machine, the library versions, the BLAS and its threads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from typing import Any
+
+import numpy as np
+
+import anybackprop as ab
+
+from . import runners
+from .workloads import QUICK, WORKLOADS, Workload, initial_params, load_data
+
+
+def _installed(name: str) -> bool:
+    try:
+        __import__(name)
+    except ImportError:
+        return False
+    return True
+
+
+def contestants(workload: Workload, backends: list[str], tf32: bool) -> list[tuple[str, Any]]:
+    """(label, factory) pairs for the contestants that can run here on this workload."""
+    gpu = "cupy" in backends
+    found: list[tuple[str, Any]] = []
+    for name in backends:
+        found.append((f"anybackprop[{name}]", lambda w, X, y, p, name=name: runners.Anybackprop(w, X, y, p, name)))
+    if gpu:
+        import cupy
+
+        if tf32:
+            found.append(("anybackprop[cupy+tf32]", lambda w, X, y, p: runners.Anybackprop(w, X, y, p, "cupy", tf32=True)))
+        found.append(("cupy-loop", lambda w, X, y, p: runners.HandLoop(w, X, y, p, xp=cupy)))
+        found.append(("gemm-floor[cupy]", lambda w, X, y, p: runners.GemmFloor(w, X, y, p, xp=cupy)))
+    if not gpu or any(b != "cupy" for b in backends):
+        found.append(("numpy-loop", lambda w, X, y, p: runners.HandLoop(w, X, y, p)))
+        found.append(("gemm-floor", lambda w, X, y, p: runners.GemmFloor(w, X, y, p)))
+        if _installed("sklearn"):
+            found.append(("scikit-learn", lambda w, X, y, p: runners.Sklearn(w, X, y, p)))
+    if _installed("torch"):
+        import torch
+
+        device = "cuda" if gpu and torch.cuda.is_available() else "cpu"
+        found.append((f"torch[{device}]", lambda w, X, y, p: runners.Torch(w, X, y, p, device)))
+        if device == "cuda" and tf32:
+            found.append(("torch[cuda+tf32]", lambda w, X, y, p: runners.Torch(w, X, y, p, device, tf32=True)))
+    return found
+
+
+def _rss_mib() -> float:
+    try:
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    except ImportError:  # not on Windows
+        return float("nan")
+
+
+def run_workload(workload: Workload, backends: list[str], repeats: int, tf32: bool, skip: tuple[str, ...] = (), settle: float = 0.3) -> dict:
+    X, y = load_data(workload)
+    params = initial_params(workload)
+    built = []
+    for label, factory in contestants(workload, backends, tf32):
+        if label in skip:
+            continue
+        try:
+            built.append(factory(workload, X, y, params))
+        except Exception as exc:  # a contestant that cannot start here is reported, not fatal
+            print(f"  {label}: skipped ({type(exc).__name__}: {exc})", file=sys.stderr)
+    times: dict[str, list[float]] = {r.label: [] for r in built}
+    peak_mib: dict[str, float] = {}
+    for round_ in range(repeats + 1):  # round 0 warms up
+        for runner in built:
+            before = _rss_mib()
+            runner.sync()
+            time.sleep(settle)  # let the previous contestant's idle worker threads (OpenMP) stop spinning
+            start = time.perf_counter()
+            runner.run(workload.epochs_per_timing)
+            runner.sync()
+            elapsed = (time.perf_counter() - start) / workload.epochs_per_timing
+            if round_:
+                times[runner.label].append(elapsed)
+            else:
+                peak_mib[runner.label] = max(_rss_mib() - before, 0.0)
+    gpu = "cupy" in backends
+    rows = {}
+    for label, values in times.items():
+        median = statistics.median(values)
+        rows[label] = {
+            "seconds_per_epoch": median,
+            "ms_per_step": 1e3 * median / workload.steps,
+            "gflops": workload.flops_per_epoch() / median / 1e9,
+            "all_seconds": values,
+            "host_rss_growth_mib_first_epoch": peak_mib.get(label),
+        }
+        if gpu:
+            rows[label]["device_pool_mib"] = _device_pool_mib()
+    return {"workload": workload.__dict__, "steps_per_epoch": workload.steps, "results": rows}
+
+
+def _device_pool_mib() -> float | None:
+    try:
+        import cupy
+
+        return cupy.get_default_memory_pool().total_bytes() / 2**20
+    except ImportError:
+        return None
+
+
+def table(result: dict, gpu: bool) -> str:
+    rows = result["results"]
+    unit = "ms/step" if gpu else "s/epoch"
+    key = "ms_per_step" if gpu else "seconds_per_epoch"
+
+    def ref(*labels: str) -> float | None:
+        return next((rows[label][key] for label in labels if label in rows), None)
+
+    floor = ref("cupy-loop", "numpy-loop")
+    gemm = ref("gemm-floor[cupy]", "gemm-floor")
+    torch = ref("torch[cuda]", "torch[cpu]")
+    w = result["workload"]
+    lines = [
+        f"### {w['name']}: {'-'.join(map(str, w['sizes']))}, batch {w['batch']}, {w['rows']} rows ({result['steps_per_epoch']} steps/epoch)",
+        "",
+        f"| contestant | {unit} | x hand loop | x GEMM floor | x torch | GFLOP/s |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for label, row in sorted(rows.items(), key=lambda kv: kv[1][key]):
+        ratio = lambda base: f"{row[key] / base:.2f}" if base else "-"
+        value = f"{row[key]:.4g}"
+        lines.append(f"| {label} | {value} | {ratio(floor)} | {ratio(gemm)} | {ratio(torch)} | {row['gflops']:.1f} |")
+    return "\n".join(lines)
+
+
+def machine() -> dict:
+    info: dict[str, Any] = {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "anybackprop": ab.__version__,
+    }
+    for name in ("sklearn", "torch", "cupy", "array_api_compat"):
+        try:
+            info[name] = __import__(name).__version__
+        except ImportError:
+            pass
+    try:
+        from threadpoolctl import threadpool_info
+
+        info["blas"] = [{k: v for k, v in pool.items() if k in ("internal_api", "version", "num_threads", "architecture")} for pool in threadpool_info()]
+    except ImportError:
+        info["blas"] = "threadpoolctl not installed"
+    return info
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
+    parser.add_argument("--backend", default=None, help="comma-separated anybackprop backends (default: cupy where usable, else numpy)")
+    parser.add_argument("--workloads", default=None, help=f"comma-separated, from {', '.join(WORKLOADS)} (default: all that fit the device)")
+    parser.add_argument("--quick", action="store_true", help="tiny sizes, one repeat: a smoke test of the harness")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--tf32", action="store_true", help="also run TF32 variants on the GPU")
+    parser.add_argument("--skip", default="", help="comma-separated contestant labels to leave out, e.g. torch[cpu]")
+    parser.add_argument("--json", default="benchmarks/results.json", help="where to write the JSON")
+    args = parser.parse_args(argv)
+    backends = args.backend.split(",") if args.backend else ["cupy" if "cupy" in ab.available_backends() else "numpy"]
+    unknown = [b for b in backends if b not in ab.available_backends()]
+    if unknown:
+        parser.error(f"backend {unknown[0]!r} is not usable here; usable: {', '.join(ab.available_backends())}")
+    gpu = "cupy" in backends
+    table_of = QUICK if args.quick else WORKLOADS
+    names = args.workloads.split(",") if args.workloads else [n for n, w in table_of.items() if gpu or not w.gpu_only]
+    for name in names:
+        if name not in table_of:
+            parser.error(f"unknown workload {name!r}; accepted values: {', '.join(table_of)}")
+    repeats = 1 if args.quick else args.repeats
+    report = {"machine": machine(), "backends": backends, "repeats": repeats, "workloads": []}
+    for name in names:
+        print(f"running {name} ...", file=sys.stderr, flush=True)
+        skip = tuple(filter(None, args.skip.split(",")))
+        result = run_workload(table_of[name], backends, repeats, args.tf32, skip, settle=0.0 if args.quick else 0.3)
+        report["workloads"].append(result)
+        print(table(result, gpu) + "\n", flush=True)
+    with open(args.json, "w") as f:
+        json.dump(report, f, indent=2)
+    print(f"JSON written to {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
