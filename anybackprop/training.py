@@ -18,7 +18,7 @@ from typing import Any
 from .backend import host_rng, to_numpy
 from .network import MLP
 from .optim import Optimizer, get_optimizer
-from .validation import check_positive_int, check_targets
+from .validation import check_positive_float, check_positive_int, check_targets
 
 
 @dataclass
@@ -119,6 +119,7 @@ def fit(
     shuffle: bool = True,
     validation_data: tuple[Any, Any] | None = None,
     early_stopping: int | None = None,
+    min_delta: float = 0.0,
     verbose: bool = True,
     **optimizer_options: Any,
 ) -> History:
@@ -128,13 +129,15 @@ def fit(
     ``lr`` defaults to the optimizer's (0.1 for SGD, 1e-3 for Adam); further keywords
     (``momentum``, ``weight_decay``, ``schedule``...) go to the optimizer. ``seed`` seeds the host
     generator that shuffles the rows each epoch. ``early_stopping=k`` stops after ``k`` epochs
-    without improvement of the validation loss (the training loss without validation data) and
-    restores the best parameters. A non-finite epoch loss raises ValueError.
+    without an improvement larger than ``min_delta`` of the validation loss (the training loss
+    without validation data) and restores the best parameters. A non-finite epoch loss raises
+    ValueError.
     """
     epochs = check_positive_int(epochs, "epochs")
     batch_size = check_positive_int(batch_size, "batch_size")
     if early_stopping is not None:
         early_stopping = check_positive_int(early_stopping, "early_stopping")
+    min_delta = check_positive_float(min_delta, "min_delta", allow_zero=True)
     opt = get_optimizer(optimizer, lr, **optimizer_options)
     x, y = model._check_XY(X, Y)
     val = None
@@ -185,7 +188,7 @@ def fit(
                 progress.update(epoch + 1, epochs, values, m / max(time.perf_counter() - tick, 1e-9))
                 if early_stopping is not None:
                     monitored = history.val_loss[-1] if val is not None else loss
-                    if monitored < best[0]:
+                    if monitored < best[0] - min_delta:
                         best = (monitored, {k: xp.asarray(v, copy=True) for k, v in model.params.items()})
                         history.best_epoch = epoch + 1
                     elif epoch + 1 - history.best_epoch >= early_stopping:

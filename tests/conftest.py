@@ -4,10 +4,13 @@ selects a subset."""
 
 import os
 
-import numpy as np
-import pytest
+# before anything imports SciPy: lets scikit-learn's check_array_api_input run instead of skipping
+os.environ.setdefault("SCIPY_ARRAY_API", "1")
 
-import anybackprop as ab
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+import anybackprop as ab  # noqa: E402
 
 _selected = os.environ.get("ANYBACKPROP_TEST_BACKENDS")
 BACKENDS = [b for b in ab.available_backends() if not _selected or b in _selected.split(",")]
