@@ -325,18 +325,23 @@ def get_backend() -> Backend:
     return backend
 
 
+def create_backend(name: str, device: Any = None, *, dtype: Any = None, tf32: bool = False) -> Backend:
+    """A :class:`Backend` for ``name`` on ``device`` without making it the one in force."""
+    return _make_backend(name, device, dtype, tf32, "backend")
+
+
 def backend_for(name: str | Backend | None) -> Backend:
     """A backend from a name (default device and dtype), a Backend, or None for the current one."""
     if name is None:
         return get_backend()
     if isinstance(name, Backend):
         return name
-    return _make_backend(name, None, None, False, "backend")
+    return create_backend(name)
 
 
 def set_backend(name: str, device: Any = None, *, dtype: Any = None, tf32: bool = False) -> Backend:
     """Make ``name`` (on ``device``) the backend in force and return it."""
-    backend = _make_backend(name, device, dtype, tf32, "backend")
+    backend = create_backend(name, device, dtype=dtype, tf32=tf32)
     _current.set(backend)
     return backend
 
@@ -344,7 +349,7 @@ def set_backend(name: str, device: Any = None, *, dtype: Any = None, tf32: bool 
 @contextlib.contextmanager
 def use_backend(name: str, device: Any = None, *, dtype: Any = None, tf32: bool = False) -> Iterator[Backend]:
     """``with use_backend("array_api_strict"): ...`` runs the block on that backend, then restores."""
-    token = _current.set(_make_backend(name, device, dtype, tf32, "backend"))
+    token = _current.set(create_backend(name, device, dtype=dtype, tf32=tf32))
     try:
         yield _current.get()
     finally:

@@ -36,6 +36,14 @@ class History:
     def epochs(self) -> int:
         return len(self.loss)
 
+    def record(self, values: dict[str, float]) -> None:
+        """Append one epoch's ``{"loss": ..., "val_loss": ..., metric: ...}``."""
+        for name, value in values.items():
+            if name in ("loss", "val_loss"):
+                getattr(self, name).append(value)
+            else:
+                self.metrics.setdefault(name, []).append(value)
+
     def __repr__(self) -> str:
         last = f", last loss {self.loss[-1]:.4g}" if self.loss else ""
         extra = "".join(f", {k} {v[-1]:.4g}" for k, v in self.metrics.items() if v)
@@ -140,23 +148,17 @@ def fit(
     min_delta = check_positive_float(min_delta, "min_delta", allow_zero=True)
     opt = get_optimizer(optimizer, lr, **optimizer_options)
     x, y = model._check_XY(X, Y)
-    val = None
-    if validation_data is not None:
-        if not isinstance(validation_data, tuple) or len(validation_data) != 2:
-            raise ValueError("validation_data must be a tuple (X_val, Y_val)")
-        xv = model._check_X(validation_data[0], "X_val")
-        yv = check_targets(model.backend, validation_data[1], model.output.name, model.n_outputs, xv.shape[0], model.dtype, "y_val")
-        val = (xv, yv)
-
+    val = _check_validation_data(model, validation_data)
     xp = model.backend.xp
     rng = host_rng(seed)
     m = x.shape[0]
     metric = _metric_name(model)
-    ss_tot = 0.0 if model.is_classifier else _total_sum_of_squares(xp, y)
-    ss_tot_val = 0.0 if model.is_classifier or val is None else _total_sum_of_squares(xp, val[1])
+    ss_tot = (0.0, 0.0) if model.is_classifier else (
+        _total_sum_of_squares(xp, y), 0.0 if val is None else _total_sum_of_squares(xp, val[1])
+    )
     logits = xp.empty((m, model.n_outputs), dtype=model.dtype, device=model.backend.device)
     history = History()
-    best = (math.inf, None)
+    stopper = _EarlyStopping(early_stopping, min_delta) if early_stopping is not None else None
     opt.kernels = model.backend.kernels
     progress = _Progress(epochs, verbose)
     start = time.perf_counter()
@@ -171,34 +173,57 @@ def fit(
                 else:
                     xs, ys = x, y
                 _train_epoch(model, opt, xs, ys, batch_size, logits)
-                loss, train_metric = _scores(model, logits, ys, ss_tot)
+                loss, train_metric = _scores(model, logits, ys, ss_tot[0])
                 if not math.isfinite(loss):
                     raise ValueError(
                         f"training diverged at epoch {epoch + 1}: the loss is {loss}; "
                         f"try a smaller learning rate (lr={opt.base_lr}) or scale the inputs (standardize X)"
                     )
-                history.loss.append(loss)
-                history.metrics.setdefault(metric, []).append(train_metric)
-                values = {"loss": loss, metric: history.metrics[metric][-1]}
+                values = {"loss": loss, metric: train_metric}
                 if val is not None:
-                    vloss, vmetric = _evaluate(model, val[0], val[1], ss_tot_val)
-                    history.val_loss.append(vloss)
-                    history.metrics.setdefault(f"val_{metric}", []).append(vmetric)
-                    values.update({"val_loss": vloss, f"val_{metric}": vmetric})
+                    values["val_loss"], values[f"val_{metric}"] = _evaluate(model, val[0], val[1], ss_tot[1])
+                history.record(values)
                 progress.update(epoch + 1, epochs, values, m / max(time.perf_counter() - tick, 1e-9))
-                if early_stopping is not None:
-                    monitored = history.val_loss[-1] if val is not None else loss
-                    if monitored < best[0] - min_delta:
-                        best = (monitored, {k: xp.asarray(v, copy=True) for k, v in model.params.items()})
-                        history.best_epoch = epoch + 1
-                    elif epoch + 1 - history.best_epoch >= early_stopping:
-                        break
+                if stopper is not None and stopper.should_stop(epoch + 1, values.get("val_loss", values["loss"]), model):
+                    break
         finally:
             progress.close()
-    if best[1] is not None:
-        model.params = best[1]
+    if stopper is not None:
+        stopper.restore_best(model, history)
     history.seconds = time.perf_counter() - start
     return history
+
+
+def _check_validation_data(model: MLP, validation_data: Any) -> tuple[Any, Any] | None:
+    if validation_data is None:
+        return None
+    if not isinstance(validation_data, tuple) or len(validation_data) != 2:
+        raise ValueError("validation_data must be a tuple (X_val, Y_val)")
+    xv = model._check_X(validation_data[0], "X_val")
+    yv = check_targets(model.backend, validation_data[1], model.output.name, model.n_outputs, xv.shape[0], model.dtype, "y_val")
+    return xv, yv
+
+
+class _EarlyStopping:
+    """Stops after ``patience`` epochs without the monitored loss improving by more than
+    ``min_delta``, keeping a copy of the parameters of the best epoch."""
+
+    def __init__(self, patience: int, min_delta: float) -> None:
+        self.patience, self.min_delta = patience, min_delta
+        self.best, self.best_epoch, self.params = math.inf, 0, None
+
+    def should_stop(self, epoch: int, monitored: float, model: MLP) -> bool:
+        if monitored < self.best - self.min_delta:
+            xp = model.backend.xp
+            self.best, self.best_epoch = monitored, epoch
+            self.params = {k: xp.asarray(v, copy=True) for k, v in model.params.items()}
+            return False
+        return epoch - self.best_epoch >= self.patience
+
+    def restore_best(self, model: MLP, history: History) -> None:
+        if self.params is not None:
+            model.params = self.params
+            history.best_epoch = self.best_epoch
 
 
 def _train_epoch(model: MLP, opt: Optimizer, xs: Any, ys: Any, batch_size: int, logits: Any) -> None:

@@ -33,7 +33,7 @@ class Anybackprop(Runner):
     def __init__(self, workload: Workload, X: np.ndarray, y: np.ndarray, params: dict, backend: str, tf32: bool = False) -> None:
         import anybackprop as ab
 
-        self.backend = ab.backend.backend_for(backend) if not tf32 else ab.backend._make_backend(backend, None, None, True, "backend")
+        self.backend = ab.backend.create_backend(backend, tf32=tf32)
         self.label = f"anybackprop[{backend}{'+tf32' if tf32 else ''}]"
         self.model = ab.MLP(list(workload.sizes), activation="relu", output="softmax", seed=0, backend=self.backend)
         self.model.set_params(params)

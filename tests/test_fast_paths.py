@@ -50,7 +50,7 @@ def _copies(backend, args):
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_every_fast_path_matches_its_portable_formula(backend, dtype, rng):
-    backend = ab.backend._make_backend(backend.name, None, dtype, False, "backend")
+    backend = ab.backend.create_backend(backend.name, dtype=dtype)
     if not backend.kernels:
         assert backend.name in ("array_api_strict", "torch")  # these run the portable formulas
         return
@@ -95,7 +95,7 @@ def test_numpy_training_with_and_without_fast_paths_is_bitwise_equal(rng):
     X, y = rng.standard_normal((40, 4)), rng.integers(0, 3, 40)
     results = []
     for kernels in (None, {}):
-        backend = ab.backend._make_backend("numpy", None, None, False, "backend")
+        backend = ab.backend.create_backend("numpy")
         if kernels is not None:
             backend = dataclasses.replace(backend, kernels=kernels)
         model = ab.MLP([4, 8, 6, 3], activation=["relu", "tanh"], seed=1, backend=backend)
