@@ -14,6 +14,7 @@ import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 from typing import Any
@@ -62,13 +63,14 @@ def contestants(workload: Workload, backends: list[str], tf32: bool) -> list[tup
     return found
 
 
-def _rss_mib() -> float:
-    try:
-        import resource
-
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    except ImportError:  # not on Windows
-        return float("nan")
+def measure_memory(workload: str, labels: list[str], backends: list[str], quick: bool) -> dict[str, dict]:
+    """Peak memory per contestant, each in a fresh process (see :mod:`benchmarks.memory`)."""
+    found = {}
+    for label in labels:
+        cmd = [sys.executable, "-m", "benchmarks.memory", workload, label, ",".join(backends)] + (["--quick"] if quick else [])
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        found[label] = json.loads(done.stdout) if done.returncode == 0 else {"error": done.stderr.strip().splitlines()[-1:]}
+    return found
 
 
 def run_workload(workload: Workload, backends: list[str], repeats: int, tf32: bool, skip: tuple[str, ...] = (), settle: float = 0.3) -> dict:
@@ -83,10 +85,8 @@ def run_workload(workload: Workload, backends: list[str], repeats: int, tf32: bo
         except Exception as exc:  # a contestant that cannot start here is reported, not fatal
             print(f"  {label}: skipped ({type(exc).__name__}: {exc})", file=sys.stderr)
     times: dict[str, list[float]] = {r.label: [] for r in built}
-    peak_mib: dict[str, float] = {}
     for round_ in range(repeats + 1):  # round 0 warms up
         for runner in built:
-            before = _rss_mib()
             runner.sync()
             time.sleep(settle)  # let the previous contestant's idle worker threads (OpenMP) stop spinning
             start = time.perf_counter()
@@ -95,8 +95,6 @@ def run_workload(workload: Workload, backends: list[str], repeats: int, tf32: bo
             elapsed = (time.perf_counter() - start) / workload.epochs_per_timing
             if round_:
                 times[runner.label].append(elapsed)
-            else:
-                peak_mib[runner.label] = max(_rss_mib() - before, 0.0)
     gpu = "cupy" in backends
     rows = {}
     for label, values in times.items():
@@ -106,20 +104,8 @@ def run_workload(workload: Workload, backends: list[str], repeats: int, tf32: bo
             "ms_per_step": 1e3 * median / workload.steps,
             "gflops": workload.flops_per_epoch() / median / 1e9,
             "all_seconds": values,
-            "host_rss_growth_mib_first_epoch": peak_mib.get(label),
         }
-        if gpu:
-            rows[label]["device_pool_mib"] = _device_pool_mib()
     return {"workload": workload.__dict__, "steps_per_epoch": workload.steps, "results": rows}
-
-
-def _device_pool_mib() -> float | None:
-    try:
-        import cupy
-
-        return cupy.get_default_memory_pool().total_bytes() / 2**20
-    except ImportError:
-        return None
 
 
 def table(result: dict, gpu: bool) -> str:
@@ -137,13 +123,15 @@ def table(result: dict, gpu: bool) -> str:
     lines = [
         f"### {w['name']}: {'-'.join(map(str, w['sizes']))}, batch {w['batch']}, {w['rows']} rows ({result['steps_per_epoch']} steps/epoch)",
         "",
-        f"| contestant | {unit} | x hand loop | x GEMM floor | x torch | GFLOP/s |",
-        "|---|---:|---:|---:|---:|---:|",
+        f"| contestant | {unit} | x hand loop | x GEMM floor | x torch | GFLOP/s | peak host MiB | device MiB |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for label, row in sorted(rows.items(), key=lambda kv: kv[1][key]):
         ratio = lambda base: f"{row[key] / base:.2f}" if base else "-"
         value = f"{row[key]:.4g}"
-        lines.append(f"| {label} | {value} | {ratio(floor)} | {ratio(gemm)} | {ratio(torch)} | {row['gflops']:.1f} |")
+        memory = row.get("memory", {})
+        host, device = memory.get("host_peak_growth_mib", "-"), memory.get("device_mib", "-")
+        lines.append(f"| {label} | {value} | {ratio(floor)} | {ratio(gemm)} | {ratio(torch)} | {row['gflops']:.1f} | {host} | {device} |")
     return "\n".join(lines)
 
 
@@ -177,6 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="tiny sizes, one repeat: a smoke test of the harness")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--tf32", action="store_true", help="also run TF32 variants on the GPU")
+    parser.add_argument("--memory", action="store_true", help="also measure each contestant's peak memory, in a fresh process")
     parser.add_argument("--skip", default="", help="comma-separated contestant labels to leave out, e.g. torch[cpu]")
     parser.add_argument("--json", default="benchmarks/results.json", help="where to write the JSON")
     args = parser.parse_args(argv)
@@ -196,6 +185,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"running {name} ...", file=sys.stderr, flush=True)
         skip = tuple(filter(None, args.skip.split(",")))
         result = run_workload(table_of[name], backends, repeats, args.tf32, skip, settle=0.0 if args.quick else 0.3)
+        if args.memory:
+            for label, memory in measure_memory(name, list(result["results"]), backends, args.quick).items():
+                result["results"][label]["memory"] = memory
         report["workloads"].append(result)
         print(table(result, gpu) + "\n", flush=True)
     with open(args.json, "w") as f:

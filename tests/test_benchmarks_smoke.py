@@ -3,9 +3,9 @@ Speed itself is measured by ``python -m benchmarks``, never by timed tests."""
 
 import json
 import os
+import pathlib
 import subprocess
 import sys
-import pathlib
 
 import pytest
 
@@ -16,7 +16,7 @@ def test_quick_benchmark_writes_a_table_and_json(tmp_path):
     out = tmp_path / "results.json"
     env = {k: v for k, v in os.environ.items() if not k.startswith("ANYBACKPROP_")}
     result = subprocess.run(
-        [sys.executable, "-m", "benchmarks", "--quick", "--backend", "numpy", "--workloads", "digits,small", "--json", str(out)],
+        [sys.executable, "-m", "benchmarks", "--quick", "--memory", "--backend", "numpy", "--workloads", "digits,small", "--json", str(out)],
         capture_output=True, text=True, cwd=ROOT, env=env, timeout=300,
     )
     assert result.returncode == 0, result.stderr
@@ -27,6 +27,7 @@ def test_quick_benchmark_writes_a_table_and_json(tmp_path):
     for workload in report["workloads"]:
         row = workload["results"]["anybackprop[numpy]"]
         assert row["seconds_per_epoch"] > 0 and row["gflops"] > 0
+        assert row["memory"]["host_peak_growth_mib"] >= 0
 
 
 def test_unusable_backend_is_refused():
