@@ -79,3 +79,14 @@ def test_gradcheck_verbose_lists_parameters_worst_first(rng, capsys):
     assert sorted(line.split()[0] for line in lines) == sorted(model.params)
     errors = [float(line.split()[-1]) for line in lines]
     assert errors == sorted(errors, reverse=True)
+
+
+def test_directional_mode_agrees_and_detects_a_wrong_gradient(backend, rng):
+    model = ab.MLP([4, 16, 8, 3], activation="tanh", seed=2)
+    X, y = rng.standard_normal((10, 4)), rng.integers(0, 3, 10)
+    assert ab.gradcheck(model, X, y, mode="directional") < 1e-6
+    wrong = ab.activations.Activation("tanh", ab.activations.tanh, lambda xp, z, a, da: da * (1.0 - a))
+    model.layers[0] = ab.layers.Dense(1, 4, 16, wrong)
+    assert ab.gradcheck(model, X, y, mode="directional") > 1e-3
+    with pytest.raises(ValueError, match="unknown mode 'fast'; accepted values: full, directional"):
+        ab.gradcheck(model, X, y, mode="fast")
