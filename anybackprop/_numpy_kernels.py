@@ -16,6 +16,7 @@ import numpy as np
 from . import activations as act
 from . import losses
 from .layers import affine, bias_grad
+from .training import gather_rows
 
 
 def affine_inplace(xp: Any, a_prev: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -52,6 +53,14 @@ def cross_entropy_rowmax(xp: Any, z: np.ndarray, a: Any, y: np.ndarray) -> np.nd
     return np.sum(lse - np.sum(y * z, axis=1)) / z.shape[0]
 
 
+def gather_rows_into(xp: Any, x: np.ndarray, order: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """x[order] into ``out`` when it fits (no fresh multi-MB allocation and its page faults every
+    epoch); ``mode="clip"`` keeps NumPy from buffering the output (a permutation is in range)."""
+    if out is None or out.shape != x.shape or out.dtype != x.dtype:
+        return np.take(x, order, axis=0)
+    return np.take(x, order, axis=0, out=out, mode="clip")
+
+
 def relu_inplace(xp: Any, z: np.ndarray) -> np.ndarray:
     """max(Z, 0) into Z's buffer (relu's backward needs only where Z > 0, which A keeps)."""
     return np.maximum(z, 0.0, out=z)
@@ -83,6 +92,7 @@ def sigmoid_backward_inplace(xp: Any, z: np.ndarray, a: np.ndarray, da: np.ndarr
 KERNELS = {
     affine: affine_inplace,
     bias_grad: bias_grad_reduce,
+    gather_rows: gather_rows_into,
     act.softmax: softmax_rowmax,
     losses.cross_entropy: cross_entropy_rowmax,
     act.relu: relu_inplace,

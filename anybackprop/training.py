@@ -50,6 +50,12 @@ class History:
         return f"History({self.epochs} epochs{last}{extra}, {self.seconds:.2f} s)"
 
 
+def gather_rows(xp: Any, x: Any, order: Any, out: Any = None) -> Any:
+    """The rows of ``x`` in ``order`` (a shuffled copy); ``out`` is an array of the same shape
+    that the caller no longer needs, which a backend's fast path may fill instead of allocating."""
+    return xp.take(x, order, axis=0)
+
+
 def _metric_name(model: MLP) -> str:
     return "accuracy" if model.is_classifier else "r2"
 
@@ -160,6 +166,8 @@ def fit(
     history = History()
     stopper = _EarlyStopping(early_stopping, min_delta) if early_stopping is not None else None
     opt.kernels = model.backend.kernels
+    gather = model.backend.kernels.get(gather_rows, gather_rows)
+    xs = ys = None
     progress = _Progress(epochs, verbose)
     start = time.perf_counter()
     with model.backend.activate():
@@ -167,9 +175,9 @@ def fit(
             for epoch in range(epochs):
                 tick = time.perf_counter()
                 opt.start_epoch(epoch, epochs)
-                if shuffle:
+                if shuffle:  # last epoch's copies are free to be overwritten now
                     order = model.backend.asarray(rng.permutation(m))
-                    xs, ys = xp.take(x, order, axis=0), xp.take(y, order, axis=0)
+                    xs, ys = gather(xp, x, order, xs), gather(xp, y, order, ys)
                 else:
                     xs, ys = x, y
                 _train_epoch(model, opt, xs, ys, batch_size, logits)

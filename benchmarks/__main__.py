@@ -1,9 +1,10 @@
 """Run the benchmarks: ``python -m benchmarks [--backend numpy] [--workloads digits,small] [--quick]``.
 
 For each workload every contestant trains from the same initial weights; timings are interleaved
-(A B C A B C ...) after one warm-up round and the median of ``--repeats`` is reported: seconds per
+(A B C, B C A, C A B, ...: the order rotates each round) after one warm-up round and the median of ``--repeats`` is reported: seconds per
 epoch on the CPU, milliseconds per step on a GPU. One timing covers ``epochs_per_timing`` epochs
-(10 for digits, 2 for small): anybackprop trains them in one ``fit`` call. Prints a Markdown table and writes JSON with
+(10 for digits, 5 for small, 2 for mid) for every contestant; anybackprop trains them in one
+``fit`` call, as a user would. Prints a Markdown table and writes JSON with
 the machine, the library versions, the BLAS and its threads.
 """
 
@@ -86,7 +87,10 @@ def run_workload(workload: Workload, backends: list[str], repeats: int, tf32: bo
             print(f"  {label}: skipped ({type(exc).__name__}: {exc})", file=sys.stderr)
     times: dict[str, list[float]] = {r.label: [] for r in built}
     for round_ in range(repeats + 1):  # round 0 warms up
-        for runner in built:
+        # rotate the order each round, so that no contestant always runs right after the same one
+        # (whoever follows PyTorch on the CPU pays for its worker threads, measured up to 1.3x)
+        shift = round_ % max(len(built), 1)
+        for runner in built[shift:] + built[:shift]:
             runner.sync()
             time.sleep(settle)  # let the previous contestant's idle worker threads (OpenMP) stop spinning
             start = time.perf_counter()

@@ -16,7 +16,7 @@ class Workload:
     batch: int
     rows: int
     gpu_only: bool = False
-    epochs_per_timing: int = 1  # several for short epochs, so that one timing is not all noise
+    epochs_per_timing: int = 1  # several, as a user's fit runs several: its set-up is not per epoch
 
     @property
     def steps(self) -> int:
@@ -33,8 +33,8 @@ class Workload:
 
 WORKLOADS = {
     "digits": Workload("digits", (64, 128, 64, 10), 64, 1437, epochs_per_timing=10),
-    "small": Workload("small", (784, 256, 256, 10), 128, 20000, epochs_per_timing=2),
-    "mid": Workload("mid", (784, 1024, 1024, 10), 512, 20000),
+    "small": Workload("small", (784, 256, 256, 10), 128, 20000, epochs_per_timing=5),
+    "mid": Workload("mid", (784, 1024, 1024, 10), 512, 20000, epochs_per_timing=2),
     "big": Workload("big", (4096, 4096, 4096, 4096, 10), 4096, 40960, gpu_only=True),
 }
 QUICK = {

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import anybackprop as ab
-from anybackprop import _cupy_kernels, _numpy_kernels, activations, layers, losses, optim
+from anybackprop import _cupy_kernels, _numpy_kernels, activations, layers, losses, optim, training
 
 M, N = 7, 5
 
@@ -27,6 +27,8 @@ def _inputs(rng, backend, key):
         return [z, None, ab.asarray(np.eye(N)[rng.integers(0, N, M)], backend.dtype)]
     if key is optim.sgd_update:
         return [arr(M, N), arr(M, N), 0.05]
+    if key is training.gather_rows:
+        return [z, ab.asarray(rng.permutation(M)), arr(M, N)]
     backward = {a.backward: a for a in activations.ACTIVATIONS.values()}
     if key in backward:
         z = z if backward[key].name != "relu" else ab.asarray(np.where(rng.random((M, N)) < 0.3, 0.0, rng.standard_normal((M, N))), backend.dtype)
