@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -98,14 +99,28 @@ def kernels(tf32: bool = False) -> dict:
 
 @contextlib.contextmanager
 def activated(backend: Any) -> Iterator[None]:
-    """Make ``backend``'s device current and apply its TF32 setting, restoring both after."""
-    import cupy
-    from cupy._core import _routines_linalg as linalg
+    """Make ``backend``'s device current and apply its TF32 setting, restoring both after.
 
-    before = linalg.get_compute_type(cupy.float32)
-    linalg.set_compute_type(cupy.float32, linalg.COMPUTE_TYPE_TF32 if backend.tf32 else linalg.COMPUTE_TYPE_DEFAULT)
+    The float32 compute type is CuPy's own switch (``cupy._core._routines_linalg``, which
+    ``CUPY_TF32=1`` also sets); where a CuPy version lacks it, TF32 is left as CuPy has it and a
+    warning says so when TF32 was asked for.
+    """
+    import cupy
+
+    try:
+        from cupy._core import _routines_linalg as linalg
+
+        before = linalg.get_compute_type(cupy.float32)
+        wanted = linalg.COMPUTE_TYPE_TF32 if backend.tf32 else linalg.COMPUTE_TYPE_DEFAULT
+    except (ImportError, AttributeError):
+        linalg = None
+        if backend.tf32:
+            warnings.warn("this CuPy has no compute-type switch: TF32 stays as CuPy set it (CUPY_TF32)", stacklevel=3)
+    if linalg is not None:
+        linalg.set_compute_type(cupy.float32, wanted)
     try:
         with backend.device:
             yield
     finally:
-        linalg.set_compute_type(cupy.float32, before)
+        if linalg is not None:
+            linalg.set_compute_type(cupy.float32, before)
