@@ -89,3 +89,14 @@ def test_update_is_in_place_where_arrays_allow_it(backend):
 def test_bad_optimizer_settings(call, pattern):
     with pytest.raises(ValueError, match=pattern):
         call()
+
+
+def test_update_is_functional_where_arrays_are_read_only():
+    with ab.use_backend("numpy") as backend:
+        frozen = P0.copy()
+        frozen.flags.writeable = False
+        params = {"W1": frozen}
+        optim.SGD(lr=0.1, momentum=0.5).step(backend.xp, params, {"W1": G[0]})
+        assert params["W1"] is not frozen
+        np.testing.assert_array_equal(frozen, P0)
+        assert_close(params["W1"], P0 - 0.1 * G[0])

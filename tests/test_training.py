@@ -146,3 +146,13 @@ def test_history_repr(blobs):
     X, y = blobs
     history = ab.MLP([2, 4, 3]).fit(X, y, epochs=2, verbose=False)
     assert repr(history).startswith("History(2 epochs, last loss ")
+
+
+def test_progress_bar_on_a_terminal(blobs, capsys, monkeypatch):
+    pytest.importorskip("tqdm")
+    monkeypatch.setattr("sys.stderr.isatty", lambda: True)
+    X, y = blobs
+    ab.MLP([2, 4, 3]).fit(X, y, epochs=3, validation_data=(X, y), verbose=True)
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "3/3" in captured.err and "loss=" in captured.err and "val_accuracy=" in captured.err and "samples_s=" in captured.err
