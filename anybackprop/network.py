@@ -194,20 +194,23 @@ class MLP:
 
     def forward(self, X: Any) -> Any:
         """Output activations ``A_L`` of shape ``(m, n_outputs)``."""
-        return self._forward(self.backend.xp, self._check_X(X))[-1][2]
+        with self.backend.activate():
+            return self._forward(self.backend.xp, self._check_X(X))[-1][2]
 
     def loss(self, X: Any, Y: Any) -> float:
         """The batch-mean loss of ``(X, Y)`` as a Python float."""
-        x, y = self._check_XY(X, Y)
         xp = self.backend.xp
-        return float(self._loss(xp, self._forward(xp, x), y))
+        with self.backend.activate():
+            x, y = self._check_XY(X, Y)
+            return float(self._loss(xp, self._forward(xp, x), y))
 
     def loss_and_grads(self, X: Any, Y: Any) -> tuple[float, dict[str, Any]]:
         """``(loss, grads)``; ``grads`` has the keys and shapes of ``params``."""
-        x, y = self._check_XY(X, Y)
         xp = self.backend.xp
-        caches = self._forward(xp, x)
-        return float(self._loss(xp, caches, y)), self._backward(xp, caches, y)
+        with self.backend.activate():
+            x, y = self._check_XY(X, Y)
+            caches = self._forward(xp, x)
+            return float(self._loss(xp, caches, y)), self._backward(xp, caches, y)
 
     def fit(self, X: Any, Y: Any, **kwargs: Any) -> Any:
         """Train on ``(X, Y)``; see :func:`anybackprop.training.fit` for the arguments."""
@@ -230,7 +233,8 @@ class MLP:
         return predict_proba(self, X)
 
     def score(self, X: Any, Y: Any) -> float:
-        """Accuracy (classification) or R^2 averaged over outputs (regression)."""
+        """Accuracy (classification) or R^2 = 1 - SS_res / SS_tot with both sums pooled over
+        all outputs (regression)."""
         from .training import score
 
         return score(self, X, Y)

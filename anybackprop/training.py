@@ -269,6 +269,7 @@ def predict_proba(model: MLP, X: Any) -> Any:
 
 
 def score(model: MLP, X: Any, Y: Any) -> float:
-    x, y = model._check_XY(X, Y)
-    ss_tot = 0.0 if model.is_classifier else _total_sum_of_squares(model.backend.xp, y)
-    return _evaluate(model, x, y, ss_tot)[1]
+    with model.backend.activate():
+        x, y = model._check_XY(X, Y)
+        ss_tot = 0.0 if model.is_classifier else _total_sum_of_squares(model.backend.xp, y)
+        return _evaluate(model, x, y, ss_tot)[1]
