@@ -128,9 +128,7 @@ class _MLPBase(BaseEstimator):
         init_seed, shuffle_seed = self._seeds()
         if first:
             self._dtype = self.dtype or ("float32" if X.dtype == np.float32 else "float64")
-            sizes = [X.shape[1], *self._sizes, self._n_outputs]
-            activation = _ACTIVATIONS[self.activation]
-            self._model = MLP(sizes, activation=activation, output=self._output, seed=init_seed, dtype=self._dtype, backend=backend_for(self.backend))
+            self._model = self._build_model([X.shape[1], *self._sizes, self._n_outputs], init_seed)
             self._optimizer = self._new_optimizer(self._batch(X.shape[0]))
             self.loss_curve_ = []
             self.n_iter_ = 0
@@ -155,13 +153,18 @@ class _MLPBase(BaseEstimator):
         self.intercepts_ = [to_numpy(model.params[layer.b]) for layer in model.layers]
         return self
 
+    def _build_model(self, sizes: list[int], seed: int | None) -> MLP:
+        return MLP(sizes, activation=_ACTIVATIONS[self.activation], output=self._output, seed=seed, dtype=self._dtype, backend=backend_for(self.backend))
+
     def _get_model(self) -> MLP:
         """The trained network on this estimator's backend, rebuilt from ``coefs_`` after unpickling."""
         model = self.__dict__.get("_model")
         if model is None:
-            sizes = [self.coefs_[0].shape[0], *(c.shape[1] for c in self.coefs_)]
-            model = MLP(sizes, activation=_ACTIVATIONS[self.activation], output=self._output, dtype=self._dtype, backend=backend_for(self.backend))
-            model.set_params({**{f"W{i + 1}": c for i, c in enumerate(self.coefs_)}, **{f"b{i + 1}": b for i, b in enumerate(self.intercepts_)}})
+            model = self._build_model([self.coefs_[0].shape[0], *(c.shape[1] for c in self.coefs_)], None)
+            params = {}
+            for layer, coef, intercept in zip(model.layers, self.coefs_, self.intercepts_):
+                params[layer.W], params[layer.b] = coef, intercept
+            model.set_params(params)
             self._model = model
         return model
 
@@ -181,11 +184,6 @@ class _MLPBase(BaseEstimator):
         check_is_fitted(self, "coefs_")
         X = self._validate_X(X, reset=False)
         return to_numpy(self._get_model().forward(X))
-
-    def __sklearn_tags__(self) -> Any:
-        tags = super().__sklearn_tags__()
-        tags.input_tags.allow_nan = False
-        return tags
 
 
 def _can_stratify(y: np.ndarray, fraction: float) -> bool:
@@ -229,11 +227,6 @@ class MLPClassifier(ClassifierMixin, _MLPBase):
         """The most probable class of each row (the argmax of :meth:`predict_proba`)."""
         proba = self.predict_proba(X)
         return self.classes_[np.argmax(proba, axis=1)]
-
-    def __sklearn_tags__(self) -> Any:
-        tags = super().__sklearn_tags__()
-        tags.classifier_tags.multi_label = False
-        return tags
 
 
 class MLPRegressor(RegressorMixin, _MLPBase):
