@@ -107,8 +107,7 @@ class SGD(Optimizer):
     def step(self, xp: Any, params: dict, grads: dict) -> None:
         lr, mu = self.lr, self.momentum
         for key, g in grads.items():
-            if self.weight_decay:
-                g = self._grad(key, params[key], g)
+            g = self._grad(key, params[key], g)
             if not mu:
                 fast = self.kernels.get(sgd_update)
                 if fast is not None:
