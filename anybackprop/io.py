@@ -9,11 +9,13 @@ any error the previous file is untouched and the temporary file is removed.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
 import zipfile
-from typing import Any
+from collections.abc import Iterator
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -32,23 +34,26 @@ def save(model: MLP, path: str | os.PathLike) -> None:
     arrays = {key: to_numpy(value) for key, value in model.params.items()}
     meta = {"format": FORMAT, "version": VERSION, **model.config()}
     arrays[_META_KEY] = np.array(json.dumps(meta))
+    with atomic_open(path) as f:
+        np.savez(f, **arrays)
+
+
+@contextlib.contextmanager
+def atomic_open(path: str | os.PathLike) -> Iterator[BinaryIO]:
+    """A binary file that becomes ``path`` only when the block completes: a temporary file in the
+    same directory, flushed and fsynced, then ``os.replace``. On any error the temporary file is
+    removed and whatever was at ``path`` is untouched."""
     path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    with tempfile.NamedTemporaryFile(
-        "wb", dir=directory, prefix=os.path.basename(path) + ".", suffix=".tmp", delete=False
-    ) as tmp:
-        try:
-            np.savez(tmp, **arrays)
-            tmp.flush()
-            os.fsync(tmp.fileno())
-        except BaseException:
-            tmp.close()
-            os.unlink(tmp.name)
-            raise
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), prefix=os.path.basename(path) + ".", suffix=".tmp")
     try:
-        os.replace(tmp.name, path)
+        with os.fdopen(fd, "wb") as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
     except BaseException:
-        os.unlink(tmp.name)
+        if os.path.exists(tmp):
+            os.unlink(tmp)
         raise
 
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from typing import Any
 
 import numpy as np
 
 from .backend import to_numpy
+from .io import atomic_open
 
 
 def _pyplot() -> Any:
@@ -67,14 +67,5 @@ def plot_decision_boundary(model: Any, X: np.ndarray, y: np.ndarray, ax: Any = N
 
 
 def _save_atomically(fig: Any, path: str | os.PathLike) -> None:
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=os.path.basename(path) + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            fig.savefig(f, format=os.path.splitext(path)[1][1:] or "png", dpi=100)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_open(path) as f:
+        fig.savefig(f, format=os.path.splitext(os.fspath(path))[1][1:] or "png", dpi=100)
