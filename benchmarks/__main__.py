@@ -99,7 +99,6 @@ def run_workload(workload: Workload, backends: list[str], repeats: int, tf32: bo
             elapsed = (time.perf_counter() - start) / workload.epochs_per_timing
             if round_:
                 times[runner.label].append(elapsed)
-    gpu = "cupy" in backends
     rows = {}
     for label, values in times.items():
         median = statistics.median(values)

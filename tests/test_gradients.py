@@ -1,7 +1,6 @@
 """Every hidden activation x every output/loss pairing x depths 1 and 3 against central
 differences in float64, on every backend."""
 
-import numpy as np
 import pytest
 
 import anybackprop as ab
