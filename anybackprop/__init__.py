@@ -1,6 +1,7 @@
 """anybackprop: fully-connected networks with hand-derived backpropagation, written once against
 the Python array API standard; NumPy on the CPU, CuPy on the GPU, chosen by ANYBACKPROP_BACKEND."""
 
+from . import layers
 from .activations import ACTIVATIONS, Activation, get_activation, leaky_relu_activation
 from .backend import (
     Backend,
@@ -12,28 +13,46 @@ from .backend import (
     use_backend,
 )
 from .gradcheck import gradcheck, numerical_grads
+from .heads import HEADS, Head, get_head
 from .io import load, save
+from .layers import ActivationLayer, BatchNorm, Dense, Dropout, Layer, LayerBase, LayerNorm, register_layer
 from .losses import LOSSES, Loss, get_loss
-from .network import MLP
+from .network import MLP, Sequential
+from .optim import OPTIMIZERS, get_optimizer
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ACTIVATIONS",
     "Activation",
+    "ActivationLayer",
     "Backend",
+    "BatchNorm",
+    "Dense",
+    "Dropout",
+    "HEADS",
+    "Head",
     "LOSSES",
+    "Layer",
+    "LayerBase",
+    "LayerNorm",
     "Loss",
     "MLP",
+    "OPTIMIZERS",
+    "Sequential",
     "asarray",
     "available_backends",
     "get_activation",
     "get_backend",
+    "get_head",
     "get_loss",
+    "get_optimizer",
     "gradcheck",
+    "layers",
     "leaky_relu_activation",
     "load",
     "numerical_grads",
+    "register_layer",
     "save",
     "set_backend",
     "to_numpy",

@@ -19,8 +19,9 @@ import contextlib
 import contextvars
 import functools
 import os
+import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import array_api_compat
@@ -37,9 +38,8 @@ class Backend:
     """An array library, one device on it, and the default float dtype.
 
     ``xp`` is the array API namespace, ``library`` the raw module (``numpy``, ``cupy``,
-    ``torch``, ``array_api_strict``), ``device`` the library's own device object. ``kernels``
-    maps portable formulas to this library's fast paths for them (``_numpy_kernels``,
-    ``_cupy_kernels``); the engine looks each formula up there and falls back to the formula.
+    ``torch``, ``array_api_strict``), ``device`` the library's own device object. The fast
+    paths for this library live above the formulas, in :mod:`anybackprop.fastpaths`.
     """
 
     name: str
@@ -48,7 +48,6 @@ class Backend:
     device: Any
     dtype: str = "float32"
     tf32: bool = False
-    kernels: dict = field(default_factory=dict, repr=False)
 
     def __repr__(self) -> str:
         return f"Backend(name={self.name!r}, device={self.device!r}, dtype={self.dtype!r})"
@@ -108,10 +107,14 @@ class Backend:
         """A context that makes this backend's device current (and, on CuPy, applies its TF32
         setting) for the work inside it; ``fit`` runs in one."""
         if self.name == "cupy":
-            from ._cupy_kernels import activated
-
-            return activated(self)
+            return _cupy_activated(self)
         return contextlib.nullcontext()
+
+    def uniform(self, rng: np.random.Generator, shape: tuple[int, ...], dtype: Any = None) -> Any:
+        """Uniform numbers in [0, 1) of ``shape`` in ``dtype`` (default: the backend's), drawn
+        from the host generator ``rng`` and moved once: the same seed, the same draws on every
+        backend."""
+        return self.asarray(rng.random(shape), self.float_dtype(dtype))
 
     def sync(self) -> None:
         """Wait for queued device work (for timing); a no-op on the CPU."""
@@ -173,6 +176,40 @@ def to_numpy(x: Any) -> np.ndarray:
 
         return np.asarray(x.to_device(array_api_strict.Device("CPU_DEVICE")))
     return np.asarray(x)
+
+
+def gather_rows(xp: Any, x: Any, order: Any, out: Any = None) -> Any:
+    """The rows of ``x`` in ``order`` (a shuffled copy); ``out`` is an array of the same shape
+    that the caller no longer needs, which a backend's fast path may fill instead of allocating."""
+    return xp.take(x, order, axis=0)
+
+
+@contextlib.contextmanager
+def _cupy_activated(backend: Backend) -> Iterator[None]:
+    """Make ``backend``'s CuPy device current and apply its TF32 setting, restoring both after.
+
+    The float32 compute type is CuPy's own switch (``cupy._core._routines_linalg``, which
+    ``CUPY_TF32=1`` also sets); where a CuPy version lacks it, TF32 is left as CuPy has it and a
+    warning says so when TF32 was asked for.
+    """
+    cupy = backend.library
+    try:
+        from cupy._core import _routines_linalg as linalg
+
+        before = linalg.get_compute_type(cupy.float32)
+        wanted = linalg.COMPUTE_TYPE_TF32 if backend.tf32 else linalg.COMPUTE_TYPE_DEFAULT
+    except (ImportError, AttributeError):
+        linalg = None
+        if backend.tf32:
+            warnings.warn("this CuPy has no compute-type switch: TF32 stays as CuPy set it (CUPY_TF32)", stacklevel=4)
+    if linalg is not None:
+        linalg.set_compute_type(cupy.float32, wanted)
+    try:
+        with backend.device:
+            yield
+    finally:
+        if linalg is not None:
+            linalg.set_compute_type(cupy.float32, before)
 
 
 def host_rng(seed: int | None) -> np.random.Generator:
@@ -290,14 +327,7 @@ def _make_backend(name: Any, device: Any, dtype: Any, tf32: bool, source: str) -
             f"{source}={name!r} is not usable here: {exc}; accepted values: {', '.join(_ACCEPTED)} "
             f"(usable now: {', '.join(available_backends())})"
         ) from None
-    kernels: dict = {}
-    if name == "numpy":
-        from ._numpy_kernels import KERNELS as kernels
-    elif name == "cupy":
-        from . import _cupy_kernels
-
-        kernels = _cupy_kernels.kernels(bool(tf32))
-    return Backend(name=name, xp=xp, library=library, device=dev, dtype=dtype, tf32=bool(tf32), kernels=kernels)
+    return Backend(name=name, xp=xp, library=library, device=dev, dtype=dtype, tf32=bool(tf32))
 
 
 def _backend_from_env() -> Backend:

@@ -11,16 +11,13 @@ from collections.abc import Sequence
 import numpy as np
 
 from . import __version__, datasets
-from .activations import HIDDEN_ACTIVATIONS, OUTPUT_ACTIVATIONS
 from .backend import BACKEND_NAMES, DTYPE_NAMES, available_backends, get_backend, set_backend, unavailable_reason
 from .gradcheck import gradcheck
+from .heads import DEFAULT_LOSS, HEADS
 from .io import save
-from .losses import DEFAULT_LOSS
-from .network import MLP
+from .layers import NORMS
+from .network import HIDDEN_ACTIVATIONS, MLP
 from .optim import OPTIMIZERS
-
-
-_DEFAULT_LR = {"adam": 3e-3, "sgd": 0.1, "momentum": 0.05, "nesterov": 0.05}
 
 
 def _hidden_sizes(text: str) -> list[int]:
@@ -46,6 +43,16 @@ def _positive(kind: type) -> callable:
     return parse
 
 
+def _probability(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"expected a probability in [0, 1), got {text!r}")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="anybackprop", description="Train and check MLPs with hand-derived backprop.")
     parser.add_argument("--version", action="version", version=f"anybackprop {__version__}")
@@ -60,8 +67,11 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--activation", choices=HIDDEN_ACTIVATIONS, default="relu")
     train.add_argument("--epochs", type=_positive(int), default=30)
     train.add_argument("--batch-size", type=_positive(int), default=64)
-    train.add_argument("--lr", type=_positive(float), default=None, help="default: 3e-3 for adam, 0.1 for sgd, 0.05 with momentum")
-    train.add_argument("--optimizer", choices=OPTIMIZERS, default="adam")
+    lrs = ", ".join(f"{spec.lr:g} for {name}" for name, spec in OPTIMIZERS.items())
+    train.add_argument("--lr", type=_positive(float), default=None, help=f"default: the optimizer's ({lrs})")
+    train.add_argument("--optimizer", choices=tuple(OPTIMIZERS), default="adam")
+    train.add_argument("--dropout", type=_probability, default=0.0, help="dropout after each hidden layer (default 0: none)")
+    train.add_argument("--norm", choices=tuple(NORMS), default=None, help="normalise each hidden layer's pre-activation (default: none)")
     train.add_argument("--weight-decay", type=float, default=1e-3, help="L2 penalty on the weights (default 1e-3)")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--test-size", type=float, default=0.2)
@@ -94,14 +104,14 @@ def _train(args: argparse.Namespace) -> int:
     n_classes = int(y.max()) + 1
     output = "sigmoid" if n_classes == 2 else "softmax"
     sizes = [X.shape[1], *args.hidden, 1 if output == "sigmoid" else n_classes]
-    model = MLP(sizes, activation=args.activation, output=output, seed=args.seed)
+    model = MLP(sizes, activation=args.activation, output=output, seed=args.seed, dropout=args.dropout or None, norm=args.norm)
     verbose = not args.quiet
     if verbose:
         print(f"{args.dataset}: {len(X_train)} training and {len(X_test)} test rows; {model}")
     start = time.perf_counter()
     history = model.fit(
         X_train, y_train, epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer,
-        lr=args.lr or _DEFAULT_LR[args.optimizer], weight_decay=args.weight_decay, seed=args.seed, validation_data=(X_test, y_test), verbose=verbose,
+        lr=args.lr, weight_decay=args.weight_decay, seed=args.seed, validation_data=(X_test, y_test), verbose=verbose,
     )
     seconds = time.perf_counter() - start
     accuracy = model.score(X_test, y_test)
@@ -142,7 +152,7 @@ def _gradcheck(args: argparse.Namespace) -> int:
     print(f"central differences in float64 on {backend.name}: max relative error per pairing")
     print(f"{'hidden':<11} {'output':<9} {'loss':<21} {'error':>10}")
     failures = 0
-    for output in OUTPUT_ACTIVATIONS:
+    for output in HEADS:
         n_out = 3 if output != "sigmoid" else 1
         Y = {"softmax": rng.integers(0, 3, 8), "sigmoid": rng.integers(0, 2, 8), "identity": rng.standard_normal((8, 3))}[output]
         for loss in dict.fromkeys([DEFAULT_LOSS[output], "mse"]):

@@ -1,83 +1,101 @@
 """Gradient checking: analytic gradients against central finite differences in float64.
 
-For each parameter entry ``p``: ``numeric = (J(p + eps) - J(p - eps)) / (2 eps)``. The error
-reported per entry is ``|analytic - numeric| / max(|analytic| + |numeric|, 1e-8)``; the floor keeps
-dead units (both zero) from dividing 0 by 0.
+For each parameter entry ``p``: ``numeric = (J(p + eps) - J(p - eps)) / (2 eps)``, where ``J`` is
+the training-mode cost that ``loss_and_grads`` differentiates (batch statistics; dropout masks
+drawn again from the same seed for every evaluation, so they stay fixed). The error reported per
+entry is ``|analytic - numeric| / max(|analytic| + |numeric|, 1e-8)``; the floor keeps dead units
+(both zero) from dividing 0 by 0. Parameters are perturbed by ``where`` into new arrays, never
+in place, so read-only arrays work too.
 """
 
 from __future__ import annotations
 
-import itertools
 from typing import Any
 
 from .backend import host_rng
-from .network import MLP
+from .losses import normalized_weights
+from .network import Sequential
 
 
-def numerical_grads(model: MLP, X: Any, Y: Any, eps: float = 1e-6) -> dict[str, Any]:
-    """Central-difference gradients of ``model.loss(X, Y)``, same keys and shapes as ``params``.
+def _training_cost(model: Sequential, x: Any, y: Any, wn: Any, seed: int, params: dict) -> float:
+    xp = model.backend.xp
+    fwd = model.forward_pass(x, training=True, rng=host_rng(seed), params=params)
+    return float(model.head.cost(xp, fwd.logits, y, wn, model.fast))
+
+
+def numerical_grads(model: Sequential, X: Any, Y: Any, eps: float = 1e-6, *, sample_weight: Any = None, seed: int = 0) -> dict[str, Any]:
+    """Central-difference gradients of the training-mode cost, same keys and shapes as ``params``.
 
     ``model`` should be float64 (float32 cannot resolve the differences; see :func:`gradcheck`).
     """
-    xp = model.backend.xp
-    x, y = model._check_XY(X, Y)
-    grads = {}
-    for key, p in model.params.items():
-        g = xp.zeros(p.shape, dtype=p.dtype, device=model.backend.device)
-        for idx in itertools.product(*(range(n) for n in p.shape)):
-            orig = float(p[idx])
-            p[idx] = orig + eps
-            plus = float(model._loss(xp, model._forward(xp, x), y))
-            p[idx] = orig - eps
-            minus = float(model._loss(xp, model._forward(xp, x), y))
-            p[idx] = orig
-            g[idx] = (plus - minus) / (2 * eps)
-        grads[key] = g
+    backend, xp = model.backend, model.backend.xp
+    with backend.activate():
+        x, y, w = model.check_data(X, Y, sample_weight)
+        wn = None if w is None else normalized_weights(xp, w)
+        grads = {}
+        for key, p in model.params.items():
+            size = 1
+            for n in p.shape:
+                size *= n
+            index = xp.reshape(xp.arange(size, device=backend.device), p.shape)
+            g = []
+            for i in range(size):
+                hit = index == i
+                plus, minus = (
+                    _training_cost(model, x, y, wn, seed, {**model.params, key: xp.where(hit, p + step, p)})
+                    for step in (eps, -eps)
+                )
+                g.append((plus - minus) / (2 * eps))
+            grads[key] = xp.reshape(backend.asarray(g, model.dtype), p.shape)
     return grads
 
 
-def gradcheck(model: MLP, X: Any, Y: Any, *, eps: float = 1e-6, mode: str = "full", seed: int = 0, verbose: bool = False) -> float:
+def gradcheck(
+    model: Sequential, X: Any, Y: Any, *, eps: float = 1e-6, mode: str = "full", seed: int = 0,
+    sample_weight: Any = None, verbose: bool = False,
+) -> float:
     """The maximum relative error of ``model``'s analytic gradients against central
     differences, computed on a float64 copy of the model (the model itself is untouched).
 
     ``mode="full"`` perturbs every parameter entry (2 forward passes each); ``mode="directional"``
     checks the derivative along one random direction ``v`` of all parameters at once,
     ``<grad, v>`` against ``(J(p + eps v) - J(p - eps v)) / (2 eps)``, in 2 forward passes
-    whatever the size of the network (JAX's ``check_grads``, PyTorch's fast mode).
+    whatever the size of the network (JAX's ``check_grads``, PyTorch's fast mode). ``seed`` fixes
+    the dropout masks (and the direction).
     """
     if mode not in ("full", "directional"):
         raise ValueError(f"unknown mode {mode!r}; accepted values: full, directional")
     model64 = model.copy(dtype="float64")
     xp = model64.backend.xp
-    _, analytic = model64.loss_and_grads(X, Y)
+    _, analytic = model64.loss_and_grads(X, Y, sample_weight, seed=seed)
     if mode == "directional":
-        return _directional_error(model64, X, Y, analytic, eps, seed, verbose)
-    numeric = numerical_grads(model64, X, Y, eps)
+        return _directional_error(model64, X, Y, sample_weight, analytic, eps, seed, verbose)
+    numeric = numerical_grads(model64, X, Y, eps, sample_weight=sample_weight, seed=seed)
     errors = {}
     for key in model64.params:
         a, n = analytic[key], numeric[key]
-        rel = xp.abs(a - n) / xp.maximum(xp.abs(a) + xp.abs(n), 1e-8)
-        errors[key] = float(xp.max(rel))
+        errors[key] = float(xp.max(xp.abs(a - n) / xp.maximum(xp.abs(a) + xp.abs(n), 1e-8)))
     if verbose:
         for key, err in sorted(errors.items(), key=lambda kv: -kv[1]):
             print(f"{key:>6}  {tuple(model64.params[key].shape)!s:>12}  max relative error {err:.3e}")
     return max(errors.values())
 
 
-def _directional_error(model: MLP, X: Any, Y: Any, analytic: dict, eps: float, seed: int, verbose: bool) -> float:
-    xp, backend = model.backend.xp, model.backend
+def _directional_error(model: Sequential, X: Any, Y: Any, sample_weight: Any, analytic: dict, eps: float, seed: int, verbose: bool) -> float:
+    backend, xp = model.backend, model.backend.xp
     rng = host_rng(seed)
     direction = {k: rng.standard_normal(tuple(p.shape)) for k, p in model.params.items()}
     norm = sum(float((d * d).sum()) for d in direction.values()) ** 0.5
     v = {k: backend.asarray(d / norm, model.dtype) for k, d in direction.items()}
     slope = sum(float(xp.sum(analytic[k] * v[k])) for k in v)
-    base = dict(model.params)
-    losses = []
-    for sign in (1.0, -1.0):
-        model.set_params({k: base[k] + sign * eps * v[k] for k in base})
-        losses.append(model.loss(X, Y))
-    model.set_params(base)
-    numeric = (losses[0] - losses[1]) / (2 * eps)
+    with backend.activate():
+        x, y, w = model.check_data(X, Y, sample_weight)
+        wn = None if w is None else normalized_weights(xp, w)
+        costs = [
+            _training_cost(model, x, y, wn, seed, {k: p + sign * eps * v[k] for k, p in model.params.items()})
+            for sign in (1.0, -1.0)
+        ]
+    numeric = (costs[0] - costs[1]) / (2 * eps)
     error = abs(slope - numeric) / max(abs(slope) + abs(numeric), 1e-8)
     if verbose:
         print(f"directional derivative: analytic {slope:.10e}, central difference {numeric:.10e}, relative error {error:.3e}")

@@ -1,10 +1,13 @@
 """Saving and loading models without pickle.
 
-A model file is a ``.npz`` archive holding the parameters (``W1``, ``b1``, ...) as NumPy arrays and
-the metadata (format name and version, layer sizes, activations, output, loss, dtype) as a JSON
-string in a 0-d unicode array, so it loads with ``allow_pickle=False``. Files are written
-atomically: a temporary file in the same directory, flushed and fsynced, then ``os.replace``; on
-any error the previous file is untouched and the temporary file is removed.
+A model file is a ``.npz`` archive holding the parameters (``W1``, ``b1``, ...) and the layers'
+state (``state.running_mean1``, ...) as NumPy arrays, and the metadata as a JSON string in a 0-d
+unicode array, so it loads with ``allow_pickle=False``. Format version 2 stores the list of layers
+(``kind`` and ``config()`` of each, see :data:`anybackprop.layers.LAYERS`), the head, the dtype and,
+for an :class:`~anybackprop.MLP`, its constructor arguments; version 1 files (an MLP's layer sizes,
+activations, output, loss, dtype) still load. Files are written atomically: a temporary file in
+the same directory, flushed and fsynced, then ``os.replace``; on any error the previous file is
+untouched and the temporary file is removed.
 """
 
 from __future__ import annotations
@@ -20,19 +23,26 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from .backend import to_numpy
-from .network import MLP
+
+from .heads import get_head
+from .layers import layer_from_spec
+from .network import MLP, Sequential
 
 FORMAT = "anybackprop"
-VERSION = 1
+VERSION = 2
 _META_KEY = "__anybackprop__"
+_STATE = "state."
 
 
-def save(model: MLP, path: str | os.PathLike) -> None:
+def save(model: Sequential, path: str | os.PathLike) -> None:
     """Write ``model`` to ``path`` (the name is used as given: no extension is added)."""
-    if not isinstance(model, MLP):
-        raise TypeError(f"save expects an anybackprop MLP, got {type(model).__name__}")
+    if not isinstance(model, Sequential):
+        raise TypeError(f"save expects an anybackprop model (MLP or Sequential), got {type(model).__name__}")
     arrays = {key: to_numpy(value) for key, value in model.params.items()}
-    meta = {"format": FORMAT, "version": VERSION, **model.config()}
+    arrays.update({_STATE + key: to_numpy(value) for key, value in model.state.items()})
+    meta = {"format": FORMAT, "version": VERSION, **Sequential.config(model)}
+    if isinstance(model, MLP):
+        meta["mlp"] = model.mlp_config()
     arrays[_META_KEY] = np.array(json.dumps(meta))
     with atomic_open(path) as f:
         np.savez(f, **arrays)
@@ -82,33 +92,47 @@ def _read(path: str | os.PathLike) -> tuple[dict, dict[str, np.ndarray]]:
     return meta, contents
 
 
-def load(path: str | os.PathLike, backend: Any = None) -> MLP:
+def load(path: str | os.PathLike, backend: Any = None) -> Sequential:
     """Read a model written by :func:`save` onto ``backend`` (default: the current one)."""
     meta, arrays = _read(path)
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise _invalid(path, "its metadata does not name the anybackprop format")
-    if meta.get("version") != VERSION:
-        raise _invalid(path, f"format version {meta.get('version')!r} is not supported (expected {VERSION})")
-    sizes = meta.get("layer_sizes")
-    if not isinstance(sizes, list) or len(sizes) < 2 or not all(isinstance(n, int) and n > 0 for n in sizes):
-        raise _invalid(path, f"layer_sizes {sizes!r} is not a list of positive ints")
+    if meta.get("version") not in (1, VERSION):
+        raise _invalid(path, f"format version {meta.get('version')!r} is not supported (expected 1 or {VERSION})")
     if meta.get("dtype") not in ("float32", "float64"):
         raise _invalid(path, f"dtype {meta.get('dtype')!r} is not float32 or float64")
-    expected = {}
-    for i in range(1, len(sizes)):
-        expected[f"W{i}"] = (sizes[i - 1], sizes[i])
-        expected[f"b{i}"] = (sizes[i],)
-    if set(arrays) != set(expected):
-        raise _invalid(path, f"it holds arrays {sorted(arrays)} but layer_sizes {sizes} needs {sorted(expected)}")
-    for key, shape in expected.items():
-        if arrays[key].shape != shape or arrays[key].dtype != np.dtype(meta["dtype"]):
-            raise _invalid(path, f"{key} has shape {arrays[key].shape} dtype {arrays[key].dtype}, expected {shape} {meta['dtype']}")
     try:
-        model = MLP(
-            sizes, activation=meta.get("activation", []), output=meta.get("output"), loss=meta.get("loss"),
-            dtype=meta["dtype"], backend=backend,
-        )
+        model = _build(path, meta, backend)
     except (ValueError, TypeError) as exc:
         raise _invalid(path, str(exc)) from None
-    model.set_params(arrays)
+    state = {key[len(_STATE):]: arrays.pop(key) for key in list(arrays) if key.startswith(_STATE)}
+    for what, expected, got in (("params", model.params, arrays), ("state", model.state, state)):
+        if set(got) != set(expected):
+            raise _invalid(path, f"it holds {what} {sorted(got)} but the model it describes needs {sorted(expected)}")
+        for key, value in expected.items():
+            shape = tuple(value.shape)
+            if got[key].shape != shape or got[key].dtype != np.dtype(meta["dtype"]):
+                raise _invalid(path, f"{key} has shape {got[key].shape} dtype {got[key].dtype}, expected {shape} {meta['dtype']}")
+    try:
+        model.set_params(arrays)
+        model.set_state(state)
+    except ValueError as exc:
+        raise _invalid(path, str(exc)) from None
     return model
+
+
+def _build(path: Any, meta: dict, backend: Any) -> Sequential:
+    """The model the metadata describes, with fresh parameters."""
+    if meta["version"] == 1 or isinstance(meta.get("mlp"), dict):
+        config = dict(meta.get("mlp") or meta)
+        sizes = config.get("layer_sizes")
+        if not isinstance(sizes, list) or len(sizes) < 2 or not all(isinstance(n, int) and n > 0 for n in sizes):
+            raise ValueError(f"layer_sizes {sizes!r} is not a list of positive ints")
+        allowed = {"layer_sizes", "activation", "output", "loss", "dtype", "init", "dropout", "norm"}
+        kwargs = {k: v for k, v in config.items() if k in allowed}
+        kwargs.setdefault("activation", [])
+        return MLP(**kwargs, backend=backend)
+    layers, head = meta.get("layers"), meta.get("head")
+    if not isinstance(layers, list) or not isinstance(head, dict) or set(head) != {"output", "loss"}:
+        raise ValueError("its metadata has no valid 'layers' list and 'head' {output, loss}")
+    return Sequential([layer_from_spec(spec) for spec in layers], get_head(**head), dtype=meta["dtype"], backend=backend)

@@ -1,15 +1,17 @@
 """Losses over a batch of ``m`` rows, computed from the logits ``Z`` (shape ``(m, k)``).
 
-The cost is the batch mean:
+Each loss gives one value per row, ``l_i`` (shape ``(m,)``); the cost is their mean
+``J = 1/m sum_i l_i``, or with sample weights the weighted mean ``J = sum_i w_i l_i / sum_i w_i``:
 
-* ``mse``: ``J = 1/(2m) sum ||a - y||^2``,
-* ``binary_cross_entropy``: ``J = 1/m sum softplus(z) - y z`` (the logit form of
+* ``mse``: ``l_i = 1/2 ||a_i - y_i||^2``,
+* ``binary_cross_entropy``: ``l_i = sum_k softplus(z_ik) - y_ik z_ik`` (the logit form of
   ``-y log a - (1 - y) log(1 - a)``, with ``softplus(z) = max(z, 0) + log1p(e^-|z|)``),
-* ``cross_entropy``: ``J = 1/m sum_rows logsumexp(z) - sum(y * z)``.
+* ``cross_entropy``: ``l_i = logsumexp(z_i) - sum_k y_ik z_ik``.
 
 All three are finite and exact for logits of 1e4 in float32. Each loss is paired with the output
-activation for which the output delta is ``dZ = (A - Y) / m`` (note 004, Theorem 6.1); any other
-pairing goes through the general chain rule ``dZ = g'(Z) * dJ/dA`` (notes 002 and 003).
+activation for which the output delta is ``dZ = (A - Y) / m`` (note 004, Theorem 6.1), or
+``dZ_i = w_i (A_i - Y_i) / sum w`` with weights; any other pairing goes through the general chain
+rule ``dZ = g'(Z) * dJ/dA`` (notes 002 and 003). The heads (:mod:`anybackprop.heads`) use these.
 """
 
 from __future__ import annotations
@@ -17,8 +19,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-
-from .activations import Activation
 
 
 def softplus(xp: Any, z: Any) -> Any:
@@ -33,57 +33,37 @@ def logsumexp_rows(xp: Any, z: Any) -> Any:
 
 
 def mse(xp: Any, z: Any, a: Any, y: Any) -> Any:
-    """J = 1/(2m) sum (a - y)^2, a 0-d array."""
+    """l_i = 1/2 sum_k (a_ik - y_ik)^2, shape (m,)."""
     d = a - y
-    return xp.sum(d * d) / (2 * a.shape[0])
+    return 0.5 * xp.sum(d * d, axis=1)
 
 
 def mse_grad_output(xp: Any, a: Any, y: Any) -> Any:
-    """dJ/dA = (A - Y) / m."""
-    return (a - y) / a.shape[0]
+    """dl_i/dA_i = A_i - Y_i (the cost's dJ/dA is this times 1/m, or w_i / sum w)."""
+    return a - y
 
 
 def binary_cross_entropy(xp: Any, z: Any, a: Any, y: Any) -> Any:
-    """J = 1/m sum softplus(z) - y z, a 0-d array."""
-    return xp.sum(softplus(xp, z) - y * z) / z.shape[0]
+    """l_i = sum_k softplus(z_ik) - y_ik z_ik, shape (m,)."""
+    return xp.sum(softplus(xp, z) - y * z, axis=1)
 
 
 def cross_entropy(xp: Any, z: Any, a: Any, y: Any) -> Any:
-    """J = 1/m sum_rows (logsumexp(z) - sum_k y_k z_k), a 0-d array."""
-    return xp.sum(logsumexp_rows(xp, z) - xp.sum(y * z, axis=1)) / z.shape[0]
+    """l_i = logsumexp(z_i) - sum_k y_ik z_ik, shape (m,)."""
+    return logsumexp_rows(xp, z) - xp.sum(y * z, axis=1)
 
 
-@dataclass(frozen=True)
-class Loss:
-    """A batch-mean loss ``value(xp, Z, A, Y) -> 0-d array``, the output activation ``pair``
-    for which ``dZ = (A - Y) / m``, and ``grad_output(xp, A, Y) = dJ/dA`` for other outputs
-    (None where that gradient is unstable and only the paired output is allowed)."""
-
-    name: str
-    value: Callable[[Any, Any, Any, Any], Any] = field(repr=False)
-    pair: str
-    grad_output: Callable[[Any, Any, Any], Any] | None = field(default=None, repr=False)
-    uses_activation: bool = True  # False: ``value`` reads the logits Z only, A may be None
+def batch_mean(xp: Any, rows: Any, w: Any = None) -> Any:
+    """J = 1/m sum_i l_i, or sum_i w_i l_i with row weights ``w (m, 1)`` already divided by
+    their sum (:func:`normalized_weights`); a 0-d array."""
+    if w is None:
+        return xp.sum(rows) / rows.shape[0]
+    return xp.sum(rows * w[:, 0])
 
 
-LOSSES: dict[str, Loss] = {
-    "mse": Loss("mse", mse, "identity", mse_grad_output),
-    "binary_cross_entropy": Loss("binary_cross_entropy", binary_cross_entropy, "sigmoid", uses_activation=False),
-    "cross_entropy": Loss("cross_entropy", cross_entropy, "softmax", uses_activation=False),
-}
-DEFAULT_LOSS = {"softmax": "cross_entropy", "sigmoid": "binary_cross_entropy", "identity": "mse"}
-
-
-def get_loss(name: str | None, output: Activation) -> Loss:
-    """The loss called ``name`` (default: the output's pair), checked to suit ``output``."""
-    if name is None:
-        name = DEFAULT_LOSS[output.name]
-    if name not in LOSSES:
-        raise ValueError(f"unknown loss {name!r}; accepted values: {', '.join(LOSSES)}")
-    loss = LOSSES[name]
-    if loss.pair != output.name and loss.grad_output is None:
-        raise ValueError(f"loss {name!r} needs output {loss.pair!r}, got output {output.name!r}")
-    return loss
+def normalized_weights(xp: Any, w: Any) -> Any:
+    """Sample weights ``(m,)`` as a column ``w / sum w`` of shape ``(m, 1)``."""
+    return xp.reshape(w / xp.sum(w), (w.shape[0], 1))
 
 
 def paired_delta(xp: Any, a: Any, y: Any) -> Any:
@@ -91,10 +71,33 @@ def paired_delta(xp: Any, a: Any, y: Any) -> Any:
     return (a - y) / a.shape[0]
 
 
-def output_delta(xp: Any, loss: Loss, output: Activation, z: Any, a: Any, y: Any, kernels: dict | None = None) -> Any:
-    """dZ_L: :func:`paired_delta` for the paired output, else ``g'(Z) * dJ/dA``; ``kernels``
-    maps portable formulas to a backend's fast paths."""
-    kernels = kernels or {}
-    if output.name == loss.pair:
-        return kernels.get(paired_delta, paired_delta)(xp, a, y)
-    return kernels.get(output.backward, output.backward)(xp, z, a, loss.grad_output(xp, a, y))
+def weighted_paired_delta(xp: Any, a: Any, y: Any, w: Any) -> Any:
+    """dZ_i = w_i (A_i - Y_i) / sum w, with ``w`` from :func:`normalized_weights`."""
+    return (a - y) * w
+
+
+@dataclass(frozen=True)
+class Loss:
+    """A per-row loss ``rows(xp, Z, A, Y) -> (m,)``, the output activation ``pair`` for which
+    ``dZ = (A - Y) / m``, and ``grad_output(xp, A, Y) = dl_i/dA_i`` for other outputs (None where
+    that gradient is unstable and only the paired output is allowed)."""
+
+    name: str
+    rows: Callable[[Any, Any, Any, Any], Any] = field(repr=False)
+    pair: str
+    grad_output: Callable[[Any, Any, Any], Any] | None = field(default=None, repr=False)
+    uses_activation: bool = True  # False: ``rows`` reads the logits Z only, A may be None
+
+
+LOSSES: dict[str, Loss] = {
+    "mse": Loss("mse", mse, "identity", mse_grad_output),
+    "binary_cross_entropy": Loss("binary_cross_entropy", binary_cross_entropy, "sigmoid", uses_activation=False),
+    "cross_entropy": Loss("cross_entropy", cross_entropy, "softmax", uses_activation=False),
+}
+
+
+def get_loss(name: Any) -> Loss:
+    """The loss called ``name``: one of :data:`LOSSES`."""
+    if not isinstance(name, str) or name not in LOSSES:
+        raise ValueError(f"unknown loss {name!r}; accepted values: {', '.join(LOSSES)}")
+    return LOSSES[name]

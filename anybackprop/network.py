@@ -1,32 +1,311 @@
-"""The multi-layer perceptron: a stack of :class:`~anybackprop.layers.Dense` layers and a loss.
+"""Models: a sequence of layers and a head. :class:`Sequential` takes any layers that follow the
+protocol of :mod:`anybackprop.layers.base`; :class:`MLP` is the short way to build the common case.
 
-Forward keeps, per layer, what backward needs (note 003): ``(A_prev, Z, A)``. Backward is note
-004's Theorem 5.4 in row-major form: from the output delta ``dZ_L`` (``(A - Y)/m`` for the paired
-output/loss, ``g'(Z) * dJ/dA`` otherwise), for l = L..1::
+Forward keeps each layer's cache (note 003); backward is note 004's recursion, each layer doing
+its own part: from the head's output delta ``dZ_L`` (``(A - Y)/m`` for the paired output/loss),
+for l = L..1 the layer turns ``dY_l`` into its parameter gradients and ``dY_{l-1}``.
 
-    dW_l = A_{l-1}.T @ dZ_l      db_l = sum(dZ_l, axis=0)
-    dA_{l-1} = dZ_l @ W_l.T      dZ_{l-1} = g'_{l-1}(Z_{l-1}) * dA_{l-1}
+The trainer (:mod:`anybackprop.training`) drives a model through four documented methods:
+:meth:`Sequential.check_data`, :meth:`~Sequential.forward_pass`, :meth:`~Sequential.backward_pass`
+and :meth:`~Sequential.commit_state`, plus :meth:`~Sequential.scores` for epoch figures.
 """
 
 from __future__ import annotations
 
+import copy
 import numbers
+from dataclasses import dataclass
 from typing import Any
 
-from .activations import HIDDEN_ACTIVATIONS, OUTPUT_ACTIVATIONS, Activation, get_activation
+from . import fastpaths
+from .activations import Activation, get_activation
 from .backend import Backend, backend_for, host_rng, to_numpy
-from .layers import INIT_SCHEMES, Dense
-from .losses import get_loss, output_delta
-from .validation import check_targets, check_X
+from .heads import Head, get_head
+from .layers import NORMS, ActivationLayer, Dense, Dropout, Layer, Pass
+from .layers.dense import INIT_SCHEMES
+from .losses import normalized_weights
+from .validation import check_finite, check_sample_weight, check_X
+
+HIDDEN_ACTIVATIONS = ("identity", "sigmoid", "tanh", "relu", "leaky_relu")
 
 
-class MLP:
+@dataclass
+class ForwardPass:
+    """One forward pass: the last layer's output ``logits`` (what the head reads), each layer's
+    cache in order, and the :class:`~anybackprop.layers.Pass` it ran in (backward reuses it)."""
+
+    logits: Any
+    caches: list
+    ctx: Pass
+
+
+class Sequential:
+    """``layers`` in order (each ``n_out`` feeding the next ``n_in``) and a ``head``: a
+    :class:`~anybackprop.heads.Head` or an output name ("softmax", "sigmoid", "identity") with
+    ``loss`` (default: the output's pair). The last layer's output are the logits.
+
+    Parameters are drawn on the host from ``numpy.random.default_rng(seed)``, layer by layer, and
+    kept in one flat dict ``params``: the i-th layer holding a parameter called "W" stores it as
+    "W{i}" (so an MLP has W1, b1, W2, ...; a normalisation after hidden layer i has gamma{i},
+    beta{i}). Non-parameter state (running averages) lives in ``state`` under the same rule.
+    """
+
+    def __init__(
+        self,
+        layers: list,
+        head: str | Head = "softmax",
+        loss: str | None = None,
+        *,
+        seed: int | None = 0,
+        dtype: Any = None,
+        backend: str | Backend | None = None,
+    ) -> None:
+        layers = _check_layers(layers)
+        self.head = get_head(head, loss)
+        self.backend = backend_for(backend)
+        self.dtype = self.backend.float_dtype(dtype)
+        self.seed = seed
+        self.layers = layers
+        self.fast = fastpaths.for_backend(self.backend)
+        rng = host_rng(seed)
+        param_count: dict[str, int] = {}
+        state_count: dict[str, int] = {}
+        self.params: dict[str, Any] = {}
+        self.state: dict[str, Any] = {}
+        self._keys: list[tuple[dict[str, str], dict[str, str]]] = []
+        for layer in layers:
+            p_keys = self._place(layer.init_params(rng), param_count, self.params)
+            s_keys = self._place(layer.init_state(), state_count, self.state)
+            self._keys.append((p_keys, s_keys))
+        self.decay = {keys[local] for layer, (keys, _) in zip(layers, self._keys) for local in layer.decay}
+
+    def _place(self, arrays: dict, count: dict[str, int], into: dict[str, Any]) -> dict[str, str]:
+        keys = {}
+        for local, value in arrays.items():
+            count[local] = count.get(local, 0) + 1
+            key = keys[local] = f"{local}{count[local]}"
+            into[key] = self.backend.asarray(value, self.dtype, name=key)
+        return keys
+
+    # --- description ---------------------------------------------------------------------------
+
+    @property
+    def n_features(self) -> int:
+        return self.layers[0].n_in
+
+    @property
+    def n_outputs(self) -> int:
+        return self.layers[-1].n_out
+
+    @property
+    def dtype_name(self) -> str:
+        return "float64" if self.dtype == self.backend.xp.float64 else "float32"
+
+    @property
+    def is_classifier(self) -> bool:
+        return self.head.is_classifier
+
+    @property
+    def output(self) -> Activation:
+        """The output activation (the head's)."""
+        return self.head.output
+
+    @property
+    def loss_fn(self) -> Any:
+        """The loss (the head's)."""
+        return self.head.loss
+
+    def layer_specs(self) -> list[dict]:
+        """Each layer as ``{"kind": ..., "config": {...}}`` (JSON-able)."""
+        return [{"kind": layer.kind, "config": layer.config()} for layer in self.layers]
+
+    def config(self) -> dict:
+        """Everything but the arrays needed to rebuild this model (JSON-able)."""
+        return {"layers": self.layer_specs(), "head": self.head.spec(), "dtype": self.dtype_name}
+
+    def __repr__(self) -> str:
+        inner = ",\n    ".join(repr(layer) for layer in self.layers)
+        return f"Sequential([\n    {inner},\n], head={self.head!r}, dtype={self.dtype_name!r}, backend={self.backend.name!r})"
+
+    def _empty_like(self, dtype: Any, backend: Backend) -> "Sequential":
+        """A model of the same class, layers and head with fresh arrays in ``dtype`` on ``backend``."""
+        clone = copy.copy(self)
+        Sequential.__init__(clone, self.layers, self.head, seed=self.seed, dtype=dtype, backend=backend)
+        return clone
+
+    def copy(self, *, dtype: Any = None, backend: str | Backend | None = None) -> "Sequential":
+        """The same layers, parameter values and state, optionally in another dtype or backend
+        (None keeps this model's)."""
+        target = self.backend if backend is None else backend_for(backend)
+        clone = self._empty_like(self.dtype_name if dtype is None else dtype, target)
+        move = (lambda v: v) if target is self.backend else to_numpy
+        clone.set_params({k: move(v) for k, v in self.params.items()})
+        clone.set_state({k: move(v) for k, v in self.state.items()})
+        return clone
+
+    def set_params(self, params: dict) -> None:
+        """Replace every parameter with a copy of ``params`` (arrays of this backend or NumPy),
+        checking names, shapes and values."""
+        self.params = self._replaced(self.params, params, "params")
+
+    def set_state(self, state: dict) -> None:
+        """Replace the non-parameter state (running averages) as :meth:`set_params` does."""
+        self.state = self._replaced(self.state, state, "state")
+
+    def _replaced(self, current: dict, new: dict, what: str) -> dict:
+        if not isinstance(new, dict) or set(new) != set(current):
+            got = sorted(new) if isinstance(new, dict) else type(new).__name__
+            raise ValueError(f"{what} must have the keys {sorted(current)}, got {got}")
+        out = {}
+        xp = self.backend.xp
+        for key, value in new.items():
+            arr = self.backend.asarray(value, self.dtype, name=f"{what}[{key!r}]")
+            if tuple(arr.shape) != tuple(current[key].shape):
+                raise ValueError(f"{what}[{key!r}] has shape {tuple(arr.shape)}, expected {tuple(current[key].shape)}")
+            check_finite(xp, arr, f"{what}[{key!r}]")
+            out[key] = xp.asarray(arr, copy=True)  # training updates in place: never alias the caller's
+        return out
+
+    # --- the trainer's interface -----------------------------------------------------------
+
+    def check_data(self, X: Any, Y: Any, sample_weight: Any = None, class_weight: Any = None, names: tuple = ("X", "y")) -> tuple[Any, Any, Any]:
+        """``(x, y, w)`` on the backend in the model's dtype: ``x (m, n_features)``, dense targets
+        ``y (m, n_outputs)`` (the head encodes them) and row weights ``w (m,)``, the product of
+        ``sample_weight`` and ``class_weight`` (None when both are None)."""
+        x = check_X(self.backend, X, self.n_features, self.dtype, names[0])
+        y = self.head.encode_targets(self.backend, Y, self.n_outputs, x.shape[0], self.dtype, names[1])
+        w = check_sample_weight(self.backend, sample_weight, x.shape[0], self.dtype)
+        if class_weight is not None:
+            cw = self.head.class_weights(self.backend.xp, y, class_weight)
+            w = cw if w is None else w * cw
+            if not float(self.backend.xp.sum(w)) > 0:
+                raise ValueError("class_weight and sample_weight leave every row with weight 0")
+        return x, y, w
+
+    def forward_pass(self, x: Any, *, training: bool = False, rng: Any = None, params: dict | None = None) -> ForwardPass:
+        """Run every layer on a checked batch ``x``; ``training`` switches dropout on and batch
+        norm to batch statistics (its new running averages wait in the caches for
+        :meth:`commit_state`); ``params`` replaces the model's (gradient checks)."""
+        params = self.params if params is None else params
+        ctx = Pass(self.backend, self.fast, training, rng)
+        caches = []
+        for layer, (p_keys, s_keys) in zip(self.layers, self._keys):
+            x, cache = layer.forward(
+                ctx, {k: params[g] for k, g in p_keys.items()}, {k: self.state[g] for k, g in s_keys.items()}, x
+            )
+            caches.append(cache)
+        return ForwardPass(x, caches, ctx)
+
+    def backward_pass(self, fwd: ForwardPass, dz: Any) -> dict[str, Any]:
+        """Gradients with the keys and shapes of ``params``, from the head's delta ``dz``."""
+        grads: dict[str, Any] = {}
+        for i in range(len(self.layers) - 1, -1, -1):
+            p_keys = self._keys[i][0]
+            local, dz = self.layers[i].backward(fwd.ctx, {k: self.params[g] for k, g in p_keys.items()}, fwd.caches[i], dz, i > 0)
+            for k, g in local.items():
+                grads[p_keys[k]] = g
+        return grads
+
+    def commit_state(self, fwd: ForwardPass) -> None:
+        """Keep the new state (running averages) a training pass computed."""
+        for cache, (_, s_keys) in zip(fwd.caches, self._keys):
+            new = getattr(cache, "state", None)
+            if new:
+                for k, value in new.items():
+                    self.state[s_keys[k]] = value
+
+    def scores(self, z: Any, y: Any, w: Any = None, ss_tot: float = 0.0) -> tuple[float, float]:
+        """Mean loss and metric of logits ``z`` against dense targets ``y`` (weighted by ``w``,
+        raw or None), read back in one transfer: accuracy, or R^2 against ``ss_tot``."""
+        xp = self.backend.xp
+        wn = None if w is None else normalized_weights(xp, w)
+        loss = self.head.cost(xp, z, y, wn, self.fast)
+        term = self.head.metric_terms(xp, z, y, wn)
+        loss, term = (float(v) for v in to_numpy(xp.stack([loss, term])))
+        return loss, self.head.metric(term, ss_tot)
+
+    def total_sum_of_squares(self, y: Any, w: Any = None) -> float:
+        """SS_tot of dense targets, for the R^2 of :meth:`scores` (0 for classifiers)."""
+        xp = self.backend.xp
+        return self.head.total_sum_of_squares(xp, y, None if w is None else normalized_weights(xp, w))
+
+    # --- public API --------------------------------------------------------------------------
+
+    def forward(self, X: Any) -> Any:
+        """Output activations ``A_L`` of shape ``(m, n_outputs)``, in inference mode."""
+        with self.backend.activate():
+            x = check_X(self.backend, X, self.n_features, self.dtype)
+            return self.head.activate(self.backend.xp, self.forward_pass(x).logits, self.fast)
+
+    def _cost(self, X: Any, Y: Any, sample_weight: Any, training: bool, seed: int | None, grads: bool) -> tuple[float, Any]:
+        xp = self.backend.xp
+        with self.backend.activate():
+            x, y, w = self.check_data(X, Y, sample_weight)
+            wn = None if w is None else normalized_weights(xp, w)
+            fwd = self.forward_pass(x, training=training, rng=host_rng(seed))
+            loss = float(self.head.cost(xp, fwd.logits, y, wn, self.fast))
+            if not grads:
+                return loss, None
+            return loss, self.backward_pass(fwd, self.head.delta(xp, self.fast, fwd.logits, y, wn))
+
+    def loss(self, X: Any, Y: Any, sample_weight: Any = None, *, training: bool = False, seed: int | None = 0) -> float:
+        """The batch-mean loss of ``(X, Y)`` (weighted by ``sample_weight``) as a Python float; in
+        inference mode unless ``training=True`` (dropout masks from ``seed``, batch statistics)."""
+        return self._cost(X, Y, sample_weight, training, seed, grads=False)[0]
+
+    def loss_and_grads(self, X: Any, Y: Any, sample_weight: Any = None, *, seed: int | None = 0) -> tuple[float, dict[str, Any]]:
+        """``(loss, grads)`` of the training-mode loss (batch statistics, dropout masks drawn
+        from ``seed``; running averages untouched); ``grads`` has the keys of ``params``."""
+        return self._cost(X, Y, sample_weight, True, seed, grads=True)
+
+    def fit(self, X: Any, Y: Any, **kwargs: Any) -> Any:
+        """Train on ``(X, Y)``; see :func:`anybackprop.training.fit` for the arguments."""
+        from .training import fit
+
+        return fit(self, X, Y, **kwargs)
+
+    def predict(self, X: Any) -> Any:
+        """Class labels (softmax: ``argmax``; sigmoid: ``a >= 0.5``) or values (identity);
+        shape ``(m,)`` for one output (and for softmax), else ``(m, n_outputs)``."""
+        return self.head.predict(self.backend.xp, self.forward(X))
+
+    def predict_proba(self, X: Any) -> Any:
+        """Class probabilities: softmax rows ``(m, C)``; one sigmoid output gives ``(m, 2)``
+        columns ``[P(0), P(1)]``, several give ``(m, k)``."""
+        if not self.is_classifier:
+            return self.head.predict_proba(self.backend.xp, None)
+        return self.head.predict_proba(self.backend.xp, self.forward(X))
+
+    def score(self, X: Any, Y: Any, sample_weight: Any = None) -> float:
+        """Accuracy (classification) or R^2 = 1 - SS_res / SS_tot with both sums pooled over
+        all outputs (regression), weighted by ``sample_weight`` if given."""
+        with self.backend.activate():
+            x, y, w = self.check_data(X, Y, sample_weight)
+            return self.scores(self.forward_pass(x).logits, y, w, self.total_sum_of_squares(y, w))[1]
+
+
+def _check_layers(layers: Any) -> list:
+    if not isinstance(layers, (list, tuple)) or not layers:
+        raise ValueError(f"layers must be a non-empty list of layer objects, got {layers!r}")
+    for i, layer in enumerate(layers):
+        if not isinstance(layer, Layer):
+            missing = [n for n in ("kind", "n_in", "n_out", "decay", "init_params", "init_state", "forward", "backward", "config") if not hasattr(layer, n)]
+            raise TypeError(f"layers[{i}] ({type(layer).__name__}) is not a layer: it lacks {', '.join(missing)} (see anybackprop.layers.base)")
+    for i in range(1, len(layers)):
+        if layers[i].n_in != layers[i - 1].n_out:
+            raise ValueError(f"layers[{i}] takes {layers[i].n_in} inputs but layers[{i - 1}] gives {layers[i - 1].n_out}")
+    return list(layers)
+
+
+class MLP(Sequential):
     """A fully-connected network ``layer_sizes[0] -> ... -> layer_sizes[-1]``.
 
     ``activation`` is one name for every hidden layer or a list with one per hidden layer
     ("identity", "sigmoid", "tanh", "relu", "leaky_relu" or ``{"name": "leaky_relu", "slope": s}``);
     ``output`` is "softmax", "sigmoid" or "identity"; ``loss`` defaults to the output's pair
     ("cross_entropy", "binary_cross_entropy", "mse"), and "mse" is allowed with any output.
+    ``dropout`` (a probability, or one per hidden layer) adds inverted dropout after each hidden
+    activation; ``norm`` ("batch" or "layer") normalises each hidden layer's pre-activation.
     Initial weights come from ``numpy.random.default_rng(seed)`` on the host, so a seed gives
     the same model on every backend. ``init`` is "auto" (He for the relu family, Glorot
     otherwise), "he" or "glorot". The model lives on ``backend`` (default: the current one) in
@@ -44,197 +323,80 @@ class MLP:
         seed: int | None = 0,
         dtype: Any = None,
         backend: str | Backend | None = None,
+        dropout: float | list | None = None,
+        norm: str | None = None,
     ) -> None:
         sizes = list(layer_sizes) if isinstance(layer_sizes, (list, tuple)) else None
         if not sizes or len(sizes) < 2 or any(
             isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1 for n in sizes
         ):
             raise ValueError(f"layer_sizes must list at least 2 positive ints (inputs, ..., outputs), got {layer_sizes!r}")
+        sizes = [int(n) for n in sizes]
         if init not in INIT_SCHEMES:
             raise ValueError(f"unknown init {init!r}; accepted values: {', '.join(INIT_SCHEMES)}")
         n_hidden = len(sizes) - 2
-        if isinstance(activation, (list, tuple)):
-            specs = list(activation)
-        else:
-            specs = [get_activation(activation, HIDDEN_ACTIVATIONS)] * n_hidden
-        if len(specs) != n_hidden:
-            raise ValueError(f"activation lists {len(specs)} names but the model has {n_hidden} hidden layers")
-        hidden = [get_activation(spec, HIDDEN_ACTIVATIONS) for spec in specs]
-        self.output = get_activation(output, OUTPUT_ACTIVATIONS)
-        self.loss_fn = get_loss(loss, self.output)
-        self.backend = backend_for(backend)
-        self.dtype = self.backend.float_dtype(dtype)
+        hidden = _per_hidden(activation, n_hidden, "activation", lambda s: get_activation(s, HIDDEN_ACTIVATIONS))
+        rates = _per_hidden(0.0 if dropout is None else dropout, n_hidden, "dropout", _dropout_rate)
+        if norm is not None and norm not in NORMS:
+            raise ValueError(f"unknown norm {norm!r}; accepted values: {', '.join(NORMS)} or None")
+        head = get_head(output, loss)
+        layers: list = []
+        for i, act in enumerate(hidden):
+            scheme = act.init if init == "auto" else init
+            if norm is None:
+                layers.append(Dense(sizes[i], sizes[i + 1], act, scheme))
+            else:
+                layers += [Dense(sizes[i], sizes[i + 1], "identity", scheme), NORMS[norm](sizes[i + 1]), ActivationLayer(sizes[i + 1], act)]
+            if rates[i] > 0:
+                layers.append(Dropout(sizes[i + 1], rates[i]))
+        layers.append(Dense(sizes[-2], sizes[-1], "identity", head.output.init if init == "auto" else init))
+        self.layer_sizes = sizes
+        self.hidden_activations = hidden
         self.init = init
-        self.seed = seed
-        self.layers = [
-            Dense(i + 1, int(sizes[i]), int(sizes[i + 1]), act) for i, act in enumerate(hidden + [self.output])
-        ]
-        rng = host_rng(seed)
-        self.params: dict[str, Any] = {}
-        for layer in self.layers:
-            self.params[layer.W] = self.backend.asarray(layer.initial_weights(rng, init), self.dtype)
-            self.params[layer.b] = self.backend.xp.zeros(layer.n_out, dtype=self.dtype, device=self.backend.device)
+        self.dropout = rates if any(rates) else None
+        self.norm = norm
+        super().__init__(layers, head, seed=seed, dtype=dtype, backend=backend)
 
-    # --- description ---------------------------------------------------------------------------
-
-    @property
-    def layer_sizes(self) -> list[int]:
-        return [self.layers[0].n_in] + [layer.n_out for layer in self.layers]
-
-    @property
-    def n_features(self) -> int:
-        return self.layers[0].n_in
-
-    @property
-    def n_outputs(self) -> int:
-        return self.layers[-1].n_out
-
-    @property
-    def hidden_activations(self) -> list[Activation]:
-        return [layer.activation for layer in self.layers[:-1]]
-
-    @property
-    def dtype_name(self) -> str:
-        return "float64" if self.dtype == self.backend.xp.float64 else "float32"
-
-    @property
-    def is_classifier(self) -> bool:
-        return self.output.name in ("softmax", "sigmoid")
-
-    def config(self) -> dict:
-        """Everything but the parameters needed to rebuild this model (JSON-able)."""
+    def mlp_config(self) -> dict:
+        """The keyword arguments that rebuild this MLP (JSON-able)."""
         specs = [a.spec for a in self.hidden_activations]
-        return {
+        config = {
             "layer_sizes": self.layer_sizes,
             "activation": specs[0] if specs and all(s == specs[0] for s in specs) else specs,
-            "output": self.output.name,
-            "loss": self.loss_fn.name,
+            "output": self.head.output.name,
+            "loss": self.head.loss.name,
             "dtype": self.dtype_name,
         }
+        if self.init != "auto":
+            config["init"] = self.init
+        if self.dropout is not None:
+            config["dropout"] = self.dropout[0] if len(set(self.dropout)) == 1 else self.dropout
+        if self.norm is not None:
+            config["norm"] = self.norm
+        return config
+
+    def config(self) -> dict:
+        return {**self.mlp_config(), "layers": self.layer_specs(), "head": self.head.spec()}
 
     def __repr__(self) -> str:
-        c = self.config()
+        c = self.mlp_config()
+        extra = "".join(f", {k}={c[k]!r}" for k in ("init", "dropout", "norm") if k in c)
         return (
             f"MLP({c['layer_sizes']}, activation={c['activation']!r}, output={c['output']!r}, "
-            f"loss={c['loss']!r}, dtype={c['dtype']!r}, backend={self.backend.name!r})"
+            f"loss={c['loss']!r}{extra}, dtype={c['dtype']!r}, backend={self.backend.name!r})"
         )
 
-    def copy(self, *, dtype: Any = None, backend: str | Backend | None = None) -> "MLP":
-        """The same architecture and parameter values, optionally in another dtype or backend
-        (None keeps this model's)."""
-        target = self.backend if backend is None else backend_for(backend)
-        c = self.config()
-        clone = MLP(
-            c["layer_sizes"],
-            activation=self.hidden_activations,
-            output=self.output,
-            loss=c["loss"],
-            dtype=self.dtype_name if dtype is None else dtype,
-            backend=target,
-        )
-        clone.set_params({k: v if target is self.backend else to_numpy(v) for k, v in self.params.items()})
-        return clone
 
-    def set_params(self, params: dict) -> None:
-        """Replace every parameter with a copy of ``params`` (arrays of this backend or NumPy),
-        checking names and shapes."""
-        if set(params) != set(self.params):
-            raise ValueError(f"params must have the keys {sorted(self.params)}, got {sorted(params)}")
-        new = {}
-        for key, value in params.items():
-            arr = self.backend.asarray(value, self.dtype, name=f"params[{key!r}]")
-            if tuple(arr.shape) != tuple(self.params[key].shape):
-                raise ValueError(f"params[{key!r}] has shape {tuple(arr.shape)}, expected {tuple(self.params[key].shape)}")
-            new[key] = self.backend.xp.asarray(arr, copy=True)  # training updates in place: never alias the caller's
-        self.params = new
+def _per_hidden(value: Any, n_hidden: int, what: str, convert: Any) -> list:
+    """``value`` (converted) for every hidden layer, or a list with one per hidden layer."""
+    if not isinstance(value, (list, tuple)):
+        return [convert(value)] * n_hidden
+    if len(value) != n_hidden:
+        raise ValueError(f"{what} lists {len(value)} values but the model has {n_hidden} hidden layers")
+    return [convert(v) for v in value]
 
-    # --- maths -------------------------------------------------------------------------------
 
-    def _forward(self, xp: Any, x: Any) -> list[tuple[Any, Any, Any]]:
-        """Per layer ``(A_prev, Z, A)`` for a checked batch ``x``."""
-        caches = []
-        a = x
-        kernels = self.backend.kernels
-        for layer in self.layers:
-            z, a_next = layer.forward(xp, self.params, a, kernels)
-            caches.append((a, z, a_next))
-            a = a_next
-        return caches
-
-    def _backward(self, xp: Any, caches: list, y: Any) -> dict[str, Any]:
-        """Gradients of the batch-mean loss, with the keys and shapes of ``params``."""
-        grads: dict[str, Any] = {}
-        kernels = self.backend.kernels
-        _, z, a = caches[-1]
-        dz = output_delta(xp, self.loss_fn, self.output, z, a, y, kernels)
-        for i in range(len(self.layers) - 1, -1, -1):
-            layer = self.layers[i]
-            a_prev = caches[i][0]
-            grads[layer.W], grads[layer.b], da_prev = layer.backward(xp, self.params, a_prev, dz, i > 0, kernels)
-            if i > 0:
-                _, z_prev, a_prev_out = caches[i - 1]
-                backward = self.layers[i - 1].activation.backward
-                dz = kernels.get(backward, backward)(xp, z_prev, a_prev_out, da_prev)
-        return grads
-
-    def _loss(self, xp: Any, caches: list, y: Any) -> Any:
-        """The batch-mean loss as a 0-d array (no host read)."""
-        _, z, a = caches[-1]
-        return self.loss_fn.value(xp, z, a, y)
-
-    def _check_X(self, X: Any, name: str = "X") -> Any:
-        return check_X(self.backend, X, self.n_features, self.dtype, name)
-
-    def _check_XY(self, X: Any, Y: Any) -> tuple[Any, Any]:
-        x = self._check_X(X)
-        y = check_targets(self.backend, Y, self.output.name, self.n_outputs, x.shape[0], self.dtype)
-        return x, y
-
-    # --- public API --------------------------------------------------------------------------
-
-    def forward(self, X: Any) -> Any:
-        """Output activations ``A_L`` of shape ``(m, n_outputs)``."""
-        with self.backend.activate():
-            return self._forward(self.backend.xp, self._check_X(X))[-1][2]
-
-    def loss(self, X: Any, Y: Any) -> float:
-        """The batch-mean loss of ``(X, Y)`` as a Python float."""
-        xp = self.backend.xp
-        with self.backend.activate():
-            x, y = self._check_XY(X, Y)
-            return float(self._loss(xp, self._forward(xp, x), y))
-
-    def loss_and_grads(self, X: Any, Y: Any) -> tuple[float, dict[str, Any]]:
-        """``(loss, grads)``; ``grads`` has the keys and shapes of ``params``."""
-        xp = self.backend.xp
-        with self.backend.activate():
-            x, y = self._check_XY(X, Y)
-            caches = self._forward(xp, x)
-            return float(self._loss(xp, caches, y)), self._backward(xp, caches, y)
-
-    def fit(self, X: Any, Y: Any, **kwargs: Any) -> Any:
-        """Train on ``(X, Y)``; see :func:`anybackprop.training.fit` for the arguments."""
-        from .training import fit
-
-        return fit(self, X, Y, **kwargs)
-
-    def predict(self, X: Any) -> Any:
-        """Class labels (softmax: ``argmax``; sigmoid: ``a >= 0.5``) or values (identity);
-        shape ``(m,)`` for one output (and for softmax), else ``(m, n_outputs)``."""
-        from .training import predict
-
-        return predict(self, X)
-
-    def predict_proba(self, X: Any) -> Any:
-        """Class probabilities: softmax rows ``(m, C)``; one sigmoid output gives ``(m, 2)``
-        columns ``[P(0), P(1)]``, several give ``(m, k)``."""
-        from .training import predict_proba
-
-        return predict_proba(self, X)
-
-    def score(self, X: Any, Y: Any) -> float:
-        """Accuracy (classification) or R^2 = 1 - SS_res / SS_tot with both sums pooled over
-        all outputs (regression)."""
-        from .training import score
-
-        return score(self, X, Y)
+def _dropout_rate(p: Any) -> float:
+    if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0 <= p < 1:
+        raise ValueError(f"dropout must be a probability in [0, 1) (or a list of one per hidden layer), got {p!r}")
+    return float(p)

@@ -1,34 +1,33 @@
-"""Optimizers, array API only. Each ``step(xp, params, grads)`` updates ``params`` in place where
-the arrays allow it (``p -= u``) and by replacing the dict entry where they do not.
+"""Optimizers: the update formulas of :mod:`anybackprop.updates` plus explicit state.
 
-* SGD (note 004): ``W <- W - lr dW``; with momentum ``v <- mu v - lr dW; W <- W + v``; Nesterov
-  ``W <- W + mu v - lr dW`` (with the new ``v``).
-* Adam (bias-corrected): ``m <- b1 m + (1 - b1) g``, ``v <- b2 v + (1 - b2) g^2``,
-  ``W <- W - lr (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)``.
+An optimizer's state (velocities, Adam's moments and step count) is created by :meth:`Optimizer.init`
+for one model, before the first step (``fit`` calls it); reusing the optimizer on the same model
+continues from its state, and on a model of another shape, dtype or backend is an error.
+``step(xp, params, grads)`` updates ``params`` in place where the arrays allow it and by replacing
+the dict entry where they do not.
 
-``weight_decay`` adds the L2 term ``wd * W`` to the gradient of weights (not biases). The learning
-rate follows a schedule: "constant", "step" (times ``gamma`` every ``step_size`` epochs) or
-"cosine" (from ``lr`` to 0 over the run), or any callable ``(epoch, epochs) -> factor``.
+``weight_decay`` adds the L2 term ``wd * P`` to the gradient of the parameters the model marks for
+decay (``model.decay``: the weights, not biases or normalisation scales). The learning rate follows
+a schedule: "constant", "step" (times ``gamma`` every ``step_size`` epochs) or "cosine" (from
+``lr`` to 0 over the run), or any callable ``(epoch, epochs) -> factor``. :data:`OPTIMIZERS` is the
+one registry of names, with each optimizer's recommended learning rate, that ``fit``, the command
+line and the estimators share.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import array_api_compat
 
+from . import fastpaths
+from .updates import adam_step, decayed, momentum_step, sgd_update
 from .validation import check_positive_float, check_positive_int
 
 SCHEDULES = ("constant", "step", "cosine")
-OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam")
-
-
-def sgd_update(xp: Any, p: Any, g: Any, lr: float) -> Any:
-    """The plain SGD step W - lr dW (note 004), as a new array: the reference formula that a
-    backend's in-place fast path replaces."""
-    return p - lr * g
 
 
 def _constant(epoch: int, epochs: int) -> float:
@@ -51,44 +50,96 @@ def get_schedule(schedule: str | Callable[[int, int], float]) -> Callable[[int, 
     if callable(schedule):
         return schedule
     table = {"constant": _constant, "step": step_schedule(), "cosine": cosine_schedule}
-    if schedule not in table:
+    if not isinstance(schedule, str) or schedule not in table:
         raise ValueError(f"unknown schedule {schedule!r}; accepted values: {', '.join(SCHEDULES)} or a callable")
     return table[schedule]
 
 
 class Optimizer:
-    """Base class: learning rate, schedule, weight decay and the in-place/functional update."""
+    """Base class: learning rate, schedule, weight decay, explicit state and the in-place or
+    functional update. Subclasses name their per-parameter state arrays in ``slots`` and
+    implement :meth:`_update`."""
+
+    slots: tuple[str, ...] = ()
 
     def __init__(self, lr: float, weight_decay: float = 0.0, schedule: str | Callable = "constant") -> None:
         self.base_lr = check_positive_float(lr, "lr")
         self.lr = self.base_lr
         self.weight_decay = check_positive_float(weight_decay, "weight_decay", allow_zero=True)
         self.schedule = get_schedule(schedule)
-        self._inplace: bool | None = None
-        self.kernels: dict = {}  # a backend's fast paths, set by fit
+        self.state: dict[str, dict[str, Any]] | None = None
+        self._signature: tuple | None = None
+        self._decay: frozenset = frozenset()
+        self._fast: Any = fastpaths.NONE
+        self._inplace = False
+
+    def init(self, model: Any) -> None:
+        """Create the state for ``model`` (zeros for every slot and parameter), or keep the
+        state of an earlier ``init`` on a model of the same parameters, dtype and backend."""
+        signature = (
+            model.backend.name, str(model.backend.device), model.dtype_name,
+            tuple((k, tuple(p.shape)) for k, p in model.params.items()),
+        )
+        if self.state is not None and signature != self._signature:
+            raise ValueError(
+                f"this {type(self).__name__} holds state for another model ({_describe(self._signature)}), "
+                f"not for this one ({_describe(signature)}); use a new optimizer or call reset() first"
+            )
+        if self.state is None:
+            xp, device = model.backend.xp, model.backend.device
+            self.state = {
+                slot: {k: xp.zeros(p.shape, dtype=p.dtype, device=device) for k, p in model.params.items()}
+                for slot in self.slots
+            }
+            self._init_counters()
+        self._signature = signature
+        self._decay = frozenset(model.decay)
+        self._fast = model.fast
+        self._inplace = all(array_api_compat.is_writeable_array(p) for p in model.params.values())
+
+    def reset(self) -> None:
+        """Forget the state, so that the next :meth:`init` starts afresh."""
+        self.state, self._signature = None, None
+
+    def _init_counters(self) -> None:
+        """Scalar state beside the arrays (Adam's step count)."""
 
     def start_epoch(self, epoch: int, epochs: int) -> None:
         """Set the learning rate for ``epoch`` (0-based) of ``epochs``."""
         self.lr = self.base_lr * self.schedule(epoch, epochs)
 
-    def _grad(self, key: str, p: Any, g: Any) -> Any:
-        return g + self.weight_decay * p if self.weight_decay and key.startswith("W") else g
+    def step(self, xp: Any, params: dict, grads: dict) -> None:
+        """One update of ``params`` from ``grads`` (same keys)."""
+        if self.state is None:
+            raise ValueError(f"{type(self).__name__}.step before init: call optimizer.init(model) first (fit does)")
+        self._begin_step()
+        for key, g in grads.items():
+            if self.weight_decay and key in self._decay:
+                g = decayed(xp, params[key], g, self.weight_decay)
+            self._update(xp, params, key, g)
+
+    def _begin_step(self) -> None:
+        """Per-step scalars (Adam's bias corrections)."""
+
+    def _update(self, xp: Any, params: dict, key: str, g: Any) -> None:
+        raise NotImplementedError
 
     def _subtract(self, params: dict, key: str, update: Any) -> None:
-        """``params[key] -= update``: in place where the arrays allow it (checked once)."""
-        p = params[key]
-        if self._inplace is None:
-            self._inplace = array_api_compat.is_writeable_array(p)
+        """``params[key] -= update``: in place where the arrays allow it."""
         if self._inplace:
-            p -= update
+            params[key] -= update
         else:
-            params[key] = p - update
-
-    def step(self, xp: Any, params: dict, grads: dict) -> None:
-        raise NotImplementedError
+            params[key] = params[key] - update
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(lr={self.base_lr}, weight_decay={self.weight_decay})"
+
+
+def _describe(signature: tuple | None) -> str:
+    if signature is None:
+        return "none"
+    backend, device, dtype, shapes = signature
+    return f"{backend} on {device}, {dtype}, params " + ", ".join(f"{k}{s}" for k, s in shapes)
 
 
 class SGD(Optimizer):
@@ -101,24 +152,20 @@ class SGD(Optimizer):
             raise ValueError(f"momentum must be in [0, 1), got {momentum!r}")
         if nesterov and not self.momentum:
             raise ValueError("nesterov=True needs momentum > 0")
-        self.nesterov = nesterov
-        self.velocity: dict[str, Any] = {}
+        self.nesterov = bool(nesterov)
+        self.slots = ("velocity",) if self.momentum else ()
 
-    def step(self, xp: Any, params: dict, grads: dict) -> None:
-        lr, mu = self.lr, self.momentum
-        for key, g in grads.items():
-            g = self._grad(key, params[key], g)
-            if not mu:
-                fast = self.kernels.get(sgd_update)
-                if fast is not None:
-                    fast(xp, params[key], g, lr)
-                else:
-                    self._subtract(params, key, lr * g)
-                continue
-            v = self.velocity.get(key)
-            v = -lr * g if v is None else mu * v - lr * g
-            self.velocity[key] = v
-            self._subtract(params, key, lr * g - mu * v if self.nesterov else -v)
+    def _update(self, xp: Any, params: dict, key: str, g: Any) -> None:
+        if not self.momentum:
+            fast = self._fast.get(sgd_update, may_overwrite=self._inplace)
+            if fast is sgd_update:
+                self._subtract(params, key, self.lr * g)
+            else:
+                params[key] = fast(xp, params[key], g, self.lr)
+            return
+        velocity = self.state["velocity"]
+        u, velocity[key] = momentum_step(xp, g, velocity[key], self.lr, self.momentum, self.nesterov)
+        self._subtract(params, key, u)
 
     def __repr__(self) -> str:
         return f"SGD(lr={self.base_lr}, momentum={self.momentum}, nesterov={self.nesterov}, weight_decay={self.weight_decay})"
@@ -126,6 +173,8 @@ class SGD(Optimizer):
 
 class Adam(Optimizer):
     """Adam with bias correction."""
+
+    slots = ("m", "v")
 
     def __init__(self, lr: float = 1e-3, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8, **kwargs: Any) -> None:
         super().__init__(lr, **kwargs)
@@ -135,38 +184,53 @@ class Adam(Optimizer):
         self.beta1, self.beta2 = float(beta1), float(beta2)
         self.eps = check_positive_float(eps, "eps")
         self.t = 0
-        self.m: dict[str, Any] = {}
-        self.v: dict[str, Any] = {}
 
-    def step(self, xp: Any, params: dict, grads: dict) -> None:
+    def _init_counters(self) -> None:
+        self.t = 0
+
+    def _begin_step(self) -> None:
         self.t += 1
-        b1, b2 = self.beta1, self.beta2
-        step_size = self.lr / (1.0 - b1**self.t)
-        v_scale = 1.0 / (1.0 - b2**self.t)
-        for key, g in grads.items():
-            g = self._grad(key, params[key], g)
-            m = (1.0 - b1) * g if key not in self.m else b1 * self.m[key] + (1.0 - b1) * g
-            v = (1.0 - b2) * (g * g) if key not in self.v else b2 * self.v[key] + (1.0 - b2) * (g * g)
-            self.m[key], self.v[key] = m, v
-            self._subtract(params, key, step_size * m / (xp.sqrt(v * v_scale) + self.eps))
+        self._step_size = self.lr / (1.0 - self.beta1**self.t)
+        self._v_scale = 1.0 / (1.0 - self.beta2**self.t)
+
+    def _update(self, xp: Any, params: dict, key: str, g: Any) -> None:
+        m, v = self.state["m"], self.state["v"]
+        u, m[key], v[key] = adam_step(xp, g, m[key], v[key], self._step_size, self.beta1, self.beta2, self._v_scale, self.eps)
+        self._subtract(params, key, u)
 
     def __repr__(self) -> str:
         return f"Adam(lr={self.base_lr}, beta1={self.beta1}, beta2={self.beta2}, eps={self.eps}, weight_decay={self.weight_decay})"
 
 
+@dataclass(frozen=True)
+class OptimizerSpec:
+    """A registered optimizer: how to build it from keywords and its recommended learning rate."""
+
+    name: str
+    build: Callable[..., Optimizer]
+    lr: float
+    summary: str
+
+
+OPTIMIZERS: dict[str, OptimizerSpec] = {
+    spec.name: spec
+    for spec in (
+        OptimizerSpec("sgd", SGD, 0.1, "plain stochastic gradient descent"),
+        OptimizerSpec("momentum", lambda **kw: SGD(**{"momentum": 0.9, **kw}), 0.05, "SGD with momentum 0.9"),
+        OptimizerSpec("nesterov", lambda **kw: SGD(nesterov=True, **{"momentum": 0.9, **kw}), 0.05, "SGD with Nesterov momentum 0.9"),
+        OptimizerSpec("adam", Adam, 3e-3, "Adam with bias correction"),
+    )
+}
+
+
 def get_optimizer(optimizer: str | Optimizer, lr: float | None = None, **kwargs: Any) -> Optimizer:
-    """An optimizer from a name ("sgd", "momentum" (0.9), "nesterov", "adam") or an instance."""
+    """An optimizer from a name in :data:`OPTIMIZERS` (``lr`` defaults to its recommended
+    learning rate) or an instance (then ``lr`` and settings belong to the instance)."""
     if isinstance(optimizer, Optimizer):
         if lr is not None or kwargs:
             raise ValueError("pass lr and other settings to the optimizer object, not to fit, when giving an instance")
         return optimizer
-    if lr is not None:
-        kwargs["lr"] = lr
-    if optimizer == "sgd":
-        return SGD(**kwargs)
-    if optimizer in ("momentum", "nesterov"):
-        kwargs.setdefault("momentum", 0.9)
-        return SGD(nesterov=optimizer == "nesterov", **kwargs)
-    if optimizer == "adam":
-        return Adam(**kwargs)
-    raise ValueError(f"unknown optimizer {optimizer!r}; accepted values: {', '.join(OPTIMIZERS)} or an Optimizer")
+    if not isinstance(optimizer, str) or optimizer not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {optimizer!r}; accepted values: {', '.join(OPTIMIZERS)} or an Optimizer")
+    spec = OPTIMIZERS[optimizer]
+    return spec.build(lr=spec.lr if lr is None else lr, **kwargs)

@@ -19,14 +19,14 @@ from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, column_or_1d, validate_data
 
 from .backend import backend_for, to_numpy
 from .network import MLP
-from .optim import Adam, Optimizer, SGD
+from .optim import OPTIMIZERS, Optimizer
 
 _ACTIVATIONS = {"identity": "identity", "logistic": "sigmoid", "sigmoid": "sigmoid", "tanh": "tanh", "relu": "relu", "leaky_relu": "leaky_relu"}
-_SOLVERS = ("sgd", "momentum", "adam")
+_SOLVERS = tuple(OPTIMIZERS)
 
 
 class _MLPBase(BaseEstimator):
@@ -109,27 +109,29 @@ class _MLPBase(BaseEstimator):
     def _batch(self, n_samples: int) -> int:
         return min(200, n_samples) if self.batch_size == "auto" else min(int(self.batch_size), n_samples)
 
-    def _new_optimizer(self, batch: int) -> Optimizer:
-        # scikit-learn's L2 term alpha/(2 n_batch) ||W||^2 has the gradient (alpha / n_batch) W
-        decay = self.alpha / batch
-        if self.solver == "adam":
-            return Adam(lr=self.learning_rate_init, weight_decay=decay)
-        momentum = self.momentum if self.solver == "momentum" else 0.0
-        return SGD(lr=self.learning_rate_init, momentum=momentum, weight_decay=decay)
+    def _new_optimizer(self, batch: int, mean_weight: float = 1.0) -> Optimizer:
+        # scikit-learn's L2 term alpha/(2 sw_batch) ||W||^2, sw_batch the batch's total weight
+        # (n_batch unweighted), has the gradient (alpha / sw_batch) W: so integer weights act as
+        # repeated rows, exactly so for a full batch
+        options = {"momentum": self.momentum} if self.solver in ("momentum", "nesterov") else {}
+        return OPTIMIZERS[self.solver].build(lr=self.learning_rate_init, weight_decay=self.alpha / (batch * mean_weight), **options)
 
     def _validate_X(self, X: Any, reset: bool) -> np.ndarray:
         return validate_data(self, X, reset=reset, dtype=(np.float64, np.float32))
 
-    def _train(self, X: Any, y: Any, *, epochs: int, first: bool, classes: Any = None) -> "_MLPBase":
+    def _train(self, X: Any, y: Any, *, epochs: int, first: bool, classes: Any = None, sample_weight: Any = None) -> "_MLPBase":
         if first:
             self._check_params()
         X, y = validate_data(self, X, y, reset=first, dtype=(np.float64, np.float32), y_numeric=self._y_numeric, multi_output=True)
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(sample_weight, X, dtype=X.dtype)
         Y = self._targets(y, reset=first, classes=classes)
         init_seed, shuffle_seed = self._seeds()
         if first:
             self._dtype = self.dtype or ("float32" if X.dtype == np.float32 else "float64")
             self._model = self._build_model([X.shape[1], *self._sizes, self._n_outputs], init_seed)
-            self._optimizer = self._new_optimizer(self._batch(X.shape[0]))
+            mean_weight = 1.0 if sample_weight is None else float(np.mean(sample_weight))
+            self._optimizer = self._new_optimizer(self._batch(X.shape[0]), mean_weight if mean_weight > 0 else 1.0)
             self.loss_curve_ = []
             self.n_iter_ = 0
         model = self._get_model()
@@ -139,18 +141,21 @@ class _MLPBase(BaseEstimator):
             kwargs["min_delta"] = self.tol
             if self.early_stopping:
                 stratify = y if not self._y_numeric and _can_stratify(y, self.validation_fraction) else None
-                X, X_val, Y, Y_val = train_test_split(X, Y, test_size=self.validation_fraction, random_state=shuffle_seed, stratify=stratify)
-                kwargs["validation_data"] = (X_val, Y_val)
+                parts = [X, Y] if sample_weight is None else [X, Y, sample_weight]
+                split = train_test_split(*parts, test_size=self.validation_fraction, random_state=shuffle_seed, stratify=stratify)
+                X, Y, sample_weight = split[0], split[2], (split[4] if sample_weight is not None else None)
+                kwargs["validation_data"] = (split[1], split[3]) + ((split[5],) if sample_weight is not None else ())
         history = model.fit(
             X, Y, epochs=epochs, batch_size=self._batch(X.shape[0]), optimizer=self._optimizer,
-            seed=shuffle_seed + self.n_iter_, verbose=self.verbose, **kwargs,
+            seed=shuffle_seed + self.n_iter_, verbose=self.verbose, sample_weight=sample_weight, **kwargs,
         )
         self.loss_curve_ = self.loss_curve_ + history.loss
         self.n_iter_ += history.epochs
         if history.val_loss:
             self.validation_loss_curve_ = history.val_loss
-        self.coefs_ = [to_numpy(model.params[layer.W]) for layer in model.layers]
-        self.intercepts_ = [to_numpy(model.params[layer.b]) for layer in model.layers]
+        n_layers = len(model.layer_sizes) - 1
+        self.coefs_ = [to_numpy(model.params[f"W{i}"]) for i in range(1, n_layers + 1)]
+        self.intercepts_ = [to_numpy(model.params[f"b{i}"]) for i in range(1, n_layers + 1)]
         return self
 
     def _build_model(self, sizes: list[int], seed: int | None) -> MLP:
@@ -162,8 +167,8 @@ class _MLPBase(BaseEstimator):
         if model is None:
             model = self._build_model([self.coefs_[0].shape[0], *(c.shape[1] for c in self.coefs_)], None)
             params = {}
-            for layer, coef, intercept in zip(model.layers, self.coefs_, self.intercepts_):
-                params[layer.W], params[layer.b] = coef, intercept
+            for i, (coef, intercept) in enumerate(zip(self.coefs_, self.intercepts_), start=1):
+                params[f"W{i}"], params[f"b{i}"] = coef, intercept
             model.set_params(params)
             self._model = model
         return model
@@ -175,10 +180,11 @@ class _MLPBase(BaseEstimator):
         state.pop("_optimizer", None)
         return state
 
-    def fit(self, X: Any, y: Any) -> "_MLPBase":
+    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> "_MLPBase":
         """Train from scratch for up to ``max_iter`` epochs (stopping early as scikit-learn's MLP
-        does: ``n_iter_no_change`` epochs without an improvement of ``tol``)."""
-        return self._train(X, y, epochs=self.max_iter, first=True)
+        does: ``n_iter_no_change`` epochs without an improvement of ``tol``); ``sample_weight``
+        weighs each row's loss."""
+        return self._train(X, y, epochs=self.max_iter, first=True, sample_weight=sample_weight)
 
     def _forward(self, X: Any) -> np.ndarray:
         check_is_fitted(self, "coefs_")
@@ -211,12 +217,12 @@ class MLPClassifier(ClassifierMixin, _MLPBase):
             raise ValueError(f"y has classes {unseen.tolist()} not in classes_ {self.classes_.tolist()}")
         return np.searchsorted(self.classes_, y)
 
-    def partial_fit(self, X: Any, y: Any, classes: Any = None) -> "MLPClassifier":
+    def partial_fit(self, X: Any, y: Any, classes: Any = None, sample_weight: Any = None) -> "MLPClassifier":
         """One epoch over ``(X, y)``; the first call needs ``classes`` (all the labels)."""
         first = not hasattr(self, "coefs_")
         if first and classes is None:
             raise ValueError("classes must be passed on the first call to partial_fit")
-        return self._train(X, y, epochs=1, first=first, classes=classes)
+        return self._train(X, y, epochs=1, first=first, classes=classes, sample_weight=sample_weight)
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities ``(n_samples, n_classes)``, columns in the order of ``classes_``."""
@@ -241,9 +247,9 @@ class MLPRegressor(RegressorMixin, _MLPBase):
             raise ValueError(f"y has shape {y.shape}; this regressor was fitted with {self._n_outputs} target(s)")
         return y.reshape(-1, 1) if y.ndim == 1 else y
 
-    def partial_fit(self, X: Any, y: Any) -> "MLPRegressor":
+    def partial_fit(self, X: Any, y: Any, sample_weight: Any = None) -> "MLPRegressor":
         """One epoch over ``(X, y)``, continuing from the current weights."""
-        return self._train(X, y, epochs=1, first=not hasattr(self, "coefs_"))
+        return self._train(X, y, epochs=1, first=not hasattr(self, "coefs_"), sample_weight=sample_weight)
 
     def predict(self, X: Any) -> np.ndarray:
         """Predicted targets: ``(n_samples,)`` for a single target, else ``(n_samples, n_targets)``."""

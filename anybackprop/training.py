@@ -1,10 +1,12 @@
-"""Mini-batch training and prediction for :class:`~anybackprop.network.MLP`.
+"""Mini-batch training: :func:`fit` and the :class:`Trainer` it drives a model with.
 
 The data enters the device once per ``fit``. Each epoch draws a permutation on the host (seeded),
-gathers the shuffled copy once on the device, and trains on contiguous slices of it. The epoch's
-loss and metric are accumulated on the device from the minibatches already computed (as running
-averages over the epoch, like Keras) and read back once per epoch: each step keeps its output logits
-in an epoch-sized buffer, and the loss and metric are computed from that buffer at the epoch's end.
+gathers the shuffled copy once on the device, and trains on contiguous slices of it. A training
+step is :meth:`Trainer.step`: forward (training mode), the head's output delta, backward, reduce
+the gradients (a hook: nothing in one process; data-parallel training sums them across
+processes there), update, commit new layer state. The epoch's loss and metric come from the
+logits the steps computed (running averages over the epoch, like Keras), read back once per
+epoch in one transfer.
 """
 
 from __future__ import annotations
@@ -13,12 +15,42 @@ import math
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
-from .backend import host_rng, to_numpy
-from .network import MLP
+from .backend import gather_rows, host_rng
+from .losses import normalized_weights
 from .optim import Optimizer, get_optimizer
-from .validation import check_positive_float, check_positive_int, check_targets
+from .validation import check_positive_float, check_positive_int
+
+
+class Trainable(Protocol):
+    """What :func:`fit` and :class:`Trainer` use of a model (:class:`anybackprop.Sequential` has it):
+
+    * ``backend``, ``fast`` (its fast paths), ``head``, ``layers``, ``params``, ``state``, ``decay``;
+    * ``check_data(X, Y, sample_weight, class_weight) -> (x, y, w)``: checked arrays on the device;
+    * ``forward_pass(x, training=, rng=) -> ForwardPass``: logits, caches and the pass context;
+    * ``backward_pass(fwd, dz) -> grads`` (keys of ``params``); ``commit_state(fwd)``;
+    * ``scores(z, y, w, ss_tot) -> (loss, metric)`` in one host read; ``total_sum_of_squares(y, w)``.
+    """
+
+    backend: Any
+    fast: Any
+    head: Any
+    layers: list
+    params: dict
+    state: dict
+
+    def check_data(self, X: Any, Y: Any, sample_weight: Any = None, class_weight: Any = None, names: tuple = ...) -> tuple: ...
+
+    def forward_pass(self, x: Any, *, training: bool = False, rng: Any = None, params: dict | None = None) -> Any: ...
+
+    def backward_pass(self, fwd: Any, dz: Any) -> dict: ...
+
+    def commit_state(self, fwd: Any) -> None: ...
+
+    def scores(self, z: Any, y: Any, w: Any = None, ss_tot: float = 0.0) -> tuple[float, float]: ...
+
+    def total_sum_of_squares(self, y: Any, w: Any = None) -> float: ...
 
 
 @dataclass
@@ -50,44 +82,41 @@ class History:
         return f"History({self.epochs} epochs{last}{extra}, {self.seconds:.2f} s)"
 
 
-def gather_rows(xp: Any, x: Any, order: Any, out: Any = None) -> Any:
-    """The rows of ``x`` in ``order`` (a shuffled copy); ``out`` is an array of the same shape
-    that the caller no longer needs, which a backend's fast path may fill instead of allocating."""
-    return xp.take(x, order, axis=0)
+class Trainer:
+    """Drives one model's training steps with one optimizer (its state created here, for this
+    model). :meth:`reduce_gradients` is the seam for data-parallel training: it returns the
+    gradients unchanged in one process."""
 
+    def __init__(self, model: Trainable, optimizer: Optimizer) -> None:
+        self.model, self.optimizer = model, optimizer
+        optimizer.init(model)
 
-def _metric_name(model: MLP) -> str:
-    return "accuracy" if model.is_classifier else "r2"
+    def reduce_gradients(self, grads: dict[str, Any]) -> dict[str, Any]:
+        """Combine the gradients of every process's share of the batch: identity here."""
+        return grads
 
+    def step(self, x: Any, y: Any, w: Any, rng: Any) -> Any:
+        """One training step on a batch (``w``: raw row weights or None); returns its logits."""
+        model = self.model
+        xp = model.backend.xp
+        fwd = model.forward_pass(x, training=True, rng=rng)
+        dz = model.head.delta(xp, model.fast, fwd.logits, y, None if w is None else normalized_weights(xp, w))
+        grads = self.reduce_gradients(model.backward_pass(fwd, dz))
+        self.optimizer.step(xp, model.params, grads)
+        model.commit_state(fwd)
+        return fwd.logits
 
-def _total_sum_of_squares(xp: Any, y: Any) -> float:
-    d = y - xp.mean(y, axis=0, keepdims=True)
-    return float(xp.sum(d * d))
-
-
-def _scores(model: MLP, z: Any, y: Any, ss_tot: float) -> tuple[float, float]:
-    """Mean loss and metric of output logits ``z`` against dense targets ``y``, read back in one
-    transfer: accuracy for classifiers (argmax for softmax, ``z >= 0`` for each sigmoid output),
-    R^2 = 1 - SS_res / SS_tot for regression."""
-    xp, kernels = model.backend.xp, model.backend.kernels
-    a = model.output.forward(xp, z) if model.loss_fn.uses_activation else None
-    loss = kernels.get(model.loss_fn.value, model.loss_fn.value)(xp, z, a, y)
-    if model.output.name == "softmax":
-        metric = xp.mean(xp.astype(xp.argmax(z, axis=1) == xp.argmax(y, axis=1), z.dtype))
-    elif model.output.name == "sigmoid":
-        metric = xp.mean(xp.astype((z >= 0) == (y >= 0.5), z.dtype))
-    else:
-        d = a - y
-        metric = xp.sum(d * d)
-    loss, metric = (float(v) for v in to_numpy(xp.stack([loss, metric])))
-    if not model.is_classifier:
-        metric = 1.0 - metric / ss_tot if ss_tot > 0 else 0.0
-    return loss, metric
-
-
-def _evaluate(model: MLP, x: Any, y: Any, ss_tot: float) -> tuple[float, float]:
-    """Loss and metric of checked arrays, in one forward pass."""
-    return _scores(model, model._forward(model.backend.xp, x)[-1][1], y, ss_tot)
+    def epoch(self, x: Any, y: Any, w: Any, batch_size: int, rng: Any) -> Any:
+        """One pass over the (shuffled) rows; returns the logits of every row, in order, from the
+        steps themselves (no extra forward pass, no host read)."""
+        xp = self.model.backend.xp
+        m = x.shape[0]
+        logits = []
+        for start in range(0, m, batch_size):
+            stop = min(start + batch_size, m)
+            wb = None if w is None else w[start:stop]
+            logits.append(self.step(x[start:stop, ...], y[start:stop, ...], wb, rng))
+        return logits[0] if len(logits) == 1 else xp.concat(logits, axis=0)
 
 
 class _Progress:
@@ -121,7 +150,7 @@ class _Progress:
 
 
 def fit(
-    model: MLP,
+    model: Trainable,
     X: Any,
     Y: Any,
     *,
@@ -131,21 +160,26 @@ def fit(
     lr: float | None = None,
     seed: int | None = 0,
     shuffle: bool = True,
-    validation_data: tuple[Any, Any] | None = None,
+    validation_data: tuple | None = None,
     early_stopping: int | None = None,
     min_delta: float = 0.0,
+    sample_weight: Any = None,
+    class_weight: Any = None,
     verbose: bool = True,
     **optimizer_options: Any,
 ) -> History:
     """Train ``model`` on ``(X, Y)`` and return its :class:`History`.
 
-    ``optimizer`` is "sgd", "momentum", "nesterov", "adam" or an :class:`~anybackprop.optim.Optimizer`;
-    ``lr`` defaults to the optimizer's (0.1 for SGD, 1e-3 for Adam); further keywords
-    (``momentum``, ``weight_decay``, ``schedule``...) go to the optimizer. ``seed`` seeds the host
-    generator that shuffles the rows each epoch. ``early_stopping=k`` stops after ``k`` epochs
-    without an improvement larger than ``min_delta`` of the validation loss (the training loss
-    without validation data) and restores the best parameters. A non-finite epoch loss raises
-    ValueError.
+    ``optimizer`` is a name of :data:`anybackprop.optim.OPTIMIZERS` ("sgd", "momentum",
+    "nesterov", "adam") or an :class:`~anybackprop.optim.Optimizer`; ``lr`` defaults to the
+    optimizer's recommended rate; further keywords (``momentum``, ``weight_decay``,
+    ``schedule``...) go to the optimizer. ``seed`` seeds the host generator that shuffles the rows
+    each epoch and draws dropout masks. ``sample_weight`` (one weight per row) and
+    ``class_weight`` (a dict ``{class index: weight}`` or "balanced") make each batch's cost the
+    weighted mean ``sum w_i l_i / sum w_i``. ``validation_data`` is ``(X_val, Y_val)`` or
+    ``(X_val, Y_val, w_val)``. ``early_stopping=k`` stops after ``k`` epochs without an
+    improvement larger than ``min_delta`` of the validation loss (the training loss without
+    validation data) and restores the best parameters. A non-finite epoch loss raises ValueError.
     """
     epochs = check_positive_int(epochs, "epochs")
     batch_size = check_positive_int(batch_size, "batch_size")
@@ -153,24 +187,22 @@ def fit(
         early_stopping = check_positive_int(early_stopping, "early_stopping")
     min_delta = check_positive_float(min_delta, "min_delta", allow_zero=True)
     opt = get_optimizer(optimizer, lr, **optimizer_options)
-    x, y = model._check_XY(X, Y)
-    val = _check_validation_data(model, validation_data)
-    xp = model.backend.xp
-    rng = host_rng(seed)
-    m = x.shape[0]
-    metric = _metric_name(model)
-    ss_tot = (0.0, 0.0) if model.is_classifier else (
-        _total_sum_of_squares(xp, y), 0.0 if val is None else _total_sum_of_squares(xp, val[1])
-    )
-    logits = xp.empty((m, model.n_outputs), dtype=model.dtype, device=model.backend.device)
-    history = History()
-    stopper = _EarlyStopping(early_stopping, min_delta) if early_stopping is not None else None
-    opt.kernels = model.backend.kernels
-    gather = model.backend.kernels.get(gather_rows, gather_rows)
-    xs = ys = None
-    progress = _Progress(epochs, verbose)
-    start = time.perf_counter()
     with model.backend.activate():
+        x, y, w = model.check_data(X, Y, sample_weight, class_weight)
+        val = _check_validation_data(model, validation_data)
+        m = x.shape[0]
+        _check_batch_sizes(model, m, batch_size)
+        rng = host_rng(seed)
+        trainer = Trainer(model, opt)
+        metric = model.head.metric_name
+        ss_tot = (model.total_sum_of_squares(y, w), 0.0 if val is None else model.total_sum_of_squares(val[1], val[2]))
+        history = History()
+        stopper = _EarlyStopping(early_stopping, min_delta) if early_stopping is not None else None
+        gather = model.fast.get(gather_rows)
+        xp = model.backend.xp
+        xs = ys = ws = None
+        progress = _Progress(epochs, verbose)
+        start = time.perf_counter()
         try:
             for epoch in range(epochs):
                 tick = time.perf_counter()
@@ -178,10 +210,11 @@ def fit(
                 if shuffle:  # last epoch's copies are free to be overwritten now
                     order = model.backend.asarray(rng.permutation(m))
                     xs, ys = gather(xp, x, order, xs), gather(xp, y, order, ys)
+                    ws = None if w is None else gather(xp, w, order, ws)
                 else:
-                    xs, ys = x, y
-                _train_epoch(model, opt, xs, ys, batch_size, logits)
-                loss, train_metric = _scores(model, logits, ys, ss_tot[0])
+                    xs, ys, ws = x, y, w
+                logits = trainer.epoch(xs, ys, ws, batch_size, rng)
+                loss, train_metric = model.scores(logits, ys, ws, ss_tot[0])
                 if not math.isfinite(loss):
                     raise ValueError(
                         f"training diverged at epoch {epoch + 1}: the loss is {loss}; "
@@ -189,7 +222,7 @@ def fit(
                     )
                 values = {"loss": loss, metric: train_metric}
                 if val is not None:
-                    values["val_loss"], values[f"val_{metric}"] = _evaluate(model, val[0], val[1], ss_tot[1])
+                    values["val_loss"], values[f"val_{metric}"] = model.scores(model.forward_pass(val[0]).logits, val[1], val[2], ss_tot[1])
                 history.record(values)
                 progress.update(epoch + 1, epochs, values, m / max(time.perf_counter() - tick, 1e-9))
                 if stopper is not None and stopper.should_stop(epoch + 1, values.get("val_loss", values["loss"]), model):
@@ -202,74 +235,44 @@ def fit(
     return history
 
 
-def _check_validation_data(model: MLP, validation_data: Any) -> tuple[Any, Any] | None:
+def _check_validation_data(model: Trainable, validation_data: Any) -> tuple[Any, Any, Any] | None:
     if validation_data is None:
         return None
-    if not isinstance(validation_data, tuple) or len(validation_data) != 2:
-        raise ValueError("validation_data must be a tuple (X_val, Y_val)")
-    xv = model._check_X(validation_data[0], "X_val")
-    yv = check_targets(model.backend, validation_data[1], model.output.name, model.n_outputs, xv.shape[0], model.dtype, "y_val")
-    return xv, yv
+    if not isinstance(validation_data, tuple) or len(validation_data) not in (2, 3):
+        raise ValueError("validation_data must be a tuple (X_val, Y_val) or (X_val, Y_val, sample_weight_val)")
+    w = validation_data[2] if len(validation_data) == 3 else None
+    return model.check_data(validation_data[0], validation_data[1], w, names=("X_val", "y_val"))
+
+
+def _check_batch_sizes(model: Trainable, m: int, batch_size: int) -> None:
+    """Layers that need several rows per training batch (batch norm: ``min_batch = 2``) get them."""
+    smallest = min(batch_size, m % batch_size or batch_size, m)
+    for layer in model.layers:
+        needed = getattr(layer, "min_batch", 1)
+        if smallest < needed:
+            raise ValueError(
+                f"{type(layer).__name__} needs at least {needed} rows per training batch, but {m} rows in batches "
+                f"of {batch_size} leave a batch of {smallest}; choose another batch_size"
+            )
 
 
 class _EarlyStopping:
     """Stops after ``patience`` epochs without the monitored loss improving by more than
-    ``min_delta``, keeping a copy of the parameters of the best epoch."""
+    ``min_delta``, keeping a copy of the parameters and state of the best epoch."""
 
     def __init__(self, patience: int, min_delta: float) -> None:
         self.patience, self.min_delta = patience, min_delta
-        self.best, self.best_epoch, self.params = math.inf, 0, None
+        self.best, self.best_epoch, self.saved = math.inf, 0, None
 
-    def should_stop(self, epoch: int, monitored: float, model: MLP) -> bool:
+    def should_stop(self, epoch: int, monitored: float, model: Trainable) -> bool:
         if monitored < self.best - self.min_delta:
             xp = model.backend.xp
             self.best, self.best_epoch = monitored, epoch
-            self.params = {k: xp.asarray(v, copy=True) for k, v in model.params.items()}
+            self.saved = tuple({k: xp.asarray(v, copy=True) for k, v in d.items()} for d in (model.params, model.state))
             return False
         return epoch - self.best_epoch >= self.patience
 
-    def restore_best(self, model: MLP, history: History) -> None:
-        if self.params is not None:
-            model.params = self.params
+    def restore_best(self, model: Trainable, history: History) -> None:
+        if self.saved is not None:
+            model.params, model.state = self.saved
             history.best_epoch = self.best_epoch
-
-
-def _train_epoch(model: MLP, opt: Optimizer, xs: Any, ys: Any, batch_size: int, logits: Any) -> None:
-    """One pass over the (shuffled) rows. Each minibatch's output logits are kept in ``logits``
-    so that the epoch's loss and metric come from them afterwards, in one vectorised pass and
-    one host read, instead of a sync or an extra forward pass per step."""
-    xp = model.backend.xp
-    m = xs.shape[0]
-    for start in range(0, m, batch_size):
-        stop = min(start + batch_size, m)
-        yb = ys[start:stop, ...]
-        caches = model._forward(xp, xs[start:stop, ...])
-        grads = model._backward(xp, caches, yb)
-        logits[start:stop, :] = caches[-1][1]
-        opt.step(xp, model.params, grads)
-
-
-def predict(model: MLP, X: Any) -> Any:
-    xp = model.backend.xp
-    a = model.forward(X)
-    if model.output.name == "softmax":
-        return xp.argmax(a, axis=1)
-    out = xp.astype(a >= 0.5, xp.int64) if model.output.name == "sigmoid" else a
-    return out[:, 0] if model.n_outputs == 1 else out
-
-
-def predict_proba(model: MLP, X: Any) -> Any:
-    if not model.is_classifier:
-        raise ValueError(f"predict_proba needs a classifier (softmax or sigmoid output), this model has output {model.output.name!r}")
-    xp = model.backend.xp
-    a = model.forward(X)
-    if model.output.name == "sigmoid" and model.n_outputs == 1:
-        return xp.concat([1.0 - a, a], axis=1)
-    return a
-
-
-def score(model: MLP, X: Any, Y: Any) -> float:
-    with model.backend.activate():
-        x, y = model._check_XY(X, Y)
-        ss_tot = 0.0 if model.is_classifier else _total_sum_of_squares(model.backend.xp, y)
-        return _evaluate(model, x, y, ss_tot)[1]

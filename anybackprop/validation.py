@@ -63,64 +63,22 @@ def check_X(backend: Backend, X: Any, n_features: int, dtype: Any, name: str = "
     return x
 
 
-def check_targets(backend: Backend, Y: Any, output: str, n_out: int, m: int, dtype: Any, name: str = "y") -> Any:
-    """Targets as a dense ``(m, n_out)`` array of the model's dtype.
-
-    softmax: integer labels ``(m,)`` in ``[0, n_out)`` (one-hot encoded here) or one-hot/probability
-    rows ``(m, n_out)``; sigmoid: values in [0, 1], ``(m,)`` for one output or ``(m, n_out)``;
-    identity: ``(m,)`` for one output or ``(m, n_out)``.
-    """
-    if Y is None:
-        raise ValueError(f"{name} is None; this model requires targets of {m} rows")
+def check_sample_weight(backend: Backend, sample_weight: Any, m: int, dtype: Any, name: str = "sample_weight") -> Any:
+    """Row weights as a finite, non-negative ``(m,)`` array of the model's dtype with a positive sum
+    (None stays None: every row weighs the same)."""
+    if sample_weight is None:
+        return None
     xp = backend.xp
-    y = backend.asarray(Y, name=name)
-    if y.ndim not in (1, 2) or y.shape[0] != m:
-        raise ValueError(
-            f"{name} has shape {tuple(y.shape)} but X has {m} rows; expected one target per row, "
-            f"of shape ({m},) or ({m}, {n_out})"
-        )
-    if output == "softmax" and y.ndim == 1:
-        return _one_hot_labels(backend, y, n_out, dtype, name)
-    if y.ndim == 1:
-        if n_out != 1:
-            raise ValueError(f"{name} has shape {tuple(y.shape)}; the model has {n_out} outputs, expected ({m}, {n_out})")
-        y = xp.reshape(y, (m, 1))
-    elif y.shape[1] != n_out:
-        raise ValueError(f"{name} has {y.shape[1]} columns; the model has {n_out} outputs, expected shape ({m}, {n_out})")
-    y = xp.astype(y, dtype)
-    check_finite(xp, y, name)
-    if output in ("softmax", "sigmoid"):
-        low, high = float(xp.min(y)), float(xp.max(y))
-        if low < 0 or high > 1:
-            raise ValueError(f"{name} has values in [{low}, {high}]; a {output} output expects targets in [0, 1]")
-    if output == "softmax":
-        error = float(xp.max(xp.abs(xp.sum(y, axis=1) - 1.0)))
-        if error > 1e-3:
-            raise ValueError(f"{name} rows must be one-hot or probabilities summing to 1; a row sums to 1 {error:+.3g} off")
-    return y
-
-
-def _one_hot_labels(backend: Backend, y: Any, n_classes: int, dtype: Any, name: str) -> Any:
-    """One-hot rows from integer class labels, after checking every label is in range.
-
-    The range is checked explicitly: CuPy wraps out-of-range indices around instead of raising.
-    """
-    xp = backend.xp
-    if xp.isdtype(y.dtype, "real floating"):
-        check_finite(xp, y, name)
-        if not bool(xp.all(y == xp.round(y))):
-            raise ValueError(f"{name} holds non-integer values; a softmax output expects integer class labels")
-        y = xp.astype(y, xp.int64)
-    elif not xp.isdtype(y.dtype, "integral"):
-        raise ValueError(f"{name} has dtype {y.dtype}; a softmax output expects integer class labels")
-    low, high = int(xp.min(y)), int(xp.max(y))
-    if low < 0 or high >= n_classes:
-        raise ValueError(
-            f"{name} has labels in [{low}, {high}]; the softmax output has {n_classes} classes, "
-            f"expected integers in [0, {n_classes - 1}]"
-        )
-    classes = xp.arange(n_classes, dtype=y.dtype, device=backend.device)
-    return xp.astype(xp.expand_dims(y, axis=1) == classes, dtype)
+    w = backend.asarray(sample_weight, name=name)
+    if w.ndim != 1 or w.shape[0] != m:
+        raise ValueError(f"{name} has shape {tuple(w.shape)}; expected one weight per row, shape ({m},)")
+    w = xp.astype(w, dtype)
+    check_finite(xp, w, name)
+    if bool(xp.any(w < 0)):
+        raise ValueError(f"{name} has negative values (the smallest is {float(xp.min(w))}); expected weights >= 0")
+    if not float(xp.sum(w)) > 0:
+        raise ValueError(f"{name} sums to 0; expected at least one positive weight")
+    return w
 
 
 def check_positive_int(value: Any, name: str, minimum: int = 1) -> int:

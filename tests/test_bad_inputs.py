@@ -56,7 +56,7 @@ CASES = {
     "identity inf": (lambda: identity_model().loss(X, np.full((6, 2), np.inf)), ValueError, r"y contains infinity"),
     "unknown activation": (lambda: ab.MLP([4, 3], activation="gelu"), ValueError, r"unknown activation 'gelu'; accepted values: identity, sigmoid, tanh, relu, leaky_relu"),
     "softmax hidden": (lambda: ab.MLP([4, 5, 3], activation="softmax"), ValueError, r"activation 'softmax' is not allowed here"),
-    "activation count": (lambda: ab.MLP([4, 5, 3], activation=["relu", "tanh"]), ValueError, r"activation lists 2 names but the model has 1 hidden"),
+    "activation count": (lambda: ab.MLP([4, 5, 3], activation=["relu", "tanh"]), ValueError, r"activation lists 2 values but the model has 1 hidden"),
     "unknown output": (lambda: ab.MLP([4, 3], output="relu"), ValueError, r"activation 'relu' is not allowed here; accepted values: softmax, sigmoid, identity"),
     "unknown loss": (lambda: ab.MLP([4, 3], loss="hinge"), ValueError, r"unknown loss 'hinge'; accepted values: mse, binary_cross_entropy, cross_entropy"),
     "unpaired loss": (lambda: ab.MLP([4, 3], output="softmax", loss="binary_cross_entropy"), ValueError, r"needs output 'sigmoid', got output 'softmax'"),

@@ -66,7 +66,7 @@ def test_gradcheck_detects_a_wrong_gradient(backend, rng, monkeypatch):
     Y = rng.standard_normal((5, 2))
     good = ab.gradcheck(model, X, Y)
     wrong = ab.activations.Activation("tanh", ab.activations.tanh, lambda xp, z, a, da: da * (1.0 - a))
-    model.layers[0] = ab.layers.Dense(1, 3, 4, wrong)
+    model.layers[0] = ab.layers.Dense(3, 4, wrong)
     assert good < 1e-6
     assert ab.gradcheck(model, X, Y) > 1e-2
 
@@ -85,7 +85,7 @@ def test_directional_mode_agrees_and_detects_a_wrong_gradient(backend, rng):
     X, y = rng.standard_normal((10, 4)), rng.integers(0, 3, 10)
     assert ab.gradcheck(model, X, y, mode="directional") < 1e-6
     wrong = ab.activations.Activation("tanh", ab.activations.tanh, lambda xp, z, a, da: da * (1.0 - a))
-    model.layers[0] = ab.layers.Dense(1, 4, 16, wrong)
+    model.layers[0] = ab.layers.Dense(4, 16, wrong)
     assert ab.gradcheck(model, X, y, mode="directional") > 1e-3
     with pytest.raises(ValueError, match="unknown mode 'fast'; accepted values: full, directional"):
         ab.gradcheck(model, X, y, mode="fast")

@@ -44,8 +44,9 @@ def test_the_name_is_used_as_given_and_no_pickle_is_needed(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["model.npz", "weights.bin"]
     with np.load(tmp_path / "weights.bin", allow_pickle=False) as archive:
         meta = json.loads(str(archive["__anybackprop__"]))
-    assert meta["format"] == "anybackprop" and meta["version"] == 1
-    assert meta["layer_sizes"] == [4, 6, 5, 3] and meta["activation"] == ["tanh", {"name": "leaky_relu", "slope": 0.2}]
+    assert meta["format"] == "anybackprop" and meta["version"] == 2
+    assert meta["mlp"]["layer_sizes"] == [4, 6, 5, 3] and meta["mlp"]["activation"] == ["tanh", {"name": "leaky_relu", "slope": 0.2}]
+    assert [layer["kind"] for layer in meta["layers"]] == ["dense"] * 3 and meta["head"] == {"output": "softmax", "loss": "cross_entropy"}
 
 
 def test_a_failing_write_leaves_the_old_file_and_no_temporary(tmp_path, monkeypatch):
@@ -89,7 +90,7 @@ GOOD = {"W1": np.zeros((2, 3), np.float32), "b1": np.zeros(3, np.float32)}
         (lambda p: write_npz(p, __anybackprop__=meta(format="keras"), **GOOD), r"does not name the anybackprop format"),
         (lambda p: write_npz(p, __anybackprop__=meta(version=99), **GOOD), r"format version 99 is not supported"),
         (lambda p: write_npz(p, __anybackprop__=meta(layer_sizes=[2, 4]), **GOOD), r"W1 has shape \(2, 3\) dtype float32, expected \(2, 4\)"),
-        (lambda p: write_npz(p, __anybackprop__=meta(), W1=GOOD["W1"]), r"it holds arrays \['W1'\] but layer_sizes \[2, 3\] needs"),
+        (lambda p: write_npz(p, __anybackprop__=meta(), W1=GOOD["W1"]), r"it holds params \['W1'\] but the model it describes needs \['W1', 'b1'\]"),
         (lambda p: write_npz(p, __anybackprop__=meta(dtype="int8"), **GOOD), r"dtype 'int8' is not float32 or float64"),
         (lambda p: write_npz(p, __anybackprop__=meta(output="gelu"), **GOOD), r"unknown activation 'gelu'; accepted values: softmax, sigmoid, identity"),
         (lambda p: write_npz(p, __anybackprop__=meta(), W1=np.zeros((2, 3), object), b1=GOOD["b1"]), r"cannot read it|Object arrays"),
@@ -113,5 +114,5 @@ def test_a_truncated_file_is_invalid(tmp_path):
 def test_missing_file_and_wrong_object():
     with pytest.raises(FileNotFoundError):
         ab.load("/nonexistent/model.npz")
-    with pytest.raises(TypeError, match="save expects an anybackprop MLP"):
+    with pytest.raises(TypeError, match=r"save expects an anybackprop model \(MLP or Sequential\), got dict"):
         ab.save({"W1": 1}, "x.npz")

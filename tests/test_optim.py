@@ -1,6 +1,7 @@
 """Optimizer steps against updates computed by hand, on every backend."""
 
 import math
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -13,8 +14,14 @@ P0 = np.array([[1.0, -2.0], [0.5, 0.0]])
 G = [np.array([[0.1, 0.2], [-0.3, 0.4]]), np.array([[-0.5, 0.1], [0.2, 0.2]])]
 
 
+def holder(backend, params, decay=("W1",)):
+    """The parts of a model an optimizer's init reads."""
+    return SimpleNamespace(params=params, decay=set(decay), backend=backend, dtype_name="float64", fast=ab.fastpaths.NONE)
+
+
 def run(backend, opt, key="W1", steps=2):
     params = {key: ab.asarray(P0.copy(), "float64")}
+    opt.init(holder(backend, params))
     for g in G[:steps]:
         opt.step(backend.xp, params, {key: ab.asarray(g, "float64")})
     return ab.to_numpy(params[key])
@@ -69,7 +76,9 @@ def test_schedules():
 def test_update_is_in_place_where_arrays_allow_it(backend):
     params = {"W1": ab.asarray(P0.copy(), "float64")}
     before = params["W1"]
-    optim.SGD(lr=0.1).step(backend.xp, params, {"W1": ab.asarray(G[0], "float64")})
+    opt = optim.SGD(lr=0.1)
+    opt.init(holder(backend, params))
+    opt.step(backend.xp, params, {"W1": ab.asarray(G[0], "float64")})
     assert params["W1"] is before
 
 
@@ -96,7 +105,51 @@ def test_update_is_functional_where_arrays_are_read_only():
         frozen = P0.copy()
         frozen.flags.writeable = False
         params = {"W1": frozen}
-        optim.SGD(lr=0.1, momentum=0.5).step(backend.xp, params, {"W1": G[0]})
+        opt = optim.SGD(lr=0.1, momentum=0.5)
+        opt.init(holder(backend, params))
+        opt.step(backend.xp, params, {"W1": G[0]})
         assert params["W1"] is not frozen
         np.testing.assert_array_equal(frozen, P0)
         assert_close(params["W1"], P0 - 0.1 * G[0])
+
+
+def test_state_is_created_by_init_and_tied_to_one_model(backend):
+    model = ab.MLP([3, 4, 2], seed=0, dtype="float64")
+    opt = optim.Adam(lr=0.01)
+    with pytest.raises(ValueError, match=r"Adam.step before init: call optimizer.init\(model\) first"):
+        opt.step(backend.xp, model.params, model.params)
+    opt.init(model)
+    assert set(opt.state) == {"m", "v"} and set(opt.state["m"]) == set(model.params) and opt.t == 0
+    assert all(float(backend.xp.max(backend.xp.abs(v))) == 0.0 for v in opt.state["m"].values())
+    opt.init(model)  # the same model again: the state carries on
+    other = ab.MLP([3, 5, 2], seed=0, dtype="float64")
+    with pytest.raises(ValueError, match=r"this Adam holds state for another model .*W1\(3, 4\).* not for this one .*W1\(3, 5\)"):
+        other.fit(np.zeros((4, 3)), [0, 1, 0, 1], optimizer=opt, epochs=1, verbose=False)
+    opt.reset()
+    opt.init(other)
+
+
+def test_weight_decay_follows_the_models_mask_not_the_names(backend):
+    """Decay applies to what the model marks (Dense weights), not to a key starting with "W"."""
+    model = ab.MLP([2, 3, 2], norm="layer", seed=0, dtype="float64")
+    assert model.decay == {"W1", "W2"}
+    params = {k: ab.asarray(ab.to_numpy(v).copy()) for k, v in model.params.items()}
+    zero = {k: v * 0.0 for k, v in params.items()}
+    opt = optim.SGD(lr=0.1, weight_decay=0.5)
+    opt.init(model)
+    opt.step(backend.xp, params, zero)
+    for key, value in params.items():
+        factor = 1 - 0.1 * 0.5 if key in ("W1", "W2") else 1.0
+        assert_close(value, ab.to_numpy(model.params[key]) * factor)
+
+
+@pytest.mark.parametrize("name", list(optim.OPTIMIZERS))
+def test_every_registered_optimizer_trains_with_its_recommended_rate(backend, name, rng):
+    X = rng.standard_normal((60, 2))
+    y = (X[:, 0] * X[:, 1] > 0).astype(int)
+    model = ab.MLP([2, 8, 2], activation="tanh", seed=0)
+    before = model.loss(X, y)
+    opt = optim.get_optimizer(name)
+    assert opt.base_lr == optim.OPTIMIZERS[name].lr
+    model.fit(X, y, epochs=20, batch_size=10, optimizer=name, verbose=False)
+    assert model.loss(X, y) < before

@@ -95,7 +95,7 @@ def test_early_stopping_uses_a_validation_split(rng):
 @pytest.mark.parametrize(
     "params,pattern",
     [
-        ({"solver": "lbfgs"}, "solver 'lbfgs' is not supported; accepted values: sgd, momentum, adam"),
+        ({"solver": "lbfgs"}, "solver 'lbfgs' is not supported; accepted values: sgd, momentum, nesterov, adam"),
         ({"activation": "gelu"}, "activation 'gelu' is not supported"),
         ({"hidden_layer_sizes": (0,)}, "hidden_layer_sizes must be positive ints"),
         ({"batch_size": 0}, "batch_size must be 'auto' or an int >= 1"),

@@ -81,6 +81,7 @@ def test_epoch_loss_is_the_mean_of_the_minibatch_losses(backend, blobs):
     twin = model.copy()
     history = model.fit(X, y, epochs=1, batch_size=50, shuffle=False, optimizer="sgd", lr=0.1, verbose=False)
     opt = ab.optim.SGD(lr=0.1)
+    opt.init(twin)
     losses = []
     for start in range(0, 150, 50):
         loss, grads = twin.loss_and_grads(X[start : start + 50], y[start : start + 50])

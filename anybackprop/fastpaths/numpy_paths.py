@@ -1,10 +1,11 @@
 """NumPy fast paths for the hot formulas of a training step: the same results, bit for bit, with
 fewer temporaries (in-place bias add, ``out=`` activations and derivatives).
 
-Each entry maps a portable formula of :mod:`~anybackprop.activations` or
-:mod:`~anybackprop.layers` to a NumPy function with the same signature. A fast path may overwrite
-the one array its formula consumes and the engine owns: the fresh ``Z`` of a forward step, the
-fresh ``dA`` of a backward step. ``tests/test_fast_paths.py`` checks each against its formula.
+Each :class:`~anybackprop.fastpaths.FastPath` maps a portable formula to a NumPy function with
+the same signature; one that writes into an argument declares it (``overwrites``) and is used
+only where the caller owns that array (the fresh ``Z`` of a forward step, the fresh ``dA`` of a
+backward step). ``tests/test_fast_paths.py`` checks each against
+its formula.
 """
 
 from __future__ import annotations
@@ -13,10 +14,11 @@ from typing import Any
 
 import numpy as np
 
-from . import activations as act
-from . import losses
-from .layers import affine, bias_grad
-from .training import gather_rows
+from .. import activations as act
+from .. import losses
+from ..backend import gather_rows
+from ..layers.dense import affine, bias_grad
+from .registry import FastPath, FastPaths
 
 
 def affine_inplace(xp: Any, a_prev: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -47,10 +49,11 @@ def softmax_rowmax(xp: Any, z: np.ndarray) -> np.ndarray:
 
 
 def cross_entropy_rowmax(xp: Any, z: np.ndarray, a: Any, y: np.ndarray) -> np.ndarray:
-    """The portable cross-entropy from logits with the fast row max."""
+    """The portable per-row cross-entropy from logits with the fast row max."""
     zmax = _row_max(z)
     lse = np.log(np.sum(np.exp(z - zmax), axis=1)) + zmax[:, 0]
-    return np.sum(lse - np.sum(y * z, axis=1)) / z.shape[0]
+    return lse - np.sum(y * z, axis=1)
+
 
 
 def gather_rows_into(xp: Any, x: np.ndarray, order: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
@@ -89,15 +92,18 @@ def sigmoid_backward_inplace(xp: Any, z: np.ndarray, a: np.ndarray, da: np.ndarr
     return np.multiply(da, 1.0 - a, out=da)
 
 
-KERNELS = {
-    affine: affine_inplace,
-    bias_grad: bias_grad_reduce,
-    gather_rows: gather_rows_into,
-    act.softmax: softmax_rowmax,
-    losses.cross_entropy: cross_entropy_rowmax,
-    act.relu: relu_inplace,
-    act.relu_backward: relu_backward_inplace,
-    act.tanh: tanh_inplace,
-    act.tanh_backward: tanh_backward_inplace,
-    act.sigmoid_backward: sigmoid_backward_inplace,
-}
+PATHS = FastPaths(
+    "numpy",
+    [
+        FastPath(affine, affine_inplace),
+        FastPath(bias_grad, bias_grad_reduce),
+        FastPath(gather_rows, gather_rows_into),
+        FastPath(act.softmax, softmax_rowmax),
+        FastPath(losses.cross_entropy, cross_entropy_rowmax),
+        FastPath(act.relu, relu_inplace, overwrites=0),
+        FastPath(act.relu_backward, relu_backward_inplace, overwrites=2),
+        FastPath(act.tanh, tanh_inplace, overwrites=0),
+        FastPath(act.tanh_backward, tanh_backward_inplace, overwrites=2),
+        FastPath(act.sigmoid_backward, sigmoid_backward_inplace, overwrites=2),
+    ],
+)

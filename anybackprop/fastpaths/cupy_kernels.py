@@ -3,26 +3,24 @@
 A small MLP step on a GPU is bound by kernel launches, not arithmetic: the portable ``(A - Y) / m``
 is two launches, ``dA * (1 - A * A)`` three. Each kernel here computes one portable formula of
 :mod:`~anybackprop.activations`, :mod:`~anybackprop.layers`, :mod:`~anybackprop.losses` or
-:mod:`~anybackprop.optim` in one launch and stands in its place in the backend's ``kernels``
-table (see :mod:`anybackprop.backend`). Like the NumPy fast paths, a kernel may write into the
-array its formula consumes and the engine owns (the fresh ``Z`` or ``dA``; the parameter it
-updates). ``tests/test_fast_paths.py`` checks each against its portable formula on a GPU.
+:mod:`~anybackprop.updates` in one launch and stands in its place (see
+:mod:`anybackprop.fastpaths`). A kernel that writes into an argument declares it (the ``dA`` of a
+derivative, the parameter of an update) and runs only where the caller owns that array.
+``tests/test_fast_paths.py`` checks each against its portable formula on a GPU.
 
-TF32: with ``tf32=True`` float32 matrix products may use TF32 tensor cores (CuPy's compute type
-for float32); :func:`activated` switches it for the duration of a ``fit`` and restores it.
+TF32 (float32 matrix products on tensor cores) is the backend's setting, applied by
+``Backend.activate()`` for the duration of a ``fit``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import warnings
-from collections.abc import Iterator
 from typing import Any
 
-from . import activations as act
-from . import losses, optim
-from .layers import affine
+from .. import activations as act
+from .. import losses, updates
+from ..layers.dense import affine
+from .registry import FastPath, FastPaths
 
 
 @functools.lru_cache(maxsize=None)
@@ -83,44 +81,15 @@ def sgd_update(xp: Any, p: Any, g: Any, lr: float) -> Any:
     return _elementwise("T g, T lr", "T p", "p = p - lr * g", "anybackprop_sgd_update")(g, p.dtype.type(lr), p)
 
 
-def kernels(tf32: bool = False) -> dict:
-    """The table of CuPy fast paths, keyed by the portable formula each replaces."""
-    table: dict = {
-        act.relu_backward: relu_backward,
-        act.tanh_backward: tanh_backward,
-        act.sigmoid_backward: sigmoid_backward,
-        losses.paired_delta: paired_delta,
-        optim.sgd_update: sgd_update,
-    }
-    for forward in _BIAS_ACT:
-        table[(affine, forward)] = _fused_affine(forward)
-    return table
-
-
-@contextlib.contextmanager
-def activated(backend: Any) -> Iterator[None]:
-    """Make ``backend``'s device current and apply its TF32 setting, restoring both after.
-
-    The float32 compute type is CuPy's own switch (``cupy._core._routines_linalg``, which
-    ``CUPY_TF32=1`` also sets); where a CuPy version lacks it, TF32 is left as CuPy has it and a
-    warning says so when TF32 was asked for.
-    """
-    import cupy
-
-    try:
-        from cupy._core import _routines_linalg as linalg
-
-        before = linalg.get_compute_type(cupy.float32)
-        wanted = linalg.COMPUTE_TYPE_TF32 if backend.tf32 else linalg.COMPUTE_TYPE_DEFAULT
-    except (ImportError, AttributeError):
-        linalg = None
-        if backend.tf32:
-            warnings.warn("this CuPy has no compute-type switch: TF32 stays as CuPy set it (CUPY_TF32)", stacklevel=3)
-    if linalg is not None:
-        linalg.set_compute_type(cupy.float32, wanted)
-    try:
-        with backend.device:
-            yield
-    finally:
-        if linalg is not None:
-            linalg.set_compute_type(cupy.float32, before)
+@functools.lru_cache(maxsize=1)
+def paths() -> FastPaths:
+    """The CuPy fast paths, keyed by the portable formula each replaces."""
+    table = [
+        FastPath(act.relu_backward, relu_backward, overwrites=2),
+        FastPath(act.tanh_backward, tanh_backward, overwrites=2),
+        FastPath(act.sigmoid_backward, sigmoid_backward, overwrites=2),
+        FastPath(losses.paired_delta, paired_delta),
+        FastPath(updates.sgd_update, sgd_update, overwrites=0),
+    ]
+    table += [FastPath((affine, forward), _fused_affine(forward)) for forward in _BIAS_ACT]
+    return FastPaths("cupy", table)

@@ -1,0 +1,95 @@
+"""The layer protocol: what a layer gives a model, and the context a pass hands it.
+
+A layer is one class with its forward and its whole backward, written against the array API
+(``ctx.xp``). A model (:class:`anybackprop.Sequential`) calls, for a batch of ``m`` rows:
+
+``init_params(rng) -> {name: host array}``
+    Initial parameters drawn on the host from the seeded ``numpy.random.Generator`` (so a seed
+    gives the same model on every backend). Names are local ("W", "gamma"); the model stores the
+    i-th layer's parameter called "W" under "W{i}" (``model.params["W1"]``). ``{}`` if none.
+``init_state() -> {name: host array}``
+    Non-parameter state saved with the model (batch norm's running averages); ``{}`` if none.
+``forward(ctx, params, state, x) -> (y, cache)``
+    ``x (m, n_in) -> y (m, n_out)``. ``params``/``state`` hold this layer's arrays under their
+    local names. ``cache`` is whatever backward needs, explicit and inspectable (note 003): a
+    NamedTuple of arrays. In training (``ctx.training``) a layer with state returns the new
+    state as ``cache.state`` (a dict); the trainer commits it after the step and nothing else
+    does, so ``loss_and_grads`` leaves it alone.
+``backward(ctx, params, cache, dy, need_dx) -> (grads, dx)``
+    From ``dy = dJ/dy`` to ``grads`` (a dict with the keys of ``params``) and ``dx = dJ/dx``
+    (None when ``need_dx`` is False: the first layer). The layer applies its own activation
+    derivative.
+``decay``
+    The local names of the parameters that take weight decay (Dense: ``("W",)``).
+``n_in``, ``n_out``, ``config() -> dict``, ``kind``
+    Sizes; ``config()`` is JSON-able and ``LAYERS[kind](**config())`` rebuilds the layer
+    (:mod:`anybackprop.io` saves models that way; register your own kind there to save it).
+
+Ownership: ``x`` and ``cache`` may be read again later (by the next layer's cache, the epoch's
+scores), so forward never writes into ``x``; backward owns ``dy`` and may overwrite it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+from ..backend import Backend
+
+
+@dataclass
+class Pass:
+    """What one forward/backward pass hands every layer: the backend's namespace ``xp``, its
+    fast paths ``fast`` (:class:`anybackprop.fastpaths.FastPaths`), whether it is ``training``,
+    and the host generator ``rng`` that training-only randomness (dropout masks) draws from."""
+
+    backend: Backend
+    fast: Any
+    training: bool = False
+    rng: Any = None
+    xp: Any = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.xp = self.backend.xp
+
+
+@runtime_checkable
+class Layer(Protocol):
+    """The interface above; any object that has it can be a layer of a model."""
+
+    kind: str
+    n_in: int
+    n_out: int
+    decay: tuple[str, ...]
+
+    def init_params(self, rng: Any) -> dict[str, Any]: ...
+
+    def init_state(self) -> dict[str, Any]: ...
+
+    def forward(self, ctx: Pass, params: dict, state: dict, x: Any) -> tuple[Any, Any]: ...
+
+    def backward(self, ctx: Pass, params: dict, cache: Any, dy: Any, need_dx: bool) -> tuple[dict, Any]: ...
+
+    def config(self) -> dict: ...
+
+
+class LayerBase:
+    """Defaults for the optional parts of the protocol: no parameters, no state, no decay, and a
+    ``repr`` from ``config()``. Subclassing it is a convenience, not a requirement."""
+
+    kind = "layer"
+    decay: tuple[str, ...] = ()
+
+    def init_params(self, rng: Any) -> dict[str, Any]:
+        return {}
+
+    def init_state(self) -> dict[str, Any]:
+        return {}
+
+    def config(self) -> dict:
+        return {}
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.config().items())
+        return f"{type(self).__name__}({args})"
+

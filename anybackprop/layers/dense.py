@@ -1,0 +1,86 @@
+"""The dense layer: ``Z = A_prev @ W + b``, ``A = g(Z)`` on row-major batches.
+
+Shapes: ``A_prev (m, n_in)``, ``W (n_in, n_out)``, ``b (n_out,)``, ``Z, A (m, n_out)``.
+Backward (note 004, Theorem 5.4 in row-major form), from ``dA = dJ/dA``:
+
+    dZ = g'(Z) * dA           dW = A_prev.T @ dZ        db = sum(dZ, axis=0)        dA_prev = dZ @ W.T
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, NamedTuple
+
+from ..activations import Activation, get_activation
+from .base import LayerBase, Pass
+
+INIT_SCHEMES = ("auto", "he", "glorot")
+
+
+def affine(xp: Any, a_prev: Any, w: Any, b: Any) -> Any:
+    """Z = A_prev @ W + b: ``(m, n_in) @ (n_in, n_out) + (n_out,)``."""
+    return a_prev @ w + b
+
+
+def bias_grad(xp: Any, dz: Any) -> Any:
+    """db = sum(dZ, axis=0): ``(m, n_out) -> (n_out,)``."""
+    return xp.sum(dz, axis=0)
+
+
+class DenseCache(NamedTuple):
+    """What :meth:`Dense.backward` needs: the input ``a_prev``, the pre-activation ``z`` and the
+    output ``a`` (the same array as ``z`` for the identity)."""
+
+    a_prev: Any
+    z: Any
+    a: Any
+
+
+class Dense(LayerBase):
+    """A fully-connected layer ``n_in -> n_out`` with its activation (default: the identity, as
+    for the logits of a model's last layer). ``init`` is "auto" (He for the relu family, Glorot
+    otherwise), "he" or "glorot"."""
+
+    kind = "dense"
+    decay = ("W",)
+
+    def __init__(self, n_in: int, n_out: int, activation: Any = "identity", init: str = "auto") -> None:
+        self.n_in, self.n_out = int(n_in), int(n_out)
+        self.activation: Activation = get_activation(activation)
+        if init not in INIT_SCHEMES:
+            raise ValueError(f"unknown init {init!r}; accepted values: {', '.join(INIT_SCHEMES)}")
+        self.init = init
+
+    def config(self) -> dict:
+        return {"n_in": self.n_in, "n_out": self.n_out, "activation": self.activation.spec, "init": self.init}
+
+    def init_params(self, rng: Any) -> dict[str, Any]:
+        """``W`` drawn from ``rng``: He ``N(0, 2/n_in)`` or Glorot ``U(-r, r)`` with
+        ``r = sqrt(6/(n_in + n_out))``; ``b`` zeros."""
+        scheme = self.activation.init if self.init == "auto" else self.init
+        shape = (self.n_in, self.n_out)
+        if scheme == "he":
+            w = rng.standard_normal(shape) * math.sqrt(2.0 / self.n_in)
+        else:
+            limit = math.sqrt(6.0 / (self.n_in + self.n_out))
+            w = rng.uniform(-limit, limit, shape)
+        return {"W": w, "b": [0.0] * self.n_out}
+
+    def forward(self, ctx: Pass, params: dict, state: dict, x: Any) -> tuple[Any, DenseCache]:
+        """``A = g(A_prev @ W + b)``; the activation may reuse Z's fresh buffer (a fast path)."""
+        xp, fast, forward = ctx.xp, ctx.fast, self.activation.forward
+        w, b = params["W"], params["b"]
+        fused = fast.fused(affine, forward)
+        if fused is not None:
+            z, a = fused(xp, x, w, b)
+        else:
+            z = fast.get(affine)(xp, x, w, b)
+            a = fast.get(forward, may_overwrite=True)(xp, z)
+        return a, DenseCache(x, z, a)
+
+    def backward(self, ctx: Pass, params: dict, cache: DenseCache, dy: Any, need_dx: bool) -> tuple[dict, Any]:
+        """``dZ = g'(Z) * dA`` (in dA's buffer where a fast path allows), then ``dW``, ``db``, ``dA_prev``."""
+        xp, fast, backward = ctx.xp, ctx.fast, self.activation.backward
+        dz = fast.get(backward, may_overwrite=True)(xp, cache.z, cache.a, dy)
+        grads = {"W": cache.a_prev.T @ dz, "b": fast.get(bias_grad)(xp, dz)}
+        return grads, (dz @ params["W"].T if need_dx else None)

@@ -1,0 +1,53 @@
+"""Inverted dropout: in training each unit is kept with probability ``1 - p`` and scaled by
+``1 / (1 - p)``, so that inference needs no rescaling and is deterministic (the identity).
+
+Training, for ``X (m, n)`` and uniform draws ``U (m, n)`` in [0, 1)::
+
+    M = [U >= p] / (1 - p)        Y = X * M        dX = dY * M
+
+The draws come from the pass's host generator (``fit``'s seed), so masks are reproducible, and
+``gradcheck`` holds them fixed by drawing them again from the same seed for every evaluation.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+from .base import LayerBase, Pass
+
+
+def dropout_mask(xp: Any, u: Any, p: float) -> Any:
+    """M = [U >= p] / (1 - p): 0 with probability p, else 1 / (1 - p)."""
+    return xp.where(u >= p, 1.0 / (1.0 - p), 0.0)
+
+
+class DropoutCache(NamedTuple):
+    """The scaled mask ``M`` (None at inference, where the layer is the identity)."""
+
+    mask: Any
+
+
+class Dropout(LayerBase):
+    """Drops each of ``n`` units with probability ``p`` (0 <= p < 1) while training."""
+
+    kind = "dropout"
+
+    def __init__(self, n: int, p: float = 0.5) -> None:
+        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= p < 1.0:
+            raise ValueError(f"dropout must be a probability in [0, 1), got {p!r}")
+        self.n_in = self.n_out = int(n)
+        self.p = float(p)
+
+    def config(self) -> dict:
+        return {"n": self.n_in, "p": self.p}
+
+    def forward(self, ctx: Pass, params: dict, state: dict, x: Any) -> tuple[Any, DropoutCache]:
+        if not ctx.training or self.p == 0.0:
+            return x, DropoutCache(None)
+        if ctx.rng is None:
+            raise ValueError("a training pass through Dropout needs a seeded generator (Pass.rng)")
+        mask = dropout_mask(ctx.xp, ctx.backend.uniform(ctx.rng, tuple(x.shape), x.dtype), self.p)
+        return x * mask, DropoutCache(mask)
+
+    def backward(self, ctx: Pass, params: dict, cache: DropoutCache, dy: Any, need_dx: bool) -> tuple[dict, Any]:
+        return {}, (dy if cache.mask is None else dy * cache.mask)

@@ -1,0 +1,129 @@
+"""Batch and layer normalisation of a pre-activation ``Z (m, n)``, with learnable scale ``gamma``
+and shift ``beta`` (``(n,)``, initialised to 1 and 0) and ``eps = 1e-5``, as PyTorch's
+``BatchNorm1d`` and ``LayerNorm`` define them.
+
+Both normalise ``Z`` over one axis (batch norm: over the ``m`` rows of each feature; layer norm:
+over the ``n`` features of each row), with ``N`` values per statistic::
+
+    mu = mean(Z)        var = mean((Z - mu)^2)  (biased)        r = 1 / sqrt(var + eps)
+    Zhat = (Z - mu) r                                           Y = gamma * Zhat + beta
+
+Backward, by hand. ``dgamma = sum_rows(dY * Zhat)``, ``dbeta = sum_rows(dY)`` and, with
+``G = dY * gamma``, through ``mu`` and ``var`` (both depend on every ``Z`` they average)::
+
+    dZhat/dZ: dZ = G r  +  dvar * 2 (Z - mu) / N  +  dmu / N
+    dvar = sum(G (Z - mu)) * (-1/2) r^3        dmu = -sum(G) r  (the dvar term of dmu is 0)
+    =>  dZ = r / N * (N G - sum(G) - Zhat * sum(G * Zhat))
+
+where the sums run over the normalised axis. Batch norm in training normalises with the batch's
+statistics and returns new running averages (momentum 0.1; the running variance is unbiased,
+``var * m / (m - 1)``), which the trainer commits; at inference it uses the running averages,
+``Y = gamma (Z - running_mean) / sqrt(running_var + eps) + beta``, whose backward is the plain
+``dZ = G / sqrt(running_var + eps)``. Layer norm behaves the same in training and inference.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+from .base import LayerBase, Pass
+
+EPS = 1e-5
+MOMENTUM = 0.1
+
+
+def normalize(xp: Any, z: Any, axis: int, eps: float = EPS) -> tuple[Any, Any, Any]:
+    """``(Zhat, mu, var)``: Z standardised over ``axis`` with its mean and biased variance;
+    ``mu`` and ``var`` keep the reduced axis (length 1)."""
+    mu = xp.mean(z, axis=axis, keepdims=True)
+    d = z - mu
+    var = xp.mean(d * d, axis=axis, keepdims=True)
+    return d / xp.sqrt(var + eps), mu, var
+
+
+def normalize_backward(xp: Any, g: Any, zhat: Any, var: Any, axis: int, eps: float = EPS) -> Any:
+    """dZ = r / N (N G - sum(G) - Zhat sum(G Zhat)) over ``axis``, ``G = dY * gamma``,
+    ``r = 1 / sqrt(var + eps)``."""
+    n = g.shape[axis]
+    r = 1.0 / xp.sqrt(var + eps)
+    sum_g = xp.sum(g, axis=axis, keepdims=True)
+    sum_gz = xp.sum(g * zhat, axis=axis, keepdims=True)
+    return (r / n) * (n * g - sum_g - zhat * sum_gz)
+
+
+def scale_shift_grads(xp: Any, dy: Any, zhat: Any) -> dict[str, Any]:
+    """dgamma = sum over rows of dY * Zhat, dbeta = sum over rows of dY."""
+    return {"gamma": xp.sum(dy * zhat, axis=0), "beta": xp.sum(dy, axis=0)}
+
+
+class NormCache(NamedTuple):
+    """``zhat`` and ``var`` (the statistics used); ``state``: batch norm's new running averages
+    in training (None otherwise)."""
+
+    zhat: Any
+    var: Any
+    state: dict | None = None
+
+
+class _Norm(LayerBase):
+    def __init__(self, n: int) -> None:
+        self.n_in = self.n_out = int(n)
+
+    def config(self) -> dict:
+        return {"n": self.n_in}
+
+    def init_params(self, rng: Any) -> dict[str, Any]:
+        return {"gamma": [1.0] * self.n_in, "beta": [0.0] * self.n_in}
+
+
+class BatchNorm(_Norm):
+    """Batch normalisation of ``n`` features (PyTorch's ``BatchNorm1d`` semantics)."""
+
+    kind = "batch_norm"
+    min_batch = 2  # a variance needs two rows
+
+    def init_state(self) -> dict[str, Any]:
+        return {"running_mean": [0.0] * self.n_in, "running_var": [1.0] * self.n_in}
+
+    def forward(self, ctx: Pass, params: dict, state: dict, x: Any) -> tuple[Any, NormCache]:
+        xp = ctx.xp
+        if not ctx.training:
+            var = xp.reshape(state["running_var"], (1, self.n_in))
+            zhat = (x - state["running_mean"]) / xp.sqrt(var + EPS)
+            return params["gamma"] * zhat + params["beta"], NormCache(zhat, var)
+        m = x.shape[0]
+        if m < 2:
+            raise ValueError(f"batch norm needs at least 2 rows per training batch to estimate a variance, got {m}")
+        zhat, mu, var = normalize(xp, x, 0)
+        new = {
+            "running_mean": (1.0 - MOMENTUM) * state["running_mean"] + MOMENTUM * mu[0, :],
+            "running_var": (1.0 - MOMENTUM) * state["running_var"] + MOMENTUM * (m / (m - 1)) * var[0, :],
+        }
+        return params["gamma"] * zhat + params["beta"], NormCache(zhat, var, new)
+
+    def backward(self, ctx: Pass, params: dict, cache: NormCache, dy: Any, need_dx: bool) -> tuple[dict, Any]:
+        xp = ctx.xp
+        grads = scale_shift_grads(xp, dy, cache.zhat)
+        if not need_dx:
+            return grads, None
+        g = dy * params["gamma"]
+        if cache.state is None:  # inference statistics are constants
+            return grads, g / xp.sqrt(cache.var + EPS)
+        return grads, normalize_backward(xp, g, cache.zhat, cache.var, 0)
+
+
+class LayerNorm(_Norm):
+    """Layer normalisation over the ``n`` features of each row (PyTorch's ``LayerNorm(n)``)."""
+
+    kind = "layer_norm"
+
+    def forward(self, ctx: Pass, params: dict, state: dict, x: Any) -> tuple[Any, NormCache]:
+        zhat, _, var = normalize(ctx.xp, x, 1)
+        return params["gamma"] * zhat + params["beta"], NormCache(zhat, var)
+
+    def backward(self, ctx: Pass, params: dict, cache: NormCache, dy: Any, need_dx: bool) -> tuple[dict, Any]:
+        xp = ctx.xp
+        grads = scale_shift_grads(xp, dy, cache.zhat)
+        dx = normalize_backward(xp, dy * params["gamma"], cache.zhat, cache.var, 1) if need_dx else None
+        return grads, dx
+
