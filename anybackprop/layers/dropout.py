@@ -17,8 +17,8 @@ from .base import LayerBase, Pass
 
 
 def dropout_mask(xp: Any, u: Any, p: float) -> Any:
-    """M = [U >= p] / (1 - p): 0 with probability p, else 1 / (1 - p)."""
-    return xp.where(u >= p, 1.0 / (1.0 - p), 0.0)
+    """M = [U >= p] / (1 - p): 0 with probability p, else 1 / (1 - p), in U's dtype."""
+    return xp.astype(u >= p, u.dtype) * (1.0 / (1.0 - p))
 
 
 class DropoutCache(NamedTuple):
