@@ -43,6 +43,16 @@ class Head:
 
     def __init__(self, output: Activation, loss: Loss) -> None:
         self.output, self.loss = output, loss
+        self._bound: tuple = (None, ())
+
+    def _paths(self, fast: Any) -> tuple:
+        """(output activation, paired delta, output derivative) as ``fast`` resolves them, once."""
+        if self._bound[0] is not fast:
+            self._bound = (fast, (
+                fast.get(self.output.forward), fast.get(losses.paired_delta),
+                fast.get(self.output.backward, may_overwrite=True),
+            ))
+        return self._bound[1]
 
     @property
     def paired(self) -> bool:
@@ -59,8 +69,7 @@ class Head:
 
     def activate(self, xp: Any, z: Any, fast: Any = None) -> Any:
         """A = g(Z), the model's output."""
-        forward = self.output.forward
-        return (fast.get(forward) if fast is not None else forward)(xp, z)
+        return (self.output.forward if fast is None else self._paths(fast)[0])(xp, z)
 
     def rows(self, xp: Any, z: Any, y: Any, fast: Any = None) -> Any:
         """Per-row losses l_i, shape (m,), from the logits."""
@@ -74,14 +83,13 @@ class Head:
 
     def delta(self, xp: Any, fast: Any, z: Any, y: Any, w: Any = None) -> Any:
         """dZ = dJ/dZ: the paired ``(A - Y) / m``, or ``g'(Z) * dJ/dA`` by the chain rule."""
-        a = self.activate(xp, z, fast)
+        forward, paired_delta, backward = self._paths(fast)
+        a = forward(xp, z)
         if self.paired:
-            if w is None:
-                return fast.get(losses.paired_delta)(xp, a, y)
-            return losses.weighted_paired_delta(xp, a, y, w)
+            return paired_delta(xp, a, y) if w is None else losses.weighted_paired_delta(xp, a, y, w)
         da = self.loss.grad_output(xp, a, y)
         da = da / z.shape[0] if w is None else da * w
-        return fast.get(self.output.backward, may_overwrite=True)(xp, z, a, da)
+        return backward(xp, z, a, da)
 
     # --- targets, predictions, metric ------------------------------------------------------
 

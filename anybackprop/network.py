@@ -27,9 +27,10 @@ from .losses import normalized_weights
 from .validation import check_finite, check_sample_weight, check_X
 
 HIDDEN_ACTIVATIONS = ("identity", "sigmoid", "tanh", "relu", "leaky_relu")
+_NO_STATE: dict = {}
 
 
-@dataclass
+@dataclass(slots=True)
 class ForwardPass:
     """One forward pass: the last layer's output ``logits`` (what the head reads), each layer's
     cache in order, and the :class:`~anybackprop.layers.Pass` it ran in (backward reuses it)."""
@@ -187,12 +188,12 @@ class Sequential:
         norm to batch statistics (its new running averages wait in the caches for
         :meth:`commit_state`); ``params`` replaces the model's (gradient checks)."""
         params = self.params if params is None else params
+        state = self.state
         ctx = Pass(self.backend, self.fast, training, rng)
         caches = []
         for layer, (p_keys, s_keys) in zip(self.layers, self._keys):
-            x, cache = layer.forward(
-                ctx, {k: params[g] for k, g in p_keys.items()}, {k: self.state[g] for k, g in s_keys.items()}, x
-            )
+            layer_state = {k: state[g] for k, g in s_keys.items()} if s_keys else _NO_STATE
+            x, cache = layer.forward(ctx, {k: params[g] for k, g in p_keys.items()}, layer_state, x)
             caches.append(cache)
         return ForwardPass(x, caches, ctx)
 
@@ -208,6 +209,8 @@ class Sequential:
 
     def commit_state(self, fwd: ForwardPass) -> None:
         """Keep the new state (running averages) a training pass computed."""
+        if not self.state:
+            return
         for cache, (_, s_keys) in zip(fwd.caches, self._keys):
             new = getattr(cache, "state", None)
             if new:

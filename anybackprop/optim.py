@@ -23,7 +23,6 @@ from typing import Any
 
 import array_api_compat
 
-from . import fastpaths
 from .updates import adam_step, decayed, momentum_step, sgd_update
 from .validation import check_positive_float, check_positive_int
 
@@ -70,8 +69,8 @@ class Optimizer:
         self.state: dict[str, dict[str, Any]] | None = None
         self._signature: tuple | None = None
         self._decay: frozenset = frozenset()
-        self._fast: Any = fastpaths.NONE
         self._inplace = False
+        self._sgd: Callable = sgd_update  # the SGD update as the model's fast paths resolve it
 
     def init(self, model: Any) -> None:
         """Create the state for ``model`` (zeros for every slot and parameter), or keep the
@@ -94,8 +93,8 @@ class Optimizer:
             self._init_counters()
         self._signature = signature
         self._decay = frozenset(model.decay)
-        self._fast = model.fast
         self._inplace = all(array_api_compat.is_writeable_array(p) for p in model.params.values())
+        self._sgd = model.fast.get(sgd_update, may_overwrite=self._inplace)
 
     def reset(self) -> None:
         """Forget the state, so that the next :meth:`init` starts afresh."""
@@ -157,11 +156,10 @@ class SGD(Optimizer):
 
     def _update(self, xp: Any, params: dict, key: str, g: Any) -> None:
         if not self.momentum:
-            fast = self._fast.get(sgd_update, may_overwrite=self._inplace)
-            if fast is sgd_update:
+            if self._sgd is sgd_update:
                 self._subtract(params, key, self.lr * g)
             else:
-                params[key] = fast(xp, params[key], g, self.lr)
+                params[key] = self._sgd(xp, params[key], g, self.lr)
             return
         velocity = self.state["velocity"]
         u, velocity[key] = momentum_step(xp, g, velocity[key], self.lr, self.momentum, self.nesterov)

@@ -31,26 +31,24 @@ scores), so forward never writes into ``x``; backward owns ``dy`` and may overwr
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from ..backend import Backend
 
 
-@dataclass
 class Pass:
-    """What one forward/backward pass hands every layer: the backend's namespace ``xp``, its
-    fast paths ``fast`` (:class:`anybackprop.fastpaths.FastPaths`), whether it is ``training``,
-    and the host generator ``rng`` that training-only randomness (dropout masks) draws from."""
+    """What one forward/backward pass hands every layer: the ``backend`` and its namespace ``xp``,
+    its fast paths ``fast`` (:class:`anybackprop.fastpaths.FastPaths`), whether it is
+    ``training``, and the host generator ``rng`` that training-only randomness (dropout masks)
+    draws from."""
 
-    backend: Backend
-    fast: Any
-    training: bool = False
-    rng: Any = None
-    xp: Any = field(init=False, repr=False)
+    __slots__ = ("backend", "xp", "fast", "training", "rng")
 
-    def __post_init__(self) -> None:
-        self.xp = self.backend.xp
+    def __init__(self, backend: Backend, fast: Any, training: bool = False, rng: Any = None) -> None:
+        self.backend, self.xp, self.fast, self.training, self.rng = backend, backend.xp, fast, training, rng
+
+    def __repr__(self) -> str:
+        return f"Pass(backend={self.backend!r}, fast={self.fast!r}, training={self.training})"
 
 
 @runtime_checkable

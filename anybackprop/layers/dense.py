@@ -50,6 +50,18 @@ class Dense(LayerBase):
         if init not in INIT_SCHEMES:
             raise ValueError(f"unknown init {init!r}; accepted values: {', '.join(INIT_SCHEMES)}")
         self.init = init
+        self._bound: tuple = (None, ())
+
+    def _paths(self, fast: Any) -> tuple:
+        """This layer's formulas as ``fast`` resolves them (fused affine + activation or None,
+        affine, activation, its derivative, bias gradient), looked up once per table."""
+        if self._bound[0] is not fast:
+            forward, backward = self.activation.forward, self.activation.backward
+            self._bound = (fast, (
+                fast.fused(affine, forward), fast.get(affine), fast.get(forward, may_overwrite=True),
+                fast.get(backward, may_overwrite=True), fast.get(bias_grad),
+            ))
+        return self._bound[1]
 
     def config(self) -> dict:
         return {"n_in": self.n_in, "n_out": self.n_out, "activation": self.activation.spec, "init": self.init}
@@ -68,19 +80,19 @@ class Dense(LayerBase):
 
     def forward(self, ctx: Pass, params: dict, state: dict, x: Any) -> tuple[Any, DenseCache]:
         """``A = g(A_prev @ W + b)``; the activation may reuse Z's fresh buffer (a fast path)."""
-        xp, fast, forward = ctx.xp, ctx.fast, self.activation.forward
-        w, b = params["W"], params["b"]
-        fused = fast.fused(affine, forward)
+        fused, affine_path, forward, _, _ = self._paths(ctx.fast)
+        xp, w, b = ctx.xp, params["W"], params["b"]
         if fused is not None:
             z, a = fused(xp, x, w, b)
         else:
-            z = fast.get(affine)(xp, x, w, b)
-            a = fast.get(forward, may_overwrite=True)(xp, z)
+            z = affine_path(xp, x, w, b)
+            a = forward(xp, z)
         return a, DenseCache(x, z, a)
 
     def backward(self, ctx: Pass, params: dict, cache: DenseCache, dy: Any, need_dx: bool) -> tuple[dict, Any]:
         """``dZ = g'(Z) * dA`` (in dA's buffer where a fast path allows), then ``dW``, ``db``, ``dA_prev``."""
-        xp, fast, backward = ctx.xp, ctx.fast, self.activation.backward
-        dz = fast.get(backward, may_overwrite=True)(xp, cache.z, cache.a, dy)
-        grads = {"W": cache.a_prev.T @ dz, "b": fast.get(bias_grad)(xp, dz)}
+        _, _, _, backward, bias = self._paths(ctx.fast)
+        xp = ctx.xp
+        dz = backward(xp, cache.z, cache.a, dy)
+        grads = {"W": cache.a_prev.T @ dz, "b": bias(xp, dz)}
         return grads, (dz @ params["W"].T if need_dx else None)
