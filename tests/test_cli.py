@@ -70,3 +70,20 @@ def test_unusable_backend_is_a_clean_error():
     else:
         assert result.returncode == 2
         assert result.stderr.startswith("anybackprop: error: backend='cupy' is not usable here")
+
+
+@pytest.mark.parametrize("norm", ["batch", "layer"])
+def test_train_with_dropout_and_norm(norm, tmp_path):
+    result = cli("train", "--dataset", "moons", "--epochs", "3", "--dropout", "0.2", "--norm", norm, "--quiet", "--save", str(tmp_path / "m.npz"))
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("test accuracy: ")
+    assert 0.5 < float(lines[0].split()[2]) <= 1.0
+    model = ab.load(tmp_path / "m.npz")
+    assert model.norm == norm and model.dropout == [0.2] * (len(model.layer_sizes) - 2)
+
+
+def test_bad_dropout_and_norm_flags():
+    for args, pattern in ((["--dropout", "1.5"], "argument --dropout"), (["--norm", "group"], "argument --norm: invalid choice: 'group'")):
+        result = cli("train", *args)
+        assert result.returncode == 2 and pattern in result.stderr
