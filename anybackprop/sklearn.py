@@ -4,7 +4,10 @@
 parameter names where they mean the same thing. They take NumPy (or anything scikit-learn's
 ``validate_data`` accepts) and return NumPy, while the training runs on the chosen anybackprop
 backend (``backend=None``: the current one; "cupy": on the GPU). The fitted state is NumPy
-(``coefs_``, ``intercepts_``), so a model trained on a GPU pickles and unpickles anywhere.
+(``coefs_``, ``intercepts_``, and ``params_``/``state_`` with every parameter and running
+average), so a model trained on a GPU pickles and unpickles anywhere. ``dropout`` and ``norm``
+("batch", "layer") are passed to :class:`~anybackprop.MLP`; ``fit`` and ``partial_fit`` take
+``sample_weight``.
 
 scikit-learn is an optional dependency: ``pip install 'anybackprop[sklearn]'``.
 """
@@ -49,6 +52,8 @@ class _MLPBase(BaseEstimator):
         early_stopping: bool = False,
         validation_fraction: float = 0.1,
         n_iter_no_change: int = 10,
+        dropout: float = 0.0,
+        norm: str | None = None,
         backend: str | None = None,
         dtype: str | None = None,
     ) -> None:
@@ -67,6 +72,8 @@ class _MLPBase(BaseEstimator):
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
         self.backend = backend
+        self.dropout = dropout
+        self.norm = norm
         self.dtype = dtype
 
     # --- what subclasses define ------------------------------------------------------------------
@@ -156,20 +163,23 @@ class _MLPBase(BaseEstimator):
         n_layers = len(model.layer_sizes) - 1
         self.coefs_ = [to_numpy(model.params[f"W{i}"]) for i in range(1, n_layers + 1)]
         self.intercepts_ = [to_numpy(model.params[f"b{i}"]) for i in range(1, n_layers + 1)]
+        self.params_ = {k: to_numpy(v) for k, v in model.params.items()}  # with norm: gamma{i}, beta{i} too
+        self.state_ = {k: to_numpy(v) for k, v in model.state.items()}  # batch norm's running averages
         return self
 
     def _build_model(self, sizes: list[int], seed: int | None) -> MLP:
-        return MLP(sizes, activation=_ACTIVATIONS[self.activation], output=self._output, seed=seed, dtype=self._dtype, backend=backend_for(self.backend))
+        return MLP(
+            sizes, activation=_ACTIVATIONS[self.activation], output=self._output, seed=seed, dtype=self._dtype,
+            backend=backend_for(self.backend), dropout=self.dropout or None, norm=self.norm,
+        )
 
     def _get_model(self) -> MLP:
-        """The trained network on this estimator's backend, rebuilt from ``coefs_`` after unpickling."""
+        """The trained network on this estimator's backend, rebuilt from ``params_``/``state_`` after unpickling."""
         model = self.__dict__.get("_model")
         if model is None:
             model = self._build_model([self.coefs_[0].shape[0], *(c.shape[1] for c in self.coefs_)], None)
-            params = {}
-            for i, (coef, intercept) in enumerate(zip(self.coefs_, self.intercepts_), start=1):
-                params[f"W{i}"], params[f"b{i}"] = coef, intercept
-            model.set_params(params)
+            model.set_params(self.params_)
+            model.set_state(self.state_)
             self._model = model
         return model
 

@@ -106,3 +106,51 @@ def test_bad_parameters_fail_at_fit(params, pattern):
     clf = MLPClassifier(**params)  # __init__ only stores
     with pytest.raises(ValueError, match=pattern):
         clf.fit(np.zeros((4, 2)), [0, 1, 0, 1])
+
+
+@pytest.mark.parametrize("solver", ["sgd", "adam"])
+def test_integer_sample_weight_equals_repeated_rows(solver, rng):
+    X, y = rng.standard_normal((30, 4)), rng.integers(0, 3, 30)
+    w = rng.integers(1, 4, 30)
+    rep = np.repeat(np.arange(30), w)
+    params = dict(hidden_layer_sizes=(8,), solver=solver, batch_size=1000, learning_rate_init=0.05, max_iter=15, tol=0.0,
+                  n_iter_no_change=100, random_state=0, backend="numpy")
+    weighted = MLPClassifier(**params).fit(X, y, sample_weight=w)
+    repeated = MLPClassifier(**params).fit(X[rep], y[rep])
+    np.testing.assert_allclose(weighted.predict_proba(X), repeated.predict_proba(X), rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(weighted.loss_curve_, repeated.loss_curve_, rtol=1e-9)
+    unweighted = MLPClassifier(**params).fit(X, y)
+    assert not np.allclose(unweighted.predict_proba(X), weighted.predict_proba(X))
+
+
+def test_partial_fit_accepts_sample_weight(rng):
+    X, y = rng.standard_normal((40, 3)), rng.integers(0, 2, 40)
+    w = rng.integers(1, 3, 40)
+    rep = np.repeat(np.arange(40), w)
+    a = MLPClassifier(hidden_layer_sizes=(6,), batch_size=1000, learning_rate_init=0.05, random_state=0, backend="numpy")
+    b = MLPClassifier(hidden_layer_sizes=(6,), batch_size=1000, learning_rate_init=0.05, random_state=0, backend="numpy")
+    for _ in range(3):
+        a.partial_fit(X, y, classes=[0, 1], sample_weight=w)
+        b.partial_fit(X[rep], y[rep], classes=[0, 1])
+    np.testing.assert_allclose(a.predict_proba(X), b.predict_proba(X), rtol=1e-8, atol=1e-10)
+    reg = MLPRegressor(hidden_layer_sizes=(6,), learning_rate_init=0.01, random_state=0)
+    reg.partial_fit(X, X[:, 0], sample_weight=np.ones(40))
+    assert reg.n_iter_ == 1
+    with pytest.raises(ValueError, match="sample_weight"):
+        MLPClassifier(random_state=0).fit(X, y, sample_weight=np.ones(39))
+    with pytest.raises(ValueError, match="sample_weight"):
+        MLPClassifier(random_state=0).fit(X, y, sample_weight=-np.ones(40))
+
+
+@pytest.mark.parametrize("norm", ["batch", "layer"])
+def test_estimators_take_dropout_and_norm_and_survive_pickling(norm):
+    X, y = datasets.digits()
+    X_train, X_test, y_train, y_test = datasets.train_test_split(StandardScaler().fit_transform(X), y, 0.3, seed=0)
+    clf = MLPClassifier(hidden_layer_sizes=(32,), max_iter=20, learning_rate_init=3e-3, random_state=0, dropout=0.1, norm=norm)
+    clf.fit(X_train, y_train)
+    assert clf.score(X_test, y_test) > 0.93
+    assert {"gamma1", "beta1"} <= set(clf.params_) and (set(clf.state_) == {"running_mean1", "running_var1"}) == (norm == "batch")
+    back = pickle.loads(pickle.dumps(clf))
+    np.testing.assert_array_equal(back.predict_proba(X_test), clf.predict_proba(X_test))
+    with pytest.raises(ValueError, match=r"unknown norm 'group'"):
+        MLPClassifier(norm="group").fit(X_train[:50], y_train[:50])
