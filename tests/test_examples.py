@@ -41,3 +41,11 @@ def test_note004(backend, monkeypatch):
     coefficients = module["linear_regression"](40)
     assert abs(coefficients - [2.0, -1.0, 0.5, 3.0]).max() < 0.05
     assert module["digits"](3) > 0.85
+
+
+def test_custom_layer(backend, monkeypatch, capsys):
+    module = run_example("custom_layer.py", monkeypatch)
+    assert module["main"](epochs=40) > 0.9
+    out = capsys.readouterr().out
+    assert float(out.split("max relative error ")[1].split()[0]) < 1e-5
+    assert "saved and loaded back: same accuracy" in out
