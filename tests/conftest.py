@@ -37,3 +37,12 @@ def grad_criterion(analytic, numeric):
     a, n = ab.to_numpy(analytic), ab.to_numpy(numeric)
     bad = np.abs(a - n) > 1e-7 + 1e-5 * np.abs(n)
     return not bad.any(), float(np.max(np.abs(a - n)))
+
+
+def targets(output, n_out, m, rng):
+    """Random targets of ``m`` rows for a head: class labels (softmax), 0/1 (sigmoid), values."""
+    if output == "softmax":
+        return rng.integers(0, n_out, m)
+    if output == "sigmoid":
+        return rng.integers(0, 2, m).astype(float)
+    return rng.standard_normal((m, n_out))

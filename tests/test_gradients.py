@@ -4,7 +4,7 @@ differences in float64, on every backend."""
 import pytest
 
 import anybackprop as ab
-from conftest import grad_criterion
+from conftest import grad_criterion, targets
 
 PAIRINGS = [
     ("softmax", "cross_entropy", 3),
@@ -13,14 +13,6 @@ PAIRINGS = [
     ("sigmoid", "mse", 1),
     ("softmax", "mse", 3),
 ]
-
-
-def targets(output, n_out, m, rng):
-    if output == "softmax":
-        return rng.integers(0, n_out, m)
-    if output == "sigmoid":
-        return rng.integers(0, 2, m).astype(float)
-    return rng.standard_normal((m, n_out))
 
 
 @pytest.mark.parametrize("depth", [1, 3])

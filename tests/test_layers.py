@@ -11,7 +11,7 @@ import anybackprop as ab
 from anybackprop.heads import DEFAULT_LOSS
 from anybackprop.layers.dropout import DropoutCache
 from anybackprop.network import HIDDEN_ACTIVATIONS
-from conftest import grad_criterion
+from conftest import grad_criterion, targets
 
 # every head: each output with its paired loss, and with every loss that has a chain rule
 HEAD_PAIRS = [(o, DEFAULT_LOSS[o]) for o in ab.HEADS] + [
@@ -25,14 +25,6 @@ LAYER_OPTIONS = {
     "batch+dropout": {"norm": "batch", "dropout": 0.3},
     "layer+dropout": {"norm": "layer", "dropout": [0.3, 0.5, 0.2]},
 }
-
-
-def targets(output, n_out, m, rng):
-    if output == "softmax":
-        return rng.integers(0, n_out, m)
-    if output == "sigmoid":
-        return rng.integers(0, 2, m).astype(float)
-    return rng.standard_normal((m, n_out))
 
 
 def per_hidden(options, depth):

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import anybackprop as ab
+from conftest import targets
 from anybackprop.heads import DEFAULT_LOSS
 
 HEAD_PAIRS = [(o, DEFAULT_LOSS[o]) for o in ab.HEADS] + [
@@ -12,14 +13,6 @@ HEAD_PAIRS = [(o, DEFAULT_LOSS[o]) for o in ab.HEADS] + [
 ]
 IDS = [f"{o}-{l}" for o, l in HEAD_PAIRS]
 N_OUT = {"softmax": 3, "sigmoid": 1, "identity": 2}
-
-
-def targets(output, n_out, m, rng):
-    if output == "softmax":
-        return rng.integers(0, n_out, m)
-    if output == "sigmoid":
-        return rng.integers(0, 2, m).astype(float)
-    return rng.standard_normal((m, n_out))
 
 
 def model_for(output, loss, **kwargs):
