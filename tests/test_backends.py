@@ -137,3 +137,23 @@ def test_initialisation_follows_the_activation():
     assert abs(relu.std() - np.sqrt(2 / 400)) < 2e-3  # He: N(0, 2/n_in)
     limit = np.sqrt(6 / 700)
     assert tanh.max() <= limit and tanh.min() >= -limit and tanh.max() > 0.99 * limit  # Glorot uniform
+
+
+def test_numpy_readonly_makes_read_only_arrays_and_results_for_the_tests_only():
+    b = ab.backend.create_backend("numpy_readonly", dtype="float64")
+    x = b.asarray(np.ones((2, 3)))
+    derived = [x, x + 1, np.exp(x), x.astype("float32"), b.xp.astype(x, b.xp.float32), x[[1, 0]], x[:, 1:],
+               b.xp.sum(x, axis=0), x @ x.T, b.xp.take(x, b.asarray([1, 0]), axis=0), x.copy(), x.T]
+    for y in derived:
+        assert b.owns(y) and not y.flags.writeable
+        with pytest.raises(ValueError, match="read-only"):
+            y += 1
+        with pytest.raises(ValueError, match="read-only"):
+            y[...] = 0
+    owned = b.xp.zeros((2, 3))  # a fresh array is the caller's to write
+    owned += x
+    assert owned.flags.writeable and not b.owns(owned) and float(owned.sum()) == 6.0
+    host = ab.to_numpy(x)
+    host[0, 0] = 5.0  # what leaves the backend is a writable copy
+    assert float(x[0, 0]) == 1.0
+    assert "numpy_readonly" not in ab.available_backends() and b.asarray(x) is x
