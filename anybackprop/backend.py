@@ -4,8 +4,10 @@ A :class:`Backend` bundles an array namespace ``xp`` (the array API standard, th
 ``array-api-compat`` where a library needs it), a device and the default float dtype. Everything
 else in anybackprop gets ``xp`` from a backend and uses only what the standard defines.
 
-Host data enters a backend once through :meth:`Backend.asarray` and leaves through
-:func:`to_numpy`. Random numbers are drawn on the host by a seeded ``numpy.random.Generator``
+Each array library is one :class:`Adapter` in ``ADAPTERS`` (load it, recognise its arrays, move
+data to and from the host, wait for its device, make its device current): adding a library is
+adding one adapter. Host data enters a backend once through :meth:`Backend.asarray` and leaves
+through :func:`to_numpy`. Random numbers are drawn on the host by a seeded ``numpy.random.Generator``
 (:func:`host_rng`) so that the same seed gives the same numbers on every backend.
 
 The backend in force is chosen, in order, by :func:`use_backend` (a context manager),
@@ -28,6 +30,7 @@ import array_api_compat
 import numpy as np
 
 BACKEND_NAMES = ("numpy", "array_api_strict", "cupy", "torch")
+"""The backends offered to users (``numpy_readonly``, for tests, is in ``ADAPTERS`` only)."""
 DTYPE_NAMES = ("float32", "float64")
 _ACCEPTED = BACKEND_NAMES + ("auto",)
 _CUPY_INSTALL = "pip install 'anybackprop[cuda12]' or 'anybackprop[cuda13]'"
@@ -38,8 +41,10 @@ class Backend:
     """An array library, one device on it, and the default float dtype.
 
     ``xp`` is the array API namespace, ``library`` the raw module (``numpy``, ``cupy``,
-    ``torch``, ``array_api_strict``), ``device`` the library's own device object. The fast
-    paths for this library live above the formulas, in :mod:`anybackprop.fastpaths`.
+    ``torch``, ``array_api_strict``), ``device`` the library's own device object. ``tf32``:
+    True or False switches TF32 float32 matrix products on or off on CuPy for the work inside
+    :meth:`activate`; None leaves CuPy's own setting (``CUPY_TF32``) alone. The fast paths for
+    this library live above the formulas, in :mod:`anybackprop.fastpaths`.
     """
 
     name: str
@@ -47,10 +52,14 @@ class Backend:
     library: Any
     device: Any
     dtype: str = "float32"
-    tf32: bool = False
+    tf32: bool | None = None
 
     def __repr__(self) -> str:
         return f"Backend(name={self.name!r}, device={self.device!r}, dtype={self.dtype!r})"
+
+    @property
+    def adapter(self) -> Adapter:
+        return ADAPTERS[self.name]
 
     def float_dtype(self, dtype: Any = None) -> Any:
         """The namespace's float dtype for a name ("float32", "float64"), a dtype, or None."""
@@ -61,7 +70,7 @@ class Backend:
 
     def owns(self, x: Any) -> bool:
         """Whether ``x`` is an array of this backend's library."""
-        return _library_of(x) == self.name
+        return _adapter_of(x) is self.adapter
 
     def asarray(self, x: Any, dtype: Any = None, *, name: str = "array") -> Any:
         """``x`` as an array of this backend and device, cast to ``dtype`` if given.
@@ -72,28 +81,23 @@ class Backend:
         """
         xp = self.xp
         target = None if dtype is None else _as_dtype(xp, dtype)
-        library = _library_of(x)
-        if library == self.name and library != "numpy":
-            _check_real_kind(xp.isdtype(x.dtype, ("real floating", "integral", "bool")), x.dtype, name)
-            self._check_device(x, name)
-            arr = x
-        elif library not in (None, "numpy"):
+        adapter = _adapter_of(x)
+        library = _foreign_library(x) if adapter is None else None if adapter.host else adapter.name
+        if library is not None and adapter is not self.adapter:
             raise TypeError(
                 f"{name} is a {library} array but the current backend is {self.name!r}; "
                 f"pass a NumPy array (ab.to_numpy(x)) or switch backend with "
                 f"ab.use_backend({library!r})"
             )
-        else:
-            host = np.asarray(x)
-            _check_real_kind(host.dtype.kind in "fiub", host.dtype, name)
-            if target is not None:
-                host = host.astype(_dtype_name(target), copy=False)
-            if self.name == "numpy":
-                return host
-            arr = xp.asarray(host, device=self.device)
-        if target is not None and arr.dtype != target:
-            arr = xp.astype(arr, target)
-        return arr
+        if library is not None:
+            _check_real_kind(xp.isdtype(x.dtype, ("real floating", "integral", "bool")), x.dtype, name)
+            self._check_device(x, name)
+            return x if target is None or x.dtype == target else xp.astype(x, target)
+        host = x if adapter is self.adapter else np.asarray(x)
+        _check_real_kind(host.dtype.kind in "fiub", host.dtype, name)
+        if target is not None:
+            host = host.astype(_dtype_name(target), copy=False)
+        return self.adapter.from_host(self, host)
 
     def _check_device(self, x: Any, name: str) -> None:
         got = array_api_compat.device(x)
@@ -105,10 +109,9 @@ class Backend:
 
     def activate(self) -> contextlib.AbstractContextManager:
         """A context that makes this backend's device current (and, on CuPy, applies its TF32
-        setting) for the work inside it; ``fit`` runs in one."""
-        if self.name == "cupy":
-            return _cupy_activated(self)
-        return contextlib.nullcontext()
+        setting) for the work inside it; ``fit``, ``forward``, the losses and ``gradcheck`` run
+        in one, so that every array they allocate lands on this device."""
+        return self.adapter.activate(self)
 
     def uniform(self, rng: np.random.Generator, shape: tuple[int, ...], dtype: Any = None) -> Any:
         """Uniform numbers in [0, 1) of ``shape`` in ``dtype`` (default: the backend's), drawn
@@ -118,10 +121,7 @@ class Backend:
 
     def sync(self) -> None:
         """Wait for queued device work (for timing); a no-op on the CPU."""
-        if self.name == "cupy":
-            self.library.cuda.get_current_stream().synchronize()
-        elif self.name == "torch" and self.device.type == "cuda":
-            self.library.cuda.synchronize(self.device)
+        self.adapter.sync(self)
 
 
 def _dtype_name(dtype: Any) -> str:
@@ -148,68 +148,294 @@ def _check_real_kind(ok: bool, dtype: Any, name: str) -> None:
         )
 
 
-def _library_of(x: Any) -> str | None:
-    """Which array library ``x`` belongs to: a backend name, 'numpy', another name, or None."""
-    if isinstance(x, np.ndarray):
-        return "numpy"
-    if array_api_compat.is_cupy_array(x):
-        return "cupy"
-    if array_api_compat.is_torch_array(x):
-        return "torch"
-    module = type(x).__module__.split(".")[0]
-    if module == "array_api_strict":
-        return "array_api_strict"
+# --- adapters: one per array library -------------------------------------------------------------
+
+
+class _Unusable(Exception):
+    """Why a backend cannot be used here."""
+
+
+class Adapter:
+    """What anybackprop needs to know about one array library. ``host`` adapters hold NumPy
+    arrays, which every backend accepts as host data."""
+
+    name = "?"
+    host = False
+
+    def load(self, device: str | None) -> tuple[Any, Any, Any]:
+        """``(xp, library, device)`` for ``device`` (None: the default one); raises _Unusable."""
+        raise NotImplementedError
+
+    def owns(self, x: Any) -> bool:
+        """Whether ``x`` is an array of this library."""
+        raise NotImplementedError
+
+    def from_host(self, backend: Backend, host: np.ndarray) -> Any:
+        """The NumPy array ``host`` on ``backend``'s device."""
+        return backend.xp.asarray(host, device=backend.device)
+
+    def to_numpy(self, x: Any) -> np.ndarray:
+        return np.asarray(x)
+
+    def sync(self, backend: Backend) -> None:
+        """Wait for ``backend``'s queued device work."""
+
+    def activate(self, backend: Backend) -> contextlib.AbstractContextManager:
+        return contextlib.nullcontext()
+
+
+def _numpy_namespace() -> Any:
+    # NumPy >= 2.1 implements the standard in its main namespace; older ones need the wrapper.
+    return np if hasattr(np, "isdtype") and hasattr(np, "unstack") else array_api_compat.numpy
+
+
+class _NumPy(Adapter):
+    name = "numpy"
+    host = True
+
+    def load(self, device: str | None) -> tuple[Any, Any, Any]:
+        if device not in (None, "", "cpu"):
+            raise _Unusable(f"{self.name} runs on the CPU only (device 'cpu'), got device {device!r}")
+        return _numpy_namespace(), np, "cpu"
+
+    def owns(self, x: Any) -> bool:
+        return isinstance(x, np.ndarray)
+
+    def from_host(self, backend: Backend, host: np.ndarray) -> Any:
+        return host
+
+
+class ReadOnlyArray(np.ndarray):
+    """A NumPy array that cannot be written, nor can anything computed from it: operators,
+    ufuncs, NumPy functions and ``astype``/``copy``/indexing return read-only arrays too, so a
+    formula that writes into an array it did not allocate fails with NumPy's "read-only" error.
+    (``xp.zeros`` or ``xp.asarray(x, copy=True)`` make an ordinary array the caller owns.)"""
+
+    def __array_finalize__(self, obj: Any) -> None:
+        self.flags.writeable = False
+
+    def __array_ufunc__(self, ufunc: Any, method: str, *inputs: Any, out: Any = None, **kwargs: Any) -> Any:
+        if out is None:
+            return _read_only(getattr(ufunc, method)(*_plain(inputs), **kwargs))
+        getattr(ufunc, method)(*_plain(inputs), out=_plain(out), **kwargs)  # fails if out is read-only
+        return out[0] if len(out) == 1 else out  # ``a -= b`` keeps the caller's writable ``a``
+
+    def __array_function__(self, func: Any, types: Any, args: Any, kwargs: Any) -> Any:
+        return _read_only(func(*_plain(args), **_plain(kwargs)))
+
+    def astype(self, *args: Any, **kwargs: Any) -> Any:
+        return _read_only(self.view(np.ndarray).astype(*args, **kwargs))
+
+    def copy(self, *args: Any, **kwargs: Any) -> Any:
+        return _read_only(self.view(np.ndarray).copy(*args, **kwargs))
+
+    def __getitem__(self, key: Any) -> Any:
+        return _read_only(self.view(np.ndarray)[_plain(key)])
+
+
+def _plain(x: Any) -> Any:
+    """``x`` with every ReadOnlyArray in it viewed as a plain (still read-only) ndarray."""
+    if isinstance(x, ReadOnlyArray):
+        return x.view(np.ndarray)
+    if isinstance(x, (list, tuple)):
+        return type(x)(_plain(v) for v in x)
+    if isinstance(x, dict):
+        return {k: _plain(v) for k, v in x.items()}
+    return x
+
+
+def _read_only(x: Any) -> Any:
+    if isinstance(x, np.ndarray) and not isinstance(x, ReadOnlyArray):
+        return x.view(ReadOnlyArray)
+    if isinstance(x, (list, tuple)):
+        return type(x)(_read_only(v) for v in x)
+    return x
+
+
+class _NumPyReadOnly(_NumPy):
+    """NumPy whose arrays are read-only (:class:`ReadOnlyArray`): the test suite runs on it to
+    prove that no formula writes into an array it does not own. Not offered to users."""
+
+    name = "numpy_readonly"
+
+    def owns(self, x: Any) -> bool:
+        return isinstance(x, ReadOnlyArray)
+
+    def from_host(self, backend: Backend, host: np.ndarray) -> Any:
+        return host if isinstance(host, ReadOnlyArray) else np.array(host).view(ReadOnlyArray)
+
+    def to_numpy(self, x: Any) -> np.ndarray:
+        return np.array(x)  # a writable copy: what leaves the backend is the caller's
+
+
+class _ArrayApiStrict(Adapter):
+    name = "array_api_strict"
+
+    def load(self, device: str | None) -> tuple[Any, Any, Any]:
+        try:
+            import array_api_strict
+        except ImportError as exc:
+            raise _Unusable("array_api_strict is not installed (pip install array-api-strict)") from exc
+        names = [str(d).split("'")[1] for d in array_api_strict.__array_namespace_info__().devices()]
+        name = device or "CPU_DEVICE"
+        if name not in names:
+            raise _Unusable(f"array_api_strict has devices {names}, got device {device!r}")
+        return array_api_strict, array_api_strict, array_api_strict.Device(name)
+
+    def owns(self, x: Any) -> bool:
+        return type(x).__module__.split(".")[0] == "array_api_strict"
+
+    def to_numpy(self, x: Any) -> np.ndarray:
+        import array_api_strict
+
+        return np.asarray(x.to_device(array_api_strict.Device("CPU_DEVICE")))
+
+
+class _CuPy(Adapter):
+    name = "cupy"
+
+    def load(self, device: str | None) -> tuple[Any, Any, Any]:
+        try:
+            import cupy
+        except ImportError as exc:
+            raise _Unusable(f"cupy is not installed ({_CUPY_INSTALL})") from exc
+        except Exception as exc:  # a broken CUDA install fails at import with various errors
+            raise _Unusable(f"cupy failed to import: {exc}") from exc
+        try:
+            count = cupy.cuda.runtime.getDeviceCount()
+        except Exception as exc:
+            raise _Unusable(f"no CUDA device is usable here ({exc})") from exc
+        if count == 0:
+            raise _Unusable("no CUDA device is usable here (CUDA reports 0 devices)")
+        try:
+            index = int(device or 0)
+        except ValueError as exc:
+            raise _Unusable(f"cupy devices are integers 0..{count - 1}, got {device!r}") from exc
+        if not 0 <= index < count:
+            raise _Unusable(f"cupy devices are integers 0..{count - 1}, got {device!r}")
+        dev = cupy.cuda.Device(index)
+        _check_cupy_computes(cupy, dev)
+        return array_api_compat.array_namespace(cupy.empty(0)), cupy, dev
+
+    def owns(self, x: Any) -> bool:
+        return array_api_compat.is_cupy_array(x)
+
+    def to_numpy(self, x: Any) -> np.ndarray:
+        return x.get()
+
+    def sync(self, backend: Backend) -> None:
+        backend.library.cuda.get_current_stream().synchronize()
+
+    def activate(self, backend: Backend) -> contextlib.AbstractContextManager:
+        return _cupy_activated(backend)
+
+
+def _check_cupy_computes(cupy: Any, device: Any) -> None:
+    """Compile and run a tiny elementwise kernel (NVRTC and the CUDA headers) and a matrix
+    product (cuBLAS) on ``device``: CuPy imports and counts devices without either library."""
+    try:
+        with device:
+            x = cupy.arange(4, dtype=cupy.float32).reshape(2, 2)
+            square = cupy.ElementwiseKernel("T x", "T y", "y = x * x", "anybackprop_probe")
+            got = (square(x) @ x).get().tolist()
+    except Exception as exc:
+        raise _Unusable(
+            f"cupy cannot compute on device {device.id} ({type(exc).__name__}: {exc}); "
+            f"install CuPy with its CUDA libraries: {_CUPY_INSTALL}"
+        ) from exc
+    if got != [[2.0, 3.0], [6.0, 11.0]]:
+        raise _Unusable(f"cupy computed a wrong matrix product on device {device.id}: {got}")
+
+
+@contextlib.contextmanager
+def _cupy_activated(backend: Backend) -> Iterator[None]:
+    """Make ``backend``'s CuPy device current, then apply its TF32 setting; restore both after.
+
+    The float32 compute type is CuPy's own switch (``cupy._core._routines_linalg``, which
+    ``CUPY_TF32=1`` also sets); ``tf32=None`` leaves it as it is. Where a CuPy version lacks the
+    switch, TF32 is left as CuPy has it and a warning says so when a setting was asked for.
+    """
+    cupy = backend.library
+    with backend.device:
+        linalg = None
+        if backend.tf32 is not None:
+            try:
+                from cupy._core import _routines_linalg as linalg
+
+                before = linalg.get_compute_type(cupy.float32)
+                wanted = linalg.COMPUTE_TYPE_TF32 if backend.tf32 else linalg.COMPUTE_TYPE_DEFAULT
+            except (ImportError, AttributeError):
+                linalg = None
+                warnings.warn("this CuPy has no compute-type switch: TF32 stays as CuPy set it (CUPY_TF32)", stacklevel=4)
+        if linalg is not None:
+            linalg.set_compute_type(cupy.float32, wanted)
+        try:
+            yield
+        finally:
+            if linalg is not None:
+                linalg.set_compute_type(cupy.float32, before)
+
+
+class _Torch(Adapter):
+    name = "torch"
+
+    def load(self, device: str | None) -> tuple[Any, Any, Any]:
+        try:
+            import torch
+        except ImportError as exc:
+            raise _Unusable("torch is not installed (pip install torch)") from exc
+        try:
+            dev = torch.device(device or "cpu")
+        except RuntimeError as exc:
+            raise _Unusable(f"torch does not know device {device!r}") from exc
+        if dev.type == "cuda":
+            if not torch.cuda.is_available():
+                raise _Unusable("torch has no usable CUDA device here")
+            dev = torch.device("cuda", dev.index if dev.index is not None else torch.cuda.current_device())
+        elif dev.type != "cpu":
+            raise _Unusable(f"torch devices are 'cpu' or 'cuda:N', got {device!r}")
+        return array_api_compat.array_namespace(torch.empty(0)), torch, dev
+
+    def owns(self, x: Any) -> bool:
+        return array_api_compat.is_torch_array(x)
+
+    def to_numpy(self, x: Any) -> np.ndarray:
+        return x.detach().cpu().numpy()
+
+    def sync(self, backend: Backend) -> None:
+        if backend.device.type == "cuda":
+            backend.library.cuda.synchronize(backend.device)
+
+
+ADAPTERS: dict[str, Adapter] = {
+    adapter.name: adapter for adapter in (_NumPyReadOnly(), _NumPy(), _ArrayApiStrict(), _CuPy(), _Torch())
+}
+"""Every array library anybackprop knows, by backend name; the first that owns an array is its
+library (the read-only NumPy before NumPy, whose arrays it also is)."""
+
+
+def _adapter_of(x: Any) -> Adapter | None:
+    """The adapter of the library ``x`` belongs to, or None (lists, scalars, other libraries)."""
+    return next((adapter for adapter in ADAPTERS.values() if adapter.owns(x)), None)
+
+
+def _foreign_library(x: Any) -> str | None:
+    """The module name of an array of a library no adapter knows, else None."""
     if hasattr(x, "__array_namespace__") or array_api_compat.is_array_api_obj(x):
-        return module
+        return type(x).__module__.split(".")[0]
     return None
 
 
 def to_numpy(x: Any) -> np.ndarray:
     """A NumPy copy (or view) of an array of any backend; lists and scalars too."""
-    library = _library_of(x)
-    if library == "cupy":
-        return x.get()
-    if library == "torch":
-        return x.detach().cpu().numpy()
-    if library == "array_api_strict":
-        import array_api_strict
-
-        return np.asarray(x.to_device(array_api_strict.Device("CPU_DEVICE")))
-    return np.asarray(x)
+    adapter = _adapter_of(x)
+    return np.asarray(x) if adapter is None else adapter.to_numpy(x)
 
 
 def gather_rows(xp: Any, x: Any, order: Any, out: Any = None) -> Any:
     """The rows of ``x`` in ``order`` (a shuffled copy); ``out`` is an array of the same shape
     that the caller no longer needs, which a backend's fast path may fill instead of allocating."""
     return xp.take(x, order, axis=0)
-
-
-@contextlib.contextmanager
-def _cupy_activated(backend: Backend) -> Iterator[None]:
-    """Make ``backend``'s CuPy device current and apply its TF32 setting, restoring both after.
-
-    The float32 compute type is CuPy's own switch (``cupy._core._routines_linalg``, which
-    ``CUPY_TF32=1`` also sets); where a CuPy version lacks it, TF32 is left as CuPy has it and a
-    warning says so when TF32 was asked for.
-    """
-    cupy = backend.library
-    try:
-        from cupy._core import _routines_linalg as linalg
-
-        before = linalg.get_compute_type(cupy.float32)
-        wanted = linalg.COMPUTE_TYPE_TF32 if backend.tf32 else linalg.COMPUTE_TYPE_DEFAULT
-    except (ImportError, AttributeError):
-        linalg = None
-        if backend.tf32:
-            warnings.warn("this CuPy has no compute-type switch: TF32 stays as CuPy set it (CUPY_TF32)", stacklevel=4)
-    if linalg is not None:
-        linalg.set_compute_type(cupy.float32, wanted)
-    try:
-        with backend.device:
-            yield
-    finally:
-        if linalg is not None:
-            linalg.set_compute_type(cupy.float32, before)
 
 
 def host_rng(seed: int | None) -> np.random.Generator:
@@ -219,86 +445,14 @@ def host_rng(seed: int | None) -> np.random.Generator:
     return np.random.default_rng(seed)
 
 
-# --- loading a library ---------------------------------------------------------------------------
-
-
-class _Unusable(Exception):
-    """Why a backend cannot be used here."""
-
-
-def _load_numpy(device: str | None) -> tuple[Any, Any, Any]:
-    if device not in (None, "", "cpu"):
-        raise _Unusable(f"numpy runs on the CPU only (device 'cpu'), got device {device!r}")
-    # NumPy >= 2.1 implements the standard in its main namespace; older ones need the wrapper.
-    xp = np if hasattr(np, "isdtype") and hasattr(np, "unstack") else array_api_compat.numpy
-    return xp, np, "cpu"
-
-
-def _load_array_api_strict(device: str | None) -> tuple[Any, Any, Any]:
-    try:
-        import array_api_strict
-    except ImportError as exc:
-        raise _Unusable("array_api_strict is not installed (pip install array-api-strict)") from exc
-    names = [str(d).split("'")[1] for d in array_api_strict.__array_namespace_info__().devices()]
-    name = device or "CPU_DEVICE"
-    if name not in names:
-        raise _Unusable(f"array_api_strict has devices {names}, got device {device!r}")
-    return array_api_strict, array_api_strict, array_api_strict.Device(name)
-
-
-def _load_cupy(device: str | None) -> tuple[Any, Any, Any]:
-    try:
-        import cupy
-    except ImportError as exc:
-        raise _Unusable(f"cupy is not installed ({_CUPY_INSTALL})") from exc
-    except Exception as exc:  # a broken CUDA install fails at import with various errors
-        raise _Unusable(f"cupy failed to import: {exc}") from exc
-    try:
-        count = cupy.cuda.runtime.getDeviceCount()
-    except Exception as exc:
-        raise _Unusable(f"no CUDA device is usable here ({exc})") from exc
-    if count == 0:
-        raise _Unusable("no CUDA device is usable here (CUDA reports 0 devices)")
-    try:
-        index = int(device or 0)
-    except ValueError as exc:
-        raise _Unusable(f"cupy devices are integers 0..{count - 1}, got {device!r}") from exc
-    if not 0 <= index < count:
-        raise _Unusable(f"cupy devices are integers 0..{count - 1}, got {device!r}")
-    return array_api_compat.array_namespace(cupy.empty(0)), cupy, cupy.cuda.Device(index)
-
-
-def _load_torch(device: str | None) -> tuple[Any, Any, Any]:
-    try:
-        import torch
-    except ImportError as exc:
-        raise _Unusable("torch is not installed (pip install torch)") from exc
-    try:
-        dev = torch.device(device or "cpu")
-    except RuntimeError as exc:
-        raise _Unusable(f"torch does not know device {device!r}") from exc
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise _Unusable("torch has no usable CUDA device here")
-        dev = torch.device("cuda", dev.index if dev.index is not None else torch.cuda.current_device())
-    elif dev.type != "cpu":
-        raise _Unusable(f"torch devices are 'cpu' or 'cuda:N', got {device!r}")
-    return array_api_compat.array_namespace(torch.empty(0)), torch, dev
-
-
-_LOADERS = {
-    "numpy": _load_numpy,
-    "array_api_strict": _load_array_api_strict,
-    "cupy": _load_cupy,
-    "torch": _load_torch,
-}
+# --- choosing a backend --------------------------------------------------------------------------
 
 
 @functools.lru_cache(maxsize=None)
 def _probe(name: str) -> str | None:
     """None when backend ``name`` is usable on its default device, else why not."""
     try:
-        _LOADERS[name](None)
+        ADAPTERS[name].load(None)
     except _Unusable as exc:
         return str(exc)
     return None
@@ -309,36 +463,41 @@ def available_backends() -> tuple[str, ...]:
     return tuple(name for name in BACKEND_NAMES if _probe(name) is None)
 
 
-def _make_backend(name: Any, device: Any, dtype: Any, tf32: bool, source: str) -> Backend:
+def _make_backend(name: Any, device: Any, dtype: Any, tf32: bool | None, source: str) -> Backend:
     """Build a backend; ``source`` names where the value came from, for the error message."""
-    if not isinstance(name, str) or name.lower() not in _ACCEPTED:
+    if not isinstance(name, str) or (name.lower() not in ADAPTERS and name.lower() != "auto"):
         raise ValueError(f"{source}={name!r} is not a backend; accepted values: {', '.join(_ACCEPTED)}")
     name = name.lower()
     if name == "auto":
-        name = "cupy" if _probe("cupy") is None else "numpy"
+        reason = _probe("cupy")
+        if reason is not None:
+            warnings.warn(f"{source}='auto': cupy is not usable here ({reason}); using numpy", stacklevel=4)
+        name = "numpy" if reason else "cupy"
     dtype = os.environ.get("ANYBACKPROP_DTYPE", "float32") if dtype is None else _dtype_name(dtype)
     if dtype not in DTYPE_NAMES:
         what = "ANYBACKPROP_DTYPE" if source == "ANYBACKPROP_BACKEND" else "dtype"
         raise ValueError(f"{what}={dtype!r} is not a float dtype; accepted values: {', '.join(DTYPE_NAMES)}")
+    if tf32 is not None and not isinstance(tf32, bool):
+        raise TypeError(f"tf32 must be True, False or None (leave CuPy's setting), got {tf32!r}")
     try:
-        xp, library, dev = _LOADERS[name](None if device is None else str(device))
+        xp, library, dev = ADAPTERS[name].load(None if device is None else str(device))
     except _Unusable as exc:
         raise ValueError(
             f"{source}={name!r} is not usable here: {exc}; accepted values: {', '.join(_ACCEPTED)} "
             f"(usable now: {', '.join(available_backends())})"
         ) from None
-    return Backend(name=name, xp=xp, library=library, device=dev, dtype=dtype, tf32=bool(tf32))
+    return Backend(name=name, xp=xp, library=library, device=dev, dtype=dtype, tf32=tf32)
 
 
 def _backend_from_env() -> Backend:
-    tf32 = os.environ.get("ANYBACKPROP_TF32", "0")
+    tf32 = os.environ.get("ANYBACKPROP_TF32", "")
     if tf32 not in ("0", "1", ""):
         raise ValueError(f"ANYBACKPROP_TF32={tf32!r} is not valid; accepted values: 0, 1")
     return _make_backend(
         os.environ.get("ANYBACKPROP_BACKEND", "numpy"),
         os.environ.get("ANYBACKPROP_DEVICE") or None,
         None,
-        tf32 == "1",
+        {"0": False, "1": True, "": None}[tf32],
         "ANYBACKPROP_BACKEND",
     )
 
@@ -355,7 +514,7 @@ def get_backend() -> Backend:
     return backend
 
 
-def create_backend(name: str, device: Any = None, *, dtype: Any = None, tf32: bool = False) -> Backend:
+def create_backend(name: str, device: Any = None, *, dtype: Any = None, tf32: bool | None = None) -> Backend:
     """A :class:`Backend` for ``name`` on ``device`` without making it the one in force."""
     return _make_backend(name, device, dtype, tf32, "backend")
 
@@ -369,7 +528,7 @@ def backend_for(name: str | Backend | None) -> Backend:
     return create_backend(name)
 
 
-def set_backend(name: str, device: Any = None, *, dtype: Any = None, tf32: bool = False) -> Backend:
+def set_backend(name: str, device: Any = None, *, dtype: Any = None, tf32: bool | None = None) -> Backend:
     """Make ``name`` (on ``device``) the backend in force and return it."""
     backend = create_backend(name, device, dtype=dtype, tf32=tf32)
     _current.set(backend)
@@ -377,7 +536,7 @@ def set_backend(name: str, device: Any = None, *, dtype: Any = None, tf32: bool 
 
 
 @contextlib.contextmanager
-def use_backend(name: str, device: Any = None, *, dtype: Any = None, tf32: bool = False) -> Iterator[Backend]:
+def use_backend(name: str, device: Any = None, *, dtype: Any = None, tf32: bool | None = None) -> Iterator[Backend]:
     """``with use_backend("array_api_strict"): ...`` runs the block on that backend, then restores."""
     token = _current.set(create_backend(name, device, dtype=dtype, tf32=tf32))
     try:

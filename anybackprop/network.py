@@ -164,7 +164,8 @@ class Sequential:
             if tuple(arr.shape) != tuple(current[key].shape):
                 raise ValueError(f"{what}[{key!r}] has shape {tuple(arr.shape)}, expected {tuple(current[key].shape)}")
             check_finite(xp, arr, f"{what}[{key!r}]")
-            out[key] = xp.asarray(arr, copy=True)  # training updates in place: never alias the caller's
+            # training updates in place: never alias the caller's; device= since a copy lands on the current device
+            out[key] = xp.asarray(arr, copy=True, device=self.backend.device)
         return out
 
     # --- the trainer's interface -----------------------------------------------------------

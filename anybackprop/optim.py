@@ -86,10 +86,11 @@ class Optimizer:
             )
         if self.state is None:
             xp, device = model.backend.xp, model.backend.device
-            self.state = {
-                slot: {k: xp.zeros(p.shape, dtype=p.dtype, device=device) for k, p in model.params.items()}
-                for slot in self.slots
-            }
+            with model.backend.activate():  # CuPy's zeros ignores device= (array-api-compat #337)
+                self.state = {
+                    slot: {k: xp.zeros(p.shape, dtype=p.dtype, device=device) for k, p in model.params.items()}
+                    for slot in self.slots
+                }
             self._init_counters()
         self._signature = signature
         self._decay = frozenset(model.decay)

@@ -93,10 +93,11 @@ def run_workload(workload: Workload, backends: list[str], repeats: int, tf32: bo
         for runner in built[shift:] + built[:shift]:
             runner.sync()
             time.sleep(settle)  # let the previous contestant's idle worker threads (OpenMP) stop spinning
-            start = time.perf_counter()
-            runner.run(workload.epochs_per_timing)
-            runner.sync()
-            elapsed = (time.perf_counter() - start) / workload.epochs_per_timing
+            with runner.settings():
+                start = time.perf_counter()
+                runner.run(workload.epochs_per_timing)
+                runner.sync()
+                elapsed = (time.perf_counter() - start) / workload.epochs_per_timing
             if round_:
                 times[runner.label].append(elapsed)
     rows = {}

@@ -1,13 +1,17 @@
 """Peak memory of one contestant, measured in a fresh process so that contestants do not share a
 high-water mark (Linux only: it reads /proc): ``python -m benchmarks.memory WORKLOAD LABEL [--quick]`` prints JSON with the
-peak host RSS growth over the baseline (after imports and data) and, on a GPU, the device memory
-the contestant's allocator held (CuPy's pool total, or PyTorch's max_memory_allocated)."""
+peak host RSS growth over the baseline (after imports and data) and, on a GPU, the peak device
+bytes the contestant's arrays held, the same measure for both libraries: CuPy's pool bytes in
+use at their highest (a memory hook reads ``used_bytes()`` after every allocation) and PyTorch's
+``max_memory_allocated()``; neither counts memory an allocator caches but no array uses."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import resource
 import sys
+from collections.abc import Iterator
 
 from .workloads import QUICK, WORKLOADS, initial_params, load_data
 
@@ -29,6 +33,37 @@ def _peak_mib() -> float:
     return int(line.split()[1]) / 1024
 
 
+@contextlib.contextmanager
+def _device_peak(label: str) -> Iterator[list[int]]:
+    """Yields a list that holds, after the block, the peak device bytes in use by the block's
+    arrays (empty for a CPU contestant)."""
+    peak: list[int] = []
+    if "cupy" in label:
+        import cupy
+
+        pool = cupy.get_default_memory_pool()
+
+        class PeakHook(cupy.cuda.MemoryHook):
+            name = "anybackprop_peak"
+            highest = 0
+
+            def malloc_postprocess(self, **kwargs: object) -> None:
+                self.highest = max(self.highest, pool.used_bytes())
+
+        hook = PeakHook()
+        with hook:
+            yield peak
+        peak.append(hook.highest)
+    elif "cuda" in label:
+        import torch
+
+        torch.cuda.reset_peak_memory_stats()
+        yield peak
+        peak.append(torch.cuda.max_memory_allocated())
+    else:
+        yield peak
+
+
 def main(argv: list[str]) -> int:
     from .__main__ import contestants
 
@@ -39,19 +74,14 @@ def main(argv: list[str]) -> int:
     factory = dict(contestants(workload, backends, tf32="tf32" in label))[label]
     baseline = _rss_mib()
     _reset_peak()
-    runner = factory(workload, X, y, params)
-    runner.run(1)
-    runner.sync()
-    peak = _peak_mib()
-    result = {"host_peak_growth_mib": round(peak - baseline, 1)}
-    if "cupy" in label:
-        import cupy
-
-        result["device_mib"] = round(cupy.get_default_memory_pool().total_bytes() / 2**20, 1)
-    elif "cuda" in label:
-        import torch
-
-        result["device_mib"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+    with _device_peak(label) as device_peak:
+        runner = factory(workload, X, y, params)
+        with runner.settings():
+            runner.run(1)
+        runner.sync()
+    result = {"host_peak_growth_mib": round(_peak_mib() - baseline, 1)}
+    if device_peak:
+        result["device_mib"] = round(device_peak[0] / 2**20, 1)
     print(json.dumps(result))
     return 0
 

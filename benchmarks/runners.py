@@ -1,9 +1,11 @@
 """The contestants. Each trains ``epochs`` epochs of a workload per ``run(epochs)`` call from the
 same initial weights, with plain SGD (lr 0.01, no momentum, no weight decay) and a fresh shuffle
-per epoch. ``sync()`` waits for queued device work so that a timing covers the work itself."""
+per epoch. ``sync()`` waits for queued device work so that a timing covers the work itself;
+``settings()`` is the context every timing runs in (a contestant's process-wide switches)."""
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import numpy as np
@@ -24,6 +26,10 @@ class Runner:
 
     def sync(self) -> None:
         self.sync_fn()
+
+    def settings(self) -> contextlib.AbstractContextManager:
+        """The process-wide settings this contestant is timed with, restored after."""
+        return contextlib.nullcontext()
 
 
 class Anybackprop(Runner):
@@ -136,7 +142,9 @@ class Sklearn(Runner):
 
 
 class Torch(Runner):
-    """PyTorch eager: nn.Linear + ReLU, CrossEntropyLoss, optim.SGD, same initial weights."""
+    """PyTorch eager: nn.Linear + ReLU, CrossEntropyLoss, optim.SGD, same initial weights. On
+    CUDA, TF32 matrix products are PyTorch's process-wide switch: :meth:`settings` sets it for
+    this contestant's timings only (on for ``tf32``, off otherwise) and restores it after."""
 
     def __init__(self, workload: Workload, X: np.ndarray, y: np.ndarray, params: dict, device: str = "cpu", tf32: bool = False) -> None:
         import torch
@@ -144,8 +152,8 @@ class Torch(Runner):
         self.torch = torch
         self.device = torch.device(device)
         self.label = f"torch[{device}{'+tf32' if tf32 else ''}]"
+        self.tf32 = tf32
         if self.device.type == "cuda":
-            torch.backends.cuda.matmul.allow_tf32 = tf32
             self.sync_fn = torch.cuda.synchronize
         layers = []
         n = len(workload.sizes) - 1
@@ -162,6 +170,16 @@ class Torch(Runner):
         self.y = torch.from_numpy(y.astype(np.int64)).to(self.device)
         self.batch = workload.batch
         self.rng = np.random.default_rng(0)
+
+    @contextlib.contextmanager
+    def settings(self):
+        matmul = self.torch.backends.cuda.matmul
+        before = matmul.allow_tf32
+        matmul.allow_tf32 = self.tf32  # acts on CUDA matrix products only
+        try:
+            yield
+        finally:
+            matmul.allow_tf32 = before
 
     def epoch(self) -> None:
         order = self.torch.from_numpy(self.rng.permutation(len(self.X))).to(self.device)

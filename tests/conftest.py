@@ -1,6 +1,7 @@
-"""One ``backend`` fixture over every backend usable on this machine (numpy and array_api_strict
-everywhere, cupy with a GPU, torch where installed). ``ANYBACKPROP_TEST_BACKENDS=numpy,cupy``
-selects a subset."""
+"""One ``backend`` fixture over every backend usable on this machine (numpy, numpy_readonly and
+array_api_strict everywhere, cupy with a GPU, torch where installed).
+``ANYBACKPROP_TEST_BACKENDS=numpy,cupy`` selects a subset; a backend named there that is not
+usable here stops the run with the reason, so a GPU run cannot pass by running nothing."""
 
 import os
 
@@ -11,9 +12,27 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 import anybackprop as ab  # noqa: E402
+from anybackprop import backend as backend_module  # noqa: E402
+from anybackprop.backend import ADAPTERS, unavailable_reason  # noqa: E402
 
-_selected = os.environ.get("ANYBACKPROP_TEST_BACKENDS")
-BACKENDS = [b for b in ab.available_backends() if not _selected or b in _selected.split(",")]
+TEST_ONLY = ("numpy_readonly",)  # not offered to users, run by the suite
+
+
+def _selected_backends() -> list[str]:
+    selected = os.environ.get("ANYBACKPROP_TEST_BACKENDS")
+    if not selected:
+        return [*ab.available_backends(), *TEST_ONLY]
+    names = [name.strip() for name in selected.split(",") if name.strip()]
+    for name in names:
+        if name not in ADAPTERS:
+            pytest.exit(f"ANYBACKPROP_TEST_BACKENDS names {name!r}, not a backend; accepted values: {', '.join(ADAPTERS)}", returncode=4)
+        reason = unavailable_reason(name)
+        if reason is not None:
+            pytest.exit(f"ANYBACKPROP_TEST_BACKENDS asks for {name!r}, which is not usable here: {reason}", returncode=4)
+    return names
+
+
+BACKENDS = _selected_backends()
 
 
 @pytest.fixture(params=BACKENDS)
@@ -21,6 +40,14 @@ def backend(request):
     """Runs the test with this backend in force (and restores the previous one after)."""
     with ab.use_backend(request.param) as b:
         yield b
+
+
+@pytest.fixture(autouse=True)
+def _restore_backend():
+    """No test leaves another backend in force for the tests after it (``set_backend`` included)."""
+    token = backend_module._current.set(ab.get_backend())
+    yield
+    backend_module._current.reset(token)
 
 
 @pytest.fixture

@@ -60,6 +60,8 @@ def test_cupy_request_says_why_it_is_unusable_or_works():
 def test_auto_picks_cupy_where_usable_else_numpy():
     result = run_python("import anybackprop as ab; print(ab.get_backend().name)", ANYBACKPROP_BACKEND="auto")
     assert result.stdout.strip() == ("cupy" if "cupy" in ab.available_backends() else "numpy")
+    if "cupy" not in ab.available_backends():  # saying why
+        assert f"ANYBACKPROP_BACKEND='auto': cupy is not usable here ({unavailable_reason('cupy')}); using numpy" in result.stderr
 
 
 def test_use_backend_restores_the_previous_backend():
@@ -137,3 +139,37 @@ def test_initialisation_follows_the_activation():
     assert abs(relu.std() - np.sqrt(2 / 400)) < 2e-3  # He: N(0, 2/n_in)
     limit = np.sqrt(6 / 700)
     assert tanh.max() <= limit and tanh.min() >= -limit and tanh.max() > 0.99 * limit  # Glorot uniform
+
+
+def test_numpy_readonly_makes_read_only_arrays_and_results_for_the_tests_only():
+    b = ab.backend.create_backend("numpy_readonly", dtype="float64")
+    x = b.asarray(np.ones((2, 3)))
+    derived = [x, x + 1, np.exp(x), x.astype("float32"), b.xp.astype(x, b.xp.float32), x[[1, 0]], x[:, 1:],
+               b.xp.sum(x, axis=0), x @ x.T, b.xp.take(x, b.asarray([1, 0]), axis=0), x.copy(), x.T]
+    for y in derived:
+        assert b.owns(y) and not y.flags.writeable
+        with pytest.raises(ValueError, match="read-only"):
+            y += 1
+        with pytest.raises(ValueError, match="read-only"):
+            y[...] = 0
+    owned = b.xp.zeros((2, 3))  # a fresh array is the caller's to write
+    owned += x
+    assert owned.flags.writeable and not b.owns(owned) and float(owned.sum()) == 6.0
+    host = ab.to_numpy(x)
+    host[0, 0] = 5.0  # what leaves the backend is a writable copy
+    assert float(x[0, 0]) == 1.0
+    assert "numpy_readonly" not in ab.available_backends() and b.asarray(x) is x
+
+
+@pytest.mark.parametrize("requested", ["jax", "cupy"])
+def test_a_requested_backend_that_cannot_run_stops_the_suite_with_the_reason(requested):
+    reason = unavailable_reason("cupy") if requested == "cupy" else "not a backend"
+    if reason is None:
+        pytest.skip("cupy is usable here, so requesting it runs the suite")
+    tests = os.path.dirname(__file__)
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--collect-only", os.path.join(tests, "test_datasets.py")],
+        capture_output=True, text=True, cwd=os.path.dirname(tests), env={**os.environ, "ANYBACKPROP_TEST_BACKENDS": f"numpy,{requested}"},
+    )
+    assert result.returncode != 0
+    assert "ANYBACKPROP_TEST_BACKENDS" in result.stdout + result.stderr and reason in result.stdout + result.stderr

@@ -7,6 +7,10 @@ import pathlib
 import subprocess
 import sys
 
+import pytest
+
+from anybackprop.backend import unavailable_reason
+
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
@@ -42,3 +46,44 @@ def test_flop_count_of_a_workload():
     # forward 4*3 + 3*2, dW 4*3 + 3*2, dA only for the second layer 3*2; x2 flops x rows
     assert w.flops_per_epoch() == 2 * (12 + 6 + 12 + 6 + 6) * 10
     assert w.steps == 5
+
+
+def _quick_digits():
+    sys.path.insert(0, str(ROOT))
+    from benchmarks.workloads import QUICK, initial_params, load_data
+
+    workload = QUICK["digits"]
+    X, y = load_data(workload)
+    return workload, X, y, initial_params(workload)
+
+
+def test_torch_tf32_is_switched_around_each_timing_not_at_construction():
+    torch = pytest.importorskip("torch")
+    from benchmarks import runners
+
+    matmul = torch.backends.cuda.matmul
+    before = matmul.allow_tf32
+    tf32, fp32 = (runners.Torch(*_quick_digits(), "cpu", tf32=flag) for flag in (True, False))
+    assert matmul.allow_tf32 == before  # building a contestant changes nothing process-wide
+    with tf32.settings():
+        assert matmul.allow_tf32 is True
+        with fp32.settings():
+            assert matmul.allow_tf32 is False
+        assert matmul.allow_tf32 is True
+    assert matmul.allow_tf32 == before
+
+
+@pytest.mark.skipif(unavailable_reason("cupy") is not None, reason=f"cupy is not usable here: {unavailable_reason('cupy')}")
+def test_the_cupy_contestants_are_built_and_run():
+    from benchmarks.__main__ import contestants
+
+    workload, X, y, params = _quick_digits()
+    labels = []
+    for label, factory in contestants(workload, ["cupy"], tf32=True):
+        runner = factory(workload, X, y, params)
+        with runner.settings():
+            runner.run(1)
+        runner.sync()
+        assert runner.label == label
+        labels.append(label)
+    assert {"anybackprop[cupy]", "anybackprop[cupy+tf32]", "cupy-loop", "gemm-floor[cupy]"} <= set(labels)

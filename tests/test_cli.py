@@ -87,3 +87,29 @@ def test_bad_dropout_and_norm_flags():
     for args, pattern in ((["--dropout", "1.5"], "argument --dropout"), (["--norm", "group"], "argument --norm: invalid choice: 'group'")):
         result = cli("train", *args)
         assert result.returncode == 2 and pattern in result.stderr
+
+
+def test_selftest_checks_every_usable_backend_against_numpy():
+    result = cli("selftest")
+    assert result.returncode == 0, result.stdout + result.stderr
+    rows = {line.split()[0]: line.split() for line in result.stdout.splitlines() if line.endswith(("pass", "FAIL"))}
+    assert set(ab.available_backends()) <= set(rows)
+    assert all(row[-1] == "pass" and float(row[3]) <= 1e-9 for row in rows.values())
+    assert rows["numpy"][3:5] == ["0.00e+00", "20/20"]  # NumPy's fast paths, bit for bit, in both dtypes
+    assert result.stdout.strip().endswith("every backend agrees with NumPy")
+
+
+def test_selftest_fails_with_the_reason_when_a_backend_disagrees(monkeypatch, capsys):
+    from anybackprop import cli as cli_module
+
+    real = cli_module._selftest_run
+
+    def off_by_a_little(backend, fast=None):
+        found = real(backend, fast)
+        return [a * (1 + 1e-6) for a in found] if backend.name == "array_api_strict" else found
+
+    monkeypatch.setattr(cli_module, "_selftest_run", off_by_a_little)
+    assert cli_module.main(["selftest"]) == 1
+    out = capsys.readouterr().out
+    assert "array_api_strict" in out and "training differs from NumPy by 1.00e-06" in out
+    assert out.strip().endswith("1 backends FAILED")

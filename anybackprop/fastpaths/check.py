@@ -1,0 +1,102 @@
+"""Every fast path of a backend against the portable formula it replaces, on random inputs: the
+check behind ``tests/test_fast_paths.py`` and ``anybackprop selftest``.
+
+A fast path gets copies of its arguments (it may write into the one it declares) and must
+leave every other argument as it was, and return the formula's dtype and shape and values:
+bit for bit on NumPy (its paths do the same operations in the same order; the row-max
+cross-entropy sums in another order), to a tolerance elsewhere.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .. import activations, losses, updates
+from ..backend import Backend, gather_rows, to_numpy
+from ..layers import dense
+from . import for_backend
+from .registry import FastPath
+
+M, N = 7, 5
+TOLERANCE = {"float32": 1e-6, "float64": 1e-13}
+
+
+@dataclass(frozen=True)
+class PathCheck:
+    """One fast path checked: ``error`` is max |fast - portable| / (1 + |portable|);
+    ``problem`` says what failed, None when it passed."""
+
+    path: FastPath
+    error: float
+    problem: str | None
+
+    @property
+    def ok(self) -> bool:
+        return self.problem is None
+
+
+def recipe(backend: Backend, rng: np.random.Generator, key: Any) -> list[Any]:
+    """Arguments (after xp) for the portable formula ``key`` on ``backend``."""
+    arr = lambda *shape: backend.asarray(rng.standard_normal(shape), backend.dtype)
+    z = arr(M, N)
+    onehot = lambda: backend.asarray(np.eye(N)[rng.integers(0, N, M)], backend.dtype)
+    if isinstance(key, tuple) or key is dense.affine:  # (affine, forward) fuses bias + activation
+        return [arr(M, 3), arr(3, N), arr(N)]
+    if key is dense.bias_grad:
+        return [z]
+    if key is losses.paired_delta:
+        return [activations.softmax(backend.xp, z), onehot()]
+    if key is losses.cross_entropy:
+        return [z, None, onehot()]
+    if key is updates.sgd_update:
+        return [arr(M, N), arr(M, N), 0.05]
+    if key is gather_rows:
+        return [z, backend.asarray(rng.permutation(M)), arr(M, N)]
+    backward = {a.backward: a for a in activations.ACTIVATIONS.values()}
+    if key in backward:
+        if backward[key].name == "relu":  # exact zeros: where relu's derivative is decided
+            z = backend.asarray(np.where(rng.random((M, N)) < 0.3, 0.0, rng.standard_normal((M, N))), backend.dtype)
+        return [z, backward[key].forward(backend.xp, z), arr(M, N)]
+    if key in {a.forward for a in activations.ACTIVATIONS.values()}:
+        return [z]
+    raise ValueError(f"no check recipe for fast path {key!r}: add one to anybackprop/fastpaths/check.py")
+
+
+def _portable(backend: Backend, key: Any, args: list[Any]) -> Any:
+    if isinstance(key, tuple):
+        z = dense.affine(backend.xp, *args)
+        return z, key[1](backend.xp, z)
+    return key(backend.xp, *args)
+
+
+def check_path(backend: Backend, path: FastPath, rng: np.random.Generator) -> PathCheck:
+    """Run ``path`` and its formula on the same random inputs and compare."""
+    key = path.formula
+    args = recipe(backend, rng, key)
+    with backend.activate():
+        expected = _portable(backend, key, args)
+        copies = [backend.xp.asarray(a, copy=True) if backend.owns(a) else a for a in args]
+        before = [to_numpy(a).copy() if backend.owns(a) else None for a in copies]
+        got = path.function(backend.xp, *copies)
+    scratch = {path.overwrites, 2 if key is gather_rows else None}  # gather_rows may fill ``out``
+    for i, (arg, old) in enumerate(zip(copies, before)):
+        if old is not None and i not in scratch and not np.array_equal(to_numpy(arg), old):
+            return PathCheck(path, float("nan"), f"wrote into argument {i}, which it does not declare")
+    error = 0.0
+    for g, e in zip(got, expected) if isinstance(key, tuple) else [(got, expected)]:
+        g, e = to_numpy(g), to_numpy(e)
+        if g.dtype != e.dtype or g.shape != e.shape:
+            return PathCheck(path, float("nan"), f"returned {g.dtype} {g.shape}, the formula {e.dtype} {e.shape}")
+        error = max(error, float(np.max(np.abs(g - e) / (1 + np.abs(e)), initial=0.0)))
+    exact = backend.name == "numpy" and key is not losses.cross_entropy
+    limit = 0.0 if exact else TOLERANCE[backend.dtype]
+    return PathCheck(path, error, None if error <= limit else f"differs from its formula by {error:.2e} (allowed {limit:g})")
+
+
+def check_fast_paths(backend: Backend, seed: int = 0) -> list[PathCheck]:
+    """Every fast path of ``backend`` against its formula, in ``backend``'s dtype."""
+    rng = np.random.default_rng(seed)
+    return [check_path(backend, path, rng) for path in for_backend(backend)]
