@@ -17,7 +17,7 @@ import numbers
 from dataclasses import dataclass
 from typing import Any
 
-from . import fastpaths
+from . import fastpaths, threads
 from .activations import Activation, get_activation
 from .backend import Backend, backend_for, host_rng, to_numpy
 from .heads import Head, get_head
@@ -235,22 +235,28 @@ class Sequential:
 
     # --- public API --------------------------------------------------------------------------
 
+    def _threads(self, rows: int) -> Any:
+        """The BLAS thread policy for a pass over ``rows`` rows (see :mod:`anybackprop.threads`)."""
+        return threads.limited(self.backend, threads.largest_product(self.layers, rows))
+
     def forward(self, X: Any) -> Any:
         """Output activations ``A_L`` of shape ``(m, n_outputs)``, in inference mode."""
         with self.backend.activate():
             x = check_X(self.backend, X, self.n_features, self.dtype)
-            return self.head.activate(self.backend.xp, self.forward_pass(x).logits, self.fast)
+            with self._threads(x.shape[0]):
+                return self.head.activate(self.backend.xp, self.forward_pass(x).logits, self.fast)
 
     def _cost(self, X: Any, Y: Any, sample_weight: Any, training: bool, seed: int | None, grads: bool) -> tuple[float, Any]:
         xp = self.backend.xp
         with self.backend.activate():
             x, y, w = self.check_data(X, Y, sample_weight)
             wn = None if w is None else normalized_weights(xp, w)
-            fwd = self.forward_pass(x, training=training, rng=host_rng(seed))
-            loss = float(self.head.cost(xp, fwd.logits, y, wn, self.fast))
-            if not grads:
-                return loss, None
-            return loss, self.backward_pass(fwd, self.head.delta(xp, self.fast, fwd.logits, y, wn))
+            with self._threads(x.shape[0]):
+                fwd = self.forward_pass(x, training=training, rng=host_rng(seed))
+                loss = float(self.head.cost(xp, fwd.logits, y, wn, self.fast))
+                if not grads:
+                    return loss, None
+                return loss, self.backward_pass(fwd, self.head.delta(xp, self.fast, fwd.logits, y, wn))
 
     def loss(self, X: Any, Y: Any, sample_weight: Any = None, *, training: bool = False, seed: int | None = 0) -> float:
         """The batch-mean loss of ``(X, Y)`` (weighted by ``sample_weight``) as a Python float; in
@@ -285,7 +291,8 @@ class Sequential:
         all outputs (regression), weighted by ``sample_weight`` if given."""
         with self.backend.activate():
             x, y, w = self.check_data(X, Y, sample_weight)
-            return self.scores(self.forward_pass(x).logits, y, w, self.total_sum_of_squares(y, w))[1]
+            with self._threads(x.shape[0]):
+                return self.scores(self.forward_pass(x).logits, y, w, self.total_sum_of_squares(y, w))[1]
 
 
 def _check_layers(layers: Any) -> list:

@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from . import threads
 from .backend import gather_rows, host_rng
 from .losses import normalized_weights
 from .optim import Optimizer, get_optimizer
@@ -90,6 +91,8 @@ class Trainer:
     def __init__(self, model: Trainable, optimizer: Optimizer) -> None:
         self.model, self.optimizer = model, optimizer
         optimizer.init(model)
+        self._gather = model.fast.get(gather_rows)
+        self._batch = None
 
     def reduce_gradients(self, grads: dict[str, Any]) -> dict[str, Any]:
         """Combine the gradients of every process's share of the batch: identity here."""
@@ -106,16 +109,23 @@ class Trainer:
         model.commit_state(fwd)
         return fwd.logits
 
-    def epoch(self, x: Any, y: Any, w: Any, batch_size: int, rng: Any) -> Any:
-        """One pass over the (shuffled) rows; returns the logits of every row, in order, from the
-        steps themselves (no extra forward pass, no host read)."""
+    def epoch(self, x: Any, y: Any, w: Any, batch_size: int, rng: Any, order: Any = None) -> Any:
+        """One pass over the rows, in ``order`` (a device permutation; None: as they are).
+        Each minibatch of ``x`` is gathered into one reused buffer (no shuffled copy of all of
+        ``x``); ``y`` and ``w`` come already in that order. Returns the logits of every row, in
+        order, from the steps themselves (no extra forward pass, no host read)."""
         xp = self.model.backend.xp
+        gather = self._gather
         m = x.shape[0]
         logits = []
         for start in range(0, m, batch_size):
             stop = min(start + batch_size, m)
+            if order is None:
+                xb = x[start:stop, ...]
+            else:  # the last step's batch is done with: its buffer is free
+                xb = self._batch = gather(xp, x, order[start:stop], self._batch)
             wb = None if w is None else w[start:stop]
-            logits.append(self.step(x[start:stop, ...], y[start:stop, ...], wb, rng))
+            logits.append(self.step(xb, y[start:stop, ...], wb, rng))
         return logits[0] if len(logits) == 1 else xp.concat(logits, axis=0)
 
 
@@ -165,6 +175,7 @@ def fit(
     min_delta: float = 0.0,
     sample_weight: Any = None,
     class_weight: Any = None,
+    num_threads: int | None = None,
     verbose: bool = True,
     **optimizer_options: Any,
 ) -> History:
@@ -180,6 +191,8 @@ def fit(
     ``(X_val, Y_val, w_val)``. ``early_stopping=k`` stops after ``k`` epochs without an
     improvement larger than ``min_delta`` of the validation loss (the training loss without
     validation data) and restores the best parameters. A non-finite epoch loss raises ValueError.
+    ``num_threads`` fixes the BLAS threads on the CPU (default: :mod:`anybackprop.threads`'s
+    policy, one thread for small products, every core for large ones).
     """
     epochs = check_positive_int(epochs, "epochs")
     batch_size = check_positive_int(batch_size, "batch_size")
@@ -187,7 +200,7 @@ def fit(
         early_stopping = check_positive_int(early_stopping, "early_stopping")
     min_delta = check_positive_float(min_delta, "min_delta", allow_zero=True)
     opt = get_optimizer(optimizer, lr, **optimizer_options)
-    with model.backend.activate():
+    with model.backend.activate(), threads.limited(model.backend, threads.largest_product(model.layers, batch_size), num_threads):
         x, y, w = model.check_data(X, Y, sample_weight, class_weight)
         val = _check_validation_data(model, validation_data)
         m = x.shape[0]
@@ -200,7 +213,7 @@ def fit(
         stopper = _EarlyStopping(early_stopping, min_delta) if early_stopping is not None else None
         gather = model.fast.get(gather_rows)
         xp = model.backend.xp
-        xs = ys = ws = None
+        ys = ws = order = None
         progress = _Progress(epochs, verbose)
         start = time.perf_counter()
         try:
@@ -209,11 +222,11 @@ def fit(
                 opt.start_epoch(epoch, epochs)
                 if shuffle:  # last epoch's copies are free to be overwritten now
                     order = model.backend.asarray(rng.permutation(m))
-                    xs, ys = gather(xp, x, order, xs), gather(xp, y, order, ys)
+                    ys = gather(xp, y, order, ys)
                     ws = None if w is None else gather(xp, w, order, ws)
                 else:
-                    xs, ys, ws = x, y, w
-                logits = trainer.epoch(xs, ys, ws, batch_size, rng)
+                    ys, ws = y, w
+                logits = trainer.epoch(x, ys, ws, batch_size, rng, order)
                 loss, train_metric = model.scores(logits, ys, ws, ss_tot[0])
                 if not math.isfinite(loss):
                     raise ValueError(
