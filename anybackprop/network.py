@@ -73,12 +73,13 @@ class Sequential:
         state_count: dict[str, int] = {}
         self.params: dict[str, Any] = {}
         self.state: dict[str, Any] = {}
-        self._keys: list[tuple[dict[str, str], dict[str, str]]] = []
+        # per layer: the layer and its (local, global) parameter and state names, for the passes
+        self._plan: list[tuple[Any, tuple, tuple]] = []
         for layer in layers:
             p_keys = self._place(layer.init_params(rng), param_count, self.params)
             s_keys = self._place(layer.init_state(), state_count, self.state)
-            self._keys.append((p_keys, s_keys))
-        self.decay = {keys[local] for layer, (keys, _) in zip(layers, self._keys) for local in layer.decay}
+            self._plan.append((layer, tuple(p_keys.items()), tuple(s_keys.items())))
+        self.decay = {dict(p_keys)[local] for layer, p_keys, _ in self._plan for local in layer.decay}
 
     def _place(self, arrays: dict, count: dict[str, int], into: dict[str, Any]) -> dict[str, str]:
         keys = {}
@@ -192,31 +193,32 @@ class Sequential:
         state = self.state
         ctx = Pass(self.backend, self.fast, training, rng)
         caches = []
-        for layer, (p_keys, s_keys) in zip(self.layers, self._keys):
-            layer_state = {k: state[g] for k, g in s_keys.items()} if s_keys else _NO_STATE
-            x, cache = layer.forward(ctx, {k: params[g] for k, g in p_keys.items()}, layer_state, x)
+        for layer, p_keys, s_keys in self._plan:
+            layer_state = {k: state[g] for k, g in s_keys} if s_keys else _NO_STATE
+            x, cache = layer.forward(ctx, {k: params[g] for k, g in p_keys}, layer_state, x)
             caches.append(cache)
         return ForwardPass(x, caches, ctx)
 
     def backward_pass(self, fwd: ForwardPass, dz: Any) -> dict[str, Any]:
         """Gradients with the keys and shapes of ``params``, from the head's delta ``dz``."""
         grads: dict[str, Any] = {}
-        for i in range(len(self.layers) - 1, -1, -1):
-            p_keys = self._keys[i][0]
-            local, dz = self.layers[i].backward(fwd.ctx, {k: self.params[g] for k, g in p_keys.items()}, fwd.caches[i], dz, i > 0)
-            for k, g in local.items():
-                grads[p_keys[k]] = g
+        params, caches, ctx = self.params, fwd.caches, fwd.ctx
+        for i in range(len(self._plan) - 1, -1, -1):
+            layer, p_keys, _ = self._plan[i]
+            local, dz = layer.backward(ctx, {k: params[g] for k, g in p_keys}, caches[i], dz, i > 0)
+            for k, g in p_keys:
+                grads[g] = local[k]
         return grads
 
     def commit_state(self, fwd: ForwardPass) -> None:
         """Keep the new state (running averages) a training pass computed."""
         if not self.state:
             return
-        for cache, (_, s_keys) in zip(fwd.caches, self._keys):
+        for cache, (_, _, s_keys) in zip(fwd.caches, self._plan):
             new = getattr(cache, "state", None)
             if new:
-                for k, value in new.items():
-                    self.state[s_keys[k]] = value
+                for k, g in s_keys:
+                    self.state[g] = new[k]
 
     def scores(self, z: Any, y: Any, w: Any = None, ss_tot: float = 0.0) -> tuple[float, float]:
         """Mean loss and metric of logits ``z`` against dense targets ``y`` (weighted by ``w``,
