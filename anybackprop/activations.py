@@ -135,7 +135,7 @@ def get_activation(spec: str | dict | Activation, allowed: tuple[str, ...] = tup
         if spec.get("name") != "leaky_relu" or set(kwargs) - {"slope"}:
             raise ValueError(f"only leaky_relu takes parameters ({{'name': 'leaky_relu', 'slope': s}}), got {spec!r}")
         activation = leaky_relu_activation(**kwargs)
-    elif isinstance(spec, str) and spec in ACTIVATIONS:
+    elif isinstance(spec, str) and spec in ACTIVATIONS:  # a str first: a list or dict name is unhashable
         activation = ACTIVATIONS[spec]
     else:
         raise ValueError(f"unknown activation {spec!r}; accepted values: {', '.join(allowed)}")

@@ -92,8 +92,9 @@ class Backend:
         if library is not None:
             _check_real_kind(xp.isdtype(x.dtype, ("real floating", "integral", "bool")), x.dtype, name)
             self._check_device(x, name)
+            x = self.adapter.detached(x)
             return x if target is None or x.dtype == target else xp.astype(x, target)
-        host = x if adapter is self.adapter else np.asarray(x)
+        host = x if adapter is self.adapter else _host_array(x, name)
         _check_real_kind(host.dtype.kind in "fiub", host.dtype, name)
         if target is not None:
             host = host.astype(_dtype_name(target), copy=False)
@@ -122,6 +123,17 @@ class Backend:
     def sync(self) -> None:
         """Wait for queued device work (for timing); a no-op on the CPU."""
         self.adapter.sync(self)
+
+
+def _host_array(x: Any, name: str) -> np.ndarray:
+    """``x`` (a list, a scalar, anything NumPy reads) as a NumPy array, or a clear error."""
+    module = type(x).__module__
+    if module.startswith("scipy.sparse") or module.startswith("sparse"):
+        raise TypeError(f"{name} is a sparse matrix ({type(x).__name__}); sparse input is not supported; call .toarray()")
+    try:
+        return np.asarray(x)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"{name} is not a rectangular array of numbers (a ragged or mixed nested list?): {exc}") from None
 
 
 def _dtype_name(dtype: Any) -> str:
@@ -155,6 +167,10 @@ class _Unusable(Exception):
     """Why a backend cannot be used here."""
 
 
+class _BadDevice(_Unusable):
+    """The library is usable, the device asked for is not one of it."""
+
+
 class Adapter:
     """What anybackprop needs to know about one array library. ``host`` adapters hold NumPy
     arrays, which every backend accepts as host data."""
@@ -183,6 +199,11 @@ class Adapter:
     def activate(self, backend: Backend) -> contextlib.AbstractContextManager:
         return contextlib.nullcontext()
 
+    def detached(self, x: Any) -> Any:
+        """``x`` cut from any autograd graph its library keeps (anybackprop computes its own
+        gradients: training must never grow a graph)."""
+        return x
+
 
 def _numpy_namespace() -> Any:
     # NumPy >= 2.1 implements the standard in its main namespace; older ones need the wrapper.
@@ -195,7 +216,7 @@ class _NumPy(Adapter):
 
     def load(self, device: str | None) -> tuple[Any, Any, Any]:
         if device not in (None, "", "cpu"):
-            raise _Unusable(f"{self.name} runs on the CPU only (device 'cpu'), got device {device!r}")
+            raise _BadDevice(f"{self.name} runs on the CPU only (device 'cpu'), got device {device!r}")
         return _numpy_namespace(), np, "cpu"
 
     def owns(self, x: Any) -> bool:
@@ -279,7 +300,7 @@ class _ArrayApiStrict(Adapter):
         names = [str(d).split("'")[1] for d in array_api_strict.__array_namespace_info__().devices()]
         name = device or "CPU_DEVICE"
         if name not in names:
-            raise _Unusable(f"array_api_strict has devices {names}, got device {device!r}")
+            raise _BadDevice(f"array_api_strict has devices {names}, got device {device!r}")
         return array_api_strict, array_api_strict, array_api_strict.Device(name)
 
     def owns(self, x: Any) -> bool:
@@ -310,9 +331,9 @@ class _CuPy(Adapter):
         try:
             index = int(device or 0)
         except ValueError as exc:
-            raise _Unusable(f"cupy devices are integers 0..{count - 1}, got {device!r}") from exc
+            raise _BadDevice(f"cupy devices are integers 0..{count - 1}, got {device!r}") from exc
         if not 0 <= index < count:
-            raise _Unusable(f"cupy devices are integers 0..{count - 1}, got {device!r}")
+            raise _BadDevice(f"cupy devices are integers 0..{count - 1}, got {device!r}")
         dev = cupy.cuda.Device(index)
         _check_cupy_computes(cupy, dev)
         return array_api_compat.array_namespace(cupy.empty(0)), cupy, dev
@@ -387,13 +408,13 @@ class _Torch(Adapter):
         try:
             dev = torch.device(device or "cpu")
         except RuntimeError as exc:
-            raise _Unusable(f"torch does not know device {device!r}") from exc
+            raise _BadDevice(f"torch does not know device {device!r}") from exc
         if dev.type == "cuda":
             if not torch.cuda.is_available():
                 raise _Unusable("torch has no usable CUDA device here")
             dev = torch.device("cuda", dev.index if dev.index is not None else torch.cuda.current_device())
         elif dev.type != "cpu":
-            raise _Unusable(f"torch devices are 'cpu' or 'cuda:N', got {device!r}")
+            raise _BadDevice(f"torch devices are 'cpu' or 'cuda:N', got {device!r}")
         return array_api_compat.array_namespace(torch.empty(0)), torch, dev
 
     def owns(self, x: Any) -> bool:
@@ -401,6 +422,15 @@ class _Torch(Adapter):
 
     def to_numpy(self, x: Any) -> np.ndarray:
         return x.detach().cpu().numpy()
+
+    def detached(self, x: Any) -> Any:
+        return x.detach() if x.requires_grad else x
+
+    def from_host(self, backend: Backend, host: np.ndarray) -> Any:
+        # torch cannot wrap negative strides (a reversed view such as x[::-1])
+        if any(stride < 0 for stride in host.strides):
+            host = np.ascontiguousarray(host)
+        return super().from_host(backend, host)
 
     def sync(self, backend: Backend) -> None:
         if backend.device.type == "cuda":
@@ -481,6 +511,9 @@ def _make_backend(name: Any, device: Any, dtype: Any, tf32: bool | None, source:
         raise TypeError(f"tf32 must be True, False or None (leave CuPy's setting), got {tf32!r}")
     try:
         xp, library, dev = ADAPTERS[name].load(None if device is None else str(device))
+    except _BadDevice as exc:
+        what = "ANYBACKPROP_DEVICE" if source == "ANYBACKPROP_BACKEND" else "device"
+        raise ValueError(f"{what}={device!r} is not a device of the {name} backend: {exc}") from None
     except _Unusable as exc:
         raise ValueError(
             f"{source}={name!r} is not usable here: {exc}; accepted values: {', '.join(_ACCEPTED)} "
@@ -503,15 +536,19 @@ def _backend_from_env() -> Backend:
 
 
 _current: contextvars.ContextVar[Backend | None] = contextvars.ContextVar("anybackprop_backend", default=None)
+_process_default: Backend | None = None  # set_backend's choice, or the environment's, for every thread
 
 
 def get_backend() -> Backend:
-    """The backend in force; the environment variables decide at first use."""
+    """The backend in force: the innermost :func:`use_backend` of this thread or task, else the
+    process default (:func:`set_backend`, or the environment variables at first use)."""
+    global _process_default
     backend = _current.get()
-    if backend is None:
-        backend = _backend_from_env()
-        _current.set(backend)
-    return backend
+    if backend is not None:
+        return backend
+    if _process_default is None:
+        _process_default = _backend_from_env()
+    return _process_default
 
 
 def create_backend(name: str, device: Any = None, *, dtype: Any = None, tf32: bool | None = None) -> Backend:
@@ -529,10 +566,11 @@ def backend_for(name: str | Backend | None) -> Backend:
 
 
 def set_backend(name: str, device: Any = None, *, dtype: Any = None, tf32: bool | None = None) -> Backend:
-    """Make ``name`` (on ``device``) the backend in force and return it."""
-    backend = create_backend(name, device, dtype=dtype, tf32=tf32)
-    _current.set(backend)
-    return backend
+    """Make ``name`` (on ``device``) the process default, seen by every thread (also those started
+    later), and return it; inside a :func:`use_backend` block that block's backend still wins."""
+    global _process_default
+    _process_default = create_backend(name, device, dtype=dtype, tf32=tf32)
+    return _process_default
 
 
 @contextlib.contextmanager

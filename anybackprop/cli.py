@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import platform
 import sys
 import time
@@ -11,7 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from . import __version__, datasets, fastpaths, threads
-from .backend import BACKEND_NAMES, DTYPE_NAMES, Backend, available_backends, create_backend, get_backend, set_backend, to_numpy, unavailable_reason
+from .backend import BACKEND_NAMES, DTYPE_NAMES, Backend, available_backends, create_backend, get_backend, to_numpy, unavailable_reason, use_backend
 from .fastpaths.check import check_fast_paths
 from .gradcheck import gradcheck
 from .heads import DEFAULT_LOSS, HEADS
@@ -90,14 +92,30 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; the exit status: 0 done, 1 a check failed, 2 bad input, 130 interrupted
+    (Ctrl-C: one line, no traceback, no half-written file), 141 the reader closed the pipe."""
     args = _parser().parse_args(argv)
+    command = {"train": _train, "info": _info, "gradcheck": _gradcheck, "selftest": _selftest}[args.command]
     try:
-        if getattr(args, "backend", None) or getattr(args, "device", None) or getattr(args, "dtype", None):
-            set_backend(args.backend or get_backend().name, getattr(args, "device", None), dtype=getattr(args, "dtype", None))
-        return {"train": _train, "info": _info, "gradcheck": _gradcheck, "selftest": _selftest}[args.command](args)
+        with _backend_of(args):  # the caller's backend is left alone
+            return command(args)
     except (ValueError, ImportError) as exc:
         print(f"anybackprop: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("anybackprop: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # e.g. anybackprop train | head -1: stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+
+
+def _backend_of(args: argparse.Namespace) -> contextlib.AbstractContextManager:
+    """The backend the command asks for (``--backend``/``--device``/``--dtype``), for its duration."""
+    name, device, dtype = (getattr(args, key, None) for key in ("backend", "device", "dtype"))
+    if not (name or device or dtype):
+        return contextlib.nullcontext()
+    return use_backend(name or get_backend().name, device, dtype=dtype)
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -135,8 +153,11 @@ def _info(args: argparse.Namespace) -> int:
 
     print(f"anybackprop {__version__} on Python {platform.python_version()} ({platform.machine()})")
     print(f"numpy {np.__version__}, array-api-compat {array_api_compat.__version__}")
-    current = get_backend()
-    print(f"current backend: {current.name} on {current.device} ({current.dtype})")
+    try:
+        current = get_backend()
+        print(f"current backend: {current.name} on {current.device} ({current.dtype})")
+    except ValueError as exc:  # info is what a user runs when the environment names a bad backend
+        print(f"current backend: none usable: {exc}")
     print(threads.describe())
     usable = available_backends()
     for name in BACKEND_NAMES:

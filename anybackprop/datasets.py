@@ -42,14 +42,15 @@ def xor(n: int = 200, noise: float = 0.1, seed: int | None = 0) -> tuple[np.ndar
 
 
 def spirals(n: int = 400, noise: float = 0.2, turns: float = 1.5, seed: int | None = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Two interleaved spirals of ``n // 2`` points each. Returns ``X (n, 2)``, ``y (n,)`` int."""
+    """Two interleaved spirals, ``n - n // 2`` and ``n // 2`` points (the second arm mirrors the
+    first). Returns ``X (n, 2)``, ``y (n,)`` int."""
     check_positive_int(n, "n", 2)
     rng = np.random.default_rng(seed)
     half = n // 2
-    t = np.sqrt(rng.uniform(0, 1, half)) * turns * 2 * np.pi
+    t = np.sqrt(rng.uniform(0, 1, n - half)) * turns * 2 * np.pi
     arm = np.c_[t * np.cos(t), t * np.sin(t)]
-    X = np.r_[arm, -arm][:n] + rng.standard_normal((2 * half, 2))[:n] * noise
-    y = np.r_[np.zeros(half, np.int64), np.ones(half, np.int64)]
+    X = np.r_[arm, -arm[:half]] + rng.standard_normal((n, 2)) * noise
+    y = np.r_[np.zeros(n - half, np.int64), np.ones(half, np.int64)]
     return X, y
 
 
@@ -82,7 +83,7 @@ def load(name: str, seed: int | None = 0) -> tuple[np.ndarray, np.ndarray]:
     if name == "digits":
         return digits()
     makers = {"flower": flower, "xor": xor, "spirals": spirals, "moons": moons}
-    if name not in makers:
+    if not isinstance(name, str) or name not in makers:
         raise ValueError(f"unknown dataset {name!r}; accepted values: {', '.join(DATASETS)}")
     return makers[name](seed=seed)
 
@@ -90,19 +91,23 @@ def load(name: str, seed: int | None = 0) -> tuple[np.ndarray, np.ndarray]:
 def train_test_split(
     X: np.ndarray, y: np.ndarray, test_size: float = 0.2, seed: int | None = 0, stratify: bool = True
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """``X_train, X_test, y_train, y_test``; with ``stratify`` (for class labels ``y``) each class
-    keeps its share in both parts."""
+    """``X_train, X_test, y_train, y_test``; with ``stratify`` each class keeps its share in both
+    parts (for class labels: integer, bool or string ``y``; a float target, a regression, is split
+    without strata). A split that would leave a part empty is an error."""
     X, y = np.asarray(X), np.asarray(y)
     if len(X) != len(y):
         raise ValueError(f"X has {len(X)} rows but y has {len(y)}; expected one label per row")
     if not 0 < test_size < 1:
         raise ValueError(f"test_size must be in (0, 1), got {test_size!r}")
     rng = np.random.default_rng(seed)
-    if stratify:
+    if stratify and y.dtype.kind in "iubUSO":
         groups = [np.flatnonzero(y == c) for c in np.unique(y)]
     else:
         groups = [np.arange(len(y))]
     test = np.concatenate([rng.permutation(g)[: int(round(len(g) * test_size))] for g in groups])
+    if not 0 < len(test) < len(y):
+        part = "test" if len(test) == 0 else "training"
+        raise ValueError(f"test_size={test_size!r} of {len(y)} rows leaves the {part} part empty; use more rows or another test_size")
     mask = np.zeros(len(y), dtype=bool)
     mask[test] = True
     train_idx, test_idx = rng.permutation(np.flatnonzero(~mask)), rng.permutation(np.flatnonzero(mask))

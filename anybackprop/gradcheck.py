@@ -15,6 +15,7 @@ from typing import Any
 from .backend import host_rng
 from .losses import normalized_weights
 from .network import Sequential
+from .validation import check_positive_float
 
 
 def _training_cost(model: Sequential, x: Any, y: Any, wn: Any, seed: int, params: dict) -> float:
@@ -63,8 +64,11 @@ def gradcheck(
     whatever the size of the network (JAX's ``check_grads``, PyTorch's fast mode). ``seed`` fixes
     the dropout masks (and the direction).
     """
-    if mode not in ("full", "directional"):
+    if not isinstance(model, Sequential):
+        raise TypeError(f"gradcheck expects an anybackprop model (MLP or Sequential), got {type(model).__name__}")
+    if not isinstance(mode, str) or mode not in ("full", "directional"):
         raise ValueError(f"unknown mode {mode!r}; accepted values: full, directional")
+    check_positive_float(eps, "eps")
     model64 = model.copy(dtype="float64")
     xp = model64.backend.xp
     _, analytic = model64.loss_and_grads(X, Y, sample_weight, seed=seed)

@@ -26,7 +26,7 @@ from . import losses
 from .activations import Activation, get_activation
 from .backend import Backend
 from .losses import Loss, get_loss
-from .validation import check_finite
+from .validation import as_finite, check_finite
 
 OUTPUTS = ("softmax", "sigmoid", "identity")
 
@@ -110,9 +110,7 @@ class Head:
             y = xp.reshape(y, (m, 1))
         elif y.shape[1] != n_out:
             raise ValueError(f"{name} has {y.shape[1]} columns; the model has {n_out} outputs, expected shape ({m}, {n_out})")
-        y = xp.astype(y, dtype)
-        check_finite(xp, y, name)
-        return y
+        return as_finite(xp, y, dtype, name)
 
     def predict(self, xp: Any, a: Any) -> Any:
         """Values ``(m,)`` for one output, else ``(m, k)``."""
@@ -129,8 +127,11 @@ class Head:
         return xp.sum(sq) if w is None else xp.sum(sq * w[:, 0]) * z.shape[0]
 
     def metric(self, term: float, ss_tot: float) -> float:
-        """R^2 = 1 - SS_res / SS_tot, both pooled over all outputs."""
-        return 1.0 - term / ss_tot if ss_tot > 0 else 0.0
+        """R^2 = 1 - SS_res / SS_tot, both pooled over all outputs; for a constant target
+        (SS_tot = 0) 1.0 for a perfect fit and 0.0 otherwise, as scikit-learn's r2_score."""
+        if ss_tot > 0:
+            return 1.0 - term / ss_tot
+        return 1.0 if term == 0 else 0.0
 
     def total_sum_of_squares(self, xp: Any, y: Any, w: Any = None) -> float:
         """SS_tot of dense targets about their (weighted) mean, for :meth:`metric`; 0 for

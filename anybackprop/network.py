@@ -350,7 +350,7 @@ class MLP(Sequential):
         n_hidden = len(sizes) - 2
         hidden = _per_hidden(activation, n_hidden, "activation", lambda s: get_activation(s, HIDDEN_ACTIVATIONS))
         rates = _per_hidden(0.0 if dropout is None else dropout, n_hidden, "dropout", _dropout_rate)
-        if norm is not None and norm not in NORMS:
+        if norm is not None and (not isinstance(norm, str) or norm not in NORMS):
             raise ValueError(f"unknown norm {norm!r}; accepted values: {', '.join(NORMS)} or None")
         head = get_head(output, loss)
         layers: list = []

@@ -106,7 +106,10 @@ class Optimizer:
 
     def start_epoch(self, epoch: int, epochs: int) -> None:
         """Set the learning rate for ``epoch`` (0-based) of ``epochs``."""
-        self.lr = self.base_lr * self.schedule(epoch, epochs)
+        factor = self.schedule(epoch, epochs)
+        if isinstance(factor, bool) or not isinstance(factor, (int, float)) or not 0 <= factor < float("inf"):
+            raise ValueError(f"schedule returned {factor!r} for epoch {epoch}; expected a finite factor >= 0")
+        self.lr = self.base_lr * factor
 
     def step(self, xp: Any, params: dict, grads: dict) -> None:
         """One update of ``params`` from ``grads`` (same keys)."""

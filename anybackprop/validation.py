@@ -20,17 +20,25 @@ _RESHAPE_HINT = (
 
 def _first_nonfinite(xp: Any, x: Any) -> tuple[int, ...] | None:
     """Index of the first NaN/inf entry of a 1-D or 2-D float array, or None when all are finite.
-    A finite sum proves every entry finite in one cheap reduction; only otherwise (a NaN, an
-    infinity, or finite values whose sum overflows) are the entries checked one by one."""
-    if bool(xp.isfinite(xp.sum(x))):
+    A finite maximum and minimum prove every entry finite in two cheap reductions that cannot
+    overflow (NaN propagates through both); only otherwise are the entries checked one by one."""
+    if x.size == 0 or (bool(xp.isfinite(xp.max(x))) and bool(xp.isfinite(xp.min(x)))):
         return None
-    bad = xp.logical_not(xp.isfinite(x))
-    if not bool(xp.any(bad)):
+    return _first_true(xp, xp.logical_not(xp.isfinite(x)))
+
+
+def _first_true(xp: Any, mask: Any) -> tuple[int, ...] | None:
+    """Index of the first True of a 1-D or 2-D boolean array, or None."""
+    if not bool(xp.any(mask)):
         return None
-    if x.ndim == 1:
-        return (int(xp.argmax(xp.astype(bad, xp.int32))),)
-    row = int(xp.argmax(xp.astype(xp.any(bad, axis=1), xp.int32)))
-    return row, int(xp.argmax(xp.astype(bad[row, :], xp.int32)))
+    if mask.ndim == 1:
+        return (int(xp.argmax(xp.astype(mask, xp.int32))),)
+    row = int(xp.argmax(xp.astype(xp.any(mask, axis=1), xp.int32)))
+    return row, int(xp.argmax(xp.astype(mask[row, :], xp.int32)))
+
+
+def _place(where: tuple[int, ...]) -> str:
+    return f"row {where[0]}" + (f", column {where[1]}" if len(where) == 2 else "")
 
 
 def check_finite(xp: Any, x: Any, name: str) -> None:
@@ -39,8 +47,19 @@ def check_finite(xp: Any, x: Any, name: str) -> None:
     if where is not None:
         value = float(x[where])
         kind = "NaN" if value != value else "infinity"
-        place = f"row {where[0]}" + (f", column {where[1]}" if len(where) == 2 else "")
-        raise ValueError(f"{name} contains {kind} at {place}; expected finite numbers")
+        raise ValueError(f"{name} contains {kind} at {_place(where)}; expected finite numbers")
+
+
+def check_fits(xp: Any, x: Any, dtype: Any, name: str) -> None:
+    """Raise if a finite float ``x`` holds a value that would overflow ``dtype`` (1e39 in float32)."""
+    limit, kind = float(xp.finfo(dtype).max), "float64" if "64" in str(dtype) else "float32"
+    if float(xp.max(x)) <= limit and float(xp.min(x)) >= -limit:
+        return
+    where = _first_true(xp, xp.abs(x) > limit)
+    raise ValueError(
+        f"{name} has the value {float(x[where]):g} at {_place(where)}, beyond the largest {kind} ({limit:g}); "
+        f"scale the data or use a float64 model"
+    )
 
 
 def check_X(backend: Backend, X: Any, n_features: int, dtype: Any, name: str = "X") -> Any:
@@ -56,11 +75,16 @@ def check_X(backend: Backend, X: Any, n_features: int, dtype: Any, name: str = "
         raise ValueError(f"{name} has 0 samples (shape={tuple(x.shape)}); expected at least 1 row")
     if x.shape[1] != n_features:
         raise ValueError(f"{name} has {x.shape[1]} features, but the model is expecting {n_features} features as input")
-    xp = backend.xp
-    if x.dtype != dtype:
-        x = xp.astype(x, dtype)
-    check_finite(xp, x, name)
-    return x
+    return as_finite(backend.xp, x, dtype, name)
+
+
+def as_finite(xp: Any, x: Any, dtype: Any, name: str) -> Any:
+    """``x`` in the float ``dtype``, after checking that it is finite and fits that dtype."""
+    if xp.isdtype(x.dtype, "real floating"):
+        check_finite(xp, x, name)
+        if x.dtype != dtype:
+            check_fits(xp, x, dtype, name)
+    return x if x.dtype == dtype else xp.astype(x, dtype)
 
 
 def check_sample_weight(backend: Backend, sample_weight: Any, m: int, dtype: Any, name: str = "sample_weight") -> Any:
@@ -72,8 +96,7 @@ def check_sample_weight(backend: Backend, sample_weight: Any, m: int, dtype: Any
     w = backend.asarray(sample_weight, name=name)
     if w.ndim != 1 or w.shape[0] != m:
         raise ValueError(f"{name} has shape {tuple(w.shape)}; expected one weight per row, shape ({m},)")
-    w = xp.astype(w, dtype)
-    check_finite(xp, w, name)
+    w = as_finite(xp, w, dtype, name)
     if bool(xp.any(w < 0)):
         raise ValueError(f"{name} has negative values (the smallest is {float(xp.min(w))}); expected weights >= 0")
     if not float(xp.sum(w)) > 0:

@@ -46,9 +46,10 @@ def backend(request):
 @pytest.fixture(autouse=True)
 def _restore_backend():
     """No test leaves another backend in force for the tests after it (``set_backend`` included)."""
-    token = backend_module._current.set(ab.get_backend())
+    default, current = backend_module._process_default, backend_module._current.get()
     yield
-    backend_module._current.reset(token)
+    backend_module._current.set(current)
+    backend_module._process_default = default
 
 
 @pytest.fixture

@@ -38,7 +38,7 @@ def test_environment_selects_backend_and_dtype():
         ({"ANYBACKPROP_BACKEND": "tensorflow"}, "ANYBACKPROP_BACKEND='tensorflow' is not a backend; accepted values: numpy, array_api_strict, cupy, torch, auto"),
         ({"ANYBACKPROP_DTYPE": "float16"}, "ANYBACKPROP_DTYPE='float16' is not a float dtype; accepted values: float32, float64"),
         ({"ANYBACKPROP_TF32": "yes"}, "ANYBACKPROP_TF32='yes' is not valid; accepted values: 0, 1"),
-        ({"ANYBACKPROP_DEVICE": "cuda:0"}, "ANYBACKPROP_BACKEND='numpy' is not usable here: numpy runs on the CPU only"),
+        ({"ANYBACKPROP_DEVICE": "cuda:0"}, "ANYBACKPROP_DEVICE='cuda:0' is not a device of the numpy backend: numpy runs on the CPU only"),
     ],
 )
 def test_bad_environment_fails_at_first_use_naming_variable_and_values(env, pattern):
