@@ -28,7 +28,7 @@ from sklearn.utils._param_validation import Interval, InvalidParameterError, Str
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, column_or_1d, validate_data
 
-from .backend import BACKEND_NAMES, Backend, backend_for, to_numpy, unavailable_reason
+from .backend import ADAPTERS, Backend, backend_for, to_numpy, unavailable_reason
 from .layers import NORMS
 from .network import MLP
 from .optim import OPTIMIZERS, Optimizer
@@ -63,7 +63,7 @@ class _MLPBase(BaseEstimator):
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
         "dropout": [Interval(Real, 0, 1, closed="left"), list, tuple],
         "norm": [StrOptions(set(NORMS)), None],
-        "backend": [StrOptions(set(BACKEND_NAMES) | {"auto"}), Backend, None],
+        "backend": [StrOptions(set(ADAPTERS) | {"auto"}), Backend, None],
         "dtype": [StrOptions({"float32", "float64"}), None, type, np.dtype],
     }
 
@@ -277,7 +277,7 @@ class _MLPBase(BaseEstimator):
         """This estimator's backend; for a fitted estimator whose named backend is not usable
         here (fitted with torch or cupy, unpickled without it), NumPy with a warning."""
         name = self.backend
-        if hasattr(self, "coefs_") and isinstance(name, str) and name in BACKEND_NAMES:
+        if hasattr(self, "coefs_") and isinstance(name, str) and name in ADAPTERS:
             reason = unavailable_reason(name)
             if reason is not None:
                 warnings.warn(
@@ -370,7 +370,7 @@ class MLPClassifier(ClassifierMixin, _MLPBase):
         if reset:
             self.classes_ = np.unique(y) if classes is None else np.unique(np.asarray(classes))
             if len(self.classes_) < 2:
-                raise ValueError(f"MLPClassifier needs at least 2 classes to learn from; got 1 class ({self.classes_[0]!r})")
+                raise ValueError(f"MLPClassifier needs at least 2 classes to learn from; got 1 class ({self.classes_.tolist()[0]!r})")
             self._output = "sigmoid" if len(self.classes_) == 2 else "softmax"
             self._n_outputs = 1 if len(self.classes_) == 2 else len(self.classes_)
         unseen = np.setdiff1d(np.unique(y), self.classes_)
