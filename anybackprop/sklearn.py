@@ -5,7 +5,12 @@ parameter names where they mean the same thing. They take NumPy (or anything sci
 ``validate_data`` accepts) and return NumPy, while the training runs on the chosen anybackprop
 backend (``backend=None``: the current one; "cupy": on the GPU). The fitted state is NumPy
 (``coefs_``, ``intercepts_``, and ``params_``/``state_`` with every parameter and running
-average), so a model trained on a GPU pickles and unpickles anywhere. ``dropout`` and ``norm``
+average), so a model trained on a GPU pickles and unpickles anywhere: where its backend is not
+usable it predicts (and ``partial_fit`` trains) with NumPy after a :class:`BackendFallbackWarning`.
+A pickle or deep copy also keeps the optimizer's state (as NumPy), so ``partial_fit`` on the copy
+continues exactly as on the original. Parameters are validated at ``fit`` (and the first
+``partial_fit``) by scikit-learn's ``_parameter_constraints``; scipy sparse input is refused
+(TypeError: call ``.toarray()``). ``dropout`` and ``norm``
 ("batch", "layer") are passed to :class:`~anybackprop.MLP`; ``fit`` and ``partial_fit`` take
 ``sample_weight``.
 
