@@ -63,6 +63,11 @@ class Sequential:
     ) -> None:
         layers = _check_layers(layers)
         self.head = get_head(head, loss)
+        if self.head.output.name == "softmax" and layers[-1].n_out < 2:
+            raise ValueError(
+                f"a softmax output needs at least 2 units (it gives probability 1 to a single one), got "
+                f"{layers[-1].n_out}; use output='sigmoid' for two classes"
+            )
         self.backend = backend_for(backend)
         self.dtype = self.backend.float_dtype(dtype)
         self.seed = seed

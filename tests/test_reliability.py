@@ -57,6 +57,7 @@ CLASS1 = {
                                            None, [8, 2, 8, 2]),
     "a split leaving the test part empty": (lambda: datasets.train_test_split(np.zeros((2, 1)), np.arange(2), 0.1), ValueError,
                                             r"test_size=0.1 of 2 rows leaves the test part empty"),
+    "a single-output softmax": (lambda: ab.MLP([3, 1], output="softmax"), ValueError, r"a softmax output needs at least 2 units .* got 1; use output='sigmoid'"),
     "odd n for spirals": (lambda: [a.shape for a in datasets.spirals(7)], None, [(7, 2), (7,)]),
 }
 
