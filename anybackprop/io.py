@@ -67,35 +67,39 @@ def atomic_open(path: str | os.PathLike) -> Iterator[BinaryIO]:
         raise
 
 
-def _invalid(path: Any, reason: str) -> ValueError:
-    return ValueError(f"{os.fspath(path)} is not a valid anybackprop model file: {reason}")
+def _invalid(path: Any, reason: str, what: str = "model") -> ValueError:
+    return ValueError(f"{os.fspath(path)} is not a valid anybackprop {what} file: {reason}")
 
 
-def _read(path: str | os.PathLike) -> tuple[dict, dict[str, np.ndarray]]:
+def read_archive(path: str | os.PathLike, meta_key: str = _META_KEY, what: str = "model") -> tuple[dict, dict[str, np.ndarray]]:
+    """``(metadata, arrays)`` of an ``.npz`` archive holding JSON metadata under ``meta_key``,
+    read with ``allow_pickle=False``; a clear ValueError when it is not one."""
     try:
         with np.load(path, allow_pickle=False) as archive:
             if not isinstance(archive, np.lib.npyio.NpzFile):
-                raise _invalid(path, "not an .npz archive")
+                raise _invalid(path, "not an .npz archive", what)
             contents = {key: archive[key] for key in archive.files}
     except FileNotFoundError:
         raise
     except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as exc:
         if isinstance(exc, ValueError) and "not a valid anybackprop" in str(exc):
             raise
-        raise _invalid(path, f"cannot read it as an .npz archive ({type(exc).__name__}: {exc})") from None
-    if _META_KEY not in contents:
-        raise _invalid(path, "it has no anybackprop metadata")
+        raise _invalid(path, f"cannot read it as an .npz archive ({type(exc).__name__}: {exc})", what) from None
+    if meta_key not in contents:
+        raise _invalid(path, "it has no anybackprop metadata", what)
     try:
-        meta = json.loads(str(contents.pop(_META_KEY)))
+        meta = json.loads(str(contents.pop(meta_key)))
     except json.JSONDecodeError as exc:
-        raise _invalid(path, f"its metadata is not JSON ({exc})") from None
+        raise _invalid(path, f"its metadata is not JSON ({exc})", what) from None
+    if not isinstance(meta, dict):
+        raise _invalid(path, "its metadata is not a JSON object", what)
     return meta, contents
 
 
 def load(path: str | os.PathLike, backend: Any = None) -> Sequential:
     """Read a model written by :func:`save` onto ``backend`` (default: the current one)."""
-    meta, arrays = _read(path)
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+    meta, arrays = read_archive(path)
+    if meta.get("format") != FORMAT:
         raise _invalid(path, "its metadata does not name the anybackprop format")
     if meta.get("version") not in (1, VERSION):
         raise _invalid(path, f"format version {meta.get('version')!r} is not supported (expected 1 or {VERSION})")
@@ -128,7 +132,7 @@ def _build(path: Any, meta: dict, backend: Any) -> Sequential:
         sizes = config.get("layer_sizes")
         if not isinstance(sizes, list) or len(sizes) < 2 or not all(isinstance(n, int) and n > 0 for n in sizes):
             raise ValueError(f"layer_sizes {sizes!r} is not a list of positive ints")
-        allowed = {"layer_sizes", "activation", "output", "loss", "dtype", "init", "dropout", "norm"}
+        allowed = {"layer_sizes", "activation", "output", "loss", "dtype", "init", "dropout", "norm", "standardize"}
         kwargs = {k: v for k, v in config.items() if k in allowed}
         kwargs.setdefault("activation", [])
         return MLP(**kwargs, backend=backend)
