@@ -2,6 +2,7 @@
 the Python array API standard; NumPy on the CPU, CuPy on the GPU, chosen by ANYBACKPROP_BACKEND."""
 
 from . import layers
+from ._version import __version__
 from .activations import ACTIVATIONS, Activation, get_activation, leaky_relu_activation
 from .backend import (
     Backend,
@@ -19,8 +20,6 @@ from .layers import ActivationLayer, BatchNorm, Dense, Dropout, Layer, LayerBase
 from .losses import LOSSES, Loss, get_loss
 from .network import MLP, Sequential
 from .optim import OPTIMIZERS, get_optimizer
-
-__version__ = "0.1.0"
 
 __all__ = [
     "ACTIVATIONS",

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from .backend import to_numpy
-from .io import atomic_open, read_archive
+from .files import atomic_open, read_archive
 
 FORMAT = "anybackprop-checkpoint"
 VERSION = 1

@@ -4,6 +4,7 @@ Generated, no download: the planar "flower" of note 000's course, XOR, two spira
 Bundled: the handwritten digits, ``anybackprop/data/digits.csv.gz`` (the UCI "Optical Recognition of
 Handwritten Digits" data, CC BY 4.0; see ``anybackprop/data/README.md``), read with NumPy alone.
 Helpers: a stratified train/test split, standardisation with train statistics, one-hot.
+Your own files: :func:`load_table` (CSV, Parquet, ``.npz``; see :mod:`anybackprop.tables`).
 All random draws come from ``numpy.random.default_rng(seed)``.
 """
 
@@ -14,7 +15,10 @@ from importlib import resources
 
 import numpy as np
 
+from .tables import load_table, read_table
 from .validation import check_positive_int
+
+__all__ = ["DATASETS", "digits", "flower", "load", "load_table", "moons", "one_hot", "read_table", "spirals", "split_table", "standardize", "train_test_split", "xor"]
 
 DATASETS = ("digits", "flower", "xor", "spirals", "moons")
 
@@ -107,6 +111,15 @@ def train_test_split(
     mask[test] = True
     train_idx, test_idx = rng.permutation(np.flatnonzero(~mask)), rng.permutation(np.flatnonzero(mask))
     return X[train_idx], X[test_idx], y[train_idx], y[test_idx]
+
+
+def split_table(columns: dict[str, np.ndarray], y: np.ndarray, test_size: float = 0.2, seed: int | None = 0,
+                stratify: bool = True) -> tuple[dict, dict, np.ndarray, np.ndarray]:
+    """``train_columns, test_columns, y_train, y_test``: :func:`train_test_split`
+    on rows (stratified by ``y`` when ``stratify``)."""
+    rows = np.arange(len(y))
+    train, test, y_train, y_test = train_test_split(rows, y, test_size, seed=seed, stratify=stratify)
+    return {k: v[train] for k, v in columns.items()}, {k: v[test] for k, v in columns.items()}, y_train, y_test
 
 
 def standardize(X_train: np.ndarray, *others: np.ndarray) -> tuple[np.ndarray, ...]:

@@ -23,7 +23,7 @@ from typing import Any, Protocol
 
 from .backend import gather_rows, host_rng, to_numpy
 from .checkpoint import load_checkpoint, save_checkpoint
-from .io import atomic_open
+from .files import atomic_open
 from .losses import normalized_weights
 from .optim import Optimizer, get_optimizer
 from .validation import check_positive_float, check_positive_int
