@@ -270,10 +270,12 @@ class TabularModel:
     (inferred from the target by :func:`infer_task`)."""
 
     def __init__(self, hidden: list[int] | tuple[int, ...] = (128, 64), *, task: str | None = None, impute: str | None = None,
-                 standardize: bool = True, **mlp_options: Any) -> None:
+                 standardize: bool = True, output: str | None = None, **mlp_options: Any) -> None:
         if task is not None and task not in TASKS:
             raise ValueError(f"unknown task {task!r}; accepted values: {', '.join(TASKS)} or None (inferred)")
-        self.hidden, self.task, self.standardize, self.mlp_options = list(hidden), task, standardize, mlp_options
+        if output not in (None, "softmax", "sigmoid", "identity"):
+            raise ValueError(f"unknown output {output!r}; accepted values: softmax, sigmoid (two classes), identity (regression) or None")
+        self.hidden, self.task, self.standardize, self.output, self.mlp_options = list(hidden), task, standardize, output, mlp_options
         self.encoder = TableEncoder(impute)
         self.network: MLP | None = None
         self.target: str | None = None
@@ -282,11 +284,9 @@ class TabularModel:
 
     # --- fitting ---------------------------------------------------------------------------------
 
-    def fit(self, columns: dict[str, np.ndarray], y: np.ndarray, *, target: str | None = None,
-            validation_data: tuple | None = None, **fit_options: Any) -> Any:
-        """Learn the encoding and the labels from ``(columns, y)``, build the network and train it
-        (:func:`anybackprop.training.fit` options; ``validation_data`` as raw ``(columns, y)``).
-        Returns the :class:`~anybackprop.training.History`."""
+    def prepare(self, columns: dict[str, np.ndarray], y: np.ndarray, target: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Learn the encoding, the task and the labels from ``(columns, y)`` and build the
+        network (untrained); returns the encoded ``(X, targets)``. :meth:`fit` starts here."""
         y = np.asarray(y)
         self.target = target if target is not None else self.target
         self.task = self.task or infer_task(y)
@@ -295,15 +295,27 @@ class TabularModel:
             self.classes = class_labels(y)
             if len(self.classes) < 2:
                 raise ValueError(f"the target has a single class {self.classes[0]!r}; classification needs at least 2")
-            n_out, output = (1, "sigmoid") if len(self.classes) == 2 else (len(self.classes), "softmax")
+            output = self.output or ("sigmoid" if len(self.classes) == 2 else "softmax")
+            if output == "identity" or (output == "sigmoid" and len(self.classes) > 2):
+                raise ValueError(f"output={output!r} does not fit {len(self.classes)} classes; use softmax (or sigmoid for two)")
+            n_out = 1 if output == "sigmoid" else len(self.classes)
         else:
             if y.dtype.kind not in "fiub":
                 raise ValueError("task='regression' needs a numeric target")
+            if self.output not in (None, "identity"):
+                raise ValueError(f"output={self.output!r} is for classification; regression uses identity")
             n_out, output = 1, "identity"
         self.network = MLP([X.shape[1], *self.hidden, n_out], output=output, standardize=self.standardize, **self.mlp_options)
+        return X, self.encode_target(y)
+
+    def fit(self, columns: dict[str, np.ndarray], y: np.ndarray, *, target: str | None = None,
+            validation_data: tuple | None = None, **fit_options: Any) -> Any:
+        """:meth:`prepare`, then train the network (:func:`anybackprop.training.fit` options;
+        ``validation_data`` as raw ``(columns, y)``). Returns the :class:`~anybackprop.training.History`."""
+        X, t = self.prepare(columns, y, target)
         if validation_data is not None:
             validation_data = (self.encode(validation_data[0]), self.encode_target(validation_data[1]))
-        return self.network.fit(X, self.encode_target(y), validation_data=validation_data, **fit_options)
+        return self.network.fit(X, t, validation_data=validation_data, **fit_options)
 
     def _check_fitted(self) -> MLP:
         if self.network is None:
