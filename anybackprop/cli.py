@@ -24,7 +24,7 @@ from .layers import NORMS
 from .losses import LOSSES
 from .network import HIDDEN_ACTIVATIONS, MLP
 from .optim import OPTIMIZERS, SCHEDULES
-from .tables import IMPUTE, TASKS, TabularModel, infer_task
+from .tables import IMPUTE, TASKS, TabularModel, check_complete, infer_task
 
 
 def _hidden_sizes(text: str) -> list[int]:
@@ -155,6 +155,8 @@ def _training_data(args: argparse.Namespace) -> tuple[str, dict, np.ndarray, str
 
 def _train(args: argparse.Namespace) -> int:
     name, columns, y, target = _training_data(args)
+    if args.impute is None:
+        check_complete(columns)  # row numbers of the file, before the split shuffles them
     task = args.task or infer_task(y)
     train_cols, test_cols, y_train, y_test = datasets.split_table(columns, y, args.test_size, seed=args.seed, stratify=task == "classification")
     mlp = {"activation": args.activation, "seed": args.seed, "dropout": args.dropout or None, "norm": args.norm}

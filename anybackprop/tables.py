@@ -156,6 +156,12 @@ def _first_missing(name: str, values: np.ndarray, hint: str) -> None:
                          f"({int(mask.sum())} in all); {hint}")
 
 
+def check_complete(columns: dict[str, np.ndarray], hint: str = "fill it in or impute (impute='mean', --impute mean)") -> None:
+    """A ValueError naming the first column with a missing value and its first such row (1-based)."""
+    for name, values in columns.items():
+        _first_missing(name, np.asarray(values), hint)
+
+
 def infer_task(y: np.ndarray) -> str:
     """"classification" for strings, or integers with at most :data:`MAX_CLASSES_INFERRED`
     distinct values; "regression" otherwise."""
@@ -191,11 +197,11 @@ class TableEncoder:
         """Learn each column's kind, its categories (categorical) and its mean (numeric)."""
         if not isinstance(columns, dict) or not columns:
             raise TypeError(f"columns must be a non-empty dict {{name: values}}, got {type(columns).__name__}")
+        if self.impute is None:
+            check_complete(columns)
         spec = []
         for name, values in columns.items():
             values = np.asarray(values)
-            if self.impute is None:
-                _first_missing(name, values, "fill it in or impute (impute='mean', --impute mean)")
             if values.dtype.kind in "fiub":
                 values = values.astype(np.float64)
                 present = values[~np.isnan(values)]
@@ -222,12 +228,12 @@ class TableEncoder:
         absent = [c["name"] for c in self.columns if c["name"] not in columns]
         if absent:
             raise ValueError(f"the data lacks the column(s) {', '.join(map(repr, absent))} that the model was trained with")
+        if self.impute is None:
+            check_complete({c["name"]: columns[c["name"]] for c in self.columns}, "fill it in (the model was trained without impute)")
         parts, unknown = [], {}
         for c in self.columns:
             name = c["name"]
             values = np.asarray(columns[name])
-            if self.impute is None:
-                _first_missing(name, values, "fill it in (the model was trained without impute)")
             if c["kind"] == "numeric":
                 if values.dtype.kind not in "fiub":
                     bad = next(v for v in values if v is not None)
