@@ -233,7 +233,10 @@ def fit(
         _check_batch_sizes(model, m, batch_size)
         if preprocess:
             model.learn_preprocessing(x)
-        run = Run(model, Trainer(model, opt), host_rng(seed), epochs, History(), hooks)
+        rng = host_rng(seed)
+        trainer = Trainer(model, opt)
+        history = History()
+        run = Run(model, trainer, rng, epochs, history, hooks)
         for hook in hooks:
             hook.on_train_begin(run)
         first = 0 if resume is None else load_checkpoint(resume, run)
@@ -248,12 +251,12 @@ def fit(
                 tick = time.perf_counter()
                 opt.start_epoch(epoch, epochs)
                 if shuffle:  # last epoch's copies are free to be overwritten now
-                    order = model.backend.asarray(run.rng.permutation(m))
+                    order = model.backend.asarray(rng.permutation(m))
                     xs, ys = gather(xp, x, order, xs), gather(xp, y, order, ys)
                     ws = None if w is None else gather(xp, w, order, ws)
                 else:
                     xs, ys, ws = x, y, w
-                logits = run.trainer.epoch(xs, ys, ws, batch_size, run.rng)
+                logits = trainer.epoch(xs, ys, ws, batch_size, rng)
                 loss, train_metric = model.scores(logits, ys, ws, ss_tot[0])
                 if not math.isfinite(loss):
                     raise ValueError(
@@ -263,16 +266,16 @@ def fit(
                 values = {"loss": loss, metric: train_metric}
                 if val is not None:
                     values["val_loss"], values[f"val_{metric}"] = model.scores(model.forward_pass(val[0]).logits, val[1], val[2], ss_tot[1])
-                run.history.record(values)
+                history.record(values)
                 progress.update(epoch + 1, epochs, values, m / max(time.perf_counter() - tick, 1e-9))
-                run.history.seconds += time.perf_counter() - tick
-                if _epoch_end(hooks, epoch + 1, run.history, model):
+                history.seconds += time.perf_counter() - tick
+                if _epoch_end(hooks, epoch + 1, history, model):
                     break
         finally:
             progress.close()
     for hook in hooks:
-        hook.on_train_end(run.history, model)
-    return run.history
+        hook.on_train_end(history, model)
+    return history
 
 
 @dataclass
@@ -334,6 +337,7 @@ def _callbacks(callbacks: Any, early_stopping: int | None, min_delta: float, che
     if callbacks is not None and not isinstance(callbacks, (list, tuple)):
         raise TypeError(f"callbacks must be a list of Callback objects or functions, got {type(callbacks).__name__}")
     hooks = [c if isinstance(c, Callback) else LambdaCallback(c) for c in callbacks or ()]
+    check_positive_float(min_delta, "min_delta", allow_zero=True)
     if early_stopping is not None:
         hooks.append(EarlyStopping(early_stopping, min_delta))
     if checkpoint is not None:
