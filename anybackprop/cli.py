@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import json
 import platform
 import sys
@@ -18,7 +16,7 @@ from .backend import BACKEND_NAMES, DTYPE_NAMES, Backend, available_backends, cr
 from .fastpaths.check import check_fast_paths
 from .gradcheck import gradcheck
 from .heads import DEFAULT_LOSS, HEADS
-from .files import atomic_open
+from .files import csv_text, write_text
 from .io import load, save
 from .layers import NORMS
 from .losses import LOSSES
@@ -224,22 +222,17 @@ def _predict(args: argparse.Namespace) -> int:
     model = _load_tabular(args.model)
     columns = datasets.read_table(args.data)
     if args.proba:
-        header, rows = [str(c) for c in model.classes] if model.classes is not None else [], None
-        rows = model.predict_proba(columns)
-        lines = [[repr(float(v)) for v in row] for row in rows]
+        probabilities = model.predict_proba(columns)  # a ValueError for a regressor
+        header = [str(c) for c in model.classes]
+        lines = [[repr(float(v)) for v in row] for row in probabilities]
     else:
         header = ["prediction"]
-        predictions = model.predict(columns)
-        lines = [[repr(float(v)) if model.classes is None else str(v)] for v in predictions]
-    text = io.StringIO()
-    writer = csv.writer(text, lineterminator="\n")
-    writer.writerow(header)
-    writer.writerows(lines)
+        lines = [[str(v) if model.classes is not None else repr(float(v))] for v in model.predict(columns)]
+    text = csv_text(header, lines)
     if args.output is None:
-        sys.stdout.write(text.getvalue())
+        sys.stdout.write(text)
     else:
-        with atomic_open(args.output) as f:
-            f.write(text.getvalue().encode("utf-8"))
+        write_text(args.output, text)
     return 0
 
 

@@ -4,6 +4,8 @@ plumbing that model files (:mod:`anybackprop.io`), checkpoints, logs and plots s
 from __future__ import annotations
 
 import contextlib
+import csv
+import io
 import json
 import os
 import tempfile
@@ -31,6 +33,21 @@ def atomic_open(path: str | os.PathLike) -> Iterator[BinaryIO]:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def csv_text(header: list, rows: Any) -> str:
+    """A CSV document (``\n`` line ends): the ``header`` row, then ``rows``."""
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return text.getvalue()
+
+
+def write_text(path: str | os.PathLike, text: str) -> None:
+    """``text`` as UTF-8 to ``path``, atomically."""
+    with atomic_open(path) as f:
+        f.write(text.encode("utf-8"))
 
 
 def _invalid(path: Any, reason: str, what: str = "model") -> ValueError:

@@ -251,7 +251,7 @@ class TableEncoder:
         if unknown:
             counts = ", ".join(f"{n!r}: {k} rows" for n, k in unknown.items())
             warnings.warn(f"categories not seen in training encode as all zeros ({counts})", UserWarning, stacklevel=3)
-        return np.concatenate(parts, axis=1) if parts else np.zeros((0, 0))
+        return np.concatenate(parts, axis=1)
 
     def config(self) -> dict:
         self._check_fitted()

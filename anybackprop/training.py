@@ -11,8 +11,6 @@ epoch in one transfer.
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 import os
 import sys
@@ -23,7 +21,7 @@ from typing import Any, Protocol
 
 from .backend import gather_rows, host_rng, to_numpy
 from .checkpoint import load_checkpoint, save_checkpoint
-from .files import atomic_open
+from .files import csv_text, write_text
 from .losses import normalized_weights
 from .optim import Optimizer, get_optimizer
 from .validation import check_positive_float, check_positive_int
@@ -36,6 +34,7 @@ class Trainable(Protocol):
     * ``check_data(X, Y, sample_weight, class_weight) -> (x, y, w)``: checked arrays on the device;
     * ``forward_pass(x, training=, rng=) -> ForwardPass``: logits, caches and the pass context;
     * ``backward_pass(fwd, dz) -> grads`` (keys of ``params``); ``commit_state(fwd)``;
+    * ``learn_preprocessing(x)``: state learned from the training rows (standardisation);
     * ``scores(z, y, w, ss_tot) -> (loss, metric)`` in one host read; ``total_sum_of_squares(y, w)``.
     """
 
@@ -53,6 +52,8 @@ class Trainable(Protocol):
     def backward_pass(self, fwd: Any, dz: Any) -> dict: ...
 
     def commit_state(self, fwd: Any) -> None: ...
+
+    def learn_preprocessing(self, x: Any) -> None: ...
 
     def scores(self, z: Any, y: Any, w: Any = None, ss_tot: float = 0.0) -> tuple[float, float]: ...
 
@@ -98,12 +99,8 @@ class History:
     def to_csv(self, path: str | os.PathLike) -> None:
         """One row per epoch (``epoch`` 1-based, then :meth:`columns`), written atomically."""
         columns = self.columns()
-        text = io.StringIO()
-        writer = csv.writer(text, lineterminator="\n")
-        writer.writerow(["epoch", *columns])
-        writer.writerows([i + 1, *(repr(series[i]) for series in columns.values())] for i in range(self.epochs))
-        with atomic_open(path) as f:
-            f.write(text.getvalue().encode("utf-8"))
+        rows = ([i + 1, *(repr(series[i]) for series in columns.values())] for i in range(self.epochs))
+        write_text(path, csv_text(["epoch", *columns], rows))
 
     def __repr__(self) -> str:
         last = f", last loss {self.loss[-1]:.4g}" if self.loss else ""
