@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from . import __version__, datasets, fastpaths
+from . import __version__, datasets, fastpaths, threads
 from .backend import BACKEND_NAMES, DTYPE_NAMES, Backend, available_backends, create_backend, get_backend, set_backend, to_numpy, unavailable_reason
 from .fastpaths.check import check_fast_paths
 from .gradcheck import gradcheck
@@ -272,6 +272,7 @@ def _info(args: argparse.Namespace) -> int:
     print(f"numpy {np.__version__}, array-api-compat {array_api_compat.__version__}")
     current = get_backend()
     print(f"current backend: {current.name} on {current.device} ({current.dtype})")
+    print(threads.describe())
     usable = available_backends()
     for name in BACKEND_NAMES:
         if name in usable:

@@ -17,7 +17,7 @@ import numbers
 from dataclasses import dataclass
 from typing import Any
 
-from . import fastpaths
+from . import fastpaths, threads
 from .activations import Activation, get_activation
 from .backend import Backend, backend_for, host_rng, to_numpy
 from .heads import Head, get_head
@@ -73,12 +73,13 @@ class Sequential:
         state_count: dict[str, int] = {}
         self.params: dict[str, Any] = {}
         self.state: dict[str, Any] = {}
-        self._keys: list[tuple[dict[str, str], dict[str, str]]] = []
+        # per layer: the layer and its (local, global) parameter and state names, for the passes
+        self._plan: list[tuple[Any, tuple, tuple]] = []
         for layer in layers:
             p_keys = self._place(layer.init_params(rng), param_count, self.params)
             s_keys = self._place(layer.init_state(), state_count, self.state)
-            self._keys.append((p_keys, s_keys))
-        self.decay = {keys[local] for layer, (keys, _) in zip(layers, self._keys) for local in layer.decay}
+            self._plan.append((layer, tuple(p_keys.items()), tuple(s_keys.items())))
+        self.decay = {dict(p_keys)[local] for layer, p_keys, _ in self._plan for local in layer.decay}
 
     def _place(self, arrays: dict, count: dict[str, int], into: dict[str, Any]) -> dict[str, str]:
         keys = {}
@@ -192,9 +193,9 @@ class Sequential:
         state = self.state
         ctx = Pass(self.backend, self.fast, training, rng)
         caches = []
-        for layer, (p_keys, s_keys) in zip(self.layers, self._keys):
-            layer_state = {k: state[g] for k, g in s_keys.items()} if s_keys else _NO_STATE
-            x, cache = layer.forward(ctx, {k: params[g] for k, g in p_keys.items()}, layer_state, x)
+        for layer, p_keys, s_keys in self._plan:
+            layer_state = {k: state[g] for k, g in s_keys} if s_keys else _NO_STATE
+            x, cache = layer.forward(ctx, {k: params[g] for k, g in p_keys}, layer_state, x)
             caches.append(cache)
         return ForwardPass(x, caches, ctx)
 
@@ -204,30 +205,37 @@ class Sequential:
         rows that reach it, running the layers before it in inference mode (``fit`` calls this)."""
         learners = [i for i, layer in enumerate(self.layers) if hasattr(layer, "learn_state")]
         ctx = Pass(self.backend, self.fast)
-        for i, (layer, (p_keys, s_keys)) in enumerate(zip(self.layers[: max(learners, default=-1) + 1], self._keys)):
+        for i, (layer, p_keys, s_keys) in enumerate(self._plan[: max(learners, default=-1) + 1]):
             if i in learners:
-                self.state.update({s_keys[k]: value for k, value in layer.learn_state(ctx.xp, x).items()})
-            x, _ = layer.forward(ctx, {k: self.params[g] for k, g in p_keys.items()}, {k: self.state[g] for k, g in s_keys.items()}, x)
+                names = dict(s_keys)
+                self.state.update({names[k]: value for k, value in layer.learn_state(ctx.xp, x).items()})
+            x, _ = layer.forward(ctx, {k: self.params[g] for k, g in p_keys}, {k: self.state[g] for k, g in s_keys}, x)
+
+    def layer_arrays(self) -> list[tuple[Any, dict, dict]]:
+        """Each layer with its parameters and its state under their local names
+        (``(dense, {"W": W1, "b": b1}, {})``): what an exporter reads."""
+        return [(layer, {k: self.params[g] for k, g in p_keys}, {k: self.state[g] for k, g in s_keys}) for layer, p_keys, s_keys in self._plan]
 
     def backward_pass(self, fwd: ForwardPass, dz: Any) -> dict[str, Any]:
         """Gradients with the keys and shapes of ``params``, from the head's delta ``dz``."""
         grads: dict[str, Any] = {}
-        for i in range(len(self.layers) - 1, -1, -1):
-            p_keys = self._keys[i][0]
-            local, dz = self.layers[i].backward(fwd.ctx, {k: self.params[g] for k, g in p_keys.items()}, fwd.caches[i], dz, i > 0)
-            for k, g in local.items():
-                grads[p_keys[k]] = g
+        params, caches, ctx = self.params, fwd.caches, fwd.ctx
+        for i in range(len(self._plan) - 1, -1, -1):
+            layer, p_keys, _ = self._plan[i]
+            local, dz = layer.backward(ctx, {k: params[g] for k, g in p_keys}, caches[i], dz, i > 0)
+            for k, g in p_keys:
+                grads[g] = local[k]
         return grads
 
     def commit_state(self, fwd: ForwardPass) -> None:
         """Keep the new state (running averages) a training pass computed."""
         if not self.state:
             return
-        for cache, (_, s_keys) in zip(fwd.caches, self._keys):
+        for cache, (_, _, s_keys) in zip(fwd.caches, self._plan):
             new = getattr(cache, "state", None)
             if new:
-                for k, value in new.items():
-                    self.state[s_keys[k]] = value
+                for k, g in s_keys:
+                    self.state[g] = new[k]
 
     def scores(self, z: Any, y: Any, w: Any = None, ss_tot: float = 0.0) -> tuple[float, float]:
         """Mean loss and metric of logits ``z`` against dense targets ``y`` (weighted by ``w``,
@@ -246,22 +254,28 @@ class Sequential:
 
     # --- public API --------------------------------------------------------------------------
 
+    def _threads(self, rows: int) -> Any:
+        """The BLAS thread policy for a pass over ``rows`` rows (see :mod:`anybackprop.threads`)."""
+        return threads.limited(self.backend, threads.largest_product(self.layers, rows))
+
     def forward(self, X: Any) -> Any:
         """Output activations ``A_L`` of shape ``(m, n_outputs)``, in inference mode."""
         with self.backend.activate():
             x = check_X(self.backend, X, self.n_features, self.dtype)
-            return self.head.activate(self.backend.xp, self.forward_pass(x).logits, self.fast)
+            with self._threads(x.shape[0]):
+                return self.head.activate(self.backend.xp, self.forward_pass(x).logits, self.fast)
 
     def _cost(self, X: Any, Y: Any, sample_weight: Any, training: bool, seed: int | None, grads: bool) -> tuple[float, Any]:
         xp = self.backend.xp
         with self.backend.activate():
             x, y, w = self.check_data(X, Y, sample_weight)
             wn = None if w is None else normalized_weights(xp, w)
-            fwd = self.forward_pass(x, training=training, rng=host_rng(seed))
-            loss = float(self.head.cost(xp, fwd.logits, y, wn, self.fast))
-            if not grads:
-                return loss, None
-            return loss, self.backward_pass(fwd, self.head.delta(xp, self.fast, fwd.logits, y, wn))
+            with self._threads(x.shape[0]):
+                fwd = self.forward_pass(x, training=training, rng=host_rng(seed))
+                loss = float(self.head.cost(xp, fwd.logits, y, wn, self.fast))
+                if not grads:
+                    return loss, None
+                return loss, self.backward_pass(fwd, self.head.delta(xp, self.fast, fwd.logits, y, wn))
 
     def loss(self, X: Any, Y: Any, sample_weight: Any = None, *, training: bool = False, seed: int | None = 0) -> float:
         """The batch-mean loss of ``(X, Y)`` (weighted by ``sample_weight``) as a Python float; in
@@ -296,7 +310,8 @@ class Sequential:
         all outputs (regression), weighted by ``sample_weight`` if given."""
         with self.backend.activate():
             x, y, w = self.check_data(X, Y, sample_weight)
-            return self.scores(self.forward_pass(x).logits, y, w, self.total_sum_of_squares(y, w))[1]
+            with self._threads(x.shape[0]):
+                return self.scores(self.forward_pass(x).logits, y, w, self.total_sum_of_squares(y, w))[1]
 
 
 def _check_layers(layers: Any) -> list:

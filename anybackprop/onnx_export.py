@@ -112,10 +112,8 @@ def to_onnx(model: Any) -> Any:
         raise TypeError(f"export_onnx expects an anybackprop model (MLP, Sequential or TabularModel), got {type(model).__name__}")
     g = _Graph(onnx)
     x = "input"
-    for layer, (p_keys, s_keys) in zip(network.layers, network._keys):
-        params = {k: to_numpy(network.params[key]) for k, key in p_keys.items()}
-        state = {k: to_numpy(network.state[key]) for k, key in s_keys.items()}
-        x = _layer(g, layer, params, state, x)
+    for layer, params, state in network.layer_arrays():
+        x = _layer(g, layer, {k: to_numpy(v) for k, v in params.items()}, {k: to_numpy(v) for k, v in state.items()}, x)
     head = network.head
     float_out = onnx.helper.make_tensor_value_info
     if head.is_classifier:

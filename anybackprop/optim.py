@@ -134,23 +134,25 @@ class Optimizer:
         if self.state is None:
             raise ValueError(f"{type(self).__name__}.step before init: call optimizer.init(model) first (fit does)")
         self._begin_step()
+        decay, wd, inplace = self._decay, self.weight_decay, self._inplace
         for key, g in grads.items():
-            if self.weight_decay and key in self._decay:
-                g = decayed(xp, params[key], g, self.weight_decay)
-            self._update(xp, params, key, g)
+            if wd and key in decay:
+                g = decayed(xp, params[key], g, wd)
+            u = self._update(xp, params, key, g)
+            if u is None:  # the update wrote params[key] itself
+                continue
+            if inplace:
+                params[key] -= u
+            else:
+                params[key] = params[key] - u
 
     def _begin_step(self) -> None:
         """Per-step scalars (Adam's bias corrections)."""
 
-    def _update(self, xp: Any, params: dict, key: str, g: Any) -> None:
+    def _update(self, xp: Any, params: dict, key: str, g: Any) -> Any:
+        """The step ``U`` (``P' = P - U``) for one parameter, updating this optimizer's state; or
+        None after storing ``params[key]`` itself."""
         raise NotImplementedError
-
-    def _subtract(self, params: dict, key: str, update: Any) -> None:
-        """``params[key] -= update``: in place where the arrays allow it."""
-        if self._inplace:
-            params[key] -= update
-        else:
-            params[key] = params[key] - update
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(lr={self.base_lr}, weight_decay={self.weight_decay})"
@@ -176,16 +178,15 @@ class SGD(Optimizer):
         self.nesterov = bool(nesterov)
         self.slots = ("velocity",) if self.momentum else ()
 
-    def _update(self, xp: Any, params: dict, key: str, g: Any) -> None:
-        if not self.momentum:
-            if self._sgd is sgd_update:
-                self._subtract(params, key, self.lr * g)
-            else:
-                params[key] = self._sgd(xp, params[key], g, self.lr)
-            return
-        velocity = self.state["velocity"]
-        u, velocity[key] = momentum_step(xp, g, velocity[key], self.lr, self.momentum, self.nesterov)
-        self._subtract(params, key, u)
+    def _update(self, xp: Any, params: dict, key: str, g: Any) -> Any:
+        if self.momentum:
+            velocity = self.state["velocity"]
+            u, velocity[key] = momentum_step(xp, g, velocity[key], self.lr, self.momentum, self.nesterov)
+            return u
+        if self._sgd is sgd_update:
+            return self.lr * g
+        params[key] = self._sgd(xp, params[key], g, self.lr)  # a fused update in P's buffer
+        return None
 
     def __repr__(self) -> str:
         return f"SGD(lr={self.base_lr}, momentum={self.momentum}, nesterov={self.nesterov}, weight_decay={self.weight_decay})"
@@ -214,10 +215,10 @@ class Adam(Optimizer):
         self._step_size = self.lr / (1.0 - self.beta1**self.t)
         self._v_scale = 1.0 / (1.0 - self.beta2**self.t)
 
-    def _update(self, xp: Any, params: dict, key: str, g: Any) -> None:
+    def _update(self, xp: Any, params: dict, key: str, g: Any) -> Any:
         m, v = self.state["m"], self.state["v"]
         u, m[key], v[key] = adam_step(xp, g, m[key], v[key], self._step_size, self.beta1, self.beta2, self._v_scale, self.eps)
-        self._subtract(params, key, u)
+        return u
 
     def __repr__(self) -> str:
         return f"Adam(lr={self.base_lr}, beta1={self.beta1}, beta2={self.beta2}, eps={self.eps}, weight_decay={self.weight_decay})"

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from . import threads
 from .backend import gather_rows, host_rng, to_numpy
 from .checkpoint import load_checkpoint, save_checkpoint
 from .files import csv_text, write_text
@@ -116,6 +117,8 @@ class Trainer:
     def __init__(self, model: Trainable, optimizer: Optimizer) -> None:
         self.model, self.optimizer = model, optimizer
         optimizer.init(model)
+        self._gather = model.fast.get(gather_rows)
+        self._batch = None
 
     def reduce_gradients(self, grads: dict[str, Any]) -> dict[str, Any]:
         """Combine the gradients of every process's share of the batch: identity here."""
@@ -132,16 +135,23 @@ class Trainer:
         model.commit_state(fwd)
         return fwd.logits
 
-    def epoch(self, x: Any, y: Any, w: Any, batch_size: int, rng: Any) -> Any:
-        """One pass over the (shuffled) rows; returns the logits of every row, in order, from the
-        steps themselves (no extra forward pass, no host read)."""
+    def epoch(self, x: Any, y: Any, w: Any, batch_size: int, rng: Any, order: Any = None) -> Any:
+        """One pass over the rows, in ``order`` (a device permutation; None: as they are).
+        Each minibatch of ``x`` is gathered into one reused buffer (no shuffled copy of all of
+        ``x``); ``y`` and ``w`` come already in that order. Returns the logits of every row, in
+        order, from the steps themselves (no extra forward pass, no host read)."""
         xp = self.model.backend.xp
+        gather = self._gather
         m = x.shape[0]
         logits = []
         for start in range(0, m, batch_size):
             stop = min(start + batch_size, m)
+            if order is None:
+                xb = x[start:stop, ...]
+            else:  # the last step's batch is done with: its buffer is free
+                xb = self._batch = gather(xp, x, order[start:stop], self._batch)
             wb = None if w is None else w[start:stop]
-            logits.append(self.step(x[start:stop, ...], y[start:stop, ...], wb, rng))
+            logits.append(self.step(xb, y[start:stop, ...], wb, rng))
         return logits[0] if len(logits) == 1 else xp.concat(logits, axis=0)
 
 
@@ -192,6 +202,7 @@ def fit(
     min_delta: float = 0.0,
     sample_weight: Any = None,
     class_weight: Any = None,
+    num_threads: int | None = None,
     verbose: bool = True,
     callbacks: Sequence[Any] | None = None,
     checkpoint: str | os.PathLike | None = None,
@@ -209,6 +220,8 @@ def fit(
     ``class_weight`` (a dict ``{class index: weight}`` or "balanced") make each batch's cost the
     weighted mean ``sum w_i l_i / sum w_i``. ``validation_data`` is ``(X_val, Y_val)`` or
     ``(X_val, Y_val, w_val)``. A non-finite epoch loss raises ValueError.
+    ``num_threads`` fixes the BLAS threads on the CPU (default: :mod:`anybackprop.threads`'s
+    policy, one thread for small products, every core for large ones).
 
     ``preprocess`` (default True) first sets the state of layers that learn it from the training
     rows (:class:`~anybackprop.layers.Standardize`); False keeps their state as it is.
@@ -223,7 +236,7 @@ def fit(
     batch_size = check_positive_int(batch_size, "batch_size")
     hooks = _callbacks(callbacks, early_stopping, min_delta, checkpoint)
     opt = get_optimizer(optimizer, lr, **optimizer_options)
-    with model.backend.activate():
+    with model.backend.activate(), threads.limited(model.backend, threads.largest_product(model.layers, batch_size), num_threads):
         x, y, w = model.check_data(X, Y, sample_weight, class_weight)
         val = _check_validation_data(model, validation_data)
         m = x.shape[0]
@@ -241,7 +254,7 @@ def fit(
         ss_tot = (model.total_sum_of_squares(y, w), 0.0 if val is None else model.total_sum_of_squares(val[1], val[2]))
         gather = model.fast.get(gather_rows)
         xp = model.backend.xp
-        xs = ys = ws = None
+        ys = ws = order = None
         progress = _Progress(epochs, verbose, first)
         try:
             for epoch in range(first, epochs):
@@ -249,11 +262,11 @@ def fit(
                 opt.start_epoch(epoch, epochs)
                 if shuffle:  # last epoch's copies are free to be overwritten now
                     order = model.backend.asarray(rng.permutation(m))
-                    xs, ys = gather(xp, x, order, xs), gather(xp, y, order, ys)
+                    ys = gather(xp, y, order, ys)
                     ws = None if w is None else gather(xp, w, order, ws)
                 else:
-                    xs, ys, ws = x, y, w
-                logits = trainer.epoch(xs, ys, ws, batch_size, rng)
+                    ys, ws = y, w
+                logits = trainer.epoch(x, ys, ws, batch_size, rng, order)
                 loss, train_metric = model.scores(logits, ys, ws, ss_tot[0])
                 if not math.isfinite(loss):
                     raise ValueError(

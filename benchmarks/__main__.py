@@ -24,7 +24,7 @@ import numpy as np
 
 import anybackprop as ab
 
-from . import runners
+from . import cpu, runners
 from .workloads import QUICK, WORKLOADS, Workload, initial_params, load_data
 
 
@@ -171,6 +171,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tf32", action="store_true", help="also run TF32 variants on the GPU")
     parser.add_argument("--memory", action="store_true", help="also measure each contestant's peak memory, in a fresh process")
     parser.add_argument("--skip", default="", help="comma-separated contestant labels to leave out, e.g. torch[cpu]")
+    parser.add_argument("--busy", action="store_true", help="CPU: time every workload again with another process spinning on one core")
+    parser.add_argument("--scaling", action="store_true", help="CPU: a width x batch grid (widths 64..2048, batches 32..1024)")
     parser.add_argument("--json", default="benchmarks/results.json", help="where to write the JSON")
     args = parser.parse_args(argv)
     backends = args.backend.split(",") if args.backend else ["cupy" if "cupy" in ab.available_backends() else "numpy"]
@@ -185,15 +187,37 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"unknown workload {name!r}; accepted values: {', '.join(table_of)}")
     repeats = 1 if args.quick else args.repeats
     report = {"machine": machine(), "backends": backends, "repeats": repeats, "workloads": []}
+    skip = tuple(filter(None, args.skip.split(",")))
+    settle = 0.0 if args.quick else 0.3
+    if not gpu:
+        report["gemm_roof_gflops"] = cpu.gemm_roof(256 if args.quick else cpu.ROOF_SIZE)
+        print("GEMM roof (float32 " + ("256" if args.quick else str(cpu.ROOF_SIZE)) + "^2 product): "
+              + ", ".join(f"{v:.1f} GFLOP/s with {k}" for k, v in report["gemm_roof_gflops"].items()) + "\n", flush=True)
     for name in names:
         print(f"running {name} ...", file=sys.stderr, flush=True)
-        skip = tuple(filter(None, args.skip.split(",")))
-        result = run_workload(table_of[name], backends, repeats, args.tf32, skip, settle=0.0 if args.quick else 0.3)
+        result = run_workload(table_of[name], backends, repeats, args.tf32, skip, settle)
         if args.memory:
             for label, memory in measure_memory(name, list(result["results"]), backends, args.quick).items():
                 result["results"][label]["memory"] = memory
         report["workloads"].append(result)
         print(table(result, gpu) + "\n", flush=True)
+    if args.busy and not gpu:
+        report["busy"] = []
+        with cpu.busy_core() as core:
+            for name in names:
+                print(f"running {name} with core {core} busy ...", file=sys.stderr, flush=True)
+                report["busy"].append(run_workload(table_of[name], backends, repeats, args.tf32, skip, settle))
+        for idle, busy in zip(report["workloads"], report["busy"]):
+            print(f"{table(busy, gpu)}\n\nwith one core busy: " + ", ".join(
+                f"{label} {row['seconds_per_epoch'] / idle['results'][label]['seconds_per_epoch']:.2f}x its idle time"
+                for label, row in busy["results"].items()) + "\n", flush=True)
+    if args.scaling and not gpu:
+        grid = cpu.scaling_workloads(steps=2 if args.quick else 10)
+        report["scaling"] = []
+        for workload in grid[:2] if args.quick else grid:
+            print(f"running {workload.name} ...", file=sys.stderr, flush=True)
+            report["scaling"].append(run_workload(workload, backends, repeats, False, skip + ("scikit-learn",), settle))
+        print(cpu.scaling_table(report["scaling"]) + "\n", flush=True)
     with open(args.json, "w") as f:
         json.dump(report, f, indent=2)
     print(f"JSON written to {args.json}")

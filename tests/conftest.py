@@ -12,6 +12,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 import anybackprop as ab  # noqa: E402
+from anybackprop.heads import DEFAULT_LOSS  # noqa: E402
 from anybackprop import backend as backend_module  # noqa: E402
 from anybackprop.backend import ADAPTERS, unavailable_reason  # noqa: E402
 
@@ -73,3 +74,11 @@ def targets(output, n_out, m, rng):
     if output == "sigmoid":
         return rng.integers(0, 2, m).astype(float)
     return rng.standard_normal((m, n_out))
+
+
+# every head: each output with its paired loss, then with every loss that works by the chain rule
+HEAD_PAIRS = [(o, DEFAULT_LOSS[o]) for o in ab.HEADS] + [
+    (o, name) for o in ab.HEADS for name, loss in ab.LOSSES.items() if loss.grad_output is not None and loss.pair != o
+]
+HEAD_IDS = [f"{o}-{loss}" for o, loss in HEAD_PAIRS]
+N_OUT = {"softmax": 3, "sigmoid": 1, "identity": 2}

@@ -33,6 +33,23 @@ def test_quick_benchmark_writes_a_table_and_json(tmp_path):
         assert row["memory"]["host_peak_growth_mib"] >= 0
 
 
+def test_quick_busy_and_scaling_modes(tmp_path):
+    out = tmp_path / "results.json"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANYBACKPROP_")}
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--quick", "--busy", "--scaling", "--backend", "numpy", "--workloads", "digits",
+         "--skip", "torch[cpu],scikit-learn", "--json", str(out)],
+        capture_output=True, text=True, cwd=ROOT, env=env, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "GEMM roof" in result.stdout and "with one core busy: anybackprop[numpy] " in result.stdout
+    assert "| width | batch | anybackprop[numpy] s/epoch | x numpy-loop | x gemm-floor |" in result.stdout
+    report = json.loads(out.read_text())
+    assert all(v > 0 for v in report["gemm_roof_gflops"].values())
+    assert [w["workload"]["name"] for w in report["busy"]] == ["digits"]
+    assert [w["workload"]["name"] for w in report["scaling"]] == ["w64-b32", "w64-b128"]
+
+
 def test_unusable_backend_is_refused():
     result = subprocess.run([sys.executable, "-m", "benchmarks", "--quick", "--backend", "jax"], capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 2 and "backend 'jax' is not usable here" in result.stderr

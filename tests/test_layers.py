@@ -8,16 +8,11 @@ import numpy as np
 import pytest
 
 import anybackprop as ab
-from anybackprop.heads import DEFAULT_LOSS
 from anybackprop.layers.dropout import DropoutCache
 from anybackprop.network import HIDDEN_ACTIVATIONS
-from conftest import grad_criterion, targets
+from conftest import HEAD_IDS, HEAD_PAIRS, N_OUT, grad_criterion, targets
 
 # every head: each output with its paired loss, and with every loss that has a chain rule
-HEAD_PAIRS = [(o, DEFAULT_LOSS[o]) for o in ab.HEADS] + [
-    (o, name) for o in ab.HEADS for name, loss in ab.LOSSES.items() if loss.grad_output is not None and loss.pair != o
-]
-N_OUT = {"softmax": 3, "sigmoid": 1, "identity": 2}
 LAYER_OPTIONS = {
     "dropout": {"dropout": 0.3},
     "batch": {"norm": "batch"},
@@ -50,7 +45,7 @@ def assert_gradients_match(model, X, Y, sample_weight=None):
 
 @pytest.mark.parametrize("depth", [1, 3])
 @pytest.mark.parametrize("options", list(LAYER_OPTIONS), ids=list(LAYER_OPTIONS))
-@pytest.mark.parametrize("output,loss", HEAD_PAIRS, ids=[f"{o}-{l}" for o, l in HEAD_PAIRS])
+@pytest.mark.parametrize("output,loss", HEAD_PAIRS, ids=HEAD_IDS)
 def test_layers_and_heads_match_central_differences(backend, output, loss, options, depth, rng):
     n_out = N_OUT[output]
     model = ab.MLP([3] + [4] * depth + [n_out], activation="tanh", output=output, loss=loss, seed=5, dtype="float64",
@@ -307,7 +302,7 @@ def test_save_load_keeps_layers_and_running_averages_bitwise(backend, tmp_path, 
         meta = json.loads(str(archive["__anybackprop__"]))
         if norm == "batch":
             assert {"state.running_mean1", "state.running_var2"} <= set(archive.files)
-    assert meta["version"] == 2 and meta["mlp"]["norm"] == norm
+    assert meta["version"] == 3 and meta["mlp"]["norm"] == norm
 
 
 def test_a_sequential_with_norm_layers_round_trips(backend, tmp_path, rng):

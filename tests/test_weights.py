@@ -5,14 +5,8 @@ import numpy as np
 import pytest
 
 import anybackprop as ab
-from conftest import targets
-from anybackprop.heads import DEFAULT_LOSS
+from conftest import HEAD_IDS, HEAD_PAIRS, N_OUT, targets
 
-HEAD_PAIRS = [(o, DEFAULT_LOSS[o]) for o in ab.HEADS] + [
-    (o, name) for o in ab.HEADS for name, loss in ab.LOSSES.items() if loss.grad_output is not None and loss.pair != o
-]
-IDS = [f"{o}-{l}" for o, l in HEAD_PAIRS]
-N_OUT = {"softmax": 3, "sigmoid": 1, "identity": 2}
 
 
 def model_for(output, loss, **kwargs):
@@ -27,7 +21,7 @@ def assert_same(loss_a, grads_a, loss_b, grads_b):
 
 
 @pytest.mark.parametrize("norm", [None, "layer"])
-@pytest.mark.parametrize("output,loss", HEAD_PAIRS, ids=IDS)
+@pytest.mark.parametrize("output,loss", HEAD_PAIRS, ids=HEAD_IDS)
 def test_integer_weights_equal_repeated_rows(backend, output, loss, norm, rng):
     model = model_for(output, loss, norm=norm)
     X, Y = rng.standard_normal((7, 3)), targets(output, N_OUT[output], 7, rng)
@@ -39,7 +33,7 @@ def test_integer_weights_equal_repeated_rows(backend, output, loss, norm, rng):
     assert_same(*model.loss_and_grads(X, Y, sample_weight=2.5 * w), *model.loss_and_grads(X, Y, sample_weight=w))
 
 
-@pytest.mark.parametrize("output,loss", HEAD_PAIRS, ids=IDS)
+@pytest.mark.parametrize("output,loss", HEAD_PAIRS, ids=HEAD_IDS)
 def test_zero_weight_removes_the_row_and_unit_weights_change_nothing(backend, output, loss, rng):
     model = model_for(output, loss)
     X, Y = rng.standard_normal((6, 3)), targets(output, N_OUT[output], 6, rng)
@@ -116,7 +110,7 @@ def test_full_batch_fit_with_integer_weights_equals_fit_on_repeated_rows(backend
         np.testing.assert_allclose(ab.to_numpy(a.params[key]), ab.to_numpy(b.params[key]), rtol=1e-9, atol=1e-12, err_msg=key)
 
 
-@pytest.mark.parametrize("output,loss", HEAD_PAIRS, ids=IDS)
+@pytest.mark.parametrize("output,loss", HEAD_PAIRS, ids=HEAD_IDS)
 def test_fit_with_sample_weight_trains(backend, output, loss, rng):
     X = rng.standard_normal((40, 3))
     Y = {"softmax": (X[:, 0] > 0).astype(int) + (X[:, 1] > 0.5), "sigmoid": (X[:, 0] > 0).astype(float),

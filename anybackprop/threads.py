@@ -1,0 +1,116 @@
+"""The BLAS thread policy: how many threads NumPy's BLAS may use while anybackprop trains or
+predicts on the CPU, chosen from the size of the work and restored afterwards.
+
+A product that BLAS splits across threads waits for every thread; when another program holds a
+core, a small product then takes milliseconds instead of microseconds (OpenBLAS's threads spin
+for the busy core). Small products gain nothing from a second thread even on an idle machine. So:
+
+* the largest matrix product of a step, ``batch x n_in x n_out`` multiply-adds, below
+  :data:`SMALL_PRODUCT` (2 M): one thread;
+* otherwise every core this process may run on (``os.sched_getaffinity``), divided among
+  ``ranks_here``, the processes of a data-parallel job on this machine.
+
+``ANYBACKPROP_NUM_THREADS`` (a positive integer) or ``fit(..., num_threads=n)`` overrides the
+rule. The policy is applied through threadpoolctl with one cached controller (a scan of the
+loaded libraries costs about a millisecond; a limit about 10 microseconds) and only on backends
+whose arrays live on the host (NumPy); CuPy and torch keep their own threading.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+from collections.abc import Iterator
+from typing import Any
+
+from .layers import Dense
+
+SMALL_PRODUCT = 2_000_000
+ENV = "ANYBACKPROP_NUM_THREADS"
+
+
+def cores() -> int:
+    """The cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def check_num_threads(value: Any, name: str) -> int:
+    """``value`` as a thread count >= 1 (an int, or a string of one from the environment)."""
+    if isinstance(value, str):
+        try:
+            value = int(value)
+        except ValueError:
+            raise ValueError(f"{name}={value!r} is not a thread count; expected a positive integer") from None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return value
+
+
+def choose(largest_product: int, num_threads: int | None = None, ranks_here: int = 1) -> tuple[int, str]:
+    """``(threads, why)`` for a step whose largest product has ``largest_product``
+    multiply-adds; ``num_threads`` (or the environment) overrides the rule."""
+    if num_threads is not None:
+        return check_num_threads(num_threads, "num_threads"), "num_threads"
+    if os.environ.get(ENV):
+        return check_num_threads(os.environ[ENV], ENV), ENV
+    if largest_product < SMALL_PRODUCT:
+        return 1, f"largest product {largest_product:,} < {SMALL_PRODUCT:,} multiply-adds"
+    share = max(1, cores() // max(1, ranks_here))
+    return share, f"largest product {largest_product:,} multiply-adds: {share} of {cores()} cores"
+
+
+@functools.lru_cache(maxsize=1)
+def _controller() -> Any:
+    """One threadpoolctl controller, created after NumPy is loaded; None without threadpoolctl."""
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:
+        return None
+    import numpy  # noqa: F401  (the controller sees only libraries already loaded)
+
+    return ThreadpoolController()
+
+
+def blas_threads() -> int | None:
+    """BLAS threads in force now (None when no BLAS library is visible)."""
+    controller = _controller()
+    if controller is None:
+        return None
+    pools = [info["num_threads"] for info in controller.info() if info["user_api"] == "blas"]
+    return max(pools) if pools else None
+
+
+@contextlib.contextmanager
+def limited(backend: Any, largest_product: int, num_threads: int | None = None, ranks_here: int = 1) -> Iterator[int | None]:
+    """Run the block with BLAS limited by :func:`choose` when ``backend`` computes on the host;
+    yields the thread count applied (None where the policy does not apply)."""
+    controller = _controller() if backend.adapter.host else None
+    if controller is None:
+        if num_threads is not None:
+            check_num_threads(num_threads, "num_threads")
+        yield None
+        return
+    threads, _ = choose(largest_product, num_threads, ranks_here)
+    with controller.limit(limits=threads, user_api="blas"):
+        yield threads
+
+
+def largest_product(layers: list, rows: int) -> int:
+    """The most multiply-adds of one dense layer's product for ``rows`` rows through ``layers``."""
+    return max((rows * layer.n_in * layer.n_out for layer in layers if isinstance(layer, Dense)), default=0)
+
+
+def describe() -> str:
+    """The policy in force, for ``anybackprop info``."""
+    blas = blas_threads()
+    override = os.environ.get(ENV)
+    rule = (
+        f"{ENV}={override}" if override else
+        f"1 thread when a step's largest product is under {SMALL_PRODUCT:,} multiply-adds, "
+        f"else the {cores()} cores this process may use"
+    )
+    return f"BLAS threads: {rule}; {'no BLAS visible to threadpoolctl' if blas is None else f'{blas} outside fit/predict'}"
