@@ -1,7 +1,8 @@
 """anybackprop: fully-connected networks with hand-derived backpropagation, written once against
 the Python array API standard; NumPy on the CPU, CuPy on the GPU, chosen by ANYBACKPROP_BACKEND."""
 
-from . import layers
+from . import datasets, layers, tables
+from ._version import __version__
 from .activations import ACTIVATIONS, Activation, get_activation, leaky_relu_activation
 from .backend import (
     Backend,
@@ -15,12 +16,13 @@ from .backend import (
 from .gradcheck import gradcheck, numerical_grads
 from .heads import HEADS, Head, get_head
 from .io import load, save
-from .layers import ActivationLayer, BatchNorm, Dense, Dropout, Layer, LayerBase, LayerNorm, register_layer
+from .layers import ActivationLayer, BatchNorm, Dense, Dropout, Layer, LayerBase, LayerNorm, Standardize, register_layer
 from .losses import LOSSES, Loss, get_loss
 from .network import MLP, Sequential
+from .onnx_export import export_onnx
 from .optim import OPTIMIZERS, get_optimizer
-
-__version__ = "0.1.0"
+from .tables import TabularModel
+from .training import Callback, Checkpoint, CSVLogger, EarlyStopping, History
 
 __all__ = [
     "ACTIVATIONS",
@@ -28,10 +30,15 @@ __all__ = [
     "ActivationLayer",
     "Backend",
     "BatchNorm",
+    "CSVLogger",
+    "Callback",
+    "Checkpoint",
     "Dense",
     "Dropout",
+    "EarlyStopping",
     "HEADS",
     "Head",
+    "History",
     "LOSSES",
     "Layer",
     "LayerBase",
@@ -40,8 +47,12 @@ __all__ = [
     "MLP",
     "OPTIMIZERS",
     "Sequential",
+    "Standardize",
+    "TabularModel",
     "asarray",
     "available_backends",
+    "datasets",
+    "export_onnx",
     "get_activation",
     "get_backend",
     "get_head",
@@ -56,5 +67,6 @@ __all__ = [
     "save",
     "set_backend",
     "to_numpy",
+    "tables",
     "use_backend",
 ]

@@ -1,9 +1,10 @@
-"""The ``anybackprop`` command: ``train``, ``info``, ``gradcheck`` and ``selftest``."""
+"""The ``anybackprop`` command: ``train``, ``predict``, ``evaluate``, ``export``, ``info``, ``gradcheck`` and ``selftest``."""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import platform
 import sys
@@ -17,10 +18,13 @@ from .backend import BACKEND_NAMES, DTYPE_NAMES, Backend, available_backends, cr
 from .fastpaths.check import check_fast_paths
 from .gradcheck import gradcheck
 from .heads import DEFAULT_LOSS, HEADS
-from .io import save
+from .files import csv_text, write_text
+from .io import load, save
 from .layers import NORMS
+from .losses import LOSSES
 from .network import HIDDEN_ACTIVATIONS, MLP
-from .optim import OPTIMIZERS
+from .optim import OPTIMIZERS, SCHEDULES
+from .tables import IMPUTE, TASKS, TabularModel, check_complete, infer_task
 
 
 def _hidden_sizes(text: str) -> list[int]:
@@ -57,37 +61,72 @@ def _probability(text: str) -> float:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="anybackprop", description="Train and check MLPs with hand-derived backprop.")
+    fmt = argparse.ArgumentDefaultsHelpFormatter
+    parser = argparse.ArgumentParser(prog="anybackprop", description="Train and check MLPs with hand-derived backprop.", formatter_class=fmt)
     parser.add_argument("--version", action="version", version=f"anybackprop {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    train = sub.add_parser("train", help="train an MLP on a bundled dataset and print its test accuracy")
-    train.add_argument("--dataset", choices=datasets.DATASETS, default="digits")
-    train.add_argument("--backend", choices=BACKEND_NAMES + ("auto",), default=None, help="default: ANYBACKPROP_BACKEND or numpy")
-    train.add_argument("--device", default=None)
-    train.add_argument("--dtype", choices=DTYPE_NAMES, default=None)
+    def backend_flags(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--backend", choices=BACKEND_NAMES + ("auto",), default=None, help="array backend (None: ANYBACKPROP_BACKEND or numpy)")
+        p.add_argument("--device", default=None, help="device of the backend (None: its default)")
+        p.add_argument("--dtype", choices=DTYPE_NAMES, default=None, help="float dtype (None: ANYBACKPROP_DTYPE or float32)")
+
+    train = sub.add_parser("train", help="train an MLP on a bundled dataset or your own table and print its test metric", formatter_class=fmt)
+    train.add_argument("--data", metavar="PATH", default=None, help="a .csv, .parquet or .npz table to train on (None: --dataset)")
+    train.add_argument("--target", metavar="COLUMN", default=None, help="the column of --data to predict (None: y for .npz)")
+    train.add_argument("--task", choices=TASKS, default=None, help="None: inferred from the target and printed")
+    train.add_argument("--impute", choices=IMPUTE, default=None, help="fill missing feature values (None: a missing value is an error)")
+    train.add_argument("--dataset", choices=datasets.DATASETS, default="digits", help="bundled dataset, used without --data")
+    backend_flags(train)
     train.add_argument("--hidden", type=_hidden_sizes, default=[128, 64], help="hidden layer sizes, e.g. 128,64")
-    train.add_argument("--activation", choices=HIDDEN_ACTIVATIONS, default="relu")
-    train.add_argument("--epochs", type=_positive(int), default=30)
-    train.add_argument("--batch-size", type=_positive(int), default=64)
+    train.add_argument("--activation", choices=HIDDEN_ACTIVATIONS, default="relu", help="hidden activation")
+    train.add_argument("--output", choices=tuple(HEADS), default=None, help="output activation (None: sigmoid for 2 classes, softmax for more, identity for regression)")
+    train.add_argument("--loss", choices=tuple(LOSSES), default=None, help="loss (None: the output's pair)")
+    train.add_argument("--epochs", type=_positive(int), default=30, help="number of epochs")
+    train.add_argument("--batch-size", type=_positive(int), default=64, help="rows per step")
     lrs = ", ".join(f"{spec.lr:g} for {name}" for name, spec in OPTIMIZERS.items())
-    train.add_argument("--lr", type=_positive(float), default=None, help=f"default: the optimizer's ({lrs})")
-    train.add_argument("--optimizer", choices=tuple(OPTIMIZERS), default="adam")
-    train.add_argument("--dropout", type=_probability, default=0.0, help="dropout after each hidden layer (default 0: none)")
-    train.add_argument("--norm", choices=tuple(NORMS), default=None, help="normalise each hidden layer's pre-activation (default: none)")
-    train.add_argument("--weight-decay", type=float, default=1e-3, help="L2 penalty on the weights (default 1e-3)")
-    train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--test-size", type=float, default=0.2)
-    train.add_argument("--save", metavar="MODEL.npz", default=None)
-    train.add_argument("--plot", metavar="CURVES.png", default=None)
+    train.add_argument("--lr", type=_positive(float), default=None, help=f"learning rate (None: the optimizer's: {lrs})")
+    train.add_argument("--optimizer", choices=tuple(OPTIMIZERS), default="adam", help="optimizer")
+    train.add_argument("--momentum", type=_probability, default=None, help="momentum of sgd/momentum/nesterov (None: 0 for sgd, 0.9 for the others)")
+    train.add_argument("--weight-decay", type=float, default=1e-3, help="L2 penalty on the weights")
+    train.add_argument("--schedule", choices=SCHEDULES, default="constant", help="learning-rate schedule over the epochs")
+    train.add_argument("--early-stopping", type=_positive(int), default=None, metavar="N", help="stop after N epochs without a better test loss and keep the best weights (None: off)")
+    train.add_argument("--dropout", type=_probability, default=0.0, help="dropout after each hidden layer (0: none)")
+    train.add_argument("--norm", choices=tuple(NORMS), default=None, help="normalise each hidden layer's pre-activation (None: none)")
+    train.add_argument("--class-weight", choices=("balanced",), default=None, help="weigh classes inversely to their frequency (None: equal)")
+    train.add_argument("--seed", type=int, default=0, help="seed of the split, the initial weights, the shuffles and dropout")
+    train.add_argument("--test-size", type=float, default=0.2, help="share of the rows held out for the test (stratified for classes)")
+    train.add_argument("--save", metavar="MODEL.npz", default=None, help="write the model, with its preprocessing and labels (None: not saved)")
+    train.add_argument("--checkpoint", metavar="PATH", default=None, help="write a checkpoint at each epoch's end (None: none)")
+    train.add_argument("--resume", metavar="PATH", default=None, help="continue from a checkpoint of the same command (None: start afresh)")
+    train.add_argument("--plot", metavar="CURVES.png", default=None, help="draw the training curves (None: no plot)")
+    train.add_argument("--json", action="store_true", help="print only a JSON result")
     train.add_argument("--quiet", action="store_true", help="print only the final result")
 
-    sub.add_parser("info", help="list backends, devices and versions")
+    predict = sub.add_parser("predict", help="predict the rows of a table with a saved model; CSV out", formatter_class=fmt)
+    predict.add_argument("model", metavar="MODEL", help="a model saved by anybackprop train --save")
+    predict.add_argument("data", metavar="DATA", help="a .csv, .parquet or .npz table with the model's feature columns")
+    predict.add_argument("--output", metavar="PATH", default=None, help="CSV file to write (None: standard output)")
+    predict.add_argument("--proba", action="store_true", help="one probability column per class instead of the label")
+    backend_flags(predict)
 
-    check = sub.add_parser("gradcheck", help="check every activation/output pairing against finite differences")
-    check.add_argument("--backend", choices=BACKEND_NAMES + ("auto",), default=None)
+    evaluate = sub.add_parser("evaluate", help="metric, loss and confusion matrix of a saved model on a table", formatter_class=fmt)
+    evaluate.add_argument("model", metavar="MODEL", help="a model saved by anybackprop train --save")
+    evaluate.add_argument("data", metavar="DATA", help="a .csv, .parquet or .npz table with the features and the target")
+    evaluate.add_argument("--target", metavar="COLUMN", default=None, help="the target column (None: the one the model was trained on)")
+    evaluate.add_argument("--json", action="store_true", help="print a JSON result")
+    backend_flags(evaluate)
 
-    sub.add_parser("selftest", help="check every usable backend against NumPy and its fast paths against their formulas")
+    export = sub.add_parser("export", help="write a saved model as an ONNX inference graph (needs the onnx extra)", formatter_class=fmt)
+    export.add_argument("model", metavar="MODEL", help="a model saved by anybackprop train --save")
+    export.add_argument("out", metavar="OUT.onnx", help="the ONNX file to write")
+
+    sub.add_parser("info", help="list backends, devices and versions", formatter_class=fmt)
+
+    check = sub.add_parser("gradcheck", help="check every activation/output pairing against finite differences", formatter_class=fmt)
+    check.add_argument("--backend", choices=BACKEND_NAMES + ("auto",), default=None, help="array backend (None: ANYBACKPROP_BACKEND or numpy)")
+
+    sub.add_parser("selftest", help="check every usable backend against NumPy and its fast paths against their formulas", formatter_class=fmt)
     return parser
 
 
@@ -95,11 +134,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; the exit status: 0 done, 1 a check failed, 2 bad input, 130 interrupted
     (Ctrl-C: one line, no traceback, no half-written file), 141 the reader closed the pipe."""
     args = _parser().parse_args(argv)
-    command = {"train": _train, "info": _info, "gradcheck": _gradcheck, "selftest": _selftest}[args.command]
+    commands = {"train": _train, "predict": _predict, "evaluate": _evaluate, "export": _export, "info": _info, "gradcheck": _gradcheck, "selftest": _selftest}
     try:
         with _backend_of(args):  # the caller's backend is left alone
-            return command(args)
-    except (ValueError, ImportError) as exc:
+            return commands[args.command](args)
+    except (ValueError, TypeError, ImportError, FileNotFoundError) as exc:
         print(f"anybackprop: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -118,33 +157,128 @@ def _backend_of(args: argparse.Namespace) -> contextlib.AbstractContextManager:
     return use_backend(name or get_backend().name, device, dtype=dtype)
 
 
+def _training_data(args: argparse.Namespace) -> tuple[str, dict, np.ndarray, str | None]:
+    """``(name, feature columns, target values, target name)`` of ``--data`` or ``--dataset``."""
+    if args.data is None:
+        if args.target is not None:
+            raise ValueError("--target needs --data (the bundled datasets know their target)")
+        X, y = datasets.load(args.dataset, seed=args.seed)
+        return args.dataset, {f"x{j}": X[:, j] for j in range(X.shape[1])}, y, "y"
+    columns, y = datasets.load_table(args.data, target=args.target)
+    return args.data, columns, y, args.target or "y"
+
+
 def _train(args: argparse.Namespace) -> int:
-    X, y = datasets.load(args.dataset, seed=args.seed)
-    X_train, X_test, y_train, y_test = datasets.train_test_split(X, y, args.test_size, seed=args.seed)
-    X_train, X_test = datasets.standardize(X_train, X_test)
-    n_classes = int(y.max()) + 1
-    output = "sigmoid" if n_classes == 2 else "softmax"
-    sizes = [X.shape[1], *args.hidden, 1 if output == "sigmoid" else n_classes]
-    model = MLP(sizes, activation=args.activation, output=output, seed=args.seed, dropout=args.dropout or None, norm=args.norm)
-    verbose = not args.quiet
-    if verbose:
-        print(f"{args.dataset}: {len(X_train)} training and {len(X_test)} test rows; {model}")
+    name, columns, y, target = _training_data(args)
+    if args.impute is None:
+        check_complete(columns)  # row numbers of the file, before the split shuffles them
+    task = args.task or infer_task(y)
+    train_cols, test_cols, y_train, y_test = datasets.split_table(columns, y, args.test_size, seed=args.seed, stratify=task == "classification")
+    mlp = {"activation": args.activation, "seed": args.seed, "dropout": args.dropout or None, "norm": args.norm}
+    if args.loss is not None:
+        mlp["loss"] = args.loss
+    model = TabularModel(args.hidden, task=task, impute=args.impute, output=args.output, **mlp)
+    model.prepare(train_cols, y_train, target)
+    chatty = not (args.quiet or args.json)
+    if chatty:
+        if args.data is not None:
+            how = "given" if args.task else "inferred from the target"
+            labels = "" if model.classes is None else f": {len(model.classes)} classes {', '.join(map(str, model.classes[:10]))}{' ...' if len(model.classes) > 10 else ''}"
+            print(f"task: {task} ({how} {target!r}{labels})")
+        print(f"{name}: {len(y_train)} training and {len(y_test)} test rows; {model.network}")
+    optimizer_options = {"weight_decay": args.weight_decay, "schedule": args.schedule}
+    if args.momentum is not None:
+        if args.optimizer == "adam":
+            raise ValueError("--momentum applies to the sgd, momentum and nesterov optimizers, not adam")
+        optimizer_options["momentum"] = args.momentum
+    settings = {
+        "data": name, "target": target, "task": task, "hidden": args.hidden, "activation": args.activation, "output": model.network.head.output.name,
+        "loss": model.network.head.loss.name, "epochs": args.epochs, "batch_size": args.batch_size, "optimizer": args.optimizer, "lr": args.lr,
+        **optimizer_options, "early_stopping": args.early_stopping, "dropout": args.dropout, "norm": args.norm, "class_weight": args.class_weight,
+        "impute": args.impute, "seed": args.seed, "test_size": args.test_size,
+    }
     start = time.perf_counter()
     history = model.fit(
-        X_train, y_train, epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer,
-        lr=args.lr, weight_decay=args.weight_decay, seed=args.seed, validation_data=(X_test, y_test), verbose=verbose,
+        train_cols, y_train, target=target, epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr,
+        seed=args.seed, validation_data=(test_cols, y_test), verbose=chatty, early_stopping=args.early_stopping,
+        class_weight=args.class_weight, checkpoint=args.checkpoint, resume=args.resume, **optimizer_options,
     )
     seconds = time.perf_counter() - start
-    accuracy = model.score(X_test, y_test)
-    print(f"test accuracy: {accuracy:.4f} ({history.epochs} epochs in {seconds:.2f} s on {model.backend.name})")
+    test = model.evaluate(test_cols, y_test)
+    metric = test["metric"]
+    model.info = {"training": settings, "epochs_trained": history.epochs, "test": {metric: test[metric], "loss": test["loss"], "rows": test["rows"]}}
     if args.save:
         save(model, args.save)
+    if args.json:
+        result = {"task": task, "target": target, "classes": test.get("classes"), "rows": {"train": len(y_train), "test": len(y_test)},
+                  "epochs": history.epochs, "seconds": seconds, "backend": model.network.backend.name, "test": test,
+                  "history": history.to_dict(), "model": args.save}
+        print(json.dumps(result))
+        return 0
+    print(f"test {metric}: {test[metric]:.4f} ({history.epochs} epochs in {seconds:.2f} s on {model.network.backend.name})")
+    if args.save:
         print(f"saved the model to {args.save}")
     if args.plot:
         from .plotting import plot_training
 
-        plot_training(history, args.plot, model=model if X.shape[1] == 2 else None, data=(X_test, y_test))
+        two_d = model.network.n_features == 2
+        plot_training(history, args.plot, model=model.network if two_d else None, data=(model.encode(test_cols), model.encode_target(y_test)) if two_d else None)
         print(f"saved the curves to {args.plot}")
+    return 0
+
+
+def _load_tabular(path: str) -> TabularModel:
+    model = load(path)
+    if not isinstance(model, TabularModel):
+        raise ValueError(f"{path} holds a network without a table encoding; save models with anybackprop train --save "
+                         f"(or ab.save(TabularModel)) to predict on tables")
+    return model
+
+
+def _predict(args: argparse.Namespace) -> int:
+    model = _load_tabular(args.model)
+    columns = datasets.read_table(args.data)
+    if args.proba:
+        probabilities = model.predict_proba(columns)  # a ValueError for a regressor
+        header = [str(c) for c in model.classes]
+        lines = [[repr(float(v)) for v in row] for row in probabilities]
+    else:
+        header = ["prediction"]
+        lines = [[str(v) if model.classes is not None else repr(float(v))] for v in model.predict(columns)]
+    text = csv_text(header, lines)
+    if args.output is None:
+        sys.stdout.write(text)
+    else:
+        write_text(args.output, text)
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    model = _load_tabular(args.model)
+    target = args.target or model.target
+    columns, y = datasets.load_table(args.data, target=target)
+    result = model.evaluate(columns, y)
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    metric = result["metric"]
+    print(f"{metric}: {result[metric]:.4f} on {result['rows']} rows of {args.data}")
+    print(f"loss: {result['loss']:.4f} ({model.network.head.loss.name})")
+    if "confusion" in result:
+        names = [str(c) for c in result["classes"]]
+        width = max(6, *(len(n) for n in names), *(len(str(v)) for row in result["confusion"] for v in row))
+        print("confusion matrix (rows: true class, columns: predicted class):")
+        print(" " * width + " " + " ".join(f"{n:>{width}}" for n in names))
+        for n, row in zip(names, result["confusion"]):
+            print(f"{n:>{width}} " + " ".join(f"{v:>{width}}" for v in row))
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from .onnx_export import export_onnx
+
+    export_onnx(load(args.model), args.out)
+    print(f"wrote the ONNX inference graph to {args.out}")
     return 0
 
 

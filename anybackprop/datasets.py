@@ -1,16 +1,24 @@
 """Datasets as NumPy arrays on the host (they enter a backend once, in ``fit``).
 
 Generated, no download: the planar "flower" of note 000's course, XOR, two spirals, moons.
-Bundled: the handwritten digits (scikit-learn's copy; needs the optional extra ``datasets``).
+Bundled: the handwritten digits, ``anybackprop/data/digits.csv.gz`` (the UCI "Optical Recognition of
+Handwritten Digits" data, CC BY 4.0; see ``anybackprop/data/README.md``), read with NumPy alone.
 Helpers: a stratified train/test split, standardisation with train statistics, one-hot.
+Your own files: :func:`load_table` (CSV, Parquet, ``.npz``; see :mod:`anybackprop.tables`).
 All random draws come from ``numpy.random.default_rng(seed)``.
 """
 
 from __future__ import annotations
 
+import gzip
+from importlib import resources
+
 import numpy as np
 
+from .tables import load_table, read_table
 from .validation import check_positive_int
+
+__all__ = ["DATASETS", "digits", "flower", "load", "load_table", "moons", "one_hot", "read_table", "spirals", "split_table", "standardize", "train_test_split", "xor"]
 
 DATASETS = ("digits", "flower", "xor", "spirals", "moons")
 
@@ -66,16 +74,12 @@ def moons(n: int = 400, noise: float = 0.1, seed: int | None = 0) -> tuple[np.nd
 
 
 def digits() -> tuple[np.ndarray, np.ndarray]:
-    """The 1797 8x8 handwritten digits (pixel values 0..16) bundled with scikit-learn.
-    Returns ``X (1797, 64)`` float64, ``y (1797,)`` int."""
-    try:
-        from sklearn.datasets import load_digits
-    except ImportError:
-        raise ImportError(
-            "the digits dataset comes with scikit-learn, an optional extra: pip install 'anybackprop[datasets]'"
-        ) from None
-    data = load_digits()
-    return data.data.astype(np.float64), data.target.astype(np.int64)
+    """The 1797 8x8 handwritten digits (pixel values 0..16) shipped in the package: the UCI
+    "Optical Recognition of Handwritten Digits" data (Alpaydin and Kaynak, 1998), licensed
+    CC BY 4.0. Returns ``X (1797, 64)`` float64, ``y (1797,)`` int."""
+    with resources.files("anybackprop.data").joinpath("digits.csv.gz").open("rb") as raw, gzip.open(raw, "rt") as text:
+        table = np.loadtxt(text, delimiter=",")
+    return table[:, :-1], table[:, -1].astype(np.int64)
 
 
 def load(name: str, seed: int | None = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -112,6 +116,15 @@ def train_test_split(
     mask[test] = True
     train_idx, test_idx = rng.permutation(np.flatnonzero(~mask)), rng.permutation(np.flatnonzero(mask))
     return X[train_idx], X[test_idx], y[train_idx], y[test_idx]
+
+
+def split_table(columns: dict[str, np.ndarray], y: np.ndarray, test_size: float = 0.2, seed: int | None = 0,
+                stratify: bool = True) -> tuple[dict, dict, np.ndarray, np.ndarray]:
+    """``train_columns, test_columns, y_train, y_test``: :func:`train_test_split`
+    on rows (stratified by ``y`` when ``stratify``)."""
+    rows = np.arange(len(y))
+    train, test, y_train, y_test = train_test_split(rows, y, test_size, seed=seed, stratify=stratify)
+    return {k: v[train] for k, v in columns.items()}, {k: v[test] for k, v in columns.items()}, y_train, y_test
 
 
 def standardize(X_train: np.ndarray, *others: np.ndarray) -> tuple[np.ndarray, ...]:

@@ -2,9 +2,12 @@
 
 A model file is a ``.npz`` archive holding the parameters (``W1``, ``b1``, ...) and the layers'
 state (``state.running_mean1``, ...) as NumPy arrays, and the metadata as a JSON string in a 0-d
-unicode array, so it loads with ``allow_pickle=False``. Format version 2 stores the list of layers
+unicode array, so it loads with ``allow_pickle=False``. Format version 3 (2 and 1 still load) stores the list of layers
 (``kind`` and ``config()`` of each, see :data:`anybackprop.layers.LAYERS`), the head, the dtype and,
-for an :class:`~anybackprop.MLP`, its constructor arguments; version 1 files (an MLP's layer sizes,
+for an :class:`~anybackprop.MLP`, its constructor arguments, the anybackprop version and creation
+time, optional ``info`` (training settings, test metric) and, for a
+:class:`~anybackprop.tables.TabularModel`, a ``table`` section (target, task, column encoding,
+class labels with their dtype); version 2 files lack the last three; version 1 files (an MLP's layer sizes,
 activations, output, loss, dtype) still load. Files are written atomically: a temporary file in
 the same directory, flushed and fsynced, then ``os.replace``; on any error the previous file is
 untouched and the temporary file is removed.
@@ -12,93 +15,67 @@ untouched and the temporary file is removed.
 
 from __future__ import annotations
 
-import contextlib
+import datetime
 import json
 import os
-import tempfile
-import zipfile
-from collections.abc import Iterator
-from typing import Any, BinaryIO
+from typing import Any
 
 import numpy as np
 
+from ._version import __version__
 from .backend import to_numpy
+from .files import _invalid, atomic_open, read_archive
 
 from .heads import get_head
 from .layers import layer_from_spec
 from .network import MLP, Sequential
 
 FORMAT = "anybackprop"
-VERSION = 2
+VERSION = 3
 _META_KEY = "__anybackprop__"
 _STATE = "state."
+__all__ = ["FORMAT", "VERSION", "atomic_open", "load", "read_archive", "save"]
 
 
-def save(model: Sequential, path: str | os.PathLike) -> None:
-    """Write ``model`` to ``path`` (the name is used as given: no extension is added)."""
+def save(model: Any, path: str | os.PathLike, info: dict | None = None) -> None:
+    """Write ``model`` (a :class:`~anybackprop.Sequential`/:class:`~anybackprop.MLP`, or a fitted
+    :class:`~anybackprop.tables.TabularModel` with its encoder and class labels) to ``path`` (the
+    name is used as given: no extension is added). The file records the anybackprop version, the
+    creation time (UTC) and ``info`` (JSON-able: training settings, test metric; a
+    TabularModel's ``info`` by default)."""
+    from .tables import TabularModel
+
+    table = None
+    if isinstance(model, TabularModel):
+        table, info, model = model.table_config(), model.info if info is None else info, model.network
     if not isinstance(model, Sequential):
-        raise TypeError(f"save expects an anybackprop model (MLP or Sequential), got {type(model).__name__}")
+        raise TypeError(f"save expects an anybackprop model (MLP, Sequential or TabularModel), got {type(model).__name__}")
+    if info is not None and not isinstance(info, dict):
+        raise TypeError(f"info must be a dict of JSON-able values, got {type(info).__name__}")
     arrays = {key: to_numpy(value) for key, value in model.params.items()}
     arrays.update({_STATE + key: to_numpy(value) for key, value in model.state.items()})
-    meta = {"format": FORMAT, "version": VERSION, **Sequential.config(model)}
+    meta = {"format": FORMAT, "version": VERSION, **Sequential.config(model),
+            "anybackprop_version": __version__, "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
     if isinstance(model, MLP):
         meta["mlp"] = model.mlp_config()
+    if table is not None:
+        meta["table"] = table
+    if info:
+        meta["info"] = info
     arrays[_META_KEY] = np.array(json.dumps(meta))
     with atomic_open(path) as f:
         np.savez(f, **arrays)
 
 
-@contextlib.contextmanager
-def atomic_open(path: str | os.PathLike) -> Iterator[BinaryIO]:
-    """A binary file that becomes ``path`` only when the block completes: a temporary file in the
-    same directory, flushed and fsynced, then ``os.replace``. On any error the temporary file is
-    removed and whatever was at ``path`` is untouched."""
-    path = os.fspath(path)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), prefix=os.path.basename(path) + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def _invalid(path: Any, reason: str) -> ValueError:
-    return ValueError(f"{os.fspath(path)} is not a valid anybackprop model file: {reason}")
-
-
-def _read(path: str | os.PathLike) -> tuple[dict, dict[str, np.ndarray]]:
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            if not isinstance(archive, np.lib.npyio.NpzFile):
-                raise _invalid(path, "not an .npz archive")
-            contents = {key: archive[key] for key in archive.files}
-    except FileNotFoundError:
-        raise
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as exc:
-        if isinstance(exc, ValueError) and "not a valid anybackprop" in str(exc):
-            raise
-        raise _invalid(path, f"cannot read it as an .npz archive ({type(exc).__name__}: {exc})") from None
-    if _META_KEY not in contents:
-        raise _invalid(path, "it has no anybackprop metadata")
-    try:
-        meta = json.loads(str(contents.pop(_META_KEY)))
-    except json.JSONDecodeError as exc:
-        raise _invalid(path, f"its metadata is not JSON ({exc})") from None
-    return meta, contents
-
-
-def load(path: str | os.PathLike, backend: Any = None) -> Sequential:
-    """Read a model written by :func:`save` onto ``backend`` (default: the current one)."""
-    meta, arrays = _read(path)
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+def load(path: str | os.PathLike, backend: Any = None) -> Any:
+    """Read a model written by :func:`save` onto ``backend`` (default: the current one): the
+    network, or a :class:`~anybackprop.tables.TabularModel` around it when the file holds a table
+    encoding (its ``info`` holds what :func:`save` recorded)."""
+    meta, arrays = read_archive(path)
+    if meta.get("format") != FORMAT:
         raise _invalid(path, "its metadata does not name the anybackprop format")
-    if meta.get("version") not in (1, VERSION):
-        raise _invalid(path, f"format version {meta.get('version')!r} is not supported (expected 1 or {VERSION})")
+    if meta.get("version") not in (1, 2, VERSION):
+        raise _invalid(path, f"format version {meta.get('version')!r} is not supported (expected 1, 2 or {VERSION})")
     if meta.get("dtype") not in ("float32", "float64"):
         raise _invalid(path, f"dtype {meta.get('dtype')!r} is not float32 or float64")
     try:
@@ -118,7 +95,15 @@ def load(path: str | os.PathLike, backend: Any = None) -> Sequential:
         model.set_state(state)
     except ValueError as exc:
         raise _invalid(path, str(exc)) from None
-    return model
+    if "table" not in meta:
+        return model
+    from .tables import TabularModel
+
+    info = {k: meta[k] for k in ("anybackprop_version", "created") if k in meta} | (meta.get("info") or {})
+    try:
+        return TabularModel.from_saved(model, meta["table"], info)
+    except (ValueError, TypeError, KeyError) as exc:
+        raise _invalid(path, f"its table section is not valid ({exc})") from None
 
 
 def _build(path: Any, meta: dict, backend: Any) -> Sequential:
@@ -128,7 +113,7 @@ def _build(path: Any, meta: dict, backend: Any) -> Sequential:
         sizes = config.get("layer_sizes")
         if not isinstance(sizes, list) or len(sizes) < 2 or not all(isinstance(n, int) and n > 0 for n in sizes):
             raise ValueError(f"layer_sizes {sizes!r} is not a list of positive ints")
-        allowed = {"layer_sizes", "activation", "output", "loss", "dtype", "init", "dropout", "norm"}
+        allowed = {"layer_sizes", "activation", "output", "loss", "dtype", "init", "dropout", "norm", "standardize"}
         kwargs = {k: v for k, v in config.items() if k in allowed}
         kwargs.setdefault("activation", [])
         return MLP(**kwargs, backend=backend)

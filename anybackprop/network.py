@@ -21,7 +21,7 @@ from . import fastpaths, threads
 from .activations import Activation, get_activation
 from .backend import Backend, backend_for, host_rng, to_numpy
 from .heads import Head, get_head
-from .layers import NORMS, ActivationLayer, Dense, Dropout, Layer, Pass
+from .layers import NORMS, ActivationLayer, Dense, Dropout, Layer, Pass, Standardize
 from .layers.dense import INIT_SCHEMES
 from .losses import normalized_weights
 from .validation import check_finite, check_sample_weight, check_X
@@ -204,6 +204,23 @@ class Sequential:
             caches.append(cache)
         return ForwardPass(x, caches, ctx)
 
+    def learn_preprocessing(self, x: Any) -> None:
+        """Set the state of every layer that learns it from data (those with a
+        ``learn_state(xp, x)`` method: :class:`~anybackprop.layers.Standardize`) from the checked
+        rows that reach it, running the layers before it in inference mode (``fit`` calls this)."""
+        learners = [i for i, layer in enumerate(self.layers) if hasattr(layer, "learn_state")]
+        ctx = Pass(self.backend, self.fast)
+        for i, (layer, p_keys, s_keys) in enumerate(self._plan[: max(learners, default=-1) + 1]):
+            if i in learners:
+                names = dict(s_keys)
+                self.state.update({names[k]: value for k, value in layer.learn_state(ctx.xp, x).items()})
+            x, _ = layer.forward(ctx, {k: self.params[g] for k, g in p_keys}, {k: self.state[g] for k, g in s_keys}, x)
+
+    def layer_arrays(self) -> list[tuple[Any, dict, dict]]:
+        """Each layer with its parameters and its state under their local names
+        (``(dense, {"W": W1, "b": b1}, {})``): what an exporter reads."""
+        return [(layer, {k: self.params[g] for k, g in p_keys}, {k: self.state[g] for k, g in s_keys}) for layer, p_keys, s_keys in self._plan]
+
     def backward_pass(self, fwd: ForwardPass, dz: Any) -> dict[str, Any]:
         """Gradients with the keys and shapes of ``params``, from the head's delta ``dz``."""
         grads: dict[str, Any] = {}
@@ -324,6 +341,8 @@ class MLP(Sequential):
     ("cross_entropy", "binary_cross_entropy", "mse"), and "mse" is allowed with any output.
     ``dropout`` (a probability, or one per hidden layer) adds inverted dropout after each hidden
     activation; ``norm`` ("batch" or "layer") normalises each hidden layer's pre-activation.
+    ``standardize=True`` puts a :class:`~anybackprop.layers.Standardize` layer first, whose mean
+    and scale ``fit`` learns from the training rows and saves as state, so the model takes raw inputs.
     Initial weights come from ``numpy.random.default_rng(seed)`` on the host, so a seed gives
     the same model on every backend. ``init`` is "auto" (He for the relu family, Glorot
     otherwise), "he" or "glorot". The model lives on ``backend`` (default: the current one) in
@@ -343,6 +362,7 @@ class MLP(Sequential):
         backend: str | Backend | None = None,
         dropout: float | list | None = None,
         norm: str | None = None,
+        standardize: bool = False,
     ) -> None:
         sizes = list(layer_sizes) if isinstance(layer_sizes, (list, tuple)) else None
         if not sizes or len(sizes) < 2 or any(
@@ -358,7 +378,9 @@ class MLP(Sequential):
         if norm is not None and (not isinstance(norm, str) or norm not in NORMS):
             raise ValueError(f"unknown norm {norm!r}; accepted values: {', '.join(NORMS)} or None")
         head = get_head(output, loss)
-        layers: list = []
+        if not isinstance(standardize, bool):
+            raise TypeError(f"standardize must be True or False, got {standardize!r}")
+        layers: list = [Standardize(sizes[0])] if standardize else []
         for i, act in enumerate(hidden):
             scheme = act.init if init == "auto" else init
             if norm is None:
@@ -373,6 +395,7 @@ class MLP(Sequential):
         self.init = init
         self.dropout = rates if any(rates) else None
         self.norm = norm
+        self.standardize = standardize
         super().__init__(layers, head, seed=seed, dtype=dtype, backend=backend)
 
     def mlp_config(self) -> dict:
@@ -391,6 +414,8 @@ class MLP(Sequential):
             config["dropout"] = self.dropout[0] if len(set(self.dropout)) == 1 else self.dropout
         if self.norm is not None:
             config["norm"] = self.norm
+        if self.standardize:
+            config["standardize"] = True
         return config
 
     def config(self) -> dict:
@@ -398,7 +423,7 @@ class MLP(Sequential):
 
     def __repr__(self) -> str:
         c = self.mlp_config()
-        extra = "".join(f", {k}={c[k]!r}" for k in ("init", "dropout", "norm") if k in c)
+        extra = "".join(f", {k}={c[k]!r}" for k in ("init", "dropout", "norm", "standardize") if k in c)
         return (
             f"MLP({c['layer_sizes']}, activation={c['activation']!r}, output={c['output']!r}, "
             f"loss={c['loss']!r}{extra}, dtype={c['dtype']!r}, backend={self.backend.name!r})"

@@ -60,6 +60,7 @@ class Optimizer:
     implement :meth:`_update`."""
 
     slots: tuple[str, ...] = ()
+    counters: tuple[str, ...] = ()  # scalar state beside the arrays (Adam's step count "t")
 
     def __init__(self, lr: float, weight_decay: float = 0.0, schedule: str | Callable = "constant") -> None:
         self.base_lr = check_positive_float(lr, "lr")
@@ -96,6 +97,26 @@ class Optimizer:
         self._decay = frozenset(model.decay)
         self._inplace = all(array_api_compat.is_writeable_array(p) for p in model.params.values())
         self._sgd = model.fast.get(sgd_update, may_overwrite=self._inplace)
+
+    def load_state(self, model: Any, state: dict[str, dict[str, Any]], counters: dict[str, int]) -> None:
+        """Take saved state (``{slot: {parameter key: host array}}`` and ``{counter: int}``, as
+        :attr:`state` and :attr:`counters` hold them) for ``model``; :meth:`init` must have run."""
+        if self.state is None:
+            raise ValueError(f"{type(self).__name__}.load_state before init: call optimizer.init(model) first")
+        if set(state) != set(self.slots) or set(counters) != set(self.counters):
+            raise ValueError(f"saved optimizer state has slots {sorted(state)} and counters {sorted(counters)}; "
+                             f"{type(self).__name__} needs {sorted(self.slots)} and {sorted(self.counters)}")
+        for slot, arrays in state.items():
+            current = self.state[slot]
+            if set(arrays) != set(current):
+                raise ValueError(f"saved optimizer slot {slot!r} has keys {sorted(arrays)}, expected {sorted(current)}")
+            for key, value in arrays.items():
+                arr = model.backend.asarray(value, model.dtype, name=f"optimizer {slot}[{key!r}]")
+                if tuple(arr.shape) != tuple(current[key].shape):
+                    raise ValueError(f"saved optimizer {slot}[{key!r}] has shape {tuple(arr.shape)}, expected {tuple(current[key].shape)}")
+                current[key] = model.backend.xp.asarray(arr, copy=True, device=model.backend.device)
+        for name, value in counters.items():
+            setattr(self, name, int(value))
 
     def reset(self) -> None:
         """Forget the state, so that the next :meth:`init` starts afresh."""
@@ -178,6 +199,7 @@ class Adam(Optimizer):
     """Adam with bias correction."""
 
     slots = ("m", "v")
+    counters = ("t",)
 
     def __init__(self, lr: float = 1e-3, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8, **kwargs: Any) -> None:
         super().__init__(lr, **kwargs)

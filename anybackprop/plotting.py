@@ -1,4 +1,10 @@
-"""Training curves and 2-D decision boundaries as a PNG (matplotlib: optional extra ``plot``)."""
+"""Training curves and 2-D decision boundaries (matplotlib: optional extra ``plot``).
+
+Figures are built with matplotlib's object-oriented API (``matplotlib.figure.Figure``): no
+pyplot, no ``matplotlib.use``, so the user's backend (a notebook's inline one) is left alone.
+Each function returns its Figure (a notebook shows it as the cell's value) and writes it, atomically,
+only when given a ``path``.
+"""
 
 from __future__ import annotations
 
@@ -8,26 +14,23 @@ from typing import Any
 import numpy as np
 
 from .backend import to_numpy
-from .io import atomic_open
+from .files import atomic_open
 
 
-def _pyplot() -> Any:
+def _figure(**kwargs: Any) -> Any:
     try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        from matplotlib.figure import Figure
     except ImportError:
         raise ImportError("plotting needs matplotlib, an optional extra: pip install 'anybackprop[plot]'") from None
-    return plt
+    return Figure(**kwargs)
 
 
-def plot_training(history: Any, path: str | os.PathLike, model: Any = None, data: tuple | None = None) -> None:
+def plot_training(history: Any, path: str | os.PathLike | None = None, model: Any = None, data: tuple | None = None) -> Any:
     """Loss and metric per epoch (training and validation); with a 2-input ``model`` and
-    ``data=(X, y)``, also its decision boundary. Written atomically to ``path``."""
-    plt = _pyplot()
+    ``data=(X, y)``, also its decision boundary. Returns the Figure; writes it to ``path`` if given."""
     boundary = model is not None and model.n_features == 2 and data is not None
-    fig, axes = plt.subplots(1, 3 if boundary else 2, figsize=(15 if boundary else 10, 4))
+    fig = _figure(figsize=(15 if boundary else 10, 4), layout="tight")
+    axes = fig.subplots(1, 3 if boundary else 2)
     epochs = np.arange(1, history.epochs + 1)
     axes[0].plot(epochs, history.loss, label="train")
     if history.val_loss:
@@ -41,17 +44,15 @@ def plot_training(history: Any, path: str | os.PathLike, model: Any = None, data
         ax.grid(alpha=0.3)
     if boundary:
         plot_decision_boundary(model, *data, ax=axes[2])
-    fig.tight_layout()
-    _save_atomically(fig, path)
-    plt.close(fig)
+    _save(fig, path)
+    return fig
 
 
-def plot_decision_boundary(model: Any, X: np.ndarray, y: np.ndarray, ax: Any = None, path: str | None = None) -> None:
-    """Shade the class the model predicts over the plane around ``X (m, 2)`` and scatter ``y``."""
-    plt = _pyplot()
-    own = ax is None
-    if own:
-        fig, ax = plt.subplots(figsize=(5, 5))
+def plot_decision_boundary(model: Any, X: np.ndarray, y: np.ndarray, ax: Any = None, path: str | os.PathLike | None = None) -> Any:
+    """Shade the class the model predicts over the plane around ``X (m, 2)`` and scatter ``y``;
+    draws into ``ax`` if given, else into a new Figure. Returns the Figure; writes it to ``path`` if given."""
+    fig = _figure(figsize=(5, 5), layout="tight") if ax is None else ax.figure
+    ax = fig.subplots() if ax is None else ax
     X = np.asarray(X)
     lo, hi = X.min(axis=0) - 0.5, X.max(axis=0) + 0.5
     gx, gy = np.meshgrid(np.linspace(lo[0], hi[0], 200), np.linspace(lo[1], hi[1], 200))
@@ -60,12 +61,11 @@ def plot_decision_boundary(model: Any, X: np.ndarray, y: np.ndarray, ax: Any = N
     ax.contourf(gx, gy, labels, alpha=0.3, cmap="coolwarm")
     ax.scatter(X[:, 0], X[:, 1], c=np.asarray(y), s=10, cmap="coolwarm", edgecolors="k", linewidths=0.3)
     ax.set(title="decision boundary", xlabel="x0", ylabel="x1")
-    if own:
-        fig.tight_layout()
-        _save_atomically(fig, path)
-        plt.close(fig)
+    _save(fig, path)
+    return fig
 
 
-def _save_atomically(fig: Any, path: str | os.PathLike) -> None:
-    with atomic_open(path) as f:
-        fig.savefig(f, format=os.path.splitext(os.fspath(path))[1][1:] or "png", dpi=100)
+def _save(fig: Any, path: str | os.PathLike | None) -> None:
+    if path is not None:
+        with atomic_open(path) as f:
+            fig.savefig(f, format=os.path.splitext(os.fspath(path))[1][1:] or "png", dpi=100)

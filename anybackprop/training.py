@@ -12,13 +12,17 @@ epoch in one transfer.
 from __future__ import annotations
 
 import math
+import os
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from . import threads
-from .backend import gather_rows, host_rng
+from .backend import gather_rows, host_rng, to_numpy
+from .checkpoint import load_checkpoint, save_checkpoint
+from .files import csv_text, write_text
 from .losses import normalized_weights
 from .optim import Optimizer, get_optimizer
 from .validation import check_positive_float, check_positive_int
@@ -31,6 +35,7 @@ class Trainable(Protocol):
     * ``check_data(X, Y, sample_weight, class_weight) -> (x, y, w)``: checked arrays on the device;
     * ``forward_pass(x, training=, rng=) -> ForwardPass``: logits, caches and the pass context;
     * ``backward_pass(fwd, dz) -> grads`` (keys of ``params``); ``commit_state(fwd)``;
+    * ``learn_preprocessing(x)``: state learned from the training rows (standardisation);
     * ``scores(z, y, w, ss_tot) -> (loss, metric)`` in one host read; ``total_sum_of_squares(y, w)``.
     """
 
@@ -48,6 +53,8 @@ class Trainable(Protocol):
     def backward_pass(self, fwd: Any, dz: Any) -> dict: ...
 
     def commit_state(self, fwd: Any) -> None: ...
+
+    def learn_preprocessing(self, x: Any) -> None: ...
 
     def scores(self, z: Any, y: Any, w: Any = None, ss_tot: float = 0.0) -> tuple[float, float]: ...
 
@@ -76,6 +83,25 @@ class History:
                 getattr(self, name).append(value)
             else:
                 self.metrics.setdefault(name, []).append(value)
+
+    def columns(self) -> dict[str, list[float]]:
+        """Every per-epoch series by name: ``loss``, ``val_loss`` (if any), then the metrics."""
+        return {"loss": self.loss, **({"val_loss": self.val_loss} if self.val_loss else {}), **self.metrics}
+
+    def to_dict(self) -> dict:
+        """A JSON-able dict that :meth:`from_dict` turns back into this history."""
+        return {"loss": self.loss, "val_loss": self.val_loss, "metrics": self.metrics, "best_epoch": self.best_epoch, "seconds": self.seconds}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "History":
+        return cls([float(v) for v in data["loss"]], [float(v) for v in data["val_loss"]],
+                   {k: [float(v) for v in vs] for k, vs in data["metrics"].items()}, data["best_epoch"], float(data["seconds"]))
+
+    def to_csv(self, path: str | os.PathLike) -> None:
+        """One row per epoch (``epoch`` 1-based, then :meth:`columns`), written atomically."""
+        columns = self.columns()
+        rows = ([i + 1, *(repr(series[i]) for series in columns.values())] for i in range(self.epochs))
+        write_text(path, csv_text(["epoch", *columns], rows))
 
     def __repr__(self) -> str:
         last = f", last loss {self.loss[-1]:.4g}" if self.loss else ""
@@ -130,28 +156,29 @@ class Trainer:
 
 
 class _Progress:
-    """A tqdm bar over epochs on a terminal; one printed line per epoch otherwise."""
+    """A ``tqdm.auto`` bar over epochs on a terminal or in a notebook (a widget there), its
+    figures kept short enough for 80 columns; one printed line per epoch otherwise."""
 
-    def __init__(self, epochs: int, verbose: bool) -> None:
+    def __init__(self, epochs: int, verbose: bool, initial: int = 0) -> None:
         self.verbose = verbose
         self.bar = None
-        if verbose and sys.stderr.isatty():
+        if verbose and (sys.stderr.isatty() or "ipykernel" in sys.modules):
             try:
                 from tqdm.auto import tqdm
 
-                self.bar = tqdm(total=epochs, unit="epoch", leave=True)
+                self.bar = tqdm(total=epochs, initial=initial, unit="epoch", leave=True, bar_format="epoch {n_fmt}/{total_fmt} {bar:10} {desc}")
             except ImportError:
                 pass
 
     def update(self, epoch: int, epochs: int, values: dict[str, float], rate: float) -> None:
         if not self.verbose:
             return
-        text = {k: f"{v:.4f}" for k, v in values.items()}
         if self.bar is not None:
-            self.bar.set_postfix(**text, samples_s=f"{rate:,.0f}")
+            short = " ".join(f"{k.replace('accuracy', 'acc')}={v:.4f}" for k, v in values.items())
+            self.bar.set_description_str(short, refresh=False)
             self.bar.update(1)
         else:
-            parts = " - ".join(f"{k} {v}" for k, v in text.items())
+            parts = " - ".join(f"{k} {v:.4f}" for k, v in values.items())
             print(f"epoch {epoch}/{epochs} - {parts} - {rate:,.0f} samples/s", flush=True)
 
     def close(self) -> None:
@@ -177,6 +204,10 @@ def fit(
     class_weight: Any = None,
     num_threads: int | None = None,
     verbose: bool = True,
+    callbacks: Sequence[Any] | None = None,
+    checkpoint: str | os.PathLike | None = None,
+    resume: str | os.PathLike | None = None,
+    preprocess: bool = True,
     **optimizer_options: Any,
 ) -> History:
     """Train ``model`` on ``(X, Y)`` and return its :class:`History`.
@@ -188,36 +219,45 @@ def fit(
     each epoch and draws dropout masks. ``sample_weight`` (one weight per row) and
     ``class_weight`` (a dict ``{class index: weight}`` or "balanced") make each batch's cost the
     weighted mean ``sum w_i l_i / sum w_i``. ``validation_data`` is ``(X_val, Y_val)`` or
-    ``(X_val, Y_val, w_val)``. ``early_stopping=k`` stops after ``k`` epochs without an
-    improvement larger than ``min_delta`` of the validation loss (the training loss without
-    validation data) and restores the best parameters. A non-finite epoch loss raises ValueError.
+    ``(X_val, Y_val, w_val)``. A non-finite epoch loss raises ValueError.
     ``num_threads`` fixes the BLAS threads on the CPU (default: :mod:`anybackprop.threads`'s
     policy, one thread for small products, every core for large ones).
+
+    ``preprocess`` (default True) first sets the state of layers that learn it from the training
+    rows (:class:`~anybackprop.layers.Standardize`); False keeps their state as it is.
+    ``callbacks`` are :class:`Callback` objects or functions ``f(epoch, history, model)``, called at
+    each epoch's end (epoch 1-based); one that returns True stops training after that epoch.
+    ``early_stopping=k`` adds :class:`EarlyStopping` ``(k, min_delta)``; ``checkpoint=PATH`` adds
+    :class:`Checkpoint` ``(PATH)``, which writes the model, optimizer state, epoch, history and
+    random state at each epoch's end; ``resume=PATH`` continues from such a file, and ends with the
+    parameters and history of a run that was never stopped (bitwise on NumPy).
     """
     epochs = check_positive_int(epochs, "epochs")
     batch_size = check_positive_int(batch_size, "batch_size")
-    if early_stopping is not None:
-        early_stopping = check_positive_int(early_stopping, "early_stopping")
-    min_delta = check_positive_float(min_delta, "min_delta", allow_zero=True)
+    hooks = _callbacks(callbacks, early_stopping, min_delta, checkpoint)
     opt = get_optimizer(optimizer, lr, **optimizer_options)
     with model.backend.activate(), threads.limited(model.backend, threads.largest_product(model.layers, batch_size), num_threads):
         x, y, w = model.check_data(X, Y, sample_weight, class_weight)
         val = _check_validation_data(model, validation_data)
         m = x.shape[0]
         _check_batch_sizes(model, m, batch_size)
+        if preprocess:
+            model.learn_preprocessing(x)
         rng = host_rng(seed)
         trainer = Trainer(model, opt)
+        history = History()
+        run = Run(model, trainer, rng, epochs, history, hooks)
+        for hook in hooks:
+            hook.on_train_begin(run)
+        first = 0 if resume is None else load_checkpoint(resume, run)
         metric = model.head.metric_name
         ss_tot = (model.total_sum_of_squares(y, w), 0.0 if val is None else model.total_sum_of_squares(val[1], val[2]))
-        history = History()
-        stopper = _EarlyStopping(early_stopping, min_delta) if early_stopping is not None else None
         gather = model.fast.get(gather_rows)
         xp = model.backend.xp
         ys = ws = order = None
-        progress = _Progress(epochs, verbose)
-        start = time.perf_counter()
+        progress = _Progress(epochs, verbose, first)
         try:
-            for epoch in range(epochs):
+            for epoch in range(first, epochs):
                 tick = time.perf_counter()
                 opt.start_epoch(epoch, epochs)
                 if shuffle:  # last epoch's copies are free to be overwritten now
@@ -238,14 +278,87 @@ def fit(
                     values["val_loss"], values[f"val_{metric}"] = model.scores(model.forward_pass(val[0]).logits, val[1], val[2], ss_tot[1])
                 history.record(values)
                 progress.update(epoch + 1, epochs, values, m / max(time.perf_counter() - tick, 1e-9))
-                if stopper is not None and stopper.should_stop(epoch + 1, values.get("val_loss", values["loss"]), model):
+                history.seconds += time.perf_counter() - tick
+                if _epoch_end(hooks, epoch + 1, history, model):
                     break
         finally:
             progress.close()
-    if stopper is not None:
-        stopper.restore_best(model, history)
-    history.seconds = time.perf_counter() - start
+    for hook in hooks:
+        hook.on_train_end(history, model)
     return history
+
+
+@dataclass
+class Run:
+    """One ``fit`` as callbacks see it in :meth:`Callback.on_train_begin`: the model, its
+    :class:`Trainer` (and optimizer), the host generator, the number of epochs, the history
+    and the callbacks in the order they run."""
+
+    model: Trainable
+    trainer: Trainer
+    rng: Any
+    epochs: int
+    history: History
+    callbacks: list
+
+    @property
+    def optimizer(self) -> Optimizer:
+        return self.trainer.optimizer
+
+
+class Callback:
+    """Hooks into :func:`fit`; override the ones you need. :meth:`on_epoch_end` returns True to
+    stop training after this epoch. A callback with state that must survive a resume gives it
+    in :meth:`checkpoint_state` (JSON-able values, host arrays) and takes it back in
+    :meth:`restore_checkpoint_state`."""
+
+    def on_train_begin(self, run: Run) -> None:
+        """Before the first epoch (and before a resumed run's state is restored)."""
+
+    def on_epoch_end(self, epoch: int, history: History, model: Trainable) -> bool | None:
+        """After epoch ``epoch`` (1-based) is recorded in ``history``."""
+        return False
+
+    def on_train_end(self, history: History, model: Trainable) -> None:
+        """After the last epoch, outside the training loop."""
+
+    def checkpoint_state(self) -> tuple[dict, dict[str, Any]]:
+        return {}, {}
+
+    def restore_checkpoint_state(self, values: dict, arrays: dict[str, Any], model: Trainable) -> None:
+        """Take back what :meth:`checkpoint_state` gave."""
+
+
+class LambdaCallback(Callback):
+    """A function ``f(epoch, history, model) -> stop?`` as a callback."""
+
+    def __init__(self, function: Any) -> None:
+        if not callable(function):
+            raise TypeError(f"callbacks must hold Callback objects or functions (epoch, history, model), got {function!r}")
+        self.function = function
+
+    def on_epoch_end(self, epoch: int, history: History, model: Trainable) -> bool | None:
+        return self.function(epoch, history, model)
+
+
+def _callbacks(callbacks: Any, early_stopping: int | None, min_delta: float, checkpoint: Any) -> list[Callback]:
+    """The callbacks of a ``fit`` in the order they run: the user's, early stopping, then the
+    checkpoint (so that it saves the epoch as the others left it)."""
+    if callbacks is not None and not isinstance(callbacks, (list, tuple)):
+        raise TypeError(f"callbacks must be a list of Callback objects or functions, got {type(callbacks).__name__}")
+    hooks = [c if isinstance(c, Callback) else LambdaCallback(c) for c in callbacks or ()]
+    check_positive_float(min_delta, "min_delta", allow_zero=True)
+    if early_stopping is not None:
+        hooks.append(EarlyStopping(early_stopping, min_delta))
+    if checkpoint is not None:
+        hooks.append(Checkpoint(checkpoint))
+    return hooks
+
+
+def _epoch_end(hooks: list[Callback], epoch: int, history: History, model: Trainable) -> bool:
+    """Every callback sees the epoch; training stops if any asks to."""
+    stops = [bool(hook.on_epoch_end(epoch, history, model)) for hook in hooks]
+    return any(stops)
 
 
 def _check_validation_data(model: Trainable, validation_data: Any) -> tuple[Any, Any, Any] | None:
@@ -269,15 +382,18 @@ def _check_batch_sizes(model: Trainable, m: int, batch_size: int) -> None:
             )
 
 
-class _EarlyStopping:
-    """Stops after ``patience`` epochs without the monitored loss improving by more than
-    ``min_delta``, keeping a copy of the parameters and state of the best epoch."""
+class EarlyStopping(Callback):
+    """Stops after ``patience`` epochs without the monitored loss (the validation loss, or the
+    training loss without validation data) improving by more than ``min_delta``; at the end of
+    training restores the parameters and state of the best epoch (``history.best_epoch``)."""
 
-    def __init__(self, patience: int, min_delta: float) -> None:
-        self.patience, self.min_delta = patience, min_delta
+    def __init__(self, patience: int, min_delta: float = 0.0) -> None:
+        self.patience = check_positive_int(patience, "early_stopping")
+        self.min_delta = check_positive_float(min_delta, "min_delta", allow_zero=True)
         self.best, self.best_epoch, self.saved = math.inf, 0, None
 
-    def should_stop(self, epoch: int, monitored: float, model: Trainable) -> bool:
+    def on_epoch_end(self, epoch: int, history: History, model: Trainable) -> bool:
+        monitored = (history.val_loss or history.loss)[-1]
         if monitored < self.best - self.min_delta:
             xp = model.backend.xp
             self.best, self.best_epoch = monitored, epoch
@@ -285,7 +401,50 @@ class _EarlyStopping:
             return False
         return epoch - self.best_epoch >= self.patience
 
-    def restore_best(self, model: Trainable, history: History) -> None:
+    def on_train_end(self, history: History, model: Trainable) -> None:
         if self.saved is not None:
             model.params, model.state = self.saved
             history.best_epoch = self.best_epoch
+
+    def checkpoint_state(self) -> tuple[dict, dict[str, Any]]:
+        arrays = {} if self.saved is None else {f"{part}.{k}": to_numpy(v) for part, d in zip(("params", "state"), self.saved) for k, v in d.items()}
+        return {"best": self.best, "best_epoch": self.best_epoch}, arrays
+
+    def restore_checkpoint_state(self, values: dict, arrays: dict[str, Any], model: Trainable) -> None:
+        self.best, self.best_epoch = float(values["best"]), int(values["best_epoch"])
+        if arrays:
+            copy = model.copy()
+            copy.set_params({k[7:]: v for k, v in arrays.items() if k.startswith("params.")})
+            copy.set_state({k[6:]: v for k, v in arrays.items() if k.startswith("state.")})
+            self.saved = (copy.params, copy.state)
+
+
+class Checkpoint(Callback):
+    """Writes a checkpoint to ``path`` at each epoch's end, atomically (see
+    :mod:`anybackprop.checkpoint`); ``fit(..., resume=path)`` continues from it."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        if not isinstance(path, (str, os.PathLike)):
+            raise TypeError(f"checkpoint must be a path, got {type(path).__name__}")
+        self.path, self.run = path, None
+
+    def on_train_begin(self, run: Run) -> None:
+        self.run = run
+
+    def on_epoch_end(self, epoch: int, history: History, model: Trainable) -> bool:
+        save_checkpoint(self.path, self.run, epoch)
+        return False
+
+
+class CSVLogger(Callback):
+    """Writes the history (one row per epoch: ``epoch``, ``loss``, ``val_loss``, metrics) to the
+    CSV file ``path`` at each epoch's end, the whole file atomically."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        if not isinstance(path, (str, os.PathLike)):
+            raise TypeError(f"CSVLogger's path must be a path, got {type(path).__name__}")
+        self.path = path
+
+    def on_epoch_end(self, epoch: int, history: History, model: Trainable) -> bool:
+        history.to_csv(self.path)
+        return False

@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 import anybackprop as ab
@@ -23,8 +24,12 @@ def test_train_prints_progress_and_test_accuracy_and_saves(tmp_path):
     assert "val_accuracy" in lines[1]
     accuracy = float(lines[4].split()[2])
     assert 0.9 < accuracy <= 1.0 and "3 epochs" in lines[4]
-    model = ab.load(tmp_path / "m.npz")
-    assert model.layer_sizes == [64, 128, 64, 10]
+    model = ab.load(tmp_path / "m.npz")  # a TabularModel: the network, its standardisation and labels
+    assert model.network.layer_sizes == [64, 128, 64, 10] and model.classes.tolist() == list(range(10))
+    X, y = ab.datasets.digits()  # raw pixels in, the test accuracy the training process printed out
+    _, X_test, _, y_test = ab.datasets.train_test_split(X, y, 0.2, seed=0)
+    columns = {f"x{j}": X_test[:, j] for j in range(64)}
+    assert np.mean(model.predict(columns) == y_test) == pytest.approx(accuracy, abs=1e-4)
 
 
 def test_train_on_a_plane_with_plot_on_array_api_strict(tmp_path):
@@ -79,7 +84,7 @@ def test_train_with_dropout_and_norm(norm, tmp_path):
     lines = result.stdout.splitlines()
     assert lines[0].startswith("test accuracy: ")
     assert 0.5 < float(lines[0].split()[2]) <= 1.0
-    model = ab.load(tmp_path / "m.npz")
+    model = ab.load(tmp_path / "m.npz").network
     assert model.norm == norm and model.dropout == [0.2] * (len(model.layer_sizes) - 2)
 
 

@@ -10,7 +10,7 @@ import pytest
 PACKAGE = pathlib.Path(__file__).resolve().parent.parent / "anybackprop"
 MATHS = [
     "activations", "losses", "updates", "heads", "network", "gradcheck", "optim", "training", "validation",
-    "layers/__init__", "layers/base", "layers/dense", "layers/activation", "layers/dropout", "layers/norm",
+    "layers/__init__", "layers/base", "layers/dense", "layers/activation", "layers/dropout", "layers/norm", "layers/standardize",
 ]
 FORBIDDEN = {"numpy", "cupy", "torch", "array_api_strict", "jax", "scipy"}
 

@@ -44,7 +44,7 @@ def test_the_name_is_used_as_given_and_no_pickle_is_needed(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["model.npz", "weights.bin"]
     with np.load(tmp_path / "weights.bin", allow_pickle=False) as archive:
         meta = json.loads(str(archive["__anybackprop__"]))
-    assert meta["format"] == "anybackprop" and meta["version"] == 2
+    assert meta["format"] == "anybackprop" and meta["version"] == 3
     assert meta["mlp"]["layer_sizes"] == [4, 6, 5, 3] and meta["mlp"]["activation"] == ["tanh", {"name": "leaky_relu", "slope": 0.2}]
     assert [layer["kind"] for layer in meta["layers"]] == ["dense"] * 3 and meta["head"] == {"output": "softmax", "loss": "cross_entropy"}
 
@@ -114,5 +114,5 @@ def test_a_truncated_file_is_invalid(tmp_path):
 def test_missing_file_and_wrong_object():
     with pytest.raises(FileNotFoundError):
         ab.load("/nonexistent/model.npz")
-    with pytest.raises(TypeError, match=r"save expects an anybackprop model \(MLP or Sequential\), got dict"):
+    with pytest.raises(TypeError, match=r"save expects an anybackprop model \(MLP, Sequential or TabularModel\), got dict"):
         ab.save({"W1": 1}, "x.npz")

@@ -302,7 +302,7 @@ def test_save_load_keeps_layers_and_running_averages_bitwise(backend, tmp_path, 
         meta = json.loads(str(archive["__anybackprop__"]))
         if norm == "batch":
             assert {"state.running_mean1", "state.running_var2"} <= set(archive.files)
-    assert meta["version"] == 2 and meta["mlp"]["norm"] == norm
+    assert meta["version"] == 3 and meta["mlp"]["norm"] == norm
 
 
 def test_a_sequential_with_norm_layers_round_trips(backend, tmp_path, rng):

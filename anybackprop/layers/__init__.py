@@ -11,8 +11,9 @@ from .base import Layer, LayerBase, Pass
 from .dense import INIT_SCHEMES, Dense, affine, bias_grad
 from .dropout import Dropout
 from .norm import BatchNorm, LayerNorm
+from .standardize import Standardize
 
-LAYERS: dict[str, type] = {cls.kind: cls for cls in (Dense, ActivationLayer, Dropout, BatchNorm, LayerNorm)}
+LAYERS: dict[str, type] = {cls.kind: cls for cls in (Dense, ActivationLayer, Dropout, BatchNorm, LayerNorm, Standardize)}
 NORMS = {"batch": BatchNorm, "layer": LayerNorm}
 
 
@@ -37,5 +38,5 @@ def layer_from_spec(spec: Any) -> Any:
 
 __all__ = [
     "ActivationLayer", "BatchNorm", "Dense", "Dropout", "INIT_SCHEMES", "LAYERS", "Layer", "LayerBase", "LayerNorm",
-    "NORMS", "Pass", "affine", "bias_grad", "layer_from_spec", "register_layer",
+    "NORMS", "Pass", "Standardize", "affine", "bias_grad", "layer_from_spec", "register_layer",
 ]

@@ -1,0 +1,151 @@
+"""ONNX export of a model's inference graph (needs the optional extra ``onnx``).
+
+The graph takes ``input`` (float32, ``(m, n_features)``: the network's input, which for a
+:class:`~anybackprop.tables.TabularModel` is the encoded table, numeric columns in training order
+and one 0/1 column per category; the column names are in the metadata ``feature_names``) and
+runs every layer in inference mode:
+
+* :class:`~anybackprop.layers.Standardize`: ``Sub`` mean, ``Div`` scale;
+* :class:`~anybackprop.layers.Dense`: ``Gemm`` (``X W + b``) and its activation;
+* activations: ``Relu``, ``Tanh``, ``Sigmoid``, ``LeakyRelu(alpha=slope)``, identity (no node);
+* :class:`~anybackprop.layers.Dropout`: nothing (inference);
+* :class:`~anybackprop.layers.BatchNorm`: ``BatchNormalization`` with the running averages;
+* :class:`~anybackprop.layers.LayerNorm`: ``LayerNormalization`` over the features.
+
+Outputs: a classifier gives ``probabilities`` (as ``predict_proba``: softmax rows, or
+``[1 - p, p]`` for one sigmoid output) and ``label`` (int64 index into the metadata ``classes``);
+a regressor gives ``prediction`` ``(m, n_outputs)``. Built with ``onnx.helper`` and checked by
+``onnx.checker``; opset 17.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import numpy as np
+
+from ._version import __version__
+from .backend import to_numpy
+from .files import atomic_open
+
+OPSET = 17
+_ACTIVATIONS = {"relu": "Relu", "tanh": "Tanh", "sigmoid": "Sigmoid", "leaky_relu": "LeakyRelu"}
+
+
+def _onnx() -> Any:
+    try:
+        import onnx
+    except ImportError:
+        raise ImportError("ONNX export needs the onnx package, an optional extra: pip install 'anybackprop[onnx]'") from None
+    return onnx
+
+
+class _Graph:
+    """Nodes and float32 initializers, each new value named ``v{n}``."""
+
+    def __init__(self, onnx: Any) -> None:
+        self.onnx, self.nodes, self.initializers, self.count = onnx, [], [], 0
+
+    def name(self) -> str:
+        self.count += 1
+        return f"v{self.count}"
+
+    def const(self, value: Any, dtype: Any = np.float32) -> str:
+        name = self.name()
+        self.initializers.append(self.onnx.numpy_helper.from_array(np.asarray(value, dtype=dtype), name))
+        return name
+
+    def op(self, op_type: str, inputs: list[str], output: str | None = None, **attrs: Any) -> str:
+        output = output or self.name()
+        self.nodes.append(self.onnx.helper.make_node(op_type, inputs, [output], **attrs))
+        return output
+
+    def activation(self, spec: Any, x: str) -> str:
+        name = spec.name
+        if name == "identity":
+            return x
+        if name == "softmax":
+            return self.op("Softmax", [x], axis=1)
+        if name not in _ACTIVATIONS:
+            raise ValueError(f"activation {name!r} has no ONNX export")
+        return self.op(_ACTIVATIONS[name], [x], **({"alpha": float(spec.slope)} if name == "leaky_relu" else {}))
+
+
+def _layer(g: _Graph, layer: Any, params: dict, state: dict, x: str) -> str:
+    kind = layer.kind
+    if kind == "standardize":
+        return g.op("Div", [g.op("Sub", [x, g.const(state["mean"])]), g.const(state["scale"])])
+    if kind == "dense":
+        return g.activation(layer.activation, g.op("Gemm", [x, g.const(params["W"]), g.const(params["b"])]))
+    if kind == "activation":
+        return g.activation(layer.activation, x)
+    if kind == "dropout":
+        return x
+    if kind == "batch_norm":
+        from .layers.norm import EPS
+
+        inputs = [x, g.const(params["gamma"]), g.const(params["beta"]), g.const(state["running_mean"]), g.const(state["running_var"])]
+        return g.op("BatchNormalization", inputs, epsilon=EPS)
+    if kind == "layer_norm":
+        from .layers.norm import EPS
+
+        return g.op("LayerNormalization", [x, g.const(params["gamma"]), g.const(params["beta"])], axis=-1, epsilon=EPS)
+    raise ValueError(f"layer kind {kind!r} ({type(layer).__name__}) has no ONNX export")
+
+
+def to_onnx(model: Any) -> Any:
+    """The ``onnx.ModelProto`` of ``model`` (a network or a fitted TabularModel), checked."""
+    onnx = _onnx()
+    from .network import Sequential
+    from .tables import TabularModel
+
+    meta = {"anybackprop_version": __version__}
+    network = model
+    if isinstance(model, TabularModel):
+        network = model._check_fitted()
+        meta.update(feature_names=json.dumps(model.encoder.feature_names), table=json.dumps(model.table_config()))
+        if model.classes is not None:
+            meta["classes"] = json.dumps(model.classes.tolist())
+    if not isinstance(network, Sequential):
+        raise TypeError(f"export_onnx expects an anybackprop model (MLP, Sequential or TabularModel), got {type(model).__name__}")
+    g = _Graph(onnx)
+    x = "input"
+    for layer, params, state in network.layer_arrays():
+        x = _layer(g, layer, {k: to_numpy(v) for k, v in params.items()}, {k: to_numpy(v) for k, v in state.items()}, x)
+    head = network.head
+    float_out = onnx.helper.make_tensor_value_info
+    if head.is_classifier:
+        a = g.activation(head.output, x)
+        if head.output.name == "sigmoid" and network.n_outputs == 1:
+            proba = g.op("Concat", [g.op("Sub", [g.const(np.ones((1, 1))), a]), a], "probabilities", axis=1)
+            n_cols = 2
+        else:
+            proba = g.op("Identity", [a], "probabilities")
+            n_cols = network.n_outputs
+        if head.output.name == "sigmoid" and network.n_outputs > 1:
+            g.op("Cast", [g.op("GreaterOrEqual", [a, g.const(0.5)])], "label", to=onnx.TensorProto.INT64)
+            label_shape = ["m", network.n_outputs]
+        else:
+            g.op("ArgMax", [proba], "label", axis=1, keepdims=0)
+            label_shape = ["m"]
+        outputs = [float_out("probabilities", onnx.TensorProto.FLOAT, ["m", n_cols]), float_out("label", onnx.TensorProto.INT64, label_shape)]
+    else:
+        g.op("Identity", [g.activation(head.output, x)], "prediction")
+        outputs = [float_out("prediction", onnx.TensorProto.FLOAT, ["m", network.n_outputs])]
+    graph = onnx.helper.make_graph(
+        g.nodes, "anybackprop", [float_out("input", onnx.TensorProto.FLOAT, ["m", network.n_features])], outputs, g.initializers
+    )
+    proto = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", OPSET)], producer_name="anybackprop", producer_version=__version__)
+    proto.ir_version = min(proto.ir_version, 8)  # readable by onnxruntime releases of the last years
+    onnx.helper.set_model_props(proto, meta)
+    onnx.checker.check_model(proto, full_check=True)
+    return proto
+
+
+def export_onnx(model: Any, path: str | os.PathLike) -> None:
+    """Write ``model``'s inference graph (see the module docstring) to ``path``, atomically."""
+    proto = to_onnx(model)
+    with atomic_open(path) as f:
+        f.write(proto.SerializeToString())
