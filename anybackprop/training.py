@@ -256,6 +256,7 @@ def fit(
         xp = model.backend.xp
         ys = ws = order = None
         progress = _Progress(epochs, verbose, first)
+        guard = _DivergenceGuard(model, first)
         try:
             for epoch in range(first, epochs):
                 tick = time.perf_counter()
@@ -268,14 +269,10 @@ def fit(
                     ys, ws = y, w
                 logits = trainer.epoch(x, ys, ws, batch_size, rng, order)
                 loss, train_metric = model.scores(logits, ys, ws, ss_tot[0])
-                if not math.isfinite(loss):
-                    raise ValueError(
-                        f"training diverged at epoch {epoch + 1}: the loss is {loss}; "
-                        f"try a smaller learning rate (lr={opt.base_lr}) or scale the inputs (standardize X)"
-                    )
                 values = {"loss": loss, metric: train_metric}
                 if val is not None:
                     values["val_loss"], values[f"val_{metric}"] = model.scores(model.forward_pass(val[0]).logits, val[1], val[2], ss_tot[1])
+                guard.check(epoch + 1, values, opt.base_lr)
                 history.record(values)
                 progress.update(epoch + 1, epochs, values, m / max(time.perf_counter() - tick, 1e-9))
                 history.seconds += time.perf_counter() - tick
@@ -286,6 +283,38 @@ def fit(
     for hook in hooks:
         hook.on_train_end(history, model)
     return history
+
+
+class _DivergenceGuard:
+    """Keeps the parameters and state of the last epoch that ended finite. An epoch whose loss,
+    validation loss or parameters are not finite (a blow-up in its last update included) puts
+    them back and raises, so the model is never left with NaN or infinite parameters."""
+
+    def __init__(self, model: Trainable, epoch: int) -> None:
+        self.model = model
+        self._keep(epoch)
+
+    def _keep(self, epoch: int) -> None:
+        xp = self.model.backend.xp
+        self.epoch = epoch
+        self.saved = tuple({k: xp.asarray(v, copy=True) for k, v in d.items()} for d in (self.model.params, self.model.state))
+
+    def check(self, epoch: int, values: dict[str, float], lr: float) -> None:
+        """After ``epoch`` (1-based): keep its parameters, or restore the last good ones and raise."""
+        bad = next(((name, values[name]) for name in ("loss", "val_loss") if name in values and not math.isfinite(values[name])), None)
+        if bad is None:
+            xp, params = self.model.backend.xp, self.model.params
+            peak = float(xp.max(xp.stack([xp.max(xp.abs(p)) for p in params.values()]))) if params else 0.0
+            if math.isfinite(peak):
+                self._keep(epoch)
+                return
+            bad = ("largest parameter", peak)
+        self.model.params, self.model.state = self.saved
+        kept = f"after epoch {self.epoch}" if self.epoch else "before training"
+        raise ValueError(
+            f"training diverged at epoch {epoch}: the {bad[0]} is {bad[1]}; the model keeps its parameters from {kept}; "
+            f"try a smaller learning rate (lr={lr}) or scale the inputs (standardize X)"
+        )
 
 
 @dataclass

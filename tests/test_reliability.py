@@ -62,6 +62,43 @@ CLASS1 = {
 }
 
 
+def _diverge_in_the_last_update():
+    """One batch per epoch: the epoch's loss comes from logits before the update that blows up."""
+    model = ab.MLP([2, 4, 2], seed=0)
+    before = {k: ab.to_numpy(v).copy() for k, v in model.params.items()}
+    X, y = np.random.default_rng(0).standard_normal((8, 2)), np.arange(8) % 2
+    try:
+        with np.errstate(all="ignore"):  # the overflow is the point
+            model.fit(X, y, epochs=1, batch_size=8, optimizer="sgd", lr=100.0, schedule=lambda e, n: 1e38, verbose=False)
+    except ValueError as exc:
+        same = all(np.array_equal(ab.to_numpy(model.params[k]), before[k]) for k in before)
+        return str(exc).split(";")[:2], same
+    return "no error", None
+
+
+def _diverge_in_validation_only():
+    model = ab.MLP([2, 4, 2], seed=0)
+    X, y = np.random.default_rng(0).standard_normal((8, 2)), np.arange(8) % 2
+    seen = []
+    try:
+        with np.errstate(all="ignore"):  # the overflow is the point
+            model.fit(X, y, epochs=3, batch_size=4, validation_data=(np.full((2, 2), 3e38), [0, 1]), verbose=False,
+                      callbacks=[lambda epoch, history, m: seen.append(epoch)])
+    except ValueError as exc:
+        finite = all(np.isfinite(ab.to_numpy(v)).all() for v in model.params.values())
+        return str(exc).split(";")[0], finite, seen
+    return "no error", None, seen
+
+
+CLASS1["a blow-up in the last update"] = (
+    _diverge_in_the_last_update, None,
+    (["training diverged at epoch 1: the largest parameter is inf", " the model keeps its parameters from before training"], True),
+)
+CLASS1["a divergence seen only in the validation loss"] = (
+    _diverge_in_validation_only, None, ("training diverged at epoch 1: the val_loss is nan", True, []),
+)
+
+
 @pytest.mark.parametrize("case", list(CLASS1))
 def test_class1_no_silent_wrong_numbers(case):
     call, exception, expected = CLASS1[case]
@@ -183,3 +220,35 @@ def test_a_closed_pipe_ends_quietly():
     )
     assert result.stdout.startswith("digits: ") and result.stdout.count("\n") == 1
     assert "Traceback" not in result.stderr and "BrokenPipeError" not in result.stderr, result.stderr
+
+
+# --- a property over the public API ----------------------------------------------------------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+from hypothesis.extra.numpy import arrays  # noqa: E402
+
+ARGUMENTS = ("X", "y", "epochs", "batch_size", "lr", "optimizer", "sample_weight", "schedule", "weight_decay", "momentum")
+_values = st.one_of(st.floats(-1e6, 1e6), st.sampled_from([np.nan, np.inf, -np.inf, 1e39, 0.0]))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    X=arrays(np.float64, st.tuples(st.integers(0, 6), st.integers(1, 3)), elements=_values),
+    labels=st.lists(st.integers(-1, 3), min_size=0, max_size=7),
+    epochs=st.one_of(st.integers(-1, 3), st.just(1.5)),
+    batch_size=st.one_of(st.integers(0, 8), st.just("8")),
+    lr=st.one_of(st.floats(-1.0, 1e3), st.just(float("nan"))),
+    optimizer=st.sampled_from(["sgd", "adam", "momentum", "nesterov", "rmsprop", ["adam"]]),
+    weights=st.one_of(st.none(), st.lists(st.floats(-1.0, 3.0), min_size=0, max_size=7)),
+)
+def test_any_input_trains_to_finite_parameters_or_raises_naming_an_argument(X, labels, epochs, batch_size, lr, optimizer, weights):
+    model = ab.MLP([X.shape[1], 4, 3], seed=0, backend="numpy")
+    try:
+        with np.errstate(all="ignore"):
+            model.fit(X, np.array(labels), epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer,
+                      sample_weight=None if weights is None else np.array(weights), verbose=False)
+    except (ValueError, TypeError) as exc:
+        assert any(name in str(exc) for name in ARGUMENTS), str(exc)
+    else:
+        assert all(np.isfinite(ab.to_numpy(p)).all() for p in model.params.values())
