@@ -1,7 +1,11 @@
 """anybackprop: fully-connected networks with hand-derived backpropagation, written once against
 the Python array API standard; NumPy on the CPU, CuPy on the GPU, chosen by ANYBACKPROP_BACKEND."""
 
-from . import layers
+from . import _launch
+
+_launch.limit_blas_threads()  # under mpiexec/srun, before NumPy loads its BLAS: threads = cores per process
+
+from . import distributed, layers  # noqa: E402
 from .activations import ACTIVATIONS, Activation, get_activation, leaky_relu_activation
 from .backend import (
     Backend,
