@@ -6,11 +6,12 @@ import argparse
 import platform
 import sys
 import time
+import traceback
 from collections.abc import Sequence
 
 import numpy as np
 
-from . import __version__, datasets, fastpaths
+from . import __version__, datasets, distributed, fastpaths
 from .backend import BACKEND_NAMES, DTYPE_NAMES, Backend, available_backends, create_backend, get_backend, set_backend, to_numpy, unavailable_reason
 from .fastpaths.check import check_fast_paths
 from .gradcheck import gradcheck
@@ -91,16 +92,34 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    comm: distributed.Communicator = distributed.SingleProcess()
     try:
+        comm = distributed.init()  # several processes when started by mpiexec/srun
+        if comm.size > 1 and getattr(args, "backend", None) == "cupy" and not args.device:
+            args.device = str(comm.local_rank)  # one GPU per process
         if getattr(args, "backend", None) or getattr(args, "device", None) or getattr(args, "dtype", None):
             set_backend(args.backend or get_backend().name, getattr(args, "device", None), dtype=getattr(args, "dtype", None))
-        return {"train": _train, "info": _info, "gradcheck": _gradcheck, "selftest": _selftest}[args.command](args)
-    except (ValueError, ImportError) as exc:
+        if args.command in ("train", "info"):
+            return {"train": _train, "info": _info}[args.command](args, comm)
+        return {"gradcheck": _gradcheck, "selftest": _selftest}[args.command](args)
+    except (ValueError, ImportError, RuntimeError) as exc:
+        _abort_others(comm, exc)
         print(f"anybackprop: error: {exc}", file=sys.stderr)
         return 2
+    except Exception as exc:
+        _abort_others(comm, exc)
+        raise
 
 
-def _train(args: argparse.Namespace) -> int:
+def _abort_others(comm: distributed.Communicator, exc: BaseException) -> None:
+    """Several processes: the others would wait for this one forever; print and end them all."""
+    if comm.size > 1:
+        traceback.print_exception(exc, file=sys.stderr)
+        print(f"anybackprop: error on rank {comm.rank} of {comm.size}: {exc}", file=sys.stderr, flush=True)
+        comm.abort(1)
+
+
+def _train(args: argparse.Namespace, comm: distributed.Communicator) -> int:
     X, y = datasets.load(args.dataset, seed=args.seed)
     X_train, X_test, y_train, y_test = datasets.train_test_split(X, y, args.test_size, seed=args.seed)
     X_train, X_test = datasets.standardize(X_train, X_test)
@@ -108,15 +127,26 @@ def _train(args: argparse.Namespace) -> int:
     output = "sigmoid" if n_classes == 2 else "softmax"
     sizes = [X.shape[1], *args.hidden, 1 if output == "sigmoid" else n_classes]
     model = MLP(sizes, activation=args.activation, output=output, seed=args.seed, dropout=args.dropout or None, norm=args.norm)
-    verbose = not args.quiet
+    lead = comm.rank == 0  # only rank 0 prints, saves and plots
+    verbose = not args.quiet and lead
     if verbose:
-        print(f"{args.dataset}: {len(X_train)} training and {len(X_test)} test rows; {model}")
+        where = f" on {comm.size} processes ({comm.library})" if comm.size > 1 else ""
+        print(f"{args.dataset}: {len(X_train)} training and {len(X_test)} test rows{where}; {model}")
     start = time.perf_counter()
     history = model.fit(
         X_train, y_train, epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer,
         lr=args.lr, weight_decay=args.weight_decay, seed=args.seed, validation_data=(X_test, y_test), verbose=verbose,
+        comm=comm if comm.size > 1 else None,
     )
     seconds = time.perf_counter() - start
+    if lead:
+        _report(args, model, history, seconds, (X, X_test, y_test))
+    comm.barrier()  # no process ends before rank 0 has saved (or failed to)
+    return 0
+
+
+def _report(args: argparse.Namespace, model: MLP, history, seconds: float, data: tuple) -> None:
+    X, X_test, y_test = data
     accuracy = model.score(X_test, y_test)
     print(f"test accuracy: {accuracy:.4f} ({history.epochs} epochs in {seconds:.2f} s on {model.backend.name})")
     if args.save:
@@ -127,16 +157,19 @@ def _train(args: argparse.Namespace) -> int:
 
         plot_training(history, args.plot, model=model if X.shape[1] == 2 else None, data=(X_test, y_test))
         print(f"saved the curves to {args.plot}")
-    return 0
 
 
-def _info(args: argparse.Namespace) -> int:
+def _info(args: argparse.Namespace, comm: distributed.Communicator) -> int:
     import array_api_compat
+
+    if comm.rank != 0:
+        return 0
 
     print(f"anybackprop {__version__} on Python {platform.python_version()} ({platform.machine()})")
     print(f"numpy {np.__version__}, array-api-compat {array_api_compat.__version__}")
     current = get_backend()
     print(f"current backend: {current.name} on {current.device} ({current.dtype})")
+    print(f"processes: {distributed.describe(comm)}")
     usable = available_backends()
     for name in BACKEND_NAMES:
         if name in usable:

@@ -72,7 +72,7 @@ class MPIComm(Communicator):
     def __init__(self, mpi: Any, local_rank: int) -> None:
         self._mpi, self._world = mpi, mpi.COMM_WORLD
         self.rank, self.size, self.local_rank = self._world.Get_rank(), self._world.Get_size(), local_rank
-        version = mpi.Get_library_version().strip().splitlines()[0].strip()
+        version = " ".join(mpi.Get_library_version().strip().splitlines()[0].split())
         self.library = f"MPI ({version}) through mpi4py"
         self._nccl: _Nccl | None = None
 
@@ -181,17 +181,14 @@ def init() -> Communicator:
     return MPIComm(mpi, launch["local_rank"])
 
 
-def describe() -> str:
-    """One line for ``anybackprop info``: the processes and what connects them (never starts MPI
-    outside a launch)."""
-    launch = _launch.detect()
-    if launch is None:
-        import importlib.util
+def describe(comm: Communicator) -> str:
+    """One line for ``anybackprop info``: how many processes and what connects them."""
+    if comm.size > 1:
+        return f"{comm.size} ({comm.library})"
+    import importlib.util
 
-        found = "installed" if importlib.util.find_spec("mpi4py") else "not installed"
-        return f"1 process (not started by an MPI launcher; mpi4py {found})"
-    comm = init()
-    return f"{comm.size} processes ({launch['launcher']}), {comm.library}"
+    found = "installed" if importlib.util.find_spec("mpi4py") else "not installed: pip install 'anybackprop[mpi]'"
+    return f"1 (not started by an MPI launcher; mpi4py {found})"
 
 
 # --- a world of threads, for tests ---------------------------------------------------------------
