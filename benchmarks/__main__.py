@@ -163,6 +163,11 @@ def machine() -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if "--distributed" in argv:  # data-parallel scaling: its own options (benchmarks/distributed.py)
+        from . import distributed
+
+        return distributed.main([a for a in argv if a != "--distributed"])
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
     parser.add_argument("--backend", default=None, help="comma-separated anybackprop backends (default: cupy where usable, else numpy)")
     parser.add_argument("--workloads", default=None, help=f"comma-separated, from {', '.join(WORKLOADS)} (default: all that fit the device)")
@@ -172,6 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--memory", action="store_true", help="also measure each contestant's peak memory, in a fresh process")
     parser.add_argument("--skip", default="", help="comma-separated contestant labels to leave out, e.g. torch[cpu]")
     parser.add_argument("--json", default="benchmarks/results.json", help="where to write the JSON")
+    parser.add_argument("--distributed", action="store_true", help="data-parallel scaling instead: see python -m benchmarks --distributed --help")
     args = parser.parse_args(argv)
     backends = args.backend.split(",") if args.backend else ["cupy" if "cupy" in ab.available_backends() else "numpy"]
     unknown = [b for b in backends if b not in ab.available_backends()]
