@@ -128,7 +128,7 @@ class _Nccl:
         try:
             from cupy.cuda import nccl
 
-            ok = bool(getattr(nccl, "available", True))
+            ok = bool(nccl.available)  # False when the NCCL library (the nvidia-nccl wheel) is missing
         except ImportError:
             nccl, ok = None, False
         if world.allreduce(int(ok), op=_mpi_module().MIN) == 0:

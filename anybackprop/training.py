@@ -28,7 +28,7 @@ class Trainable(Protocol):
 
     * ``backend``, ``fast`` (its fast paths), ``head``, ``layers``, ``params``, ``state``, ``decay``;
     * ``check_data(X, Y, sample_weight, class_weight) -> (x, y, w)``: checked arrays on the device;
-    * ``forward_pass(x, training=, rng=) -> ForwardPass``: logits, caches and the pass context;
+    * ``forward_pass(x, training=, rng=, part=) -> ForwardPass``: logits, caches and the pass context;
     * ``backward_pass(fwd, dz) -> grads`` (keys of ``params``); ``commit_state(fwd)``;
     * ``scores(z, y, w, ss_tot) -> (loss, metric)`` in one host read; ``total_sum_of_squares(y, w)``.
     """
@@ -168,6 +168,9 @@ class DataParallelTrainer(Trainer):
     the same everywhere."""
 
     def __init__(self, model: Trainable, optimizer: Optimizer, comm: Any) -> None:
+        missing = [a for a in ("rank", "size", "allreduce_sum", "broadcast", "broadcast_value") if not hasattr(comm, a)]
+        if missing:
+            raise TypeError(f"comm must be a communicator such as anybackprop.distributed.init() returns, got {comm!r} (it lacks {', '.join(missing)})")
         self.comm, self.rank, self.size = comm, comm.rank, comm.size
         self.model = model
         model.params = self._broadcast(model.params)

@@ -90,6 +90,12 @@ def test_an_error_on_one_rank_reaches_the_caller_instead_of_hanging():
     assert time.perf_counter() - start < 10
 
 
+def test_comm_must_be_a_communicator():
+    X, y, _ = data()
+    with pytest.raises(TypeError, match="comm must be a communicator.*lacks rank, size"):
+        ab.MLP([8, 4, 3]).fit(X, y, epochs=1, verbose=False, comm="mpi")
+
+
 def test_collectives_of_the_thread_world():
     def job(comm):
         backend = ab.get_backend()
