@@ -1,8 +1,12 @@
 """anybackprop: fully-connected networks with hand-derived backpropagation, written once against
 the Python array API standard; NumPy on the CPU, CuPy on the GPU, chosen by ANYBACKPROP_BACKEND."""
 
-from . import datasets, layers, tables
-from ._version import __version__
+from . import _launch
+
+_launch.limit_blas_threads()  # under mpiexec/srun, before NumPy loads its BLAS: threads = cores per process
+
+from . import datasets, distributed, layers, tables  # noqa: E402
+from ._version import __version__  # noqa: E402
 from .activations import ACTIVATIONS, Activation, get_activation, leaky_relu_activation
 from .backend import (
     Backend,

@@ -9,11 +9,13 @@ import os
 import platform
 import sys
 import time
+import traceback
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
-from . import __version__, datasets, fastpaths, threads
+from . import __version__, datasets, distributed, fastpaths, threads
 from .backend import BACKEND_NAMES, DTYPE_NAMES, Backend, available_backends, create_backend, get_backend, to_numpy, unavailable_reason, use_backend
 from .fastpaths.check import check_fast_paths
 from .gradcheck import gradcheck
@@ -135,10 +137,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     (Ctrl-C: one line, no traceback, no half-written file), 141 the reader closed the pipe."""
     args = _parser().parse_args(argv)
     commands = {"train": _train, "predict": _predict, "evaluate": _evaluate, "export": _export, "info": _info, "gradcheck": _gradcheck, "selftest": _selftest}
+    comm: distributed.Communicator = distributed.SingleProcess()
     try:
+        comm = distributed.init()  # several processes when started by mpiexec/srun
+        if comm.size > 1 and getattr(args, "backend", None) == "cupy" and not getattr(args, "device", None):
+            args.device = str(comm.local_rank)  # one GPU per process
         with _backend_of(args):  # the caller's backend is left alone
+            if args.command in ("train", "info"):
+                return commands[args.command](args, comm)
             return commands[args.command](args)
-    except (ValueError, TypeError, ImportError, FileNotFoundError) as exc:
+    except (ValueError, TypeError, ImportError, FileNotFoundError, RuntimeError) as exc:
+        _abort_others(comm, exc)
         print(f"anybackprop: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -147,6 +156,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # e.g. anybackprop train | head -1: stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
+    except Exception as exc:
+        _abort_others(comm, exc)
+        raise
+
+
+def _abort_others(comm: distributed.Communicator, exc: BaseException) -> None:
+    """Several processes: the others would wait for this one forever; print and end them all."""
+    if comm.size > 1:
+        traceback.print_exception(exc, file=sys.stderr)
+        print(f"anybackprop: error on rank {comm.rank} of {comm.size}: {exc}", file=sys.stderr, flush=True)
+        comm.abort(1)
 
 
 def _backend_of(args: argparse.Namespace) -> contextlib.AbstractContextManager:
@@ -168,7 +188,7 @@ def _training_data(args: argparse.Namespace) -> tuple[str, dict, np.ndarray, str
     return args.data, columns, y, args.target or "y"
 
 
-def _train(args: argparse.Namespace) -> int:
+def _train(args: argparse.Namespace, comm: distributed.Communicator) -> int:
     name, columns, y, target = _training_data(args)
     if args.impute is None:
         check_complete(columns)  # row numbers of the file, before the split shuffles them
@@ -179,8 +199,11 @@ def _train(args: argparse.Namespace) -> int:
         mlp["loss"] = args.loss
     model = TabularModel(args.hidden, task=task, impute=args.impute, output=args.output, **mlp)
     model.prepare(train_cols, y_train, target)
-    chatty = not (args.quiet or args.json)
+    lead = comm.rank == 0  # only rank 0 prints, saves and plots
+    chatty = not (args.quiet or args.json) and lead
     if chatty:
+        if comm.size > 1:
+            print(f"training on {comm.size} processes ({comm.library})")
         if args.data is not None:
             how = "given" if args.task else "inferred from the target"
             labels = "" if model.classes is None else f": {len(model.classes)} classes {', '.join(map(str, model.classes[:10]))}{' ...' if len(model.classes) > 10 else ''}"
@@ -201,9 +224,19 @@ def _train(args: argparse.Namespace) -> int:
     history = model.fit(
         train_cols, y_train, target=target, epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr,
         seed=args.seed, validation_data=(test_cols, y_test), verbose=chatty, early_stopping=args.early_stopping,
-        class_weight=args.class_weight, checkpoint=args.checkpoint, resume=args.resume, **optimizer_options,
+        class_weight=args.class_weight, checkpoint=args.checkpoint if lead else None, resume=args.resume,
+        comm=comm if comm.size > 1 else None, **optimizer_options,
     )
     seconds = time.perf_counter() - start
+    if lead:
+        _report(args, model, history, seconds, settings, (name, task, target, test_cols, y_train, y_test))
+    comm.barrier()  # no process ends before rank 0 has saved (or failed to)
+    return 0
+
+
+def _report(args: argparse.Namespace, model: TabularModel, history: Any, seconds: float, settings: dict, data: tuple) -> None:
+    """Rank 0's part of ``train``: the test figures, the saved model, the JSON or the lines, the plot."""
+    name, task, target, test_cols, y_train, y_test = data
     test = model.evaluate(test_cols, y_test)
     metric = test["metric"]
     model.info = {"training": settings, "epochs_trained": history.epochs, "test": {metric: test[metric], "loss": test["loss"], "rows": test["rows"]}}
@@ -214,7 +247,7 @@ def _train(args: argparse.Namespace) -> int:
                   "epochs": history.epochs, "seconds": seconds, "backend": model.network.backend.name, "test": test,
                   "history": history.to_dict(), "model": args.save}
         print(json.dumps(result))
-        return 0
+        return
     print(f"test {metric}: {test[metric]:.4f} ({history.epochs} epochs in {seconds:.2f} s on {model.network.backend.name})")
     if args.save:
         print(f"saved the model to {args.save}")
@@ -224,7 +257,6 @@ def _train(args: argparse.Namespace) -> int:
         two_d = model.network.n_features == 2
         plot_training(history, args.plot, model=model.network if two_d else None, data=(model.encode(test_cols), model.encode_target(y_test)) if two_d else None)
         print(f"saved the curves to {args.plot}")
-    return 0
 
 
 def _load_tabular(path: str) -> TabularModel:
@@ -282,8 +314,11 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _info(args: argparse.Namespace) -> int:
+def _info(args: argparse.Namespace, comm: distributed.Communicator) -> int:
     import array_api_compat
+
+    if comm.rank != 0:
+        return 0
 
     print(f"anybackprop {__version__} on Python {platform.python_version()} ({platform.machine()})")
     print(f"numpy {np.__version__}, array-api-compat {array_api_compat.__version__}")
@@ -293,6 +328,7 @@ def _info(args: argparse.Namespace) -> int:
     except ValueError as exc:  # info is what a user runs when the environment names a bad backend
         print(f"current backend: none usable: {exc}")
     print(threads.describe())
+    print(f"processes: {distributed.describe(comm)}")
     usable = available_backends()
     for name in BACKEND_NAMES:
         if name in usable:

@@ -61,9 +61,10 @@ def batch_mean(xp: Any, rows: Any, w: Any = None) -> Any:
     return xp.sum(rows * w[:, 0])
 
 
-def normalized_weights(xp: Any, w: Any) -> Any:
-    """Sample weights ``(m,)`` as a column ``w / sum w`` of shape ``(m, 1)``."""
-    return xp.reshape(w / xp.sum(w), (w.shape[0], 1))
+def normalized_weights(xp: Any, w: Any, total: Any = None) -> Any:
+    """Sample weights ``(m,)`` as a column ``w / sum w`` of shape ``(m, 1)``; ``total`` replaces
+    ``sum w`` (data-parallel training: the weight of the whole global batch)."""
+    return xp.reshape(w / (xp.sum(w) if total is None else total), (w.shape[0], 1))
 
 
 def paired_delta(xp: Any, a: Any, y: Any) -> Any:

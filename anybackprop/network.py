@@ -190,13 +190,15 @@ class Sequential:
                 raise ValueError("class_weight and sample_weight leave every row with weight 0")
         return x, y, w
 
-    def forward_pass(self, x: Any, *, training: bool = False, rng: Any = None, params: dict | None = None) -> ForwardPass:
+    def forward_pass(self, x: Any, *, training: bool = False, rng: Any = None, params: dict | None = None, part: Any = None) -> ForwardPass:
         """Run every layer on a checked batch ``x``; ``training`` switches dropout on and batch
         norm to batch statistics (its new running averages wait in the caches for
-        :meth:`commit_state`); ``params`` replaces the model's (gradient checks)."""
+        :meth:`commit_state`); ``params`` replaces the model's (gradient checks); ``part``: ``x``
+        is this process's part of a global batch (data-parallel training, see
+        :class:`~anybackprop.layers.Pass`)."""
         params = self.params if params is None else params
         state = self.state
-        ctx = Pass(self.backend, self.fast, training, rng)
+        ctx = Pass(self.backend, self.fast, training, rng, part)
         caches = []
         for layer, p_keys, s_keys in self._plan:
             layer_state = {k: state[g] for k, g in s_keys} if s_keys else _NO_STATE

@@ -7,8 +7,9 @@ for the busy core). Small products gain nothing from a second thread even on an 
 
 * the largest matrix product of a step, ``batch x n_in x n_out`` multiply-adds, below
   :data:`SMALL_PRODUCT` (2 M): one thread;
-* otherwise every core this process may run on (``os.sched_getaffinity``), divided among
-  ``ranks_here``, the processes of a data-parallel job on this machine.
+* otherwise every core this process may run on (``os.sched_getaffinity``), divided among the
+  processes an MPI launcher started on this machine, and capped by ``OMP_NUM_THREADS`` /
+  ``OPENBLAS_NUM_THREADS`` / ``MKL_NUM_THREADS`` where set.
 
 ``ANYBACKPROP_NUM_THREADS`` (a positive integer) or ``fit(..., num_threads=n)`` overrides the
 rule. The policy is applied through threadpoolctl with one cached controller (a scan of the
@@ -24,18 +25,11 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
+from . import _launch
 from .layers import Dense
 
 SMALL_PRODUCT = 2_000_000
 ENV = "ANYBACKPROP_NUM_THREADS"
-
-
-def cores() -> int:
-    """The cores this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 def check_num_threads(value: Any, name: str) -> int:
@@ -50,7 +44,19 @@ def check_num_threads(value: Any, name: str) -> int:
     return value
 
 
-def choose(largest_product: int, num_threads: int | None = None, ranks_here: int = 1) -> tuple[int, str]:
+def cores() -> int:
+    """The cores this process may use: its CPU affinity, shared among the processes an MPI
+    launcher started on this machine, and no more than a BLAS thread variable the user (or the
+    launcher set-up in :mod:`anybackprop._launch`) set."""
+    launch = _launch.detect()
+    share = max(1, _launch.cores() // (launch["local_size"] if launch else 1))
+    for variable in _launch.BLAS_THREAD_VARIABLES:
+        if os.environ.get(variable, "").strip().isdigit():
+            share = min(share, max(1, int(os.environ[variable])))
+    return share
+
+
+def choose(largest_product: int, num_threads: int | None = None) -> tuple[int, str]:
     """``(threads, why)`` for a step whose largest product has ``largest_product``
     multiply-adds; ``num_threads`` (or the environment) overrides the rule."""
     if num_threads is not None:
@@ -59,8 +65,7 @@ def choose(largest_product: int, num_threads: int | None = None, ranks_here: int
         return check_num_threads(os.environ[ENV], ENV), ENV
     if largest_product < SMALL_PRODUCT:
         return 1, f"largest product {largest_product:,} < {SMALL_PRODUCT:,} multiply-adds"
-    share = max(1, cores() // max(1, ranks_here))
-    return share, f"largest product {largest_product:,} multiply-adds: {share} of {cores()} cores"
+    return cores(), f"largest product {largest_product:,} multiply-adds: the {cores()} cores this process may use"
 
 
 @functools.lru_cache(maxsize=1)
@@ -85,7 +90,7 @@ def blas_threads() -> int | None:
 
 
 @contextlib.contextmanager
-def limited(backend: Any, largest_product: int, num_threads: int | None = None, ranks_here: int = 1) -> Iterator[int | None]:
+def limited(backend: Any, largest_product: int, num_threads: int | None = None) -> Iterator[int | None]:
     """Run the block with BLAS limited by :func:`choose` when ``backend`` computes on the host;
     yields the thread count applied (None where the policy does not apply)."""
     controller = _controller() if backend.adapter.host else None
@@ -94,7 +99,7 @@ def limited(backend: Any, largest_product: int, num_threads: int | None = None, 
             check_num_threads(num_threads, "num_threads")
         yield None
         return
-    threads, _ = choose(largest_product, num_threads, ranks_here)
+    threads, _ = choose(largest_product, num_threads)
     with controller.limit(limits=threads, user_api="blas"):
         yield threads
 

@@ -33,7 +33,7 @@ class Trainable(Protocol):
 
     * ``backend``, ``fast`` (its fast paths), ``head``, ``layers``, ``params``, ``state``, ``decay``;
     * ``check_data(X, Y, sample_weight, class_weight) -> (x, y, w)``: checked arrays on the device;
-    * ``forward_pass(x, training=, rng=) -> ForwardPass``: logits, caches and the pass context;
+    * ``forward_pass(x, training=, rng=, part=) -> ForwardPass``: logits, caches and the pass context;
     * ``backward_pass(fwd, dz) -> grads`` (keys of ``params``); ``commit_state(fwd)``;
     * ``learn_preprocessing(x)``: state learned from the training rows (standardisation);
     * ``scores(z, y, w, ss_tot) -> (loss, metric)`` in one host read; ``total_sum_of_squares(y, w)``.
@@ -48,7 +48,7 @@ class Trainable(Protocol):
 
     def check_data(self, X: Any, Y: Any, sample_weight: Any = None, class_weight: Any = None, names: tuple = ...) -> tuple: ...
 
-    def forward_pass(self, x: Any, *, training: bool = False, rng: Any = None, params: dict | None = None) -> Any: ...
+    def forward_pass(self, x: Any, *, training: bool = False, rng: Any = None, params: dict | None = None, part: Any = None) -> Any: ...
 
     def backward_pass(self, fwd: Any, dz: Any) -> dict: ...
 
@@ -112,7 +112,9 @@ class History:
 class Trainer:
     """Drives one model's training steps with one optimizer (its state created here, for this
     model). :meth:`reduce_gradients` is the seam for data-parallel training: it returns the
-    gradients unchanged in one process."""
+    gradients unchanged in one process (:class:`DataParallelTrainer` sums them across processes)."""
+
+    rank = 0
 
     def __init__(self, model: Trainable, optimizer: Optimizer) -> None:
         self.model, self.optimizer = model, optimizer
@@ -124,12 +126,21 @@ class Trainer:
         """Combine the gradients of every process's share of the batch: identity here."""
         return grads
 
-    def step(self, x: Any, y: Any, w: Any, rng: Any) -> Any:
-        """One training step on a batch (``w``: raw row weights or None); returns its logits."""
+    def logits(self, x: Any) -> Any:
+        """Inference-mode logits of every row of ``x`` (the validation data)."""
+        return self.model.forward_pass(x).logits
+
+    def step(self, x: Any, y: Any, w: Any, rng: Any, part: Any = None) -> Any:
+        """One training step on a batch (``w``: raw row weights or None); returns its logits.
+        ``part``: the batch is this process's part of a global batch (:class:`BatchPart`)."""
         model = self.model
         xp = model.backend.xp
-        fwd = model.forward_pass(x, training=True, rng=rng)
-        dz = model.head.delta(xp, model.fast, fwd.logits, y, None if w is None else normalized_weights(xp, w))
+        fwd = model.forward_pass(x, training=True, rng=rng, part=part)
+        # a part's delta is that of the global batch's cost: weights over its total, rows over its count
+        wn = None if w is None else normalized_weights(xp, w, None if part is None else part.weight)
+        dz = model.head.delta(xp, model.fast, fwd.logits, y, wn)
+        if part is not None and w is None and part.stop - part.start != part.rows:
+            dz = dz * ((part.stop - part.start) / part.rows)
         grads = self.reduce_gradients(model.backward_pass(fwd, dz))
         self.optimizer.step(xp, model.params, grads)
         model.commit_state(fwd)
@@ -153,6 +164,123 @@ class Trainer:
             wb = None if w is None else w[start:stop]
             logits.append(self.step(xb, y[start:stop, ...], wb, rng))
         return logits[0] if len(logits) == 1 else xp.concat(logits, axis=0)
+
+
+@dataclass(frozen=True)
+class BatchPart:
+    """Rows ``start:stop`` of a global batch of ``rows`` rows (total row weight ``weight``, a
+    1-element array, or None) that one process of ``comm`` trains on; ``sum`` adds an array
+    over every process (what :class:`~anybackprop.layers.Pass` needs for batch statistics)."""
+
+    start: int
+    stop: int
+    rows: int
+    weight: Any
+    comm: Any
+    backend: Any
+
+    def sum(self, a: Any) -> Any:
+        xp = self.backend.xp
+        return xp.reshape(self.comm.allreduce_sum(self.backend, xp.reshape(a, (-1,))), a.shape)
+
+
+class DataParallelTrainer(Trainer):
+    """Synchronous data-parallel training over the processes of ``comm`` (see
+    :mod:`anybackprop.distributed`), equal to one process's training with the same global batch.
+
+    Every process holds the whole data and draws the same permutation; each takes a contiguous
+    part of every global batch (rows ``b r / p`` to ``b (r + 1) / p`` of ``b``; none when
+    ``b < p``), so that every process runs the same steps. Each output delta is that of the global
+    batch's cost (rows over the global count, or weights over the global total), so that the
+    gradients add up: one all-reduce of one flat buffer per step, in the order of ``params``.
+    The parameters and state start from rank 0's, so the model's seed does not matter. Epoch
+    logits and validation logits are assembled on every process (each writes its rows into zeros,
+    then one all-reduce), so that the scores, the history and every decision taken from them are
+    the same everywhere."""
+
+    def __init__(self, model: Trainable, optimizer: Optimizer, comm: Any) -> None:
+        missing = [a for a in ("rank", "size", "allreduce_sum", "broadcast", "broadcast_value") if not hasattr(comm, a)]
+        if missing:
+            raise TypeError(f"comm must be a communicator such as anybackprop.distributed.init() returns, got {comm!r} (it lacks {', '.join(missing)})")
+        self.comm, self.rank, self.size = comm, comm.rank, comm.size
+        self.model = model
+        model.params = self._broadcast(model.params)
+        model.state = self._broadcast(model.state)
+        super().__init__(model, optimizer)
+
+    def _broadcast(self, arrays: dict[str, Any]) -> dict[str, Any]:
+        if not arrays:
+            return arrays
+        return self._unflatten(self.comm.broadcast(self.model.backend, self._flatten(arrays)), arrays)
+
+    def _flatten(self, arrays: dict[str, Any]) -> Any:
+        xp = self.model.backend.xp
+        return xp.concat([xp.reshape(a, (-1,)) for a in arrays.values()])
+
+    def _unflatten(self, flat: Any, like: dict[str, Any]) -> dict[str, Any]:
+        xp = self.model.backend.xp
+        out, offset = {}, 0
+        for key, a in like.items():
+            n = math.prod(a.shape)
+            out[key] = xp.reshape(flat[offset : offset + n], a.shape)
+            offset += n
+        return out
+
+    def _slice(self, rows: int) -> tuple[int, int]:
+        """This process's rows of a global batch of ``rows`` rows."""
+        return rows * self.rank // self.size, rows * (self.rank + 1) // self.size
+
+    def _assemble(self, parts: list[tuple[int, int, int, Any]]) -> Any:
+        """Every process's rows of the batches ``(start, stop, rows, logits)``, in order: each
+        places its own between zeros and one all-reduce adds them."""
+        xp, backend = self.model.backend.xp, self.model.backend
+        blocks = []
+        for start, stop, rows, z in parts:
+            n_out = z.shape[1]
+            zeros = [xp.zeros((n, n_out), dtype=z.dtype, device=backend.device) for n in (start, rows - stop)]
+            blocks += [zeros[0], z, zeros[1]]
+        whole = xp.concat(blocks, axis=0)
+        return xp.reshape(self.comm.allreduce_sum(backend, xp.reshape(whole, (-1,))), whole.shape)
+
+    def reduce_gradients(self, grads: dict[str, Any]) -> dict[str, Any]:
+        """The sum over every process of its part of the global batch's gradient."""
+        grads = {k: grads[k] for k in self.model.params}
+        return self._unflatten(self.comm.allreduce_sum(self.model.backend, self._flatten(grads)), grads)
+
+    def _own_rows(self, x: Any, order: Any, batch_size: int) -> Any:
+        """The rows of ``x`` this process trains on this epoch, in ``order`` (None: as they
+        are), gathered into last epoch's copy."""
+        xp, m = self.model.backend.xp, x.shape[0]
+        if order is None:
+            order = xp.arange(m, device=self.model.backend.device)
+        mine = []
+        for start in range(0, m, batch_size):
+            lo, hi = self._slice(min(batch_size, m - start))
+            mine.append(order[start + lo : start + hi])
+        self._batch = self._gather(xp, x, xp.concat(mine), self._batch)
+        return self._batch
+
+    def logits(self, x: Any) -> Any:
+        lo, hi = self._slice(x.shape[0])
+        return self._assemble([(lo, hi, x.shape[0], self.model.forward_pass(x[lo:hi, ...]).logits)])
+
+    def epoch(self, x: Any, y: Any, w: Any, batch_size: int, rng: Any, order: Any = None) -> Any:
+        """``x``: every row, of which this process gathers its parts of the global batches in
+        ``order``; ``y``, ``w``: every row, already in that order. Returns the logits of every
+        row, assembled from every process's."""
+        xp, backend = self.model.backend.xp, self.model.backend
+        x = self._own_rows(x, order, batch_size)
+        m, done, parts = y.shape[0], 0, []
+        for start in range(0, m, batch_size):
+            rows = min(batch_size, m - start)
+            lo, hi = self._slice(rows)
+            weight = None if w is None else xp.reshape(xp.sum(w[start : start + rows]), (1,))
+            part = BatchPart(lo, hi, rows, weight, self.comm, backend)
+            wb = None if w is None else w[start + lo : start + hi]
+            z = self.step(x[done : done + hi - lo, ...], y[start + lo : start + hi, ...], wb, rng, part)
+            parts.append((lo, hi, rows, z))
+            done += hi - lo
+        return self._assemble(parts)
 
 
 class _Progress:
@@ -208,6 +336,7 @@ def fit(
     checkpoint: str | os.PathLike | None = None,
     resume: str | os.PathLike | None = None,
     preprocess: bool = True,
+    comm: Any = None,
     **optimizer_options: Any,
 ) -> History:
     """Train ``model`` on ``(X, Y)`` and return its :class:`History`.
@@ -231,6 +360,11 @@ def fit(
     :class:`Checkpoint` ``(PATH)``, which writes the model, optimizer state, epoch, history and
     random state at each epoch's end; ``resume=PATH`` continues from such a file, and ends with the
     parameters and history of a run that was never stopped (bitwise on NumPy).
+
+    ``comm`` (a communicator of :func:`anybackprop.distributed.init`) trains data-parallel over its
+    processes (:class:`DataParallelTrainer`): every process passes the same data and arguments,
+    ``batch_size`` is the global batch, and the result equals one process's (to float rounding);
+    the history is the same on every process and only rank 0 prints.
     """
     epochs = check_positive_int(epochs, "epochs")
     batch_size = check_positive_int(batch_size, "batch_size")
@@ -243,8 +377,12 @@ def fit(
         _check_batch_sizes(model, m, batch_size)
         if preprocess:
             model.learn_preprocessing(x)
+        if comm is None:
+            trainer = Trainer(model, opt)
+        else:
+            trainer = DataParallelTrainer(model, opt, comm)
+            seed = comm.broadcast_value(int(host_rng(None).integers(2**62)) if seed is None else seed)  # rank 0's
         rng = host_rng(seed)
-        trainer = Trainer(model, opt)
         history = History()
         run = Run(model, trainer, rng, epochs, history, hooks)
         for hook in hooks:
@@ -255,7 +393,7 @@ def fit(
         gather = model.fast.get(gather_rows)
         xp = model.backend.xp
         ys = ws = order = None
-        progress = _Progress(epochs, verbose, first)
+        progress = _Progress(epochs, verbose and trainer.rank == 0, first)
         guard = _DivergenceGuard(model, first)
         try:
             for epoch in range(first, epochs):
@@ -271,7 +409,7 @@ def fit(
                 loss, train_metric = model.scores(logits, ys, ws, ss_tot[0])
                 values = {"loss": loss, metric: train_metric}
                 if val is not None:
-                    values["val_loss"], values[f"val_{metric}"] = model.scores(model.forward_pass(val[0]).logits, val[1], val[2], ss_tot[1])
+                    values["val_loss"], values[f"val_{metric}"] = model.scores(trainer.logits(val[0]), val[1], val[2], ss_tot[1])
                 guard.check(epoch + 1, values, opt.base_lr)
                 history.record(values)
                 progress.update(epoch + 1, epochs, values, m / max(time.perf_counter() - tick, 1e-9))

@@ -163,6 +163,11 @@ def machine() -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if "--distributed" in argv:  # data-parallel scaling: its own options (benchmarks/distributed.py)
+        from . import distributed
+
+        return distributed.main([a for a in argv if a != "--distributed"])
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
     parser.add_argument("--backend", default=None, help="comma-separated anybackprop backends (default: cupy where usable, else numpy)")
     parser.add_argument("--workloads", default=None, help=f"comma-separated, from {', '.join(WORKLOADS)} (default: all that fit the device)")
@@ -174,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--busy", action="store_true", help="CPU: time every workload again with another process spinning on one core")
     parser.add_argument("--scaling", action="store_true", help="CPU: a width x batch grid (widths 64..2048, batches 32..1024)")
     parser.add_argument("--json", default="benchmarks/results.json", help="where to write the JSON")
+    parser.add_argument("--distributed", action="store_true", help="data-parallel scaling instead: see python -m benchmarks --distributed --help")
     args = parser.parse_args(argv)
     backends = args.backend.split(",") if args.backend else ["cupy" if "cupy" in ab.available_backends() else "numpy"]
     unknown = [b for b in backends if b not in ab.available_backends()]

@@ -104,3 +104,18 @@ def test_the_cupy_contestants_are_built_and_run():
         assert runner.label == label
         labels.append(label)
     assert {"anybackprop[cupy]", "anybackprop[cupy+tf32]", "cupy-loop", "gemm-floor[cupy]"} <= set(labels)
+
+
+def test_quick_distributed_benchmark_compares_processes_and_threads(tmp_path):
+    if not (pathlib.Path(sys.executable).parent / "mpiexec").exists() or __import__("importlib").util.find_spec("mpi4py") is None:
+        pytest.skip("mpiexec or mpi4py is missing: pip install '.[test]' installs mpi4py and the mpich wheel")
+    out = tmp_path / "distributed.json"
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("ANYBACKPROP_")}, "PYTHONPATH": str(ROOT)}
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--distributed", "--quick", "--workloads", "small", "--threads", "2", "--json", str(out)],
+        capture_output=True, text=True, cwd=ROOT, env=env, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(out.read_text())["workloads"]["small"]
+    assert set(rows) == {"1x2", "1x1", "2x1"}
+    assert rows["2x1"]["allreduce_ms_per_step"] > 0 and rows["2x1"]["bus_bandwidth_GBs"] > 0 and rows["1x2"]["model_ms_per_step"] is None

@@ -12,7 +12,7 @@ MATHS = [
     "activations", "losses", "updates", "heads", "network", "gradcheck", "optim", "training", "validation",
     "layers/__init__", "layers/base", "layers/dense", "layers/activation", "layers/dropout", "layers/norm", "layers/standardize",
 ]
-FORBIDDEN = {"numpy", "cupy", "torch", "array_api_strict", "jax", "scipy"}
+FORBIDDEN = {"numpy", "cupy", "torch", "array_api_strict", "jax", "scipy", "mpi4py"}
 
 
 def imported_roots(path):
@@ -107,6 +107,11 @@ def test_the_package_import_graph_has_no_cycle():
 def test_the_cycle_finder_finds_one():
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert find_cycle({"a": {"b"}, "b": set()}) is None
+
+
+def test_only_the_distributed_module_knows_a_communication_library():
+    knows = {module_name(p) for p in PACKAGE.rglob("*.py") if "mpi4py" in imported_roots(p) or "cupy.cuda.nccl" in p.read_text()}
+    assert knows == {"anybackprop.distributed"}
 
 
 def test_the_floor_imports_nothing_above_it():

@@ -29,16 +29,26 @@ class Spy(ab.LayerBase):
 
 @pytest.fixture
 def two_cores(monkeypatch):
-    monkeypatch.setattr(threads, "cores", lambda: 2)
-    monkeypatch.delenv(threads.ENV, raising=False)
+    monkeypatch.setattr(threads._launch, "cores", lambda: 2)
+    for variable in (threads.ENV, *threads._launch.BLAS_THREAD_VARIABLES, "PMI_SIZE", "PMI_RANK", "MPI_LOCALNRANKS", "OMPI_COMM_WORLD_SIZE"):
+        monkeypatch.delenv(variable, raising=False)
 
 
 @pytest.mark.parametrize(
-    "product,ranks,expected",
-    [(64 * 64 * 128, 1, 1), (threads.SMALL_PRODUCT - 1, 1, 1), (threads.SMALL_PRODUCT, 1, 2), (512 * 784 * 1024, 1, 2), (512 * 784 * 1024, 2, 1)],
+    "product,env,expected",
+    [
+        (64 * 64 * 128, {}, 1),
+        (threads.SMALL_PRODUCT - 1, {}, 1),
+        (threads.SMALL_PRODUCT, {}, 2),
+        (512 * 784 * 1024, {}, 2),
+        (512 * 784 * 1024, {"PMI_SIZE": "2", "PMI_RANK": "0", "MPI_LOCALNRANKS": "2"}, 1),  # two processes share the cores
+        (512 * 784 * 1024, {"OPENBLAS_NUM_THREADS": "1"}, 1),  # the user's cap
+    ],
 )
-def test_the_rule(two_cores, product, ranks, expected):
-    assert threads.choose(product, ranks_here=ranks)[0] == expected
+def test_the_rule(two_cores, monkeypatch, product, env, expected):
+    for variable, value in env.items():
+        monkeypatch.setenv(variable, value)
+    assert threads.choose(product)[0] == expected
 
 
 def test_overrides_and_their_errors(two_cores, monkeypatch):

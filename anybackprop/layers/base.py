@@ -27,6 +27,10 @@ A layer is one class with its forward and its whole backward, written against th
 
 Ownership: ``x`` and ``cache`` may be read again later (by the next layer's cache, the epoch's
 scores), so forward never writes into ``x``; backward owns ``dy`` and may overwrite it.
+
+Data-parallel training: a layer that mixes rows (batch statistics) or draws random numbers does
+it through the pass (``ctx.batch_mean``, ``ctx.batch_rows``, ``ctx.uniform``), so that training
+split over processes equals training in one.
 """
 
 from __future__ import annotations
@@ -40,12 +44,36 @@ class Pass:
     """What one forward/backward pass hands every layer: the ``backend`` and its namespace ``xp``,
     its fast paths ``fast`` (:class:`anybackprop.fastpaths.FastPaths`), whether it is
     ``training``, and the host generator ``rng`` that training-only randomness (dropout masks)
-    draws from."""
+    draws from.
 
-    __slots__ = ("backend", "xp", "fast", "training", "rng")
+    ``part`` is None when the pass sees its whole batch. In data-parallel training each process
+    sees only rows ``part.start:part.stop`` of a global batch of ``part.rows`` rows, and
+    ``part.sum(a)`` sums an array over every process. A layer whose result depends on other rows
+    (batch statistics) or on random draws goes through :meth:`batch_mean`, :attr:`batch_rows`
+    and :meth:`uniform`, which are exact in both cases; it never needs to know which."""
 
-    def __init__(self, backend: Backend, fast: Any, training: bool = False, rng: Any = None) -> None:
-        self.backend, self.xp, self.fast, self.training, self.rng = backend, backend.xp, fast, training, rng
+    __slots__ = ("backend", "xp", "fast", "training", "rng", "part")
+
+    def __init__(self, backend: Backend, fast: Any, training: bool = False, rng: Any = None, part: Any = None) -> None:
+        self.backend, self.xp, self.fast, self.training, self.rng, self.part = backend, backend.xp, fast, training, rng, part
+
+    def batch_rows(self, x: Any) -> int:
+        """The number of rows of the whole batch ``x`` is (a part of)."""
+        return x.shape[0] if self.part is None else self.part.rows
+
+    def batch_mean(self, x: Any) -> Any:
+        """The mean over the rows of the whole batch, shape ``(1, n)``."""
+        if self.part is None:
+            return self.xp.mean(x, axis=0, keepdims=True)
+        return self.part.sum(self.xp.sum(x, axis=0, keepdims=True)) / self.part.rows
+
+    def uniform(self, shape: tuple[int, ...], dtype: Any) -> Any:
+        """Uniform draws in [0, 1) for the rows of ``shape`` from :attr:`rng`: a part draws those of
+        the whole batch and keeps its rows, so that the draws do not depend on the split."""
+        if self.part is None:
+            return self.backend.uniform(self.rng, tuple(shape), dtype)
+        whole = self.backend.uniform(self.rng, (self.part.rows, *shape[1:]), dtype)
+        return whole[self.part.start : self.part.stop, ...]
 
     def __repr__(self) -> str:
         return f"Pass(backend={self.backend!r}, fast={self.fast!r}, training={self.training})"

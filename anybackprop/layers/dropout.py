@@ -5,7 +5,8 @@ Training, for ``X (m, n)`` and uniform draws ``U (m, n)`` in [0, 1)::
 
     M = [U >= p] / (1 - p)        Y = X * M        dX = dY * M
 
-The draws come from the pass's host generator (``fit``'s seed), so masks are reproducible, and
+The draws come from the pass's host generator (``fit``'s seed), so masks are reproducible (in
+data-parallel training each process keeps its rows of the global batch's draws), and
 ``gradcheck`` holds them fixed by drawing them again from the same seed for every evaluation.
 """
 
@@ -46,7 +47,7 @@ class Dropout(LayerBase):
             return x, DropoutCache(None)
         if ctx.rng is None:
             raise ValueError("a training pass through Dropout needs a seeded generator (Pass.rng)")
-        mask = dropout_mask(ctx.xp, ctx.backend.uniform(ctx.rng, tuple(x.shape), x.dtype), self.p)
+        mask = dropout_mask(ctx.xp, ctx.uniform(x.shape, x.dtype), self.p)
         return x * mask, DropoutCache(mask)
 
     def backward(self, ctx: Pass, params: dict, cache: DropoutCache, dy: Any, need_dx: bool) -> tuple[dict, Any]:

@@ -20,6 +20,8 @@ statistics and returns new running averages (momentum 0.1; the running variance 
 ``var * m / (m - 1)``), which the trainer commits; at inference it uses the running averages,
 ``Y = gamma (Z - running_mean) / sqrt(running_var + eps) + beta``, whose backward is the plain
 ``dZ = G / sqrt(running_var + eps)``. Layer norm behaves the same in training and inference.
+Batch norm takes its batch means from the pass (``ctx.batch_mean``): over the whole global batch
+in data-parallel training (small all-reduces of column sums), so its statistics stay exact.
 """
 
 from __future__ import annotations
@@ -32,23 +34,23 @@ EPS = 1e-5
 MOMENTUM = 0.1
 
 
-def normalize(xp: Any, z: Any, axis: int, eps: float = EPS) -> tuple[Any, Any, Any]:
+def normalize(xp: Any, z: Any, axis: int, eps: float = EPS, mean: Any = None) -> tuple[Any, Any, Any]:
     """``(Zhat, mu, var)``: Z standardised over ``axis`` with its mean and biased variance;
-    ``mu`` and ``var`` keep the reduced axis (length 1)."""
-    mu = xp.mean(z, axis=axis, keepdims=True)
+    ``mu`` and ``var`` keep the reduced axis (length 1). ``mean`` (default: the mean over
+    ``axis``) is the averaging batch norm takes from its pass, which in data-parallel training
+    averages over the rows of every process."""
+    mean = mean or (lambda v: xp.mean(v, axis=axis, keepdims=True))
+    mu = mean(z)
     d = z - mu
-    var = xp.mean(d * d, axis=axis, keepdims=True)
+    var = mean(d * d)
     return d / xp.sqrt(var + eps), mu, var
 
 
-def normalize_backward(xp: Any, g: Any, zhat: Any, var: Any, axis: int, eps: float = EPS) -> Any:
-    """dZ = r / N (N G - sum(G) - Zhat sum(G Zhat)) over ``axis``, ``G = dY * gamma``,
-    ``r = 1 / sqrt(var + eps)``."""
-    n = g.shape[axis]
-    r = 1.0 / xp.sqrt(var + eps)
-    sum_g = xp.sum(g, axis=axis, keepdims=True)
-    sum_gz = xp.sum(g * zhat, axis=axis, keepdims=True)
-    return (r / n) * (n * g - sum_g - zhat * sum_gz)
+def normalize_backward(xp: Any, g: Any, zhat: Any, var: Any, axis: int, eps: float = EPS, mean: Any = None) -> Any:
+    """dZ = r (G - mean(G) - Zhat mean(G Zhat)) over ``axis`` (the formula above divided by N),
+    ``G = dY * gamma``, ``r = 1 / sqrt(var + eps)``; ``mean`` as in :func:`normalize`."""
+    mean = mean or (lambda v: xp.mean(v, axis=axis, keepdims=True))
+    return (g - mean(g) - zhat * mean(g * zhat)) / xp.sqrt(var + eps)
 
 
 def scale_shift_grads(xp: Any, dy: Any, zhat: Any) -> dict[str, Any]:
@@ -91,10 +93,10 @@ class BatchNorm(_Norm):
             var = xp.reshape(state["running_var"], (1, self.n_in))
             zhat = (x - state["running_mean"]) / xp.sqrt(var + EPS)
             return params["gamma"] * zhat + params["beta"], NormCache(zhat, var)
-        m = x.shape[0]
+        m = ctx.batch_rows(x)
         if m < 2:
             raise ValueError(f"batch norm needs at least 2 rows per training batch to estimate a variance, got {m}")
-        zhat, mu, var = normalize(xp, x, 0)
+        zhat, mu, var = normalize(xp, x, 0, mean=ctx.batch_mean)
         new = {
             "running_mean": (1.0 - MOMENTUM) * state["running_mean"] + MOMENTUM * mu[0, :],
             "running_var": (1.0 - MOMENTUM) * state["running_var"] + MOMENTUM * (m / (m - 1)) * var[0, :],
@@ -109,7 +111,7 @@ class BatchNorm(_Norm):
         g = dy * params["gamma"]
         if cache.state is None:  # inference statistics are constants
             return grads, g / xp.sqrt(cache.var + EPS)
-        return grads, normalize_backward(xp, g, cache.zhat, cache.var, 0)
+        return grads, normalize_backward(xp, g, cache.zhat, cache.var, 0, mean=ctx.batch_mean)
 
 
 class LayerNorm(_Norm):
