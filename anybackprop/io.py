@@ -119,8 +119,10 @@ def load(path: Any, backend: Any = None) -> Any:
         _check_meta(meta)
         try:
             model = _build(meta, backend, contents.nbytes)
-        except (ValueError, TypeError) as exc:
+        except ValueError as exc:
             raise ValueError(str(exc)) from None
+        except TypeError as exc:  # a layer config with arguments of the wrong kind
+            raise ValueError(f"its layers are not valid ({exc})") from None
         built.append(model)
         return _expected(model)
 
