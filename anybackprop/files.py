@@ -25,7 +25,6 @@ import csv
 import io
 import json
 import os
-import re
 import secrets
 import stat
 import zipfile
@@ -163,17 +162,15 @@ Expected = dict[str, tuple[tuple[int, ...], Any]]
 """``{member name: (shape, dtype)}``: the arrays that the metadata implies."""
 
 
-def json_depth(text: str) -> int:
-    """Deepest nesting of arrays and objects in the JSON ``text`` (strings skipped), found
-    without parsing it (so without recursion)."""
-    depth = deepest = 0
-    for match in re.finditer(r'"(?:[^"\\]|\\.)*"|[\[\]{}]', text):
-        token = match.group()
-        if token in "[{":
-            depth += 1
+def json_depth(value: Any) -> int:
+    """Deepest nesting of lists and dicts in the parsed JSON ``value`` (counted with a stack, not
+    by recursion)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (list, dict)):
             deepest = max(deepest, depth)
-        elif token in "]}":
-            depth -= 1
+            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
     return deepest
 
 
@@ -224,9 +221,13 @@ def _member_data(zf: zipfile.ZipFile, info: zipfile.ZipInfo, name: str, shape: t
 
 def _open_source(path: Any, stack: contextlib.ExitStack) -> tuple[BinaryIO, int]:
     if isinstance(path, (str, bytes, os.PathLike)):
+        if os.path.isdir(path):
+            raise _Invalid("it is a directory")
         f = stack.enter_context(open(path, "rb"))  # FileNotFoundError passes through
-    elif hasattr(path, "read") and hasattr(path, "seek"):
+    elif hasattr(path, "read"):
         f = path
+        if not (hasattr(f, "seekable") and f.seekable()):  # a pipe or a socket: read it whole
+            f = io.BytesIO(f.read())
     else:
         raise TypeError(f"expected a path or a binary file object, got {type(path).__name__}")
     start = f.tell()
@@ -332,12 +333,14 @@ def _read_meta(zf: zipfile.ZipFile, info: zipfile.ZipInfo, meta_key: str, max_me
         raise
     except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError, RuntimeError, SyntaxError, UnicodeError) as exc:
         raise _Invalid(f"cannot read its metadata ({type(exc).__name__}: {exc})") from None
-    if json_depth(text) > MAX_META_DEPTH:
-        raise _Invalid(f"its metadata nests deeper than {MAX_META_DEPTH} levels")
     try:
         meta = json.loads(text)
-    except (json.JSONDecodeError, RecursionError, ValueError) as exc:
+    except RecursionError:  # json's parser refuses nesting deeper than the recursion limit
+        raise _Invalid(f"its metadata nests deeper than {MAX_META_DEPTH} levels") from None
+    except ValueError as exc:
         raise _Invalid(f"its metadata is not JSON ({type(exc).__name__}: {exc})") from None
+    if json_depth(meta) > MAX_META_DEPTH:
+        raise _Invalid(f"its metadata nests deeper than {MAX_META_DEPTH} levels")
     if not isinstance(meta, dict):
         raise _Invalid("its metadata is not a JSON object")
     return meta

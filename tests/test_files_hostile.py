@@ -117,6 +117,8 @@ CASES = [
     ("zip-bomb", zip_bomb, r"member 'W1.npy' is compressed"),
     ("compressed-valid", lambda p: archive(p, members(), zipfile.ZIP_DEFLATED), r"is compressed \(anybackprop writes uncompressed members"),
     ("deep-json", deep_json, r"its metadata nests deeper than 32 levels"),
+    ("json-33-deep", lambda p: archive(p, members(**{"__anybackprop__.npy": meta(info={"a": [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]})})), r"nests deeper than 32 levels"),
+    ("json-quotes", lambda p: archive(p, members(**{"__anybackprop__.npy": npy(np.array('{"a": "' + '\\"' * 200000))})), r"its metadata is not JSON"),
     ("huge-json", huge_json, r"its metadata is \d+ bytes, more than the 1048576 characters allowed"),
     ("metadata-not-string", lambda p: archive(p, members(**{"__anybackprop__.npy": npy(np.zeros(3))})), r"its metadata is not a unicode string"),
     ("metadata-not-json", lambda p: archive(p, members(**{"__anybackprop__.npy": npy(np.array("{nope"))})), r"its metadata is not JSON"),
@@ -161,6 +163,25 @@ def test_a_file_object_loads_and_names_itself_in_errors(tmp_path):
         ab.load(io.BytesIO(b"junk" * 20))
     with pytest.raises(TypeError, match="expected a path or a binary file object, got int"):
         ab.load(3)
+    with pytest.raises(ValueError, match=rf"^{tmp_path} is not a valid anybackprop model file: it is a directory"):
+        ab.load(tmp_path)
+
+
+class Unseekable(io.RawIOBase):
+    def __init__(self, data):
+        self.inner = io.BytesIO(data)
+
+    def readable(self):
+        return True
+
+    def readinto(self, buffer):
+        return self.inner.readinto(buffer)
+
+
+def test_a_stream_that_cannot_seek_loads(tmp_path):
+    good(tmp_path / "m.npz")
+    model = ab.load(Unseekable((tmp_path / "m.npz").read_bytes()))
+    np.testing.assert_array_equal(ab.to_numpy(model.params["b1"]), B1)
 
 
 def test_a_saved_model_loads_from_a_file_object_bitwise(tmp_path):
@@ -243,7 +264,7 @@ def test_a_small_hostile_file_cannot_take_memory(tmp_path):
     good(tmp_path / "good.npz")
     hostile = {"bomb.npz": zip_bomb, "huge-model.npz": hostile_metadata(layer_sizes=[20000, 20000, 20000]),
                "huge-shape.npz": declared_huge, "deep.npz": deep_json,
-               "callback-like-shape": hostile_metadata(version=3, layers=[{"kind": "dense", "config": {"n_in": 50000, "n_out": 50000}}],
+               "huge-layers.npz": hostile_metadata(version=3, layers=[{"kind": "dense", "config": {"n_in": 50000, "n_out": 50000}}],
                                                        head={"output": "softmax", "loss": "cross_entropy"})}
     paths = []
     for name, make in hostile.items():
@@ -256,3 +277,21 @@ def test_a_small_hostile_file_cannot_take_memory(tmp_path):
     for path, found in json.loads(result.stdout).items():
         assert "is not a valid anybackprop model file" in found["outcome"], (path, found)
         assert found["rss_kb"] < 4096 and found["traced"] < 4 << 20, (path, found)
+
+
+def test_random_corruptions_load_or_are_a_clear_value_error(tmp_path):
+    """Flipped bytes and truncations of a real file (the zip's CRC catches flipped data)."""
+    path = tmp_path / "m.npz"
+    ab.save(ab.MLP([3, 4, 2], norm="batch"), path)
+    data = path.read_bytes()
+    rng = np.random.default_rng(0)
+    for _ in range(1000):
+        corrupt = bytearray(data)
+        for j in rng.integers(0, len(data), rng.integers(1, 5)):
+            corrupt[j] = rng.integers(0, 256)
+        if rng.random() < 0.2:
+            corrupt = corrupt[: rng.integers(0, len(corrupt))]
+        try:
+            ab.load(io.BytesIO(bytes(corrupt)))
+        except ValueError as exc:
+            assert str(exc).startswith("<BytesIO> is not a valid anybackprop model file: ") and "allow_pickle" not in str(exc)
