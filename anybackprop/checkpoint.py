@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from .backend import to_numpy
-from .files import Contents, Refusal, atomic_open, display_name, read_archive
+from .files import Contents, Refusal, _invalid, atomic_open, display_name, read_archive
 
 FORMAT = "anybackprop-checkpoint"
 VERSION = 1
@@ -74,9 +74,11 @@ def _expected(meta: dict, contents: Contents, run: Any, path: Any) -> dict[str, 
     arrays with the run's shapes, and each callback's declared arrays."""
     if meta.get("format") != FORMAT or meta.get("version") != VERSION:
         raise ValueError(f"it is not an anybackprop checkpoint (format {FORMAT} version {VERSION})")
-    if not isinstance(meta.get("optimizer"), dict) or not isinstance(meta["optimizer"].get("counters"), dict):
+    counters = meta["optimizer"].get("counters") if isinstance(meta.get("optimizer"), dict) else None
+    if not isinstance(counters, dict) or not all(type(v) is int for v in counters.values()):
         raise ValueError("its metadata has no optimizer section")
-    if not isinstance(meta.get("callbacks"), list) or not all(isinstance(c, dict) and isinstance(c.get("class"), str) for c in meta["callbacks"]):
+    if not isinstance(meta.get("callbacks"), list) or not all(
+            isinstance(c, dict) and isinstance(c.get("class"), str) and isinstance(c.get("values"), dict) for c in meta["callbacks"]):
         raise ValueError("its metadata has no valid callbacks list")
     if type(meta.get("epoch")) is not int or meta["epoch"] < 0 or not isinstance(meta.get("history"), dict) or not isinstance(meta.get("rng"), dict):
         raise ValueError("its metadata has no valid epoch, history and generator state")
@@ -122,6 +124,11 @@ def load_checkpoint(path: str | os.PathLike, run: Any) -> int:
     def part(prefix: str) -> dict[str, np.ndarray]:
         return {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
 
+    try:  # the metadata's parts that the arrays do not cover, checked before the run changes
+        restored = type(run.history).from_dict(meta["history"])
+        np.random.Generator(type(run.rng.bit_generator)()).bit_generator.state = meta["rng"]
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError, OverflowError) as exc:
+        raise _invalid(path, f"its history or generator state is not valid ({type(exc).__name__}: {exc})", "checkpoint") from None
     model.set_params(part("model.params."))
     model.set_state(part("model.state."))
     slots = {slot: part(f"optimizer.{slot}.") for slot in optimizer.slots}
@@ -129,10 +136,12 @@ def load_checkpoint(path: str | os.PathLike, run: Any) -> int:
     for key, hook in zip(_by_occurrence([type(h).__name__ for h in run.callbacks]), run.callbacks):
         if key in saved:
             i = saved[key]
-            hook.restore_checkpoint_state(meta["callbacks"][i]["values"], part(f"callback{i}."), model)
+            try:
+                hook.restore_checkpoint_state(meta["callbacks"][i]["values"], part(f"callback{i}."), model)
+            except (KeyError, TypeError, IndexError, AttributeError, OverflowError) as exc:
+                raise _invalid(path, f"the state of callback {key[0]} is not valid ({type(exc).__name__}: {exc})", "checkpoint") from None
         elif hook.checkpoint_state()[0]:
             raise ValueError(f"resume: {display_name(path)} has no state for this fit's callback {key[0]} (number {key[1] + 1} of its class)")
-    restored = type(run.history).from_dict(meta["history"])
     run.history.__dict__.update(restored.__dict__)
     run.rng.bit_generator.state = meta["rng"]
     return epoch

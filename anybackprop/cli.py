@@ -175,7 +175,9 @@ def _check_destination(path: str | None, flag: str) -> None:
         return
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
-    if not path or os.path.isdir(path):
+    if not path:
+        raise ValueError(f"{flag} needs a file name, got an empty one")
+    if os.path.isdir(path):
         raise ValueError(f"{flag} {path!r} is a directory; give a file name")
     if not os.path.isdir(directory):
         raise ValueError(f"{flag} {path!r}: the directory {directory} does not exist")

@@ -219,6 +219,11 @@ CHECKPOINT_CASES = [
     ("callback-array-huge", lambda items: rewrite_meta(items, lambda m: m["callbacks"][0]["arrays"].update({"params.W1": {"shape": [10**6, 10**6], "dtype": "float32"}})),
      r"its metadata implies 4000000000\d+ bytes of arrays but the file has \d+ bytes"),
     ("callback-array-object", lambda items: rewrite_meta(items, lambda m: m["callbacks"][0].update(arrays={"x": {"shape": [2], "dtype": "object"}})), r"has no valid shape and dtype"),
+    ("counter-a-string", lambda items: rewrite_meta(items, lambda m: m["optimizer"]["counters"].update(t="x")), r"its metadata has no optimizer section"),
+    ("callback-values-missing", lambda items: rewrite_meta(items, lambda m: m["callbacks"][0].pop("values")), r"no valid callbacks list"),
+    ("callback-values-junk", lambda items: rewrite_meta(items, lambda m: m["callbacks"][0].update(values={"best": [1]})), r"the state of callback EarlyStopping is not valid"),
+    ("history-junk", lambda items: rewrite_meta(items, lambda m: m.update(history={"loss": 1})), r"its history or generator state is not valid"),
+    ("rng-junk", lambda items: rewrite_meta(items, lambda m: m.update(rng={"bit_generator": "MT19937"})), r"its history or generator state is not valid"),
     ("epoch-a-string", lambda items: rewrite_meta(items, lambda m: m.update(epoch="2")), r"no valid epoch"),
 ]
 
