@@ -219,6 +219,12 @@ def _member_data(zf: zipfile.ZipFile, info: zipfile.ZipInfo, name: str, shape: t
     return array
 
 
+def _few(names: Any, limit: int = 20) -> str:
+    """``names`` sorted, as a list, the first ``limit`` of them (a hostile file may hold thousands)."""
+    names = sorted(names)
+    return str(names) if len(names) <= limit else f"{str(names[:limit])[:-1]}, ... ({len(names)} in all)]"
+
+
 def _open_source(path: Any, stack: contextlib.ExitStack) -> tuple[BinaryIO, int]:
     if isinstance(path, (str, bytes, os.PathLike)):
         if os.path.isdir(path):
@@ -296,8 +302,8 @@ def read_archive(
             missing = sorted(set(expected) - set(contents.names))
             extra = sorted(set(contents.names) - set(expected))
             if missing or extra:
-                raise _Invalid(f"it holds arrays {sorted(contents.names)} but its metadata describes {sorted(expected)}"
-                               + (f" (missing {missing})" if missing else "") + (f" (unexpected {extra})" if extra else ""))
+                raise _Invalid(f"it holds arrays {_few(contents.names)} but its metadata describes {_few(expected)}"
+                               + (f" (missing {_few(missing)})" if missing else "") + (f" (unexpected {_few(extra)})" if extra else ""))
             shapes = {k: (tuple(int(n) for n in shape), np.dtype(dtype)) for k, (shape, dtype) in expected.items()}
             total = sum(int(np.prod(shape, dtype=object)) * dtype.itemsize for shape, dtype in shapes.values())
             if total > size:
