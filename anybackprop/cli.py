@@ -188,7 +188,44 @@ def _training_data(args: argparse.Namespace) -> tuple[str, dict, np.ndarray, str
     return args.data, columns, y, args.target or "y"
 
 
+def _check_destination(path: str | None, flag: str) -> None:
+    """Refuse, before any work, a file ``path`` (given as ``flag``) that could not be written:
+    its directory missing or not writable, or a directory in its place."""
+    if path is None:
+        return
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    if not path:
+        raise ValueError(f"{flag} needs a file name, got an empty one")
+    if os.path.isdir(path):
+        raise ValueError(f"{flag} {path!r} is a directory; give a file name")
+    if not os.path.isdir(directory):
+        raise ValueError(f"{flag} {path!r}: the directory {directory} does not exist")
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise ValueError(f"{flag} {path!r}: the directory {directory} is not writable")
+
+
+def _check_plot(path: str | None) -> None:
+    """Refuse, before training, a ``--plot`` that could not be drawn: matplotlib missing or a
+    picture format it does not write (the extension names it; none means png)."""
+    if path is None:
+        return
+    _check_destination(path, "--plot")
+    try:
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise ImportError("--plot needs matplotlib, an optional extra: pip install 'anybackprop[plot]'") from None
+    extension = os.path.splitext(os.fspath(path))[1][1:].lower() or "png"
+    supported = Figure().canvas.get_supported_filetypes()
+    if extension not in supported:
+        raise ValueError(f"--plot {path!r}: matplotlib cannot write .{extension} pictures; use one of {', '.join(sorted(supported))}")
+
+
 def _train(args: argparse.Namespace, comm: distributed.Communicator) -> int:
+    if comm.rank == 0:  # the files rank 0 will write, before any work
+        _check_destination(args.save, "--save")
+        _check_destination(args.checkpoint, "--checkpoint")
+        _check_plot(args.plot)
     name, columns, y, target = _training_data(args)
     if args.impute is None:
         check_complete(columns)  # row numbers of the file, before the split shuffles them
@@ -268,6 +305,7 @@ def _load_tabular(path: str) -> TabularModel:
 
 
 def _predict(args: argparse.Namespace) -> int:
+    _check_destination(args.output, "--output")
     model = _load_tabular(args.model)
     columns = datasets.read_table(args.data)
     if args.proba:
@@ -309,6 +347,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     from .onnx_export import export_onnx
 
+    _check_destination(args.out, "OUT.onnx")
     export_onnx(load(args.model), args.out)
     print(f"wrote the ONNX inference graph to {args.out}")
     return 0

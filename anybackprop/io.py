@@ -10,7 +10,14 @@ time, optional ``info`` (training settings, test metric) and, for a
 class labels with their dtype); version 2 files lack the last three; version 1 files (an MLP's layer sizes,
 activations, output, loss, dtype) still load. Files are written atomically: a temporary file in
 the same directory, flushed and fsynced, then ``os.replace``; on any error the previous file is
-untouched and the temporary file is removed.
+untouched and the temporary file is removed. :func:`save` first checks that the file would load
+back (every array of the dtype and shape the metadata implies, and finite).
+
+A model file is untrusted input: :func:`load` reads the metadata first (bounded in size and
+depth), builds the model it describes only when the file is large enough to hold its parameters,
+then reads each member after checking its name, dtype, byte order and shape against that model
+(see :func:`anybackprop.files.read_archive`); it never unpickles and never decompresses. Any
+problem is ``ValueError("<path> is not a valid anybackprop model file: <reason>")``.
 """
 
 from __future__ import annotations
@@ -24,10 +31,10 @@ import numpy as np
 
 from ._version import __version__
 from .backend import to_numpy
-from .files import _invalid, atomic_open, read_archive
+from .files import Contents, _invalid, atomic_open, display_name, read_archive
 
 from .heads import get_head
-from .layers import layer_from_spec
+from .layers import BatchNorm, Dense, LayerNorm, Standardize, layer_from_spec
 from .network import MLP, Sequential
 
 FORMAT = "anybackprop"
@@ -62,34 +69,68 @@ def save(model: Any, path: str | os.PathLike, info: dict | None = None) -> None:
         meta["table"] = table
     if info:
         meta["info"] = info
+    try:
+        # the arrays a fresh model of the same layers has (built from the layers, not from their
+        # specs: a model of an unregistered layer kind saves, and loads once the kind is registered)
+        expected = _expected(Sequential(model.layers, model.head, dtype=model.dtype_name, backend="numpy"))
+        for key, (shape, dtype) in expected.items():
+            _check_array(key, arrays.get(key), shape, dtype)
+    except ValueError as exc:
+        raise ValueError(f"cannot save this model to {display_name(path)}: {exc}; the file would not load back") from None
+    if set(arrays) != set(expected):
+        raise ValueError(f"cannot save this model to {display_name(path)}: it has arrays {sorted(arrays)}, its layers describe {sorted(expected)}")
     arrays[_META_KEY] = np.array(json.dumps(meta))
     with atomic_open(path) as f:
         np.savez(f, **arrays)
 
 
-def load(path: str | os.PathLike, backend: Any = None) -> Any:
-    """Read a model written by :func:`save` onto ``backend`` (default: the current one): the
-    network, or a :class:`~anybackprop.tables.TabularModel` around it when the file holds a table
-    encoding (its ``info`` holds what :func:`save` recorded)."""
-    meta, arrays = read_archive(path)
+def _check_array(key: str, value: Any, shape: tuple, dtype: np.dtype) -> None:
+    if not isinstance(value, np.ndarray):
+        raise ValueError(f"{key} is missing")
+    if value.dtype != dtype or tuple(value.shape) != tuple(shape):
+        raise ValueError(f"{key} has shape {tuple(value.shape)} dtype {value.dtype}, expected {tuple(shape)} {dtype}")
+    if not np.isfinite(value).all():
+        raise ValueError(f"{key} contains NaN or infinity")
+
+
+def _expected(model: Sequential) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+    """The members a file of ``model`` holds: its parameters and (prefixed) state."""
+    dtype = np.dtype(model.dtype_name)
+    found = {key: (tuple(value.shape), dtype) for key, value in model.params.items()}
+    found.update({_STATE + key: (tuple(value.shape), dtype) for key, value in model.state.items()})
+    return found
+
+
+def _check_meta(meta: dict) -> None:
     if meta.get("format") != FORMAT:
-        raise _invalid(path, "its metadata does not name the anybackprop format")
+        raise ValueError("its metadata does not name the anybackprop format")
     if meta.get("version") not in (1, 2, VERSION):
-        raise _invalid(path, f"format version {meta.get('version')!r} is not supported (expected 1, 2 or {VERSION})")
+        raise ValueError(f"format version {meta.get('version')!r} is not supported (expected 1, 2 or {VERSION})")
     if meta.get("dtype") not in ("float32", "float64"):
-        raise _invalid(path, f"dtype {meta.get('dtype')!r} is not float32 or float64")
-    try:
-        model = _build(path, meta, backend)
-    except (ValueError, TypeError) as exc:
-        raise _invalid(path, str(exc)) from None
+        raise ValueError(f"dtype {meta.get('dtype')!r} is not float32 or float64")
+
+
+def load(path: Any, backend: Any = None) -> Any:
+    """Read a model written by :func:`save` (from a path or a binary file object) onto ``backend``
+    (default: the current one): the network, or a :class:`~anybackprop.tables.TabularModel`
+    around it when the file holds a table encoding (its ``info`` holds what :func:`save`
+    recorded). A file that is not a valid model is a ValueError naming what is wrong."""
+    built: list[Sequential] = []
+
+    def expect(meta: dict, contents: Contents) -> dict:
+        _check_meta(meta)
+        try:
+            model = _build(meta, backend, contents.nbytes)
+        except ValueError as exc:
+            raise ValueError(str(exc)) from None
+        except TypeError as exc:  # a layer config with arguments of the wrong kind
+            raise ValueError(f"its layers are not valid ({exc})") from None
+        built.append(model)
+        return _expected(model)
+
+    meta, arrays = read_archive(path, expect)
+    model = built[0]
     state = {key[len(_STATE):]: arrays.pop(key) for key in list(arrays) if key.startswith(_STATE)}
-    for what, expected, got in (("params", model.params, arrays), ("state", model.state, state)):
-        if set(got) != set(expected):
-            raise _invalid(path, f"it holds {what} {sorted(got)} but the model it describes needs {sorted(expected)}")
-        for key, value in expected.items():
-            shape = tuple(value.shape)
-            if got[key].shape != shape or got[key].dtype != np.dtype(meta["dtype"]):
-                raise _invalid(path, f"{key} has shape {got[key].shape} dtype {got[key].dtype}, expected {shape} {meta['dtype']}")
     try:
         model.set_params(arrays)
         model.set_state(state)
@@ -99,20 +140,35 @@ def load(path: str | os.PathLike, backend: Any = None) -> Any:
         return model
     from .tables import TabularModel
 
-    info = {k: meta[k] for k in ("anybackprop_version", "created") if k in meta} | (meta.get("info") or {})
+    info = {k: meta[k] for k in ("anybackprop_version", "created") if k in meta} | (meta.get("info") if isinstance(meta.get("info"), dict) else {})
     try:
         return TabularModel.from_saved(model, meta["table"], info)
-    except (ValueError, TypeError, KeyError) as exc:
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
         raise _invalid(path, f"its table section is not valid ({exc})") from None
 
 
-def _build(path: Any, meta: dict, backend: Any) -> Sequential:
-    """The model the metadata describes, with fresh parameters."""
+def _least_elements(layers: list) -> int:
+    """A lower bound on the parameter and state elements of ``layers``, from their sizes alone
+    (nothing allocated): what a file must hold before the model is built."""
+    total = 0
+    for layer in layers:
+        if isinstance(layer, Dense):
+            total += layer.n_in * layer.n_out + layer.n_out
+        elif isinstance(layer, (BatchNorm, LayerNorm, Standardize)):
+            total += 2 * layer.n_in
+    return total
+
+
+def _build(meta: dict, backend: Any, capacity: int | None = None) -> Sequential:
+    """The model the metadata describes, with fresh parameters; with ``capacity`` (the file's
+    size in bytes), refused before anything is allocated when its parameters could not fit."""
     if meta["version"] == 1 or isinstance(meta.get("mlp"), dict):
         config = dict(meta.get("mlp") or meta)
         sizes = config.get("layer_sizes")
-        if not isinstance(sizes, list) or len(sizes) < 2 or not all(isinstance(n, int) and n > 0 for n in sizes):
+        if not isinstance(sizes, list) or len(sizes) < 2 or not all(type(n) is int and n > 0 for n in sizes):
             raise ValueError(f"layer_sizes {sizes!r} is not a list of positive ints")
+        least = sum(a * b + b for a, b in zip(sizes, sizes[1:]))
+        _check_capacity(least, meta["dtype"], capacity)
         allowed = {"layer_sizes", "activation", "output", "loss", "dtype", "init", "dropout", "norm", "standardize"}
         kwargs = {k: v for k, v in config.items() if k in allowed}
         kwargs.setdefault("activation", [])
@@ -120,4 +176,11 @@ def _build(path: Any, meta: dict, backend: Any) -> Sequential:
     layers, head = meta.get("layers"), meta.get("head")
     if not isinstance(layers, list) or not isinstance(head, dict) or set(head) != {"output", "loss"}:
         raise ValueError("its metadata has no valid 'layers' list and 'head' {output, loss}")
-    return Sequential([layer_from_spec(spec) for spec in layers], get_head(**head), dtype=meta["dtype"], backend=backend)
+    layers = [layer_from_spec(spec) for spec in layers]
+    _check_capacity(_least_elements(layers), meta["dtype"], capacity)
+    return Sequential(layers, get_head(**head), dtype=meta["dtype"], backend=backend)
+
+
+def _check_capacity(elements: int, dtype: str, capacity: int | None) -> None:
+    if capacity is not None and elements * np.dtype(dtype).itemsize > capacity:
+        raise ValueError(f"its metadata describes a model of at least {elements} {dtype} values, more than its {capacity} bytes can hold")
