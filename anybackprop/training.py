@@ -19,6 +19,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import array_api_compat
+
 from . import threads
 from .backend import gather_rows, host_rng, to_numpy
 from .checkpoint import load_checkpoint, save_checkpoint
@@ -430,24 +432,35 @@ class _DivergenceGuard:
 
     def __init__(self, model: Trainable, epoch: int) -> None:
         self.model = model
+        self.saved: tuple[dict, dict] = ({}, {})
         self._keep(epoch)
 
     def _keep(self, epoch: int) -> None:
+        """Copy the parameters and state into the kept arrays (refilled in place where they allow
+        it: no fresh allocation, and its page faults, per epoch)."""
         xp = self.model.backend.xp
         self.epoch = epoch
-        self.saved = tuple({k: xp.asarray(v, copy=True) for k, v in d.items()} for d in (self.model.params, self.model.state))
+        for kept, live in zip(self.saved, (self.model.params, self.model.state)):
+            for key, value in live.items():
+                old = kept.get(key)
+                if old is not None and array_api_compat.is_writeable_array(old) and old.shape == value.shape:
+                    old[...] = value
+                else:
+                    kept[key] = xp.asarray(value, copy=True)
 
     def check(self, epoch: int, values: dict[str, float], lr: float) -> None:
         """After ``epoch`` (1-based): keep its parameters, or restore the last good ones and raise."""
         bad = next(((name, values[name]) for name in ("loss", "val_loss") if name in values and not math.isfinite(values[name])), None)
         if bad is None:
             xp, params = self.model.backend.xp, self.model.params
-            peak = float(xp.max(xp.stack([xp.max(xp.abs(p)) for p in params.values()]))) if params else 0.0
+            # max and min of each (NaN propagates through both): no temporary the size of a parameter
+            ends = xp.stack([e for p in params.values() for e in (xp.max(p), xp.min(p))]) if params else xp.zeros(1)
+            peak = float(xp.max(xp.abs(ends)))
             if math.isfinite(peak):
                 self._keep(epoch)
                 return
             bad = ("largest parameter", peak)
-        self.model.params, self.model.state = self.saved
+        self.model.params, self.model.state = (dict(d) for d in self.saved)
         kept = f"after epoch {self.epoch}" if self.epoch else "before training"
         raise ValueError(
             f"training diverged at epoch {epoch}: the {bad[0]} is {bad[1]}; the model keeps its parameters from {kept}; "
