@@ -10,6 +10,7 @@ import platform
 import sys
 import time
 import traceback
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -142,7 +143,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         comm = distributed.init()  # several processes when started by mpiexec/srun
         if comm.size > 1 and getattr(args, "backend", None) == "cupy" and not getattr(args, "device", None):
             args.device = str(comm.local_rank)  # one GPU per process
-        with _backend_of(args):  # the caller's backend is left alone
+        with _backend_of(args), warnings.catch_warnings():  # the caller's backend and warning display are left alone
+            warnings.showwarning = _show_warning
             if args.command in ("train", "info"):
                 return commands[args.command](args, comm)
             return commands[args.command](args)
@@ -159,6 +161,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         _abort_others(comm, exc)
         raise
+
+
+def _show_warning(message: Any, category: type, filename: str, lineno: int, file: Any = None, line: Any = None) -> None:
+    """A warning as one line for the command's user (no source path or code line)."""
+    print(f"anybackprop: warning: {message}", file=sys.stderr if file is None else file)
 
 
 def _abort_others(comm: distributed.Communicator, exc: BaseException) -> None:
