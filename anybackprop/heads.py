@@ -47,12 +47,13 @@ class Head:
 
     def _paths(self, fast: Any) -> tuple:
         """(output activation, paired delta, output derivative) as ``fast`` resolves them, once."""
-        if self._bound[0] is not fast:
-            self._bound = (fast, (
+        bound = self._bound  # read once: a copy of the model on another backend may share this head
+        if bound[0] is not fast:
+            bound = self._bound = (fast, (
                 fast.get(self.output.forward), fast.get(losses.paired_delta),
                 fast.get(self.output.backward, may_overwrite=True),
             ))
-        return self._bound[1]
+        return bound[1]
 
     @property
     def paired(self) -> bool:
@@ -158,9 +159,6 @@ class _Classifier(Head):
 
     def total_sum_of_squares(self, xp: Any, y: Any, w: Any = None) -> float:
         return 0.0
-
-    def _class_index(self, xp: Any, y: Any) -> Any:
-        raise NotImplementedError
 
     def class_weights(self, xp: Any, y: Any, class_weight: Any, name: str = "class_weight") -> Any:
         """Per-row weights ``(m,)`` from ``class_weight``: a dict ``{class index: weight}`` (classes

@@ -206,17 +206,26 @@ class Sequential:
             caches.append(cache)
         return ForwardPass(x, caches, ctx)
 
-    def learn_preprocessing(self, x: Any) -> None:
+    def learn_preprocessing(self, x: Any, only_initial: bool = False) -> None:
         """Set the state of every layer that learns it from data (those with a
         ``learn_state(xp, x)`` method: :class:`~anybackprop.layers.Standardize`) from the checked
-        rows that reach it, running the layers before it in inference mode (``fit`` calls this)."""
+        rows that reach it, running the layers before it in inference mode (``fit`` calls this);
+        ``only_initial``: only layers whose state is still their ``init_state()``."""
         learners = [i for i, layer in enumerate(self.layers) if hasattr(layer, "learn_state")]
+        if only_initial:
+            learners = [i for i in learners if self._initial_state(i)]
         ctx = Pass(self.backend, self.fast)
         for i, (layer, p_keys, s_keys) in enumerate(self._plan[: max(learners, default=-1) + 1]):
             if i in learners:
                 names = dict(s_keys)
                 self.state.update({names[k]: value for k, value in layer.learn_state(ctx.xp, x).items()})
             x, _ = layer.forward(ctx, {k: self.params[g] for k, g in p_keys}, {k: self.state[g] for k, g in s_keys}, x)
+
+    def _initial_state(self, i: int) -> bool:
+        """Whether layer ``i``'s state is still its ``init_state()`` (one host read)."""
+        xp = self.backend.xp
+        initial = self.layers[i].init_state()
+        return all(bool(xp.all(self.state[g] == self.backend.asarray(initial[k], self.dtype))) for k, g in self._plan[i][2])
 
     def layer_arrays(self) -> list[tuple[Any, dict, dict]]:
         """Each layer with its parameters and its state under their local names

@@ -204,8 +204,7 @@ class _MLPBase(BaseEstimator):
         else:
             kwargs: dict[str, Any] = {}
             if epochs > 1:
-                kwargs["early_stopping"] = self.n_iter_no_change
-                kwargs["min_delta"] = self.tol
+                kwargs["callbacks"] = [_TrainingLossStopping(self.n_iter_no_change, self.tol)]
             history = model.fit(
                 X, Y, epochs=epochs, batch_size=self._batch(X.shape[0]), optimizer=optimizer,
                 seed=shuffle_seed + self.n_iter_, verbose=self.verbose, sample_weight=sample_weight, **kwargs,
@@ -356,6 +355,22 @@ class _MLPBase(BaseEstimator):
 def _refuse_sparse(x: Any, name: str) -> None:
     if scipy.sparse.issparse(x):
         raise TypeError(f"{name} is a scipy sparse {type(x).__name__}: sparse input is not supported; call .toarray()")
+
+
+class _TrainingLossStopping:
+    """scikit-learn's MLP rule without a validation split: stop once the training loss has gone
+    more than ``patience`` epochs without falling below the best by ``tol``; the last epoch's
+    weights are kept (no restore), as scikit-learn keeps them."""
+
+    def __init__(self, patience: int, tol: float) -> None:
+        self.patience, self.tol = patience, tol
+        self.best, self.count = float("inf"), 0
+
+    def __call__(self, epoch: int, history: Any, model: Any) -> bool:
+        loss = history.loss[-1]
+        self.count = self.count + 1 if loss > self.best - self.tol else 0
+        self.best = min(self.best, loss)
+        return self.count > self.patience
 
 
 def _can_stratify(y: np.ndarray, fraction: float) -> bool:

@@ -261,10 +261,22 @@ class TableEncoder:
     def from_config(cls, config: dict) -> "TableEncoder":
         encoder = cls(config.get("impute"))
         columns = config.get("columns")
-        if not isinstance(columns, list) or not all(isinstance(c, dict) and c.get("kind") in ("numeric", "categorical") for c in columns):
-            raise ValueError("its table encoder has no valid 'columns' list")
+        if not isinstance(columns, list) or not all(_valid_column(c) for c in columns):
+            raise ValueError("its table encoder has no valid 'columns' list (each a name and a numeric fill or string categories)")
         encoder.columns = columns
         return encoder
+
+
+def _valid_column(column: Any) -> bool:
+    """A saved column spec: a string name, and a finite numeric ``fill`` or a list of string
+    ``categories`` (a file is untrusted input: predict must not meet a KeyError later)."""
+    if not isinstance(column, dict) or not isinstance(column.get("name"), str):
+        return False
+    if column.get("kind") == "numeric":
+        fill = column.get("fill")
+        return isinstance(fill, (int, float)) and not isinstance(fill, bool) and math.isfinite(fill)
+    categories = column.get("categories")
+    return column.get("kind") == "categorical" and isinstance(categories, list) and all(isinstance(c, str) for c in categories)
 
 
 class TabularModel:

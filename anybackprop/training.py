@@ -1,7 +1,8 @@
 """Mini-batch training: :func:`fit` and the :class:`Trainer` it drives a model with.
 
-The data enters the device once per ``fit``. Each epoch draws a permutation on the host (seeded),
-gathers the shuffled copy once on the device, and trains on contiguous slices of it. A training
+The data enters the device once per ``fit``. Each epoch draws a permutation on the host (seeded)
+and gathers each minibatch's rows into one reused buffer on the device (no shuffled copy of all
+of X; the targets and weights, small, are shuffled whole). A training
 step is :meth:`Trainer.step`: forward (training mode), the head's output delta, backward, reduce
 the gradients (a hook: nothing in one process; data-parallel training sums them across
 processes there), update, commit new layer state. The epoch's loss and metric come from the
@@ -56,7 +57,7 @@ class Trainable(Protocol):
 
     def commit_state(self, fwd: Any) -> None: ...
 
-    def learn_preprocessing(self, x: Any) -> None: ...
+    def learn_preprocessing(self, x: Any, only_initial: bool = False) -> None: ...
 
     def scores(self, z: Any, y: Any, w: Any = None, ss_tot: float = 0.0) -> tuple[float, float]: ...
 
@@ -337,7 +338,7 @@ def fit(
     callbacks: Sequence[Any] | None = None,
     checkpoint: str | os.PathLike | None = None,
     resume: str | os.PathLike | None = None,
-    preprocess: bool = True,
+    preprocess: bool | None = None,
     comm: Any = None,
     **optimizer_options: Any,
 ) -> History:
@@ -354,8 +355,10 @@ def fit(
     ``num_threads`` fixes the BLAS threads on the CPU (default: :mod:`anybackprop.threads`'s
     policy, one thread for small products, every core for large ones).
 
-    ``preprocess`` (default True) first sets the state of layers that learn it from the training
-    rows (:class:`~anybackprop.layers.Standardize`); False keeps their state as it is.
+    ``preprocess`` sets the state of layers that learn it from the training rows
+    (:class:`~anybackprop.layers.Standardize`) first: True always, False never, None (default)
+    only while that state is still the layer's initial one, so that a second ``fit`` (or one on a
+    loaded model) continues under the scaling the weights were trained with.
     ``callbacks`` are :class:`Callback` objects or functions ``f(epoch, history, model)``, called at
     each epoch's end (epoch 1-based); one that returns True stops training after that epoch.
     ``early_stopping=k`` adds :class:`EarlyStopping` ``(k, min_delta)``; ``checkpoint=PATH`` adds
@@ -377,8 +380,8 @@ def fit(
         val = _check_validation_data(model, validation_data)
         m = x.shape[0]
         _check_batch_sizes(model, m, batch_size)
-        if preprocess:
-            model.learn_preprocessing(x)
+        if preprocess or preprocess is None:
+            model.learn_preprocessing(x, only_initial=preprocess is None)
         if comm is None:
             trainer = Trainer(model, opt)
         else:

@@ -100,4 +100,8 @@ def test_fit_learns_the_standardisation_and_can_leave_it(data):
     np.testing.assert_allclose(ab.to_numpy(model.predict_proba(X)), ab.to_numpy(plain.predict_proba(Xs)), rtol=1e-10)
     model.fit(X * 2, y, epochs=1, verbose=False, preprocess=False)  # keeps the statistics
     np.testing.assert_allclose(ab.to_numpy(model.state["mean1"]), X.mean(axis=0), rtol=1e-12)
+    model.fit(X * 2, y, epochs=1, verbose=False)  # the default: learned once, then kept for the trained weights
+    np.testing.assert_allclose(ab.to_numpy(model.state["mean1"]), X.mean(axis=0), rtol=1e-12)
+    model.fit(X * 2, y, epochs=1, verbose=False, preprocess=True)  # asked for: learned again
+    np.testing.assert_allclose(ab.to_numpy(model.state["mean1"]), 2 * X.mean(axis=0), rtol=1e-12)
     assert ab.gradcheck(model, X[:8], y[:8]) < 1e-6

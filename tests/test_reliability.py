@@ -252,3 +252,72 @@ def test_any_input_trains_to_finite_parameters_or_raises_naming_an_argument(X, l
         assert any(name in str(exc) for name in ARGUMENTS), str(exc)
     else:
         assert all(np.isfinite(ab.to_numpy(p)).all() for p in model.params.values())
+
+
+@pytest.mark.parametrize(
+    "make,pattern",
+    [
+        (lambda: ab.Dense(0, 3), r"n_in must be a positive integer, got 0"),
+        (lambda: ab.Dense(2, -1), r"n_out must be a positive integer, got -1"),
+        (lambda: ab.BatchNorm(True), r"n must be a positive integer, got True"),
+        (lambda: ab.Dropout(2.5, 0.1), r"n must be a positive integer, got 2.5"),
+    ],
+)
+def test_layer_sizes_are_checked(make, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        make()
+
+
+def _tampered_table_model(tmp_path, change):
+    """A table model saved by the CLI, its metadata edited as a hostile file would be."""
+    from anybackprop import cli
+
+    csv = tmp_path / "t.csv"
+    csv.write_text("a,c,y\n" + "".join(f"{i % 7},{'uv'[i % 2]},{i % 2}\n" for i in range(40)))
+    assert cli.main(["train", "--data", str(csv), "--target", "y", "--epochs", "1", "--quiet", "--save", str(tmp_path / "m.npz")]) == 0
+    return _tampered(tmp_path, tmp_path / "m.npz", change)
+
+
+def _tampered(tmp_path, saved, change):
+    import json
+    import zipfile
+
+    with zipfile.ZipFile(saved) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    meta_name = "__anybackprop__.npy"
+    meta = json.loads(str(np.lib.format.read_array(__import__("io").BytesIO(members[meta_name]))))
+    change(meta)
+    buffer = __import__("io").BytesIO()
+    np.lib.format.write_array(buffer, np.array(json.dumps(meta)))
+    members[meta_name] = buffer.getvalue()
+    with zipfile.ZipFile(tmp_path / "bad.npz", "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return tmp_path / "bad.npz"
+
+
+def _columns(meta):
+    table = meta["table"]
+    return table["encoder"]["columns"]
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda meta: _columns(meta)[0].pop("fill"),
+        lambda meta: _columns(meta)[1].__setitem__("categories", "uv"),
+        lambda meta: _columns(meta)[0].__setitem__("name", 3),
+    ],
+    ids=["numeric fill removed", "categories a string", "a column name not a string"],
+)
+def test_a_tampered_model_file_is_refused_at_load(tmp_path, change):
+    path = _tampered_table_model(tmp_path, change)
+    with pytest.raises(ValueError, match=rf"{path} is not a valid anybackprop model file"):
+        ab.load(path)
+
+
+def test_a_saved_layer_of_zero_inputs_is_refused_at_load(tmp_path):
+    ab.save(ab.Sequential([ab.Dense(3, 4, "relu"), ab.Dense(4, 2)]), tmp_path / "s.npz")
+    path = _tampered(tmp_path, tmp_path / "s.npz", lambda meta: meta["layers"][1]["config"].__setitem__("n_in", 0))
+    with pytest.raises(ValueError, match=rf"{path} is not a valid anybackprop model file: .*n_in must be a positive integer, got 0"):
+        ab.load(path)

@@ -389,3 +389,20 @@ def test_a_tampered_estimator_cannot_build_a_single_output_softmax():
     tampered.__setstate__(state)
     with pytest.raises(ValueError, match="a softmax output needs at least 2 units, got 1; use a sigmoid output for 2 classes"):
         tampered.predict(X)
+
+
+@pytest.mark.parametrize("tol,patience", [(1e-2, 2), (1e-4, 3)])
+def test_without_a_validation_split_training_stops_by_scikit_learns_rule(tol, patience):
+    """The training loss, more than n_iter_no_change epochs without beating the best by tol;
+    replayed on loss_curve_, the rule must fire at the last epoch (or never, at max_iter)."""
+    X, y, _ = _data()
+    clf = MLPClassifier(hidden_layer_sizes=(8,), max_iter=200, tol=tol, n_iter_no_change=patience, random_state=0).fit(X, y)
+    best, count, stop = float("inf"), 0, None
+    for i, loss in enumerate(clf.loss_curve_):
+        count = count + 1 if loss > best - tol else 0
+        best = min(best, loss)
+        if count > patience:
+            stop = i
+            break
+    assert (stop == len(clf.loss_curve_) - 1) if stop is not None else clf.n_iter_ == 200
+    assert clf.n_iter_ == len(clf.loss_curve_)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from ..activations import Activation, get_activation
-from .base import LayerBase, Pass
+from .base import LayerBase, Pass, check_size
 
 
 class ActivationCache(NamedTuple):
@@ -25,7 +25,7 @@ class ActivationLayer(LayerBase):
     kind = "activation"
 
     def __init__(self, n: int, activation: Any = "relu") -> None:
-        self.n_in = self.n_out = int(n)
+        self.n_in = self.n_out = check_size(n, "n")
         self.activation: Activation = get_activation(activation)
 
     def config(self) -> dict:

@@ -23,7 +23,8 @@ A layer is one class with its forward and its whole backward, written against th
     The local names of the parameters that take weight decay (Dense: ``("W",)``).
 ``n_in``, ``n_out``, ``config() -> dict``, ``kind``
     Sizes; ``config()`` is JSON-able and ``LAYERS[kind](**config())`` rebuilds the layer
-    (:mod:`anybackprop.io` saves models that way; register your own kind there to save it).
+    (:mod:`anybackprop.io` saves models that way; ``anybackprop.register_layer`` adds your own
+    kind so that its models load).
 
 Ownership: ``x`` and ``cache`` may be read again later (by the next layer's cache, the epoch's
 scores), so forward never writes into ``x``; backward owns ``dy`` and may overwrite it.
@@ -35,6 +36,7 @@ split over processes equals training in one.
 
 from __future__ import annotations
 
+import numbers
 from typing import Any, Protocol, runtime_checkable
 
 from ..backend import Backend
@@ -97,6 +99,13 @@ class Layer(Protocol):
     def backward(self, ctx: Pass, params: dict, cache: Any, dy: Any, need_dx: bool) -> tuple[dict, Any]: ...
 
     def config(self) -> dict: ...
+
+
+def check_size(value: Any, name: str) -> int:
+    """A layer size as a positive int (a saved file's or a user's), or a ValueError naming it."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
 
 
 class LayerBase:

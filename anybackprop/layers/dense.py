@@ -12,7 +12,7 @@ import math
 from typing import Any, NamedTuple
 
 from ..activations import Activation, get_activation
-from .base import LayerBase, Pass
+from .base import LayerBase, Pass, check_size
 
 INIT_SCHEMES = ("auto", "he", "glorot")
 
@@ -29,7 +29,8 @@ def bias_grad(xp: Any, dz: Any) -> Any:
 
 class DenseCache(NamedTuple):
     """What :meth:`Dense.backward` needs: the input ``a_prev``, the pre-activation ``z`` and the
-    output ``a`` (the same array as ``z`` for the identity)."""
+    output ``a``. Where a fast path computed the activation in Z's buffer (relu, tanh on NumPy),
+    ``z`` holds ``g(Z)``: derivatives read only ``a`` or the sign of ``z``, which it keeps."""
 
     a_prev: Any
     z: Any
@@ -45,7 +46,7 @@ class Dense(LayerBase):
     decay = ("W",)
 
     def __init__(self, n_in: int, n_out: int, activation: Any = "identity", init: str = "auto") -> None:
-        self.n_in, self.n_out = int(n_in), int(n_out)
+        self.n_in, self.n_out = check_size(n_in, "n_in"), check_size(n_out, "n_out")
         self.activation: Activation = get_activation(activation)
         if init not in INIT_SCHEMES:
             raise ValueError(f"unknown init {init!r}; accepted values: {', '.join(INIT_SCHEMES)}")
@@ -55,13 +56,14 @@ class Dense(LayerBase):
     def _paths(self, fast: Any) -> tuple:
         """This layer's formulas as ``fast`` resolves them (fused affine + activation or None,
         affine, activation, its derivative, bias gradient), looked up once per table."""
-        if self._bound[0] is not fast:
+        bound = self._bound  # read once: a copy of the model on another backend may share this layer
+        if bound[0] is not fast:
             forward, backward = self.activation.forward, self.activation.backward
-            self._bound = (fast, (
+            bound = self._bound = (fast, (
                 fast.fused(affine, forward), fast.get(affine), fast.get(forward, may_overwrite=True),
                 fast.get(backward, may_overwrite=True), fast.get(bias_grad),
             ))
-        return self._bound[1]
+        return bound[1]
 
     def config(self) -> dict:
         return {"n_in": self.n_in, "n_out": self.n_out, "activation": self.activation.spec, "init": self.init}

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from .base import LayerBase, Pass
+from .base import LayerBase, Pass, check_size
 
 
 def dropout_mask(xp: Any, u: Any, p: float) -> Any:
@@ -36,7 +36,7 @@ class Dropout(LayerBase):
     def __init__(self, n: int, p: float = 0.5) -> None:
         if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= p < 1.0:
             raise ValueError(f"dropout must be a probability in [0, 1), got {p!r}")
-        self.n_in = self.n_out = int(n)
+        self.n_in = self.n_out = check_size(n, "n")
         self.p = float(p)
 
     def config(self) -> dict:

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from .base import LayerBase, Pass
+from .base import LayerBase, Pass, check_size
 
 EPS = 1e-5
 MOMENTUM = 0.1
@@ -69,7 +69,7 @@ class NormCache(NamedTuple):
 
 class _Norm(LayerBase):
     def __init__(self, n: int) -> None:
-        self.n_in = self.n_out = int(n)
+        self.n_in = self.n_out = check_size(n, "n")
 
     def config(self) -> dict:
         return {"n": self.n_in}

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from .base import LayerBase, Pass
+from .base import LayerBase, Pass, check_size
 
 
 class StandardizeCache(NamedTuple):
@@ -25,7 +25,7 @@ class Standardize(LayerBase):
     kind = "standardize"
 
     def __init__(self, n: int) -> None:
-        self.n_in = self.n_out = int(n)
+        self.n_in = self.n_out = check_size(n, "n")
 
     def config(self) -> dict:
         return {"n": self.n_in}
