@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import sys
 import warnings
+from typing import Any
 
 # (launcher, world size, world rank, local rank, ranks on this node), most specific first
 _LAUNCHERS = (
@@ -27,13 +28,25 @@ def detect(environ: dict | None = None) -> dict | None:
             n = int(env[size])
             if n < 2:
                 return None
-            local = env.get(local_size, "") if local_size else ""
+            local = env.get(local_size, "") if local_size else _slurm_tasks_here(env)
             return {
                 "launcher": name, "size": n, "rank": int(env[rank]),
                 "local_rank": int(env[local_rank]) if env.get(local_rank, "").strip().isdigit() else int(env[rank]),
                 "local_size": int(local) if local.strip().isdigit() else n,
             }
     return None
+
+
+def _slurm_tasks_here(env: Any) -> str:
+    """Slurm's tasks on this node: ``SLURM_STEP_TASKS_PER_NODE`` ("4(x2),3" gives 4 on the first
+    nodes; the leading count is a fair share for every node) or "" when it is not set."""
+    value = env.get("SLURM_STEP_TASKS_PER_NODE", "") or env.get("SLURM_TASKS_PER_NODE", "")
+    digits = ""
+    for char in value.strip():
+        if not char.isdigit():
+            break
+        digits += char
+    return digits
 
 
 def cores() -> int:

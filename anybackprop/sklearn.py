@@ -314,11 +314,8 @@ class _MLPBase(BaseEstimator):
         optimizer = OPTIMIZERS[self.solver].build(lr=self.learning_rate_init, weight_decay=weight_decay, **options)
         if saved and saved["solver"] == self.solver:
             optimizer.init(model)
-            for slot, arrays in saved["state"].items():
-                if slot in optimizer.state and set(arrays) == set(optimizer.state[slot]):
-                    optimizer.state[slot] = {k: model.backend.asarray(v, model.dtype, name=f"optimizer {slot}[{k!r}]") for k, v in arrays.items()}
-            if saved.get("t") is not None and hasattr(optimizer, "t"):
-                optimizer.t = saved["t"]
+            counters = {name: saved["t"] for name in optimizer.counters if name == "t" and saved.get("t") is not None}
+            optimizer.load_state(model, saved["state"], counters)  # checked: slots, keys and shapes
         self._optimizer = optimizer
         return optimizer
 

@@ -119,6 +119,9 @@ def test_launchers_are_read_from_their_environment(monkeypatch):
     ompi = _launch.detect({"OMPI_COMM_WORLD_SIZE": "2", "OMPI_COMM_WORLD_RANK": "1", "OMPI_COMM_WORLD_LOCAL_RANK": "1"})
     assert (ompi["launcher"], ompi["local_rank"], ompi["local_size"]) == ("Open MPI", 1, 2)
     assert _launch.detect({"SLURM_STEP_NUM_TASKS": "8", "SLURM_PROCID": "5", "SLURM_LOCALID": "1"})["size"] == 8
+    # across nodes, the cores of a node are shared by the tasks on that node, not by the world
+    slurm = _launch.detect({"SLURM_STEP_NUM_TASKS": "8", "SLURM_PROCID": "5", "SLURM_LOCALID": "1", "SLURM_STEP_TASKS_PER_NODE": "2(x4)"})
+    assert slurm["size"] == 8 and slurm["local_size"] == 2
     for variable in (*_launch.BLAS_THREAD_VARIABLES, "OMPI_COMM_WORLD_SIZE", "SLURM_STEP_NUM_TASKS"):
         monkeypatch.delenv(variable, raising=False)
     monkeypatch.setenv("PMI_SIZE", "2")
