@@ -22,7 +22,7 @@ from .activations import Activation, get_activation
 from .backend import Backend, backend_for, host_rng, to_numpy
 from .heads import Head, get_head
 from .layers import NORMS, ActivationLayer, Dense, Dropout, Layer, Pass, Standardize
-from .layers.dense import INIT_SCHEMES
+from .layers.dropout import check_rate
 from .losses import normalized_weights
 from .validation import check_finite, check_sample_weight, check_X
 
@@ -381,11 +381,9 @@ class MLP(Sequential):
         ):
             raise ValueError(f"layer_sizes must list at least 2 positive ints (inputs, ..., outputs), got {layer_sizes!r}")
         sizes = [int(n) for n in sizes]
-        if init not in INIT_SCHEMES:
-            raise ValueError(f"unknown init {init!r}; accepted values: {', '.join(INIT_SCHEMES)}")
         n_hidden = len(sizes) - 2
         hidden = _per_hidden(activation, n_hidden, "activation", lambda s: get_activation(s, HIDDEN_ACTIVATIONS))
-        rates = _per_hidden(0.0 if dropout is None else dropout, n_hidden, "dropout", _dropout_rate)
+        rates = _per_hidden(0.0 if dropout is None else dropout, n_hidden, "dropout", check_rate)
         if norm is not None and (not isinstance(norm, str) or norm not in NORMS):
             raise ValueError(f"unknown norm {norm!r}; accepted values: {', '.join(NORMS)} or None")
         head = get_head(output, loss)
@@ -448,9 +446,3 @@ def _per_hidden(value: Any, n_hidden: int, what: str, convert: Any) -> list:
     if len(value) != n_hidden:
         raise ValueError(f"{what} lists {len(value)} values but the model has {n_hidden} hidden layers")
     return [convert(v) for v in value]
-
-
-def _dropout_rate(p: Any) -> float:
-    if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0 <= p < 1:
-        raise ValueError(f"dropout must be a probability in [0, 1) (or a list of one per hidden layer), got {p!r}")
-    return float(p)

@@ -12,6 +12,7 @@ data-parallel training each process keeps its rows of the global batch's draws),
 
 from __future__ import annotations
 
+import numbers
 from typing import Any, NamedTuple
 
 from .base import LayerBase, Pass, check_size
@@ -28,16 +29,21 @@ class DropoutCache(NamedTuple):
     mask: Any
 
 
+def check_rate(p: Any) -> float:
+    """``p`` as a dropout probability in [0, 1) (bools refused), or a ValueError naming it."""
+    if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0.0 <= p < 1.0:
+        raise ValueError(f"dropout must be a probability in [0, 1), got {p!r}")
+    return float(p)
+
+
 class Dropout(LayerBase):
     """Drops each of ``n`` units with probability ``p`` (0 <= p < 1) while training."""
 
     kind = "dropout"
 
     def __init__(self, n: int, p: float = 0.5) -> None:
-        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= p < 1.0:
-            raise ValueError(f"dropout must be a probability in [0, 1), got {p!r}")
+        self.p = check_rate(p)
         self.n_in = self.n_out = check_size(n, "n")
-        self.p = float(p)
 
     def config(self) -> dict:
         return {"n": self.n_in, "p": self.p}
