@@ -5,8 +5,8 @@ from . import _launch
 
 _launch.limit_blas_threads()  # under mpiexec/srun, before NumPy loads its BLAS: threads = cores per process
 
-from . import datasets, distributed, layers, tables  # noqa: E402
-from ._version import __version__  # noqa: E402
+from . import datasets, distributed, layers, tables
+from ._version import __version__
 from .activations import ACTIVATIONS, Activation, get_activation, leaky_relu_activation
 from .backend import (
     Backend,
@@ -30,6 +30,10 @@ from .training import Callback, Checkpoint, CSVLogger, EarlyStopping, History
 
 __all__ = [
     "ACTIVATIONS",
+    "HEADS",
+    "LOSSES",
+    "MLP",
+    "OPTIMIZERS",
     "Activation",
     "ActivationLayer",
     "Backend",
@@ -40,16 +44,12 @@ __all__ = [
     "Dense",
     "Dropout",
     "EarlyStopping",
-    "HEADS",
     "Head",
     "History",
-    "LOSSES",
     "Layer",
     "LayerBase",
     "LayerNorm",
     "Loss",
-    "MLP",
-    "OPTIMIZERS",
     "Sequential",
     "Standardize",
     "TabularModel",
@@ -70,7 +70,7 @@ __all__ = [
     "register_layer",
     "save",
     "set_backend",
-    "to_numpy",
     "tables",
+    "to_numpy",
     "use_backend",
 ]

@@ -11,7 +11,13 @@ from typing import Any
 
 # (launcher, world size, world rank, local rank, ranks on this node), most specific first
 _LAUNCHERS = (
-    ("Open MPI", "OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_LOCAL_RANK", "OMPI_COMM_WORLD_LOCAL_SIZE"),
+    (
+        "Open MPI",
+        "OMPI_COMM_WORLD_SIZE",
+        "OMPI_COMM_WORLD_RANK",
+        "OMPI_COMM_WORLD_LOCAL_RANK",
+        "OMPI_COMM_WORLD_LOCAL_SIZE",
+    ),
     ("MPICH/Hydra", "PMI_SIZE", "PMI_RANK", "MPI_LOCALRANKID", "MPI_LOCALNRANKS"),
     ("MVAPICH", "MV2_COMM_WORLD_SIZE", "MV2_COMM_WORLD_RANK", "MV2_COMM_WORLD_LOCAL_RANK", "MV2_COMM_WORLD_LOCAL_SIZE"),
     ("Slurm srun", "SLURM_STEP_NUM_TASKS", "SLURM_PROCID", "SLURM_LOCALID", None),
@@ -30,7 +36,9 @@ def detect(environ: dict | None = None) -> dict | None:
                 return None
             local = env.get(local_size, "") if local_size else _slurm_tasks_here(env)
             return {
-                "launcher": name, "size": n, "rank": int(env[rank]),
+                "launcher": name,
+                "size": n,
+                "rank": int(env[rank]),
                 "local_rank": int(env[local_rank]) if env.get(local_rank, "").strip().isdigit() else int(env[rank]),
                 "local_size": int(local) if local.strip().isdigit() else n,
             }
@@ -73,7 +81,9 @@ def limit_blas_threads() -> int | None:
         except ImportError:
             warnings.warn(
                 f"NumPy was imported before anybackprop under {launch['launcher']}, so its BLAS may run more threads "
-                f"than the {threads} core(s) per process; set OMP_NUM_THREADS={threads} before mpiexec", RuntimeWarning, stacklevel=3,
+                f"than the {threads} core(s) per process; set OMP_NUM_THREADS={threads} before mpiexec",
+                RuntimeWarning,
+                stacklevel=3,
             )
         else:
             threadpool_limits(threads)

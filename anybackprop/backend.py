@@ -32,7 +32,7 @@ import numpy as np
 BACKEND_NAMES = ("numpy", "array_api_strict", "cupy", "torch")
 """The backends offered to users (``numpy_readonly``, for tests, is in ``ADAPTERS`` only)."""
 DTYPE_NAMES = ("float32", "float64")
-_ACCEPTED = BACKEND_NAMES + ("auto",)
+_ACCEPTED = (*BACKEND_NAMES, "auto")
 _CUPY_INSTALL = "pip install 'anybackprop[cuda12]' or 'anybackprop[cuda13]'"
 
 
@@ -129,17 +129,21 @@ def _host_array(x: Any, name: str) -> np.ndarray:
     """``x`` (a list, a scalar, anything NumPy reads) as a NumPy array, or a clear error."""
     module = type(x).__module__
     if module.startswith("scipy.sparse") or module.startswith("sparse"):
-        raise TypeError(f"{name} is a sparse matrix ({type(x).__name__}); sparse input is not supported; call .toarray()")
+        raise TypeError(
+            f"{name} is a sparse matrix ({type(x).__name__}); sparse input is not supported; call .toarray()"
+        )
     try:
         return np.asarray(x)
     except (ValueError, TypeError) as exc:
-        raise ValueError(f"{name} is not a rectangular array of numbers (a ragged or mixed nested list?): {exc}") from None
+        raise ValueError(
+            f"{name} is not a rectangular array of numbers (a ragged or mixed nested list?): {exc}"
+        ) from None
 
 
 def _dtype_name(dtype: Any) -> str:
     if isinstance(dtype, str):
         return dtype
-    for name in DTYPE_NAMES + ("int64", "int32", "bool"):
+    for name in (*DTYPE_NAMES, "int64", "int32", "bool"):
         if name in str(dtype):
             return name
     return str(dtype)
@@ -387,7 +391,9 @@ def _cupy_activated(backend: Backend) -> Iterator[None]:
                 wanted = linalg.COMPUTE_TYPE_TF32 if backend.tf32 else linalg.COMPUTE_TYPE_DEFAULT
             except (ImportError, AttributeError):
                 linalg = None
-                warnings.warn("this CuPy has no compute-type switch: TF32 stays as CuPy set it (CUPY_TF32)", stacklevel=4)
+                warnings.warn(
+                    "this CuPy has no compute-type switch: TF32 stays as CuPy set it (CUPY_TF32)", stacklevel=4
+                )
         if linalg is not None:
             linalg.set_compute_type(cupy.float32, wanted)
         try:
@@ -478,7 +484,7 @@ def host_rng(seed: int | None) -> np.random.Generator:
 # --- choosing a backend --------------------------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _probe(name: str) -> str | None:
     """None when backend ``name`` is usable on its default device, else why not."""
     try:

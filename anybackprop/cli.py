@@ -1,4 +1,5 @@
-"""The ``anybackprop`` command: ``train``, ``predict``, ``evaluate``, ``export``, ``info``, ``gradcheck`` and ``selftest``."""
+"""The ``anybackprop`` command: ``train``, ``predict``, ``evaluate``, ``export``, ``info``, ``gradcheck``
+and ``selftest``."""
 
 from __future__ import annotations
 
@@ -17,11 +18,21 @@ from typing import Any
 import numpy as np
 
 from . import __version__, datasets, distributed, fastpaths, threads
-from .backend import BACKEND_NAMES, DTYPE_NAMES, Backend, available_backends, create_backend, get_backend, to_numpy, unavailable_reason, use_backend
+from .backend import (
+    BACKEND_NAMES,
+    DTYPE_NAMES,
+    Backend,
+    available_backends,
+    create_backend,
+    get_backend,
+    to_numpy,
+    unavailable_reason,
+    use_backend,
+)
 from .fastpaths.check import check_fast_paths
+from .files import csv_text, write_text
 from .gradcheck import gradcheck
 from .heads import DEFAULT_LOSS, HEADS
-from .files import csv_text, write_text
 from .io import load, save
 from .layers import NORMS
 from .losses import LOSSES
@@ -34,7 +45,9 @@ def _hidden_sizes(text: str) -> list[int]:
     try:
         sizes = [int(part) for part in text.split(",") if part.strip()]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated positive ints such as 128,64, got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated positive ints such as 128,64, got {text!r}"
+        ) from None
     if any(n < 1 for n in sizes):
         raise argparse.ArgumentTypeError(f"expected comma-separated positive ints such as 128,64, got {text!r}")
     return sizes
@@ -65,71 +78,156 @@ def _probability(text: str) -> float:
 
 def _parser() -> argparse.ArgumentParser:
     fmt = argparse.ArgumentDefaultsHelpFormatter
-    parser = argparse.ArgumentParser(prog="anybackprop", description="Train and check MLPs with hand-derived backprop.", formatter_class=fmt)
+    parser = argparse.ArgumentParser(
+        prog="anybackprop", description="Train and check MLPs with hand-derived backprop.", formatter_class=fmt
+    )
     parser.add_argument("--version", action="version", version=f"anybackprop {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     def backend_flags(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--backend", choices=BACKEND_NAMES + ("auto",), default=None, help="array backend (None: ANYBACKPROP_BACKEND or numpy)")
+        p.add_argument(
+            "--backend",
+            choices=(*BACKEND_NAMES, "auto"),
+            default=None,
+            help="array backend (None: ANYBACKPROP_BACKEND or numpy)",
+        )
         p.add_argument("--device", default=None, help="device of the backend (None: its default)")
-        p.add_argument("--dtype", choices=DTYPE_NAMES, default=None, help="float dtype (None: ANYBACKPROP_DTYPE or float32)")
+        p.add_argument(
+            "--dtype", choices=DTYPE_NAMES, default=None, help="float dtype (None: ANYBACKPROP_DTYPE or float32)"
+        )
 
-    train = sub.add_parser("train", help="train an MLP on a bundled dataset or your own table and print its test metric", formatter_class=fmt)
-    train.add_argument("--data", metavar="PATH", default=None, help="a .csv, .parquet or .npz table to train on (None: --dataset)")
-    train.add_argument("--target", metavar="COLUMN", default=None, help="the column of --data to predict (None: y for .npz)")
+    train = sub.add_parser(
+        "train",
+        help="train an MLP on a bundled dataset or your own table and print its test metric",
+        formatter_class=fmt,
+    )
+    train.add_argument(
+        "--data", metavar="PATH", default=None, help="a .csv, .parquet or .npz table to train on (None: --dataset)"
+    )
+    train.add_argument(
+        "--target", metavar="COLUMN", default=None, help="the column of --data to predict (None: y for .npz)"
+    )
     train.add_argument("--task", choices=TASKS, default=None, help="None: inferred from the target and printed")
-    train.add_argument("--impute", choices=IMPUTE, default=None, help="fill missing feature values (None: a missing value is an error)")
-    train.add_argument("--dataset", choices=datasets.DATASETS, default="digits", help="bundled dataset, used without --data")
+    train.add_argument(
+        "--impute", choices=IMPUTE, default=None, help="fill missing feature values (None: a missing value is an error)"
+    )
+    train.add_argument(
+        "--dataset", choices=datasets.DATASETS, default="digits", help="bundled dataset, used without --data"
+    )
     backend_flags(train)
     train.add_argument("--hidden", type=_hidden_sizes, default=[128, 64], help="hidden layer sizes, e.g. 128,64")
     train.add_argument("--activation", choices=HIDDEN_ACTIVATIONS, default="relu", help="hidden activation")
-    train.add_argument("--output", choices=tuple(HEADS), default=None, help="output activation (None: sigmoid for 2 classes, softmax for more, identity for regression)")
+    train.add_argument(
+        "--output",
+        choices=tuple(HEADS),
+        default=None,
+        help="output activation (None: sigmoid for 2 classes, softmax for more, identity for regression)",
+    )
     train.add_argument("--loss", choices=tuple(LOSSES), default=None, help="loss (None: the output's pair)")
     train.add_argument("--epochs", type=_positive(int), default=30, help="number of epochs")
     train.add_argument("--batch-size", type=_positive(int), default=64, help="rows per step")
     lrs = ", ".join(f"{spec.lr:g} for {name}" for name, spec in OPTIMIZERS.items())
-    train.add_argument("--lr", type=_positive(float), default=None, help=f"learning rate (None: the optimizer's: {lrs})")
+    train.add_argument(
+        "--lr", type=_positive(float), default=None, help=f"learning rate (None: the optimizer's: {lrs})"
+    )
     train.add_argument("--optimizer", choices=tuple(OPTIMIZERS), default="adam", help="optimizer")
-    train.add_argument("--momentum", type=_probability, default=None, help="momentum of sgd/momentum/nesterov (None: 0 for sgd, 0.9 for the others)")
+    train.add_argument(
+        "--momentum",
+        type=_probability,
+        default=None,
+        help="momentum of sgd/momentum/nesterov (None: 0 for sgd, 0.9 for the others)",
+    )
     train.add_argument("--weight-decay", type=float, default=1e-3, help="L2 penalty on the weights")
-    train.add_argument("--schedule", choices=SCHEDULES, default="constant", help="learning-rate schedule over the epochs")
-    train.add_argument("--early-stopping", type=_positive(int), default=None, metavar="N", help="stop after N epochs without a better test loss and keep the best weights (None: off)")
+    train.add_argument(
+        "--schedule", choices=SCHEDULES, default="constant", help="learning-rate schedule over the epochs"
+    )
+    train.add_argument(
+        "--early-stopping",
+        type=_positive(int),
+        default=None,
+        metavar="N",
+        help="stop after N epochs without a better test loss and keep the best weights (None: off)",
+    )
     train.add_argument("--dropout", type=_probability, default=0.0, help="dropout after each hidden layer (0: none)")
-    train.add_argument("--norm", choices=tuple(NORMS), default=None, help="normalise each hidden layer's pre-activation (None: none)")
-    train.add_argument("--class-weight", choices=("balanced",), default=None, help="weigh classes inversely to their frequency (None: equal)")
-    train.add_argument("--seed", type=int, default=0, help="seed of the split, the initial weights, the shuffles and dropout")
-    train.add_argument("--test-size", type=float, default=0.2, help="share of the rows held out for the test (stratified for classes)")
-    train.add_argument("--save", metavar="MODEL.npz", default=None, help="write the model, with its preprocessing and labels (None: not saved)")
-    train.add_argument("--checkpoint", metavar="PATH", default=None, help="write a checkpoint at each epoch's end (None: none)")
-    train.add_argument("--resume", metavar="PATH", default=None, help="continue from a checkpoint of the same command (None: start afresh)")
+    train.add_argument(
+        "--norm", choices=tuple(NORMS), default=None, help="normalise each hidden layer's pre-activation (None: none)"
+    )
+    train.add_argument(
+        "--class-weight",
+        choices=("balanced",),
+        default=None,
+        help="weigh classes inversely to their frequency (None: equal)",
+    )
+    train.add_argument(
+        "--seed", type=int, default=0, help="seed of the split, the initial weights, the shuffles and dropout"
+    )
+    train.add_argument(
+        "--test-size", type=float, default=0.2, help="share of the rows held out for the test (stratified for classes)"
+    )
+    train.add_argument(
+        "--save",
+        metavar="MODEL.npz",
+        default=None,
+        help="write the model, with its preprocessing and labels (None: not saved)",
+    )
+    train.add_argument(
+        "--checkpoint", metavar="PATH", default=None, help="write a checkpoint at each epoch's end (None: none)"
+    )
+    train.add_argument(
+        "--resume",
+        metavar="PATH",
+        default=None,
+        help="continue from a checkpoint of the same command (None: start afresh)",
+    )
     train.add_argument("--plot", metavar="CURVES.png", default=None, help="draw the training curves (None: no plot)")
     train.add_argument("--json", action="store_true", help="print only a JSON result")
     train.add_argument("--quiet", action="store_true", help="print only the final result")
 
-    predict = sub.add_parser("predict", help="predict the rows of a table with a saved model; CSV out", formatter_class=fmt)
+    predict = sub.add_parser(
+        "predict", help="predict the rows of a table with a saved model; CSV out", formatter_class=fmt
+    )
     predict.add_argument("model", metavar="MODEL", help="a model saved by anybackprop train --save")
     predict.add_argument("data", metavar="DATA", help="a .csv, .parquet or .npz table with the model's feature columns")
     predict.add_argument("--output", metavar="PATH", default=None, help="CSV file to write (None: standard output)")
     predict.add_argument("--proba", action="store_true", help="one probability column per class instead of the label")
     backend_flags(predict)
 
-    evaluate = sub.add_parser("evaluate", help="metric, loss and confusion matrix of a saved model on a table", formatter_class=fmt)
+    evaluate = sub.add_parser(
+        "evaluate", help="metric, loss and confusion matrix of a saved model on a table", formatter_class=fmt
+    )
     evaluate.add_argument("model", metavar="MODEL", help="a model saved by anybackprop train --save")
-    evaluate.add_argument("data", metavar="DATA", help="a .csv, .parquet or .npz table with the features and the target")
-    evaluate.add_argument("--target", metavar="COLUMN", default=None, help="the target column (None: the one the model was trained on)")
+    evaluate.add_argument(
+        "data", metavar="DATA", help="a .csv, .parquet or .npz table with the features and the target"
+    )
+    evaluate.add_argument(
+        "--target", metavar="COLUMN", default=None, help="the target column (None: the one the model was trained on)"
+    )
     evaluate.add_argument("--json", action="store_true", help="print a JSON result")
     backend_flags(evaluate)
 
-    export = sub.add_parser("export", help="write a saved model as an ONNX inference graph (needs the onnx extra)", formatter_class=fmt)
+    export = sub.add_parser(
+        "export", help="write a saved model as an ONNX inference graph (needs the onnx extra)", formatter_class=fmt
+    )
     export.add_argument("model", metavar="MODEL", help="a model saved by anybackprop train --save")
     export.add_argument("out", metavar="OUT.onnx", help="the ONNX file to write")
 
     sub.add_parser("info", help="list backends, devices and versions", formatter_class=fmt)
 
-    check = sub.add_parser("gradcheck", help="check every activation/output pairing against finite differences", formatter_class=fmt)
-    check.add_argument("--backend", choices=BACKEND_NAMES + ("auto",), default=None, help="array backend (None: ANYBACKPROP_BACKEND or numpy)")
+    check = sub.add_parser(
+        "gradcheck", help="check every activation/output pairing against finite differences", formatter_class=fmt
+    )
+    check.add_argument(
+        "--backend",
+        choices=(*BACKEND_NAMES, "auto"),
+        default=None,
+        help="array backend (None: ANYBACKPROP_BACKEND or numpy)",
+    )
 
-    sub.add_parser("selftest", help="check every usable backend against NumPy and its fast paths against their formulas", formatter_class=fmt)
+    sub.add_parser(
+        "selftest",
+        help="check every usable backend against NumPy and its fast paths against their formulas",
+        formatter_class=fmt,
+    )
     return parser
 
 
@@ -137,7 +235,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; the exit status: 0 done, 1 a check failed, 2 bad input, 130 interrupted
     (Ctrl-C: one line, no traceback, no half-written file), 141 the reader closed the pipe."""
     args = _parser().parse_args(argv)
-    commands = {"train": _train, "predict": _predict, "evaluate": _evaluate, "export": _export, "info": _info, "gradcheck": _gradcheck, "selftest": _selftest}
+    commands = {
+        "train": _train,
+        "predict": _predict,
+        "evaluate": _evaluate,
+        "export": _export,
+        "info": _info,
+        "gradcheck": _gradcheck,
+        "selftest": _selftest,
+    }
     comm: distributed.Communicator = distributed.SingleProcess()
     try:
         comm = distributed.init()  # several processes when started by mpiexec/srun
@@ -225,7 +331,9 @@ def _check_plot(path: str | None) -> None:
     extension = os.path.splitext(os.fspath(path))[1][1:].lower() or "png"
     supported = Figure().canvas.get_supported_filetypes()
     if extension not in supported:
-        raise ValueError(f"--plot {path!r}: matplotlib cannot write .{extension} pictures; use one of {', '.join(sorted(supported))}")
+        raise ValueError(
+            f"--plot {path!r}: matplotlib cannot write .{extension} pictures; use one of {', '.join(sorted(supported))}"
+        )
 
 
 def _train(args: argparse.Namespace, comm: distributed.Communicator) -> int:
@@ -237,7 +345,9 @@ def _train(args: argparse.Namespace, comm: distributed.Communicator) -> int:
     if args.impute is None:
         check_complete(columns)  # row numbers of the file, before the split shuffles them
     task = args.task or infer_task(y)
-    train_cols, test_cols, y_train, y_test = datasets.split_table(columns, y, args.test_size, seed=args.seed, stratify=task == "classification")
+    train_cols, test_cols, y_train, y_test = datasets.split_table(
+        columns, y, args.test_size, seed=args.seed, stratify=task == "classification"
+    )
     mlp = {"activation": args.activation, "seed": args.seed, "dropout": args.dropout or None, "norm": args.norm}
     if args.loss is not None:
         mlp["loss"] = args.loss
@@ -250,7 +360,10 @@ def _train(args: argparse.Namespace, comm: distributed.Communicator) -> int:
             print(f"training on {comm.size} processes ({comm.library})")
         if args.data is not None:
             how = "given" if args.task else "inferred from the target"
-            labels = "" if model.classes is None else f": {len(model.classes)} classes {', '.join(map(str, model.classes[:10]))}{' ...' if len(model.classes) > 10 else ''}"
+            labels = ""
+            if model.classes is not None:
+                more = " ..." if len(model.classes) > 10 else ""
+                labels = f": {len(model.classes)} classes {', '.join(map(str, model.classes[:10]))}{more}"
             print(f"task: {task} ({how} {target!r}{labels})")
         print(f"{name}: {len(y_train)} training and {len(y_test)} test rows; {model.network}")
     optimizer_options = {"weight_decay": args.weight_decay, "schedule": args.schedule}
@@ -259,17 +372,44 @@ def _train(args: argparse.Namespace, comm: distributed.Communicator) -> int:
             raise ValueError("--momentum applies to the sgd, momentum and nesterov optimizers, not adam")
         optimizer_options["momentum"] = args.momentum
     settings = {
-        "data": name, "target": target, "task": task, "hidden": args.hidden, "activation": args.activation, "output": model.network.head.output.name,
-        "loss": model.network.head.loss.name, "epochs": args.epochs, "batch_size": args.batch_size, "optimizer": args.optimizer, "lr": args.lr,
-        **optimizer_options, "early_stopping": args.early_stopping, "dropout": args.dropout, "norm": args.norm, "class_weight": args.class_weight,
-        "impute": args.impute, "seed": args.seed, "test_size": args.test_size,
+        "data": name,
+        "target": target,
+        "task": task,
+        "hidden": args.hidden,
+        "activation": args.activation,
+        "output": model.network.head.output.name,
+        "loss": model.network.head.loss.name,
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "optimizer": args.optimizer,
+        "lr": args.lr,
+        **optimizer_options,
+        "early_stopping": args.early_stopping,
+        "dropout": args.dropout,
+        "norm": args.norm,
+        "class_weight": args.class_weight,
+        "impute": args.impute,
+        "seed": args.seed,
+        "test_size": args.test_size,
     }
     start = time.perf_counter()
     history = model.fit(
-        train_cols, y_train, target=target, epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr,
-        seed=args.seed, validation_data=(test_cols, y_test), verbose=chatty, early_stopping=args.early_stopping,
-        class_weight=args.class_weight, checkpoint=args.checkpoint if lead else None, resume=args.resume,
-        comm=comm if comm.size > 1 else None, **optimizer_options,
+        train_cols,
+        y_train,
+        target=target,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        optimizer=args.optimizer,
+        lr=args.lr,
+        seed=args.seed,
+        validation_data=(test_cols, y_test),
+        verbose=chatty,
+        early_stopping=args.early_stopping,
+        class_weight=args.class_weight,
+        checkpoint=args.checkpoint if lead else None,
+        resume=args.resume,
+        comm=comm if comm.size > 1 else None,
+        **optimizer_options,
     )
     seconds = time.perf_counter() - start
     if lead:
@@ -278,36 +418,61 @@ def _train(args: argparse.Namespace, comm: distributed.Communicator) -> int:
     return 0
 
 
-def _report(args: argparse.Namespace, model: TabularModel, history: Any, seconds: float, settings: dict, data: tuple) -> None:
+def _report(
+    args: argparse.Namespace, model: TabularModel, history: Any, seconds: float, settings: dict, data: tuple
+) -> None:
     """Rank 0's part of ``train``: the test figures, the saved model, the JSON or the lines, the plot."""
-    name, task, target, test_cols, y_train, y_test = data
+    _name, task, target, test_cols, y_train, y_test = data
     test = model.evaluate(test_cols, y_test)
     metric = test["metric"]
-    model.info = {"training": settings, "epochs_trained": history.epochs, "test": {metric: test[metric], "loss": test["loss"], "rows": test["rows"]}}
+    model.info = {
+        "training": settings,
+        "epochs_trained": history.epochs,
+        "test": {metric: test[metric], "loss": test["loss"], "rows": test["rows"]},
+    }
     if args.save:
         save(model, args.save)
     if args.json:
-        result = {"task": task, "target": target, "classes": test.get("classes"), "rows": {"train": len(y_train), "test": len(y_test)},
-                  "epochs": history.epochs, "seconds": seconds, "backend": model.network.backend.name, "test": test,
-                  "history": history.to_dict(), "model": args.save}
+        result = {
+            "task": task,
+            "target": target,
+            "classes": test.get("classes"),
+            "rows": {"train": len(y_train), "test": len(y_test)},
+            "epochs": history.epochs,
+            "seconds": seconds,
+            "backend": model.network.backend.name,
+            "test": test,
+            "history": history.to_dict(),
+            "model": args.save,
+        }
         print(json.dumps(result))
         return
-    print(f"test {metric}: {test[metric]:.4f} ({history.epochs} epochs in {seconds:.2f} s on {model.network.backend.name})")
+    print(
+        f"test {metric}: {test[metric]:.4f} ({history.epochs} epochs in {seconds:.2f} s on "
+        f"{model.network.backend.name})"
+    )
     if args.save:
         print(f"saved the model to {args.save}")
     if args.plot:
         from .plotting import plot_training
 
         two_d = model.network.n_features == 2
-        plot_training(history, args.plot, model=model.network if two_d else None, data=(model.encode(test_cols), model.encode_target(y_test)) if two_d else None)
+        plot_training(
+            history,
+            args.plot,
+            model=model.network if two_d else None,
+            data=(model.encode(test_cols), model.encode_target(y_test)) if two_d else None,
+        )
         print(f"saved the curves to {args.plot}")
 
 
 def _load_tabular(path: str) -> TabularModel:
     model = load(path)
     if not isinstance(model, TabularModel):
-        raise ValueError(f"{path} holds a network without a table encoding; save models with anybackprop train --save "
-                         f"(or ab.save(TabularModel)) to predict on tables")
+        raise ValueError(
+            f"{path} holds a network without a table encoding; save models with anybackprop train --save "
+            f"(or ab.save(TabularModel)) to predict on tables"
+        )
     return model
 
 
@@ -346,7 +511,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         width = max(6, *(len(n) for n in names), *(len(str(v)) for row in result["confusion"] for v in row))
         print("confusion matrix (rows: true class, columns: predicted class):")
         print(" " * width + " " + " ".join(f"{n:>{width}}" for n in names))
-        for n, row in zip(names, result["confusion"]):
+        for n, row in zip(names, result["confusion"], strict=True):
             print(f"{n:>{width}} " + " ".join(f"{v:>{width}}" for v in row))
     return 0
 
@@ -395,7 +560,11 @@ def _gradcheck(args: argparse.Namespace) -> int:
     failures = 0
     for output in HEADS:
         n_out = 3 if output != "sigmoid" else 1
-        Y = {"softmax": rng.integers(0, 3, 8), "sigmoid": rng.integers(0, 2, 8), "identity": rng.standard_normal((8, 3))}[output]
+        Y = {
+            "softmax": rng.integers(0, 3, 8),
+            "sigmoid": rng.integers(0, 2, 8),
+            "identity": rng.standard_normal((8, 3)),
+        }[output]
         for loss in dict.fromkeys([DEFAULT_LOSS[output], "mse"]):
             for activation in HIDDEN_ACTIVATIONS:
                 model = MLP([4, 6, 5, n_out], activation=activation, output=output, loss=loss, seed=1, dtype="float64")
@@ -438,8 +607,14 @@ def _selftest_backends() -> list[tuple[str, str | None]]:
 
 
 def _selftest(args: argparse.Namespace) -> int:
-    print(f"anybackprop {__version__} selftest: an MLP [8, 16, 16, 3] trained 3 epochs in float64 against NumPy's portable")
-    print(f"formulas (loss, gradients, weights: allowed relative error {SELFTEST_TOLERANCE:g}), and each fast path against its formula")
+    print(
+        f"anybackprop {__version__} selftest: an MLP [8, 16, 16, 3] trained 3 epochs in float64 against NumPy's "
+        "portable"
+    )
+    print(
+        f"formulas (loss, gradients, weights: allowed relative error {SELFTEST_TOLERANCE:g}), and each fast "
+        "path against its formula"
+    )
     print(f"{'backend':<17} {'device':<12} {'version':<14} {'max error':>10}  {'fast paths':<11} result")
     reference = _selftest_run(create_backend("numpy"), fastpaths.NONE)
     failures = 0
@@ -448,7 +623,10 @@ def _selftest(args: argparse.Namespace) -> int:
         version = getattr(backend.library, "__version__", "?")
         try:
             got = _selftest_run(backend)
-            error = max(float(np.max(np.abs(a - b)) / max(float(np.max(np.abs(b))), 1e-300)) for a, b in zip(got, reference))
+            error = max(
+                float(np.max(np.abs(a - b)) / max(float(np.max(np.abs(b))), 1e-300))
+                for a, b in zip(got, reference, strict=True)
+            )
             checks = [c for dtype in DTYPE_NAMES for c in check_fast_paths(create_backend(name, device, dtype=dtype))]
             problems = [f"{c.path.formula}: {c.problem}" for c in checks if not c.ok]
             if error > SELFTEST_TOLERANCE:

@@ -18,7 +18,21 @@ import numpy as np
 from .tables import load_table, read_table
 from .validation import check_positive_int
 
-__all__ = ["DATASETS", "digits", "flower", "load", "load_table", "moons", "one_hot", "read_table", "spirals", "split_table", "standardize", "train_test_split", "xor"]
+__all__ = [
+    "DATASETS",
+    "digits",
+    "flower",
+    "load",
+    "load_table",
+    "moons",
+    "one_hot",
+    "read_table",
+    "spirals",
+    "split_table",
+    "standardize",
+    "train_test_split",
+    "xor",
+]
 
 DATASETS = ("digits", "flower", "xor", "spirals", "moons")
 
@@ -49,7 +63,9 @@ def xor(n: int = 200, noise: float = 0.1, seed: int | None = 0) -> tuple[np.ndar
     return corners + rng.standard_normal((n, 2)) * noise, corners[:, 0] ^ corners[:, 1]
 
 
-def spirals(n: int = 400, noise: float = 0.2, turns: float = 1.5, seed: int | None = 0) -> tuple[np.ndarray, np.ndarray]:
+def spirals(
+    n: int = 400, noise: float = 0.2, turns: float = 1.5, seed: int | None = 0
+) -> tuple[np.ndarray, np.ndarray]:
     """Two interleaved spirals, ``n - n // 2`` and ``n // 2`` points (the second arm mirrors the
     first). Returns ``X (n, 2)``, ``y (n,)`` int."""
     check_positive_int(n, "n", 2)
@@ -108,18 +124,21 @@ def train_test_split(
         groups = [np.flatnonzero(y == c) for c in np.unique(y)]
     else:
         groups = [np.arange(len(y))]
-    test = np.concatenate([rng.permutation(g)[: int(round(len(g) * test_size))] for g in groups])
+    test = np.concatenate([rng.permutation(g)[: round(len(g) * test_size)] for g in groups])
     if not 0 < len(test) < len(y):
         part = "test" if len(test) == 0 else "training"
-        raise ValueError(f"test_size={test_size!r} of {len(y)} rows leaves the {part} part empty; use more rows or another test_size")
+        raise ValueError(
+            f"test_size={test_size!r} of {len(y)} rows leaves the {part} part empty; use more rows or another test_size"
+        )
     mask = np.zeros(len(y), dtype=bool)
     mask[test] = True
     train_idx, test_idx = rng.permutation(np.flatnonzero(~mask)), rng.permutation(np.flatnonzero(mask))
     return X[train_idx], X[test_idx], y[train_idx], y[test_idx]
 
 
-def split_table(columns: dict[str, np.ndarray], y: np.ndarray, test_size: float = 0.2, seed: int | None = 0,
-                stratify: bool = True) -> tuple[dict, dict, np.ndarray, np.ndarray]:
+def split_table(
+    columns: dict[str, np.ndarray], y: np.ndarray, test_size: float = 0.2, seed: int | None = 0, stratify: bool = True
+) -> tuple[dict, dict, np.ndarray, np.ndarray]:
     """``train_columns, test_columns, y_train, y_test``: :func:`train_test_split`
     on rows (stratified by ``y`` when ``stratify``)."""
     rows = np.arange(len(y))

@@ -76,7 +76,7 @@ class MPIComm(Communicator):
         self.library = f"MPI ({version}) through mpi4py"
         self._nccl: _Nccl | None = None
 
-    def _gpu(self, backend: Backend) -> "_Nccl | None":
+    def _gpu(self, backend: Backend) -> _Nccl | None:
         if backend.name != "cupy":
             return None
         if self._nccl is None:  # here, inside fit's backend.activate(): the rank's device is current
@@ -254,7 +254,7 @@ def run_in_threads(size: int, fn: Any, timeout: float = 120.0) -> list:
     def target(rank: int) -> None:
         try:
             results[rank] = fn(ThreadComm(world, rank))
-        except BaseException as exc:  # noqa: BLE001 - handed to the caller below
+        except BaseException as exc:
             errors[rank] = exc
             world.barrier.abort()
 

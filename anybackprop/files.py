@@ -202,7 +202,10 @@ def _member_data(zf: zipfile.ZipFile, info: zipfile.ZipInfo, name: str, shape: t
         count *= n
     nbytes = count * dtype.itemsize
     if not nbytes + 10 <= info.file_size <= nbytes + 12 + _MAX_HEADER:
-        raise _Invalid(f"member {name!r} is {info.file_size} bytes, but a {dtype.name} array of shape {shape} takes {nbytes} (+ header)")
+        raise _Invalid(
+            f"member {name!r} is {info.file_size} bytes, but a {dtype.name} array of shape {shape} takes "
+            f"{nbytes} (+ header)"
+        )
     with zf.open(info) as f:
         found_shape, fortran, found = _read_header(f, name)
         if not _same_dtype(found, dtype) or found_shape != tuple(shape):
@@ -229,7 +232,7 @@ def _open_source(path: Any, stack: contextlib.ExitStack) -> tuple[BinaryIO, int]
     if isinstance(path, (str, bytes, os.PathLike)):
         if os.path.isdir(path):
             raise _Invalid("it is a directory")
-        f = stack.enter_context(open(path, "rb"))  # FileNotFoundError passes through
+        f = stack.enter_context(open(path, "rb"))  # noqa: SIM115 (the caller's stack closes it; FileNotFoundError passes)
     elif hasattr(path, "read"):
         f = path
         if not (hasattr(f, "seekable") and f.seekable()):  # a pipe or a socket: read it whole
@@ -272,7 +275,14 @@ def read_archive(
             try:
                 zf = stack.enter_context(zipfile.ZipFile(f))
                 infos = zf.infolist()
-            except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError, NotImplementedError) as exc:
+            except (
+                zipfile.BadZipFile,
+                zipfile.LargeZipFile,
+                OSError,
+                EOFError,
+                ValueError,
+                NotImplementedError,
+            ) as exc:
                 raise _Invalid(f"cannot read it as an .npz archive ({type(exc).__name__}: {exc})") from None
             members: dict[str, zipfile.ZipInfo] = {}
             for info in infos:
@@ -284,9 +294,15 @@ def read_archive(
                 if info.flag_bits & 0x1:
                     raise _Invalid(f"member {info.filename!r} is encrypted")
                 if info.compress_type != zipfile.ZIP_STORED:
-                    raise _Invalid(f"member {info.filename!r} is compressed (anybackprop writes uncompressed members: save it again)")
+                    raise _Invalid(
+                        f"member {info.filename!r} is compressed (anybackprop writes uncompressed members: save "
+                        "it again)"
+                    )
                 if info.file_size != info.compress_size or info.header_offset + info.compress_size > size:
-                    raise _Invalid(f"member {info.filename!r} declares {info.file_size} bytes that the file does not hold (truncated?)")
+                    raise _Invalid(
+                        f"member {info.filename!r} declares {info.file_size} bytes that the file does not hold "
+                        "(truncated?)"
+                    )
             meta_info = members.pop(meta_key + ".npy", None)
             if meta_info is None:
                 raise _Invalid("it has no anybackprop metadata")
@@ -297,13 +313,20 @@ def read_archive(
             except (_Invalid, Refusal):
                 raise
             except (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError) as exc:
-                reason = str(exc) if isinstance(exc, ValueError) else f"its metadata is not valid ({type(exc).__name__}: {exc})"
+                reason = (
+                    str(exc)
+                    if isinstance(exc, ValueError)
+                    else f"its metadata is not valid ({type(exc).__name__}: {exc})"
+                )
                 raise _Invalid(reason) from None
             missing = sorted(set(expected) - set(contents.names))
             extra = sorted(set(contents.names) - set(expected))
             if missing or extra:
-                raise _Invalid(f"it holds arrays {_few(contents.names)} but its metadata describes {_few(expected)}"
-                               + (f" (missing {_few(missing)})" if missing else "") + (f" (unexpected {_few(extra)})" if extra else ""))
+                raise _Invalid(
+                    f"it holds arrays {_few(contents.names)} but its metadata describes {_few(expected)}"
+                    + (f" (missing {_few(missing)})" if missing else "")
+                    + (f" (unexpected {_few(extra)})" if extra else "")
+                )
             shapes = {k: (tuple(int(n) for n in shape), np.dtype(dtype)) for k, (shape, dtype) in expected.items()}
             total = sum(int(np.prod(shape, dtype=object)) * dtype.itemsize for shape, dtype in shapes.values())
             if total > size:
@@ -312,9 +335,17 @@ def read_archive(
             for key, (shape, dtype) in shapes.items():
                 try:
                     arrays[key] = _member_data(zf, members[key + ".npy"], key, shape, dtype)
-                except _Invalid:
+                except _Invalid:  # noqa: PERF203 (one member at a time: the error names it)
                     raise
-                except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError, RuntimeError, SyntaxError) as exc:
+                except (
+                    zipfile.BadZipFile,
+                    OSError,
+                    EOFError,
+                    ValueError,
+                    NotImplementedError,
+                    RuntimeError,
+                    SyntaxError,
+                ) as exc:
                     raise _Invalid(f"cannot read member {key!r} ({type(exc).__name__}: {exc})") from None
     except _Invalid as exc:
         raise _invalid(path, str(exc), what) from None
@@ -330,14 +361,25 @@ def _read_meta(zf: zipfile.ZipFile, info: zipfile.ZipInfo, meta_key: str, max_me
             if dtype.kind != "U" or shape != ():
                 raise _Invalid(f"its metadata is not a unicode string (dtype {dtype.str}, shape {shape})")
             if dtype.itemsize > 4 * max_meta:
-                raise _Invalid(f"its metadata is {dtype.itemsize // 4} characters long, more than the {max_meta} allowed")
+                raise _Invalid(
+                    f"its metadata is {dtype.itemsize // 4} characters long, more than the {max_meta} allowed"
+                )
             data = f.read(dtype.itemsize)
             if len(data) != dtype.itemsize:
                 raise _Invalid("its metadata is truncated")
         text = str(np.frombuffer(data, dtype=dtype)[0])
     except _Invalid:
         raise
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError, RuntimeError, SyntaxError, UnicodeError) as exc:
+    except (
+        zipfile.BadZipFile,
+        OSError,
+        EOFError,
+        ValueError,
+        NotImplementedError,
+        RuntimeError,
+        SyntaxError,
+        UnicodeError,
+    ) as exc:
         raise _Invalid(f"cannot read its metadata ({type(exc).__name__}: {exc})") from None
     try:
         meta = json.loads(text)

@@ -24,7 +24,9 @@ def _training_cost(model: Sequential, x: Any, y: Any, wn: Any, seed: int, params
     return float(model.head.cost(xp, fwd.logits, y, wn, model.fast))
 
 
-def numerical_grads(model: Sequential, X: Any, Y: Any, eps: float = 1e-6, *, sample_weight: Any = None, seed: int = 0) -> dict[str, Any]:
+def numerical_grads(
+    model: Sequential, X: Any, Y: Any, eps: float = 1e-6, *, sample_weight: Any = None, seed: int = 0
+) -> dict[str, Any]:
     """Central-difference gradients of the training-mode cost, same keys and shapes as ``params``.
 
     ``model`` should be float64 (float32 cannot resolve the differences; see :func:`gradcheck`).
@@ -52,8 +54,15 @@ def numerical_grads(model: Sequential, X: Any, Y: Any, eps: float = 1e-6, *, sam
 
 
 def gradcheck(
-    model: Sequential, X: Any, Y: Any, *, eps: float = 1e-6, mode: str = "full", seed: int = 0,
-    sample_weight: Any = None, verbose: bool = False,
+    model: Sequential,
+    X: Any,
+    Y: Any,
+    *,
+    eps: float = 1e-6,
+    mode: str = "full",
+    seed: int = 0,
+    sample_weight: Any = None,
+    verbose: bool = False,
 ) -> float:
     """The maximum relative error of ``model``'s analytic gradients against central
     differences, computed on a float64 copy of the model (the model itself is untouched).
@@ -85,7 +94,9 @@ def gradcheck(
     return max(errors.values())
 
 
-def _directional_error(model: Sequential, X: Any, Y: Any, sample_weight: Any, analytic: dict, eps: float, seed: int, verbose: bool) -> float:
+def _directional_error(
+    model: Sequential, X: Any, Y: Any, sample_weight: Any, analytic: dict, eps: float, seed: int, verbose: bool
+) -> float:
     backend, xp = model.backend, model.backend.xp
     rng = host_rng(seed)
     direction = {k: rng.standard_normal(tuple(p.shape)) for k, p in model.params.items()}
@@ -102,5 +113,8 @@ def _directional_error(model: Sequential, X: Any, Y: Any, sample_weight: Any, an
     numeric = (costs[0] - costs[1]) / (2 * eps)
     error = abs(slope - numeric) / max(abs(slope) + abs(numeric), 1e-8)
     if verbose:
-        print(f"directional derivative: analytic {slope:.10e}, central difference {numeric:.10e}, relative error {error:.3e}")
+        print(
+            f"directional derivative: analytic {slope:.10e}, central difference {numeric:.10e}, relative error "
+            f"{error:.3e}"
+        )
     return error

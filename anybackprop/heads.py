@@ -49,10 +49,14 @@ class Head:
         """(output activation, paired delta, output derivative) as ``fast`` resolves them, once."""
         bound = self._bound  # read once: a copy of the model on another backend may share this head
         if bound[0] is not fast:
-            bound = self._bound = (fast, (
-                fast.get(self.output.forward), fast.get(losses.paired_delta),
-                fast.get(self.output.backward, may_overwrite=True),
-            ))
+            bound = self._bound = (
+                fast,
+                (
+                    fast.get(self.output.forward),
+                    fast.get(losses.paired_delta),
+                    fast.get(self.output.backward, may_overwrite=True),
+                ),
+            )
         return bound[1]
 
     @property
@@ -107,10 +111,14 @@ class Head:
         xp = backend.xp
         if y.ndim == 1:
             if n_out != 1:
-                raise ValueError(f"{name} has shape {tuple(y.shape)}; the model has {n_out} outputs, expected ({m}, {n_out})")
+                raise ValueError(
+                    f"{name} has shape {tuple(y.shape)}; the model has {n_out} outputs, expected ({m}, {n_out})"
+                )
             y = xp.reshape(y, (m, 1))
         elif y.shape[1] != n_out:
-            raise ValueError(f"{name} has {y.shape[1]} columns; the model has {n_out} outputs, expected shape ({m}, {n_out})")
+            raise ValueError(
+                f"{name} has {y.shape[1]} columns; the model has {n_out} outputs, expected shape ({m}, {n_out})"
+            )
         return as_finite(xp, y, dtype, name)
 
     def predict(self, xp: Any, a: Any) -> Any:
@@ -118,7 +126,9 @@ class Head:
         return a[:, 0] if a.shape[1] == 1 else a
 
     def predict_proba(self, xp: Any, a: Any) -> Any:
-        raise ValueError(f"predict_proba needs a classifier (softmax or sigmoid output), this model has output {self.output.name!r}")
+        raise ValueError(
+            f"predict_proba needs a classifier (softmax or sigmoid output), this model has output {self.output.name!r}"
+        )
 
     def metric_terms(self, xp: Any, z: Any, y: Any, w: Any = None) -> Any:
         """A 0-d array from which :meth:`metric` finishes the metric on the host: for regression
@@ -144,7 +154,9 @@ class Head:
         return float(xp.sum(xp.sum(d * d, axis=1) * w[:, 0])) * y.shape[0]
 
     def class_weights(self, xp: Any, y: Any, class_weight: Any, name: str = "class_weight") -> Any:
-        raise ValueError(f"{name} needs a classifier (softmax or sigmoid output), this model has output {self.output.name!r}")
+        raise ValueError(
+            f"{name} needs a classifier (softmax or sigmoid output), this model has output {self.output.name!r}"
+        )
 
 
 class _Classifier(Head):
@@ -174,7 +186,12 @@ class _Classifier(Head):
             for key, value in class_weight.items():
                 if isinstance(key, bool) or not isinstance(key, int) or not 0 <= key < n_classes:
                     raise ValueError(f"{name} has key {key!r}; expected class indices 0..{n_classes - 1}")
-                if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0 or value == float("inf"):
+                if (
+                    isinstance(value, bool)
+                    or not isinstance(value, (int, float))
+                    or not value >= 0
+                    or value == float("inf")
+                ):
                     raise ValueError(f"{name}[{key!r}] must be a finite number >= 0, got {value!r}")
                 values[key] = float(value)
             per_class = xp.asarray(values, dtype=y.dtype, device=array_api_compat.device(y))
@@ -200,7 +217,9 @@ class SoftmaxCrossEntropy(_Classifier):
         _check_unit_interval(xp, y, name, "softmax")
         error = float(xp.max(xp.abs(xp.sum(y, axis=1) - 1.0)))
         if error > 1e-3:
-            raise ValueError(f"{name} rows must be one-hot or probabilities summing to 1; a row sums to 1 {error:+.3g} off")
+            raise ValueError(
+                f"{name} rows must be one-hot or probabilities summing to 1; a row sums to 1 {error:+.3g} off"
+            )
         return y
 
     def predict(self, xp: Any, a: Any) -> Any:
@@ -343,4 +362,3 @@ def _one_hot_labels(backend: Backend, y: Any, n_classes: int, dtype: Any, name: 
         )
     classes = xp.arange(n_classes, dtype=xp.int64, device=backend.device)
     return xp.astype(xp.expand_dims(y, axis=1) == classes, dtype)
-

@@ -23,6 +23,7 @@ problem is ``ValueError("<path> is not a valid anybackprop model file: <reason>"
 from __future__ import annotations
 
 import datetime
+import itertools
 import json
 import os
 from typing import Any
@@ -32,7 +33,6 @@ import numpy as np
 from ._version import __version__
 from .backend import to_numpy
 from .files import Contents, _invalid, atomic_open, display_name, read_archive
-
 from .heads import get_head
 from .layers import BatchNorm, Dense, LayerNorm, Standardize, layer_from_spec
 from .network import MLP, Sequential
@@ -56,13 +56,20 @@ def save(model: Any, path: str | os.PathLike, info: dict | None = None) -> None:
     if isinstance(model, TabularModel):
         table, info, model = model.table_config(), model.info if info is None else info, model.network
     if not isinstance(model, Sequential):
-        raise TypeError(f"save expects an anybackprop model (MLP, Sequential or TabularModel), got {type(model).__name__}")
+        raise TypeError(
+            f"save expects an anybackprop model (MLP, Sequential or TabularModel), got {type(model).__name__}"
+        )
     if info is not None and not isinstance(info, dict):
         raise TypeError(f"info must be a dict of JSON-able values, got {type(info).__name__}")
     arrays = {key: to_numpy(value) for key, value in model.params.items()}
     arrays.update({_STATE + key: to_numpy(value) for key, value in model.state.items()})
-    meta = {"format": FORMAT, "version": VERSION, **Sequential.config(model),
-            "anybackprop_version": __version__, "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+    meta = {
+        "format": FORMAT,
+        "version": VERSION,
+        **Sequential.config(model),
+        "anybackprop_version": __version__,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
     if isinstance(model, MLP):
         meta["mlp"] = model.mlp_config()
     if table is not None:
@@ -76,9 +83,14 @@ def save(model: Any, path: str | os.PathLike, info: dict | None = None) -> None:
         for key, (shape, dtype) in expected.items():
             _check_array(key, arrays.get(key), shape, dtype)
     except ValueError as exc:
-        raise ValueError(f"cannot save this model to {display_name(path)}: {exc}; the file would not load back") from None
+        raise ValueError(
+            f"cannot save this model to {display_name(path)}: {exc}; the file would not load back"
+        ) from None
     if set(arrays) != set(expected):
-        raise ValueError(f"cannot save this model to {display_name(path)}: it has arrays {sorted(arrays)}, its layers describe {sorted(expected)}")
+        raise ValueError(
+            f"cannot save this model to {display_name(path)}: it has arrays {sorted(arrays)}, its layers "
+            f"describe {sorted(expected)}"
+        )
     arrays[_META_KEY] = np.array(json.dumps(meta))
     with atomic_open(path) as f:
         np.savez(f, **arrays)
@@ -130,7 +142,7 @@ def load(path: Any, backend: Any = None) -> Any:
 
     meta, arrays = read_archive(path, expect)
     model = built[0]
-    state = {key[len(_STATE):]: arrays.pop(key) for key in list(arrays) if key.startswith(_STATE)}
+    state = {key[len(_STATE) :]: arrays.pop(key) for key in list(arrays) if key.startswith(_STATE)}
     try:
         model.set_params(arrays)
         model.set_state(state)
@@ -140,7 +152,9 @@ def load(path: Any, backend: Any = None) -> Any:
         return model
     from .tables import TabularModel
 
-    info = {k: meta[k] for k in ("anybackprop_version", "created") if k in meta} | (meta.get("info") if isinstance(meta.get("info"), dict) else {})
+    info = {k: meta[k] for k in ("anybackprop_version", "created") if k in meta} | (
+        meta.get("info") if isinstance(meta.get("info"), dict) else {}
+    )
     try:
         return TabularModel.from_saved(model, meta["table"], info)
     except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
@@ -167,7 +181,7 @@ def _build(meta: dict, backend: Any, capacity: int | None = None) -> Sequential:
         sizes = config.get("layer_sizes")
         if not isinstance(sizes, list) or len(sizes) < 2 or not all(type(n) is int and n > 0 for n in sizes):
             raise ValueError(f"layer_sizes {sizes!r} is not a list of positive ints")
-        least = sum(a * b + b for a, b in zip(sizes, sizes[1:]))
+        least = sum(a * b + b for a, b in itertools.pairwise(sizes))
         _check_capacity(least, meta["dtype"], capacity)
         allowed = {"layer_sizes", "activation", "output", "loss", "dtype", "init", "dropout", "norm", "standardize"}
         kwargs = {k: v for k, v in config.items() if k in allowed}
@@ -183,4 +197,7 @@ def _build(meta: dict, backend: Any, capacity: int | None = None) -> Sequential:
 
 def _check_capacity(elements: int, dtype: str, capacity: int | None) -> None:
     if capacity is not None and elements * np.dtype(dtype).itemsize > capacity:
-        raise ValueError(f"its metadata describes a model of at least {elements} {dtype} values, more than its {capacity} bytes can hold")
+        raise ValueError(
+            f"its metadata describes a model of at least {elements} {dtype} values, more than its {capacity} "
+            "bytes can hold"
+        )

@@ -132,15 +132,18 @@ class Sequential:
 
     def __repr__(self) -> str:
         inner = ",\n    ".join(repr(layer) for layer in self.layers)
-        return f"Sequential([\n    {inner},\n], head={self.head!r}, dtype={self.dtype_name!r}, backend={self.backend.name!r})"
+        return (
+            f"Sequential([\n    {inner},\n], head={self.head!r}, dtype={self.dtype_name!r}, "
+            f"backend={self.backend.name!r})"
+        )
 
-    def _empty_like(self, dtype: Any, backend: Backend) -> "Sequential":
+    def _empty_like(self, dtype: Any, backend: Backend) -> Sequential:
         """A model of the same class, layers and head with fresh arrays in ``dtype`` on ``backend``."""
         clone = copy.copy(self)
         Sequential.__init__(clone, self.layers, self.head, seed=self.seed, dtype=dtype, backend=backend)
         return clone
 
-    def copy(self, *, dtype: Any = None, backend: str | Backend | None = None) -> "Sequential":
+    def copy(self, *, dtype: Any = None, backend: str | Backend | None = None) -> Sequential:
         """The same layers, parameter values and state, optionally in another dtype or backend
         (None keeps this model's)."""
         target = self.backend if backend is None else backend_for(backend)
@@ -176,7 +179,9 @@ class Sequential:
 
     # --- the trainer's interface -----------------------------------------------------------
 
-    def check_data(self, X: Any, Y: Any, sample_weight: Any = None, class_weight: Any = None, names: tuple = ("X", "y")) -> tuple[Any, Any, Any]:
+    def check_data(
+        self, X: Any, Y: Any, sample_weight: Any = None, class_weight: Any = None, names: tuple = ("X", "y")
+    ) -> tuple[Any, Any, Any]:
         """``(x, y, w)`` on the backend in the model's dtype: ``x (m, n_features)``, dense targets
         ``y (m, n_outputs)`` (the head encodes them) and row weights ``w (m,)``, the product of
         ``sample_weight`` and ``class_weight`` (None when both are None)."""
@@ -190,7 +195,9 @@ class Sequential:
                 raise ValueError("class_weight and sample_weight leave every row with weight 0")
         return x, y, w
 
-    def forward_pass(self, x: Any, *, training: bool = False, rng: Any = None, params: dict | None = None, part: Any = None) -> ForwardPass:
+    def forward_pass(
+        self, x: Any, *, training: bool = False, rng: Any = None, params: dict | None = None, part: Any = None
+    ) -> ForwardPass:
         """Run every layer on a checked batch ``x``; ``training`` switches dropout on and batch
         norm to batch statistics (its new running averages wait in the caches for
         :meth:`commit_state`); ``params`` replaces the model's (gradient checks); ``part``: ``x``
@@ -225,12 +232,17 @@ class Sequential:
         """Whether layer ``i``'s state is still its ``init_state()`` (one host read)."""
         xp = self.backend.xp
         initial = self.layers[i].init_state()
-        return all(bool(xp.all(self.state[g] == self.backend.asarray(initial[k], self.dtype))) for k, g in self._plan[i][2])
+        return all(
+            bool(xp.all(self.state[g] == self.backend.asarray(initial[k], self.dtype))) for k, g in self._plan[i][2]
+        )
 
     def layer_arrays(self) -> list[tuple[Any, dict, dict]]:
         """Each layer with its parameters and its state under their local names
         (``(dense, {"W": W1, "b": b1}, {})``): what an exporter reads."""
-        return [(layer, {k: self.params[g] for k, g in p_keys}, {k: self.state[g] for k, g in s_keys}) for layer, p_keys, s_keys in self._plan]
+        return [
+            (layer, {k: self.params[g] for k, g in p_keys}, {k: self.state[g] for k, g in s_keys})
+            for layer, p_keys, s_keys in self._plan
+        ]
 
     def backward_pass(self, fwd: ForwardPass, dz: Any) -> dict[str, Any]:
         """Gradients with the keys and shapes of ``params``, from the head's delta ``dz``."""
@@ -247,7 +259,7 @@ class Sequential:
         """Keep the new state (running averages) a training pass computed."""
         if not self.state:
             return
-        for cache, (_, _, s_keys) in zip(fwd.caches, self._plan):
+        for cache, (_, _, s_keys) in zip(fwd.caches, self._plan, strict=True):
             new = getattr(cache, "state", None)
             if new:
                 for k, g in s_keys:
@@ -281,7 +293,9 @@ class Sequential:
             with self._threads(x.shape[0]):
                 return self.head.activate(self.backend.xp, self.forward_pass(x).logits, self.fast)
 
-    def _cost(self, X: Any, Y: Any, sample_weight: Any, training: bool, seed: int | None, grads: bool) -> tuple[float, Any]:
+    def _cost(
+        self, X: Any, Y: Any, sample_weight: Any, training: bool, seed: int | None, grads: bool
+    ) -> tuple[float, Any]:
         xp = self.backend.xp
         with self.backend.activate():
             x, y, w = self.check_data(X, Y, sample_weight)
@@ -298,7 +312,9 @@ class Sequential:
         inference mode unless ``training=True`` (dropout masks from ``seed``, batch statistics)."""
         return self._cost(X, Y, sample_weight, training, seed, grads=False)[0]
 
-    def loss_and_grads(self, X: Any, Y: Any, sample_weight: Any = None, *, seed: int | None = 0) -> tuple[float, dict[str, Any]]:
+    def loss_and_grads(
+        self, X: Any, Y: Any, sample_weight: Any = None, *, seed: int | None = 0
+    ) -> tuple[float, dict[str, Any]]:
         """``(loss, grads)`` of the training-mode loss (batch statistics, dropout masks drawn
         from ``seed``; running averages untouched); ``grads`` has the keys of ``params``."""
         return self._cost(X, Y, sample_weight, True, seed, grads=True)
@@ -335,11 +351,30 @@ def _check_layers(layers: Any) -> list:
         raise ValueError(f"layers must be a non-empty list of layer objects, got {layers!r}")
     for i, layer in enumerate(layers):
         if not isinstance(layer, Layer):
-            missing = [n for n in ("kind", "n_in", "n_out", "decay", "init_params", "init_state", "forward", "backward", "config") if not hasattr(layer, n)]
-            raise TypeError(f"layers[{i}] ({type(layer).__name__}) is not a layer: it lacks {', '.join(missing)} (see anybackprop.layers.base)")
+            missing = [
+                n
+                for n in (
+                    "kind",
+                    "n_in",
+                    "n_out",
+                    "decay",
+                    "init_params",
+                    "init_state",
+                    "forward",
+                    "backward",
+                    "config",
+                )
+                if not hasattr(layer, n)
+            ]
+            raise TypeError(
+                f"layers[{i}] ({type(layer).__name__}) is not a layer: it lacks {', '.join(missing)} (see "
+                "anybackprop.layers.base)"
+            )
     for i in range(1, len(layers)):
         if layers[i].n_in != layers[i - 1].n_out:
-            raise ValueError(f"layers[{i}] takes {layers[i].n_in} inputs but layers[{i - 1}] gives {layers[i - 1].n_out}")
+            raise ValueError(
+                f"layers[{i}] takes {layers[i].n_in} inputs but layers[{i - 1}] gives {layers[i - 1].n_out}"
+            )
     return list(layers)
 
 
@@ -376,10 +411,14 @@ class MLP(Sequential):
         standardize: bool = False,
     ) -> None:
         sizes = list(layer_sizes) if isinstance(layer_sizes, (list, tuple)) else None
-        if not sizes or len(sizes) < 2 or any(
-            isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1 for n in sizes
+        if (
+            not sizes
+            or len(sizes) < 2
+            or any(isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1 for n in sizes)
         ):
-            raise ValueError(f"layer_sizes must list at least 2 positive ints (inputs, ..., outputs), got {layer_sizes!r}")
+            raise ValueError(
+                f"layer_sizes must list at least 2 positive ints (inputs, ..., outputs), got {layer_sizes!r}"
+            )
         sizes = [int(n) for n in sizes]
         n_hidden = len(sizes) - 2
         hidden = _per_hidden(activation, n_hidden, "activation", lambda s: get_activation(s, HIDDEN_ACTIVATIONS))
@@ -395,7 +434,11 @@ class MLP(Sequential):
             if norm is None:
                 layers.append(Dense(sizes[i], sizes[i + 1], act, scheme))
             else:
-                layers += [Dense(sizes[i], sizes[i + 1], "identity", scheme), NORMS[norm](sizes[i + 1]), ActivationLayer(sizes[i + 1], act)]
+                layers += [
+                    Dense(sizes[i], sizes[i + 1], "identity", scheme),
+                    NORMS[norm](sizes[i + 1]),
+                    ActivationLayer(sizes[i + 1], act),
+                ]
             if rates[i] > 0:
                 layers.append(Dropout(sizes[i + 1], rates[i]))
         layers.append(Dense(sizes[-2], sizes[-1], "identity", head.output.init if init == "auto" else init))

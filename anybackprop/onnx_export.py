@@ -38,7 +38,9 @@ def _onnx() -> Any:
     try:
         import onnx
     except ImportError:
-        raise ImportError("ONNX export needs the onnx package, an optional extra: pip install 'anybackprop[onnx]'") from None
+        raise ImportError(
+            "ONNX export needs the onnx package, an optional extra: pip install 'anybackprop[onnx]'"
+        ) from None
     return onnx
 
 
@@ -86,7 +88,13 @@ def _layer(g: _Graph, layer: Any, params: dict, state: dict, x: str) -> str:
     if kind == "batch_norm":
         from .layers.norm import EPS
 
-        inputs = [x, g.const(params["gamma"]), g.const(params["beta"]), g.const(state["running_mean"]), g.const(state["running_var"])]
+        inputs = [
+            x,
+            g.const(params["gamma"]),
+            g.const(params["beta"]),
+            g.const(state["running_mean"]),
+            g.const(state["running_var"]),
+        ]
         return g.op("BatchNormalization", inputs, epsilon=EPS)
     if kind == "layer_norm":
         from .layers.norm import EPS
@@ -109,7 +117,9 @@ def to_onnx(model: Any) -> Any:
         if model.classes is not None:
             meta["classes"] = json.dumps(model.classes.tolist())
     if not isinstance(network, Sequential):
-        raise TypeError(f"export_onnx expects an anybackprop model (MLP, Sequential or TabularModel), got {type(model).__name__}")
+        raise TypeError(
+            f"export_onnx expects an anybackprop model (MLP, Sequential or TabularModel), got {type(model).__name__}"
+        )
     g = _Graph(onnx)
     x = "input"
     for layer, params, state in network.layer_arrays():
@@ -130,14 +140,26 @@ def to_onnx(model: Any) -> Any:
         else:
             g.op("ArgMax", [proba], "label", axis=1, keepdims=0)
             label_shape = ["m"]
-        outputs = [float_out("probabilities", onnx.TensorProto.FLOAT, ["m", n_cols]), float_out("label", onnx.TensorProto.INT64, label_shape)]
+        outputs = [
+            float_out("probabilities", onnx.TensorProto.FLOAT, ["m", n_cols]),
+            float_out("label", onnx.TensorProto.INT64, label_shape),
+        ]
     else:
         g.op("Identity", [g.activation(head.output, x)], "prediction")
         outputs = [float_out("prediction", onnx.TensorProto.FLOAT, ["m", network.n_outputs])]
     graph = onnx.helper.make_graph(
-        g.nodes, "anybackprop", [float_out("input", onnx.TensorProto.FLOAT, ["m", network.n_features])], outputs, g.initializers
+        g.nodes,
+        "anybackprop",
+        [float_out("input", onnx.TensorProto.FLOAT, ["m", network.n_features])],
+        outputs,
+        g.initializers,
     )
-    proto = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", OPSET)], producer_name="anybackprop", producer_version=__version__)
+    proto = onnx.helper.make_model(
+        graph,
+        opset_imports=[onnx.helper.make_opsetid("", OPSET)],
+        producer_name="anybackprop",
+        producer_version=__version__,
+    )
     proto.ir_version = min(proto.ir_version, 8)  # readable by onnxruntime releases of the last years
     onnx.helper.set_model_props(proto, meta)
     onnx.checker.check_model(proto, full_check=True)

@@ -77,7 +77,9 @@ class Optimizer:
         """Create the state for ``model`` (zeros for every slot and parameter), or keep the
         state of an earlier ``init`` on a model of the same parameters, dtype and backend."""
         signature = (
-            model.backend.name, str(model.backend.device), model.dtype_name,
+            model.backend.name,
+            str(model.backend.device),
+            model.dtype_name,
             tuple((k, tuple(p.shape)) for k, p in model.params.items()),
         )
         if self.state is not None and signature != self._signature:
@@ -104,8 +106,10 @@ class Optimizer:
         if self.state is None:
             raise ValueError(f"{type(self).__name__}.load_state before init: call optimizer.init(model) first")
         if set(state) != set(self.slots) or set(counters) != set(self.counters):
-            raise ValueError(f"saved optimizer state has slots {sorted(state)} and counters {sorted(counters)}; "
-                             f"{type(self).__name__} needs {sorted(self.slots)} and {sorted(self.counters)}")
+            raise ValueError(
+                f"saved optimizer state has slots {sorted(state)} and counters {sorted(counters)}; "
+                f"{type(self).__name__} needs {sorted(self.slots)} and {sorted(self.counters)}"
+            )
         for slot, arrays in state.items():
             current = self.state[slot]
             if set(arrays) != set(current):
@@ -113,7 +117,10 @@ class Optimizer:
             for key, value in arrays.items():
                 arr = model.backend.asarray(value, model.dtype, name=f"optimizer {slot}[{key!r}]")
                 if tuple(arr.shape) != tuple(current[key].shape):
-                    raise ValueError(f"saved optimizer {slot}[{key!r}] has shape {tuple(arr.shape)}, expected {tuple(current[key].shape)}")
+                    raise ValueError(
+                        f"saved optimizer {slot}[{key!r}] has shape {tuple(arr.shape)}, expected "
+                        f"{tuple(current[key].shape)}"
+                    )
                 current[key] = model.backend.xp.asarray(arr, copy=True, device=model.backend.device)
         for name, value in counters.items():
             setattr(self, name, int(value))
@@ -192,7 +199,10 @@ class SGD(Optimizer):
         return None
 
     def __repr__(self) -> str:
-        return f"SGD(lr={self.base_lr}, momentum={self.momentum}, nesterov={self.nesterov}, weight_decay={self.weight_decay})"
+        return (
+            f"SGD(lr={self.base_lr}, momentum={self.momentum}, nesterov={self.nesterov}, "
+            f"weight_decay={self.weight_decay})"
+        )
 
 
 class Adam(Optimizer):
@@ -201,7 +211,9 @@ class Adam(Optimizer):
     slots = ("m", "v")
     counters = ("t",)
 
-    def __init__(self, lr: float = 1e-3, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8, **kwargs: Any) -> None:
+    def __init__(
+        self, lr: float = 1e-3, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8, **kwargs: Any
+    ) -> None:
         super().__init__(lr, **kwargs)
         for name, beta in (("beta1", beta1), ("beta2", beta2)):
             if not 0 <= check_positive_float(beta, name, allow_zero=True) < 1:
@@ -220,11 +232,16 @@ class Adam(Optimizer):
 
     def _update(self, xp: Any, params: dict, key: str, g: Any) -> Any:
         m, v = self.state["m"], self.state["v"]
-        u, m[key], v[key] = adam_step(xp, g, m[key], v[key], self._step_size, self.beta1, self.beta2, self._v_scale, self.eps)
+        u, m[key], v[key] = adam_step(
+            xp, g, m[key], v[key], self._step_size, self.beta1, self.beta2, self._v_scale, self.eps
+        )
         return u
 
     def __repr__(self) -> str:
-        return f"Adam(lr={self.base_lr}, beta1={self.beta1}, beta2={self.beta2}, eps={self.eps}, weight_decay={self.weight_decay})"
+        return (
+            f"Adam(lr={self.base_lr}, beta1={self.beta1}, beta2={self.beta2}, eps={self.eps}, "
+            f"weight_decay={self.weight_decay})"
+        )
 
 
 @dataclass(frozen=True)
@@ -242,7 +259,12 @@ OPTIMIZERS: dict[str, OptimizerSpec] = {
     for spec in (
         OptimizerSpec("sgd", SGD, 0.1, "plain stochastic gradient descent"),
         OptimizerSpec("momentum", lambda **kw: SGD(**{"momentum": 0.9, **kw}), 0.05, "SGD with momentum 0.9"),
-        OptimizerSpec("nesterov", lambda **kw: SGD(nesterov=True, **{"momentum": 0.9, **kw}), 0.05, "SGD with Nesterov momentum 0.9"),
+        OptimizerSpec(
+            "nesterov",
+            lambda **kw: SGD(nesterov=True, **{"momentum": 0.9, **kw}),
+            0.05,
+            "SGD with Nesterov momentum 0.9",
+        ),
         OptimizerSpec("adam", Adam, 3e-3, "Adam with bias correction"),
     )
 }

@@ -25,7 +25,9 @@ def _figure(**kwargs: Any) -> Any:
     return Figure(**kwargs)
 
 
-def plot_training(history: Any, path: str | os.PathLike | None = None, model: Any = None, data: tuple | None = None) -> Any:
+def plot_training(
+    history: Any, path: str | os.PathLike | None = None, model: Any = None, data: tuple | None = None
+) -> Any:
     """Loss and metric per epoch (training and validation); with a 2-input ``model`` and
     ``data=(X, y)``, also its decision boundary. Returns the Figure; writes it to ``path`` if given."""
     boundary = model is not None and model.n_features == 2 and data is not None
@@ -48,7 +50,9 @@ def plot_training(history: Any, path: str | os.PathLike | None = None, model: An
     return fig
 
 
-def plot_decision_boundary(model: Any, X: np.ndarray, y: np.ndarray, ax: Any = None, path: str | os.PathLike | None = None) -> Any:
+def plot_decision_boundary(
+    model: Any, X: np.ndarray, y: np.ndarray, ax: Any = None, path: str | os.PathLike | None = None
+) -> Any:
     """Shade the class the model predicts over the plane around ``X (m, 2)`` and scatter ``y``;
     draws into ``ax`` if given, else into a new Figure. Returns the Figure; writes it to ``path`` if given."""
     fig = _figure(figsize=(5, 5), layout="tight") if ax is None else ax.figure

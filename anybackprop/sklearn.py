@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import warnings
 from numbers import Integral, Real
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import scipy.sparse
@@ -38,7 +38,14 @@ from .layers import NORMS
 from .network import MLP
 from .optim import OPTIMIZERS, Optimizer
 
-_ACTIVATIONS = {"identity": "identity", "logistic": "sigmoid", "sigmoid": "sigmoid", "tanh": "tanh", "relu": "relu", "leaky_relu": "leaky_relu"}
+_ACTIVATIONS = {
+    "identity": "identity",
+    "logistic": "sigmoid",
+    "sigmoid": "sigmoid",
+    "tanh": "tanh",
+    "relu": "relu",
+    "leaky_relu": "leaky_relu",
+}
 _SOLVERS = tuple(OPTIMIZERS)
 
 
@@ -51,7 +58,7 @@ class _MLPBase(BaseEstimator):
     first ``partial_fit``) validates them with scikit-learn's machinery: a wrong value raises
     ``InvalidParameterError`` (a ValueError and a TypeError) naming the parameter."""
 
-    _parameter_constraints: dict = {
+    _parameter_constraints: ClassVar[dict] = {
         "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
         "activation": [StrOptions(set(_ACTIVATIONS))],
         "solver": [StrOptions(set(_SOLVERS))],
@@ -134,11 +141,13 @@ class _MLPBase(BaseEstimator):
         sizes = (sizes,) if isinstance(sizes, Integral) else tuple(np.ravel(np.asarray(sizes, dtype=object)))
         if any(isinstance(n, (bool, np.bool_)) or not isinstance(n, Integral) or n < 1 for n in sizes):
             raise self._invalid("hidden_layer_sizes", "an int >= 1 or a sequence of ints >= 1")
-        if isinstance(self.dropout, (list, tuple)):
-            if len(self.dropout) != len(sizes) or any(
-                isinstance(p, bool) or not isinstance(p, Real) or not 0 <= p < 1 for p in self.dropout
-            ):
-                raise self._invalid("dropout", f"a float in [0, 1) or a list of {len(sizes)} such floats (one per hidden layer)")
+        if isinstance(self.dropout, (list, tuple)) and (
+            len(self.dropout) != len(sizes)
+            or any(isinstance(p, bool) or not isinstance(p, Real) or not 0 <= p < 1 for p in self.dropout)
+        ):
+            raise self._invalid(
+                "dropout", f"a float in [0, 1) or a list of {len(sizes)} such floats (one per hidden layer)"
+            )
         if self.dtype is not None and not isinstance(self.dtype, str):
             try:
                 name = np.dtype(self.dtype).name
@@ -167,19 +176,25 @@ class _MLPBase(BaseEstimator):
         # (n_batch unweighted), has the gradient (alpha / sw_batch) W: so integer weights act as
         # repeated rows, exactly so for a full batch
         options = {"momentum": self.momentum} if self.solver in ("momentum", "nesterov") else {}
-        return OPTIMIZERS[self.solver].build(lr=self.learning_rate_init, weight_decay=self.alpha / (batch * mean_weight), **options)
+        return OPTIMIZERS[self.solver].build(
+            lr=self.learning_rate_init, weight_decay=self.alpha / (batch * mean_weight), **options
+        )
 
     def _validate_X(self, X: Any, reset: bool) -> np.ndarray:
         _refuse_sparse(X, "X")
         return validate_data(self, X, reset=reset, dtype=(np.float64, np.float32))
 
-    def _train(self, X: Any, y: Any, *, epochs: int, first: bool, classes: Any = None, sample_weight: Any = None) -> "_MLPBase":
+    def _train(
+        self, X: Any, y: Any, *, epochs: int, first: bool, classes: Any = None, sample_weight: Any = None
+    ) -> _MLPBase:
         if first:
             self._check_params()
         _refuse_sparse(X, "X")
         _refuse_sparse(y, "y")
         _refuse_sparse(sample_weight, "sample_weight")
-        X, y = validate_data(self, X, y, reset=first, dtype=(np.float64, np.float32), y_numeric=self._y_numeric, multi_output=True)
+        X, y = validate_data(
+            self, X, y, reset=first, dtype=(np.float64, np.float32), y_numeric=self._y_numeric, multi_output=True
+        )
         if sample_weight is not None:
             sample_weight = _check_sample_weight(sample_weight, X, dtype=X.dtype)
         Y = self._targets(y, reset=first, classes=classes)
@@ -206,8 +221,15 @@ class _MLPBase(BaseEstimator):
             if epochs > 1:
                 kwargs["callbacks"] = [_TrainingLossStopping(self.n_iter_no_change, self.tol)]
             history = model.fit(
-                X, Y, epochs=epochs, batch_size=self._batch(X.shape[0]), optimizer=optimizer,
-                seed=shuffle_seed + self.n_iter_, verbose=self.verbose, sample_weight=sample_weight, **kwargs,
+                X,
+                Y,
+                epochs=epochs,
+                batch_size=self._batch(X.shape[0]),
+                optimizer=optimizer,
+                seed=shuffle_seed + self.n_iter_,
+                verbose=self.verbose,
+                sample_weight=sample_weight,
+                **kwargs,
             )
             history_loss = history.loss
         self.loss_curve_ = self.loss_curve_ + history_loss
@@ -215,15 +237,26 @@ class _MLPBase(BaseEstimator):
         self._store_fitted(model)
         return self
 
-    def _fit_early_stopping(self, model: MLP, optimizer: Optimizer, X: np.ndarray, y: np.ndarray, Y: np.ndarray,
-                            sample_weight: Any, epochs: int, shuffle_seed: int) -> list[float]:
+    def _fit_early_stopping(
+        self,
+        model: MLP,
+        optimizer: Optimizer,
+        X: np.ndarray,
+        y: np.ndarray,
+        Y: np.ndarray,
+        sample_weight: Any,
+        epochs: int,
+        shuffle_seed: int,
+    ) -> list[float]:
         """scikit-learn's early stopping: hold out ``validation_fraction`` of the rows (stratified
         for a classifier), score the held-out rows after every epoch (accuracy, or R^2), stop
         after more than ``n_iter_no_change`` epochs without the score improving by ``tol``, and
         keep the parameters of the best-scoring epoch."""
         stratify = y if not self._y_numeric and _can_stratify(y, self.validation_fraction) else None
         parts = [X, Y] if sample_weight is None else [X, Y, sample_weight]
-        split = train_test_split(*parts, test_size=self.validation_fraction, random_state=shuffle_seed, stratify=stratify)
+        split = train_test_split(
+            *parts, test_size=self.validation_fraction, random_state=shuffle_seed, stratify=stratify
+        )
         X, X_val, Y, Y_val = split[:4]
         sample_weight, w_val = (split[4], split[5]) if sample_weight is not None else (None, None)
         batch = self._batch(X.shape[0])
@@ -233,21 +266,39 @@ class _MLPBase(BaseEstimator):
         best = None
         no_improvement = 0
         for epoch in range(epochs):
-            history = model.fit(X, Y, epochs=1, batch_size=batch, optimizer=optimizer, seed=shuffle_seed + self.n_iter_ + epoch,
-                                verbose=False, sample_weight=sample_weight)
+            history = model.fit(
+                X,
+                Y,
+                epochs=1,
+                batch_size=batch,
+                optimizer=optimizer,
+                seed=shuffle_seed + self.n_iter_ + epoch,
+                verbose=False,
+                sample_weight=sample_weight,
+            )
             losses += history.loss
             score = self._validation_score(model, X_val, Y_val, w_val)
             self.validation_scores_.append(score)
             self.validation_loss_curve_.append(model.loss(X_val, Y_val, w_val))
             if self.verbose:
-                print(f"Iteration {self.n_iter_ + epoch + 1}, loss = {history.loss[-1]:.8f}, validation score = {score:.6f}", flush=True)
+                print(
+                    f"Iteration {self.n_iter_ + epoch + 1}, loss = {history.loss[-1]:.8f}, validation score = "
+                    f"{score:.6f}",
+                    flush=True,
+                )
             no_improvement = no_improvement + 1 if score < self.best_validation_score_ + self.tol else 0
             if score > self.best_validation_score_:
                 self.best_validation_score_ = score
-                best = ({k: to_numpy(v).copy() for k, v in model.params.items()}, {k: to_numpy(v).copy() for k, v in model.state.items()})
+                best = (
+                    {k: to_numpy(v).copy() for k, v in model.params.items()},
+                    {k: to_numpy(v).copy() for k, v in model.state.items()},
+                )
             if no_improvement > self.n_iter_no_change:
                 if self.verbose:
-                    print(f"Validation score did not improve more than tol={self.tol} for {self.n_iter_no_change} consecutive epochs. Stopping.")
+                    print(
+                        f"Validation score did not improve more than tol={self.tol} for {self.n_iter_no_change} "
+                        "consecutive epochs. Stopping."
+                    )
                 break
         if best is not None:  # the parameters of the best-scoring epoch, as scikit-learn keeps them
             model.set_params(best[0])
@@ -271,10 +322,18 @@ class _MLPBase(BaseEstimator):
 
     def _build_model(self, sizes: list[int], seed: int | None) -> MLP:
         if self._output == "softmax" and sizes[-1] < 2:  # it would predict probability 1 for every row
-            raise ValueError(f"a softmax output needs at least 2 units, got {sizes[-1]}; use a sigmoid output for 2 classes")
+            raise ValueError(
+                f"a softmax output needs at least 2 units, got {sizes[-1]}; use a sigmoid output for 2 classes"
+            )
         return MLP(
-            sizes, activation=_ACTIVATIONS[self.activation], output=self._output, seed=seed, dtype=self._dtype,
-            backend=self._usable_backend(), dropout=self.dropout or None, norm=self.norm,
+            sizes,
+            activation=_ACTIVATIONS[self.activation],
+            output=self._output,
+            seed=seed,
+            dtype=self._dtype,
+            backend=self._usable_backend(),
+            dropout=self.dropout or None,
+            norm=self.norm,
         )
 
     def _usable_backend(self) -> Backend:
@@ -287,7 +346,8 @@ class _MLPBase(BaseEstimator):
                 warnings.warn(
                     f"{type(self).__name__} was fitted with backend={name!r}, which is not usable here ({reason}); "
                     f"its fitted state is NumPy, so it predicts and trains with backend='numpy' instead",
-                    BackendFallbackWarning, stacklevel=5,
+                    BackendFallbackWarning,
+                    stacklevel=5,
                 )
                 return backend_for("numpy")
         return backend_for(name)
@@ -329,12 +389,14 @@ class _MLPBase(BaseEstimator):
         if optimizer is not None and optimizer.state is not None:
             state["_optimizer_state"] = {
                 "solver": self.solver,
-                "state": {slot: {k: to_numpy(v).copy() for k, v in arrays.items()} for slot, arrays in optimizer.state.items()},
+                "state": {
+                    slot: {k: to_numpy(v).copy() for k, v in arrays.items()} for slot, arrays in optimizer.state.items()
+                },
                 "t": getattr(optimizer, "t", None),
             }
         return state
 
-    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> "_MLPBase":
+    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> _MLPBase:
         """Train from scratch for up to ``max_iter`` epochs, stopping early as scikit-learn's MLP
         does: without ``early_stopping``, after ``n_iter_no_change`` epochs without the training
         loss improving by ``tol``; with it, after more than ``n_iter_no_change`` epochs without
@@ -387,7 +449,9 @@ class MLPClassifier(ClassifierMixin, _MLPBase):
         if reset:
             self.classes_ = np.unique(y) if classes is None else np.unique(np.asarray(classes))
             if len(self.classes_) < 2:
-                raise ValueError(f"MLPClassifier needs at least 2 classes to learn from; got 1 class ({self.classes_.tolist()[0]!r})")
+                raise ValueError(
+                    f"MLPClassifier needs at least 2 classes to learn from; got 1 class ({self.classes_.tolist()[0]!r})"
+                )
             self._output = "sigmoid" if len(self.classes_) == 2 else "softmax"
             self._n_outputs = 1 if len(self.classes_) == 2 else len(self.classes_)
         unseen = np.setdiff1d(np.unique(y), self.classes_)
@@ -395,7 +459,7 @@ class MLPClassifier(ClassifierMixin, _MLPBase):
             raise ValueError(f"y has classes {unseen.tolist()} not in classes_ {self.classes_.tolist()}")
         return np.searchsorted(self.classes_, y)
 
-    def partial_fit(self, X: Any, y: Any, classes: Any = None, sample_weight: Any = None) -> "MLPClassifier":
+    def partial_fit(self, X: Any, y: Any, classes: Any = None, sample_weight: Any = None) -> MLPClassifier:
         """One epoch over ``(X, y)``; the first call needs ``classes`` (all the labels)."""
         first = not hasattr(self, "coefs_")
         if first and classes is None:
@@ -425,7 +489,7 @@ class MLPRegressor(RegressorMixin, _MLPBase):
             raise ValueError(f"y has shape {y.shape}; this regressor was fitted with {self._n_outputs} target(s)")
         return y.reshape(-1, 1) if y.ndim == 1 else y
 
-    def partial_fit(self, X: Any, y: Any, sample_weight: Any = None) -> "MLPRegressor":
+    def partial_fit(self, X: Any, y: Any, sample_weight: Any = None) -> MLPRegressor:
         """One epoch over ``(X, y)``, continuing from the current weights."""
         return self._train(X, y, epochs=1, first=not hasattr(self, "coefs_"), sample_weight=sample_weight)
 

@@ -78,7 +78,9 @@ def _read_parquet(path: str) -> dict[str, np.ndarray]:
     try:
         import pandas as pd
     except ImportError:
-        raise ImportError("reading Parquet needs pandas and pyarrow, an optional extra: pip install 'anybackprop[tables]'") from None
+        raise ImportError(
+            "reading Parquet needs pandas and pyarrow, an optional extra: pip install 'anybackprop[tables]'"
+        ) from None
     try:
         frame = pd.read_parquet(path)
     except ImportError as exc:
@@ -104,12 +106,17 @@ def columns_from_frame(frame: Any) -> dict[str, np.ndarray]:
 def _read_npz(path: str) -> dict[str, np.ndarray]:
     with np.load(path, allow_pickle=False) as archive:
         if "X" not in archive.files:
-            raise ValueError(f"{path} holds {archive.files}; an .npz table needs an array 'X' (m, n) and optionally 'y' (m,)")
+            raise ValueError(
+                f"{path} holds {archive.files}; an .npz table needs an array 'X' (m, n) and optionally 'y' (m,)"
+            )
         X = np.asarray(archive["X"])
         y = np.asarray(archive["y"]) if "y" in archive.files else None
     if X.ndim != 2:
         raise ValueError(f"{path}: X has shape {X.shape}; expected (m, n_features)")
-    columns = {f"x{j}": X[:, j].astype(np.float64) if X.dtype.kind in "fiub" else X[:, j].astype(object) for j in range(X.shape[1])}
+    columns = {
+        f"x{j}": X[:, j].astype(np.float64) if X.dtype.kind in "fiub" else X[:, j].astype(object)
+        for j in range(X.shape[1])
+    }
     if y is not None:
         if y.shape != (X.shape[0],):
             raise ValueError(f"{path}: y has shape {y.shape}; expected ({X.shape[0]},), one value per row of X")
@@ -152,18 +159,22 @@ def _missing_mask(values: np.ndarray) -> np.ndarray:
 def _first_missing(name: str, values: np.ndarray, hint: str) -> None:
     mask = _missing_mask(values)
     if mask.any():
-        raise ValueError(f"column {name!r} has a missing value in data row {int(np.argmax(mask)) + 1} "
-                         f"({int(mask.sum())} in all); {hint}")
+        raise ValueError(
+            f"column {name!r} has a missing value in data row {int(np.argmax(mask)) + 1} "
+            f"({int(mask.sum())} in all); {hint}"
+        )
 
 
-def check_complete(columns: dict[str, np.ndarray], hint: str = "fill it in or impute (impute='mean', --impute mean)") -> None:
+def check_complete(
+    columns: dict[str, np.ndarray], hint: str = "fill it in or impute (impute='mean', --impute mean)"
+) -> None:
     """A ValueError naming the first column with a missing value and its first such row (1-based)."""
     for name, values in columns.items():
         _first_missing(name, np.asarray(values), hint)
 
 
 def infer_task(y: np.ndarray) -> str:
-    """"classification" for strings, or integers with at most :data:`MAX_CLASSES_INFERRED`
+    """ "classification" for strings, or integers with at most :data:`MAX_CLASSES_INFERRED`
     distinct values; "regression" otherwise."""
     y = np.asarray(y)
     if y.dtype.kind in "OUSb":
@@ -193,7 +204,7 @@ class TableEncoder:
         self.impute = impute
         self.columns: list[dict] | None = None
 
-    def fit(self, columns: dict[str, np.ndarray]) -> "TableEncoder":
+    def fit(self, columns: dict[str, np.ndarray]) -> TableEncoder:
         """Learn each column's kind, its categories (categorical) and its mean (numeric)."""
         if not isinstance(columns, dict) or not columns:
             raise TypeError(f"columns must be a non-empty dict {{name: values}}, got {type(columns).__name__}")
@@ -216,7 +227,11 @@ class TableEncoder:
     def feature_names(self) -> list[str]:
         """The encoded features: numeric column names, and ``column=category`` per category."""
         self._check_fitted()
-        return [c["name"] if c["kind"] == "numeric" else f"{c['name']}={cat}" for c in self.columns for cat in c.get("categories", [None])]
+        return [
+            c["name"] if c["kind"] == "numeric" else f"{c['name']}={cat}"
+            for c in self.columns
+            for cat in c.get("categories", [None])
+        ]
 
     def _check_fitted(self) -> None:
         if self.columns is None:
@@ -227,9 +242,14 @@ class TableEncoder:
         self._check_fitted()
         absent = [c["name"] for c in self.columns if c["name"] not in columns]
         if absent:
-            raise ValueError(f"the data lacks the column(s) {', '.join(map(repr, absent))} that the model was trained with")
+            raise ValueError(
+                f"the data lacks the column(s) {', '.join(map(repr, absent))} that the model was trained with"
+            )
         if self.impute is None:
-            check_complete({c["name"]: columns[c["name"]] for c in self.columns}, "fill it in (the model was trained without impute)")
+            check_complete(
+                {c["name"]: columns[c["name"]] for c in self.columns},
+                "fill it in (the model was trained without impute)",
+            )
         parts, unknown = [], {}
         for c in self.columns:
             name = c["name"]
@@ -258,11 +278,13 @@ class TableEncoder:
         return {"impute": self.impute, "columns": self.columns}
 
     @classmethod
-    def from_config(cls, config: dict) -> "TableEncoder":
+    def from_config(cls, config: dict) -> TableEncoder:
         encoder = cls(config.get("impute"))
         columns = config.get("columns")
         if not isinstance(columns, list) or not all(_valid_column(c) for c in columns):
-            raise ValueError("its table encoder has no valid 'columns' list (each a name and a numeric fill or string categories)")
+            raise ValueError(
+                "its table encoder has no valid 'columns' list (each a name and a numeric fill or string categories)"
+            )
         encoder.columns = columns
         return encoder
 
@@ -276,7 +298,11 @@ def _valid_column(column: Any) -> bool:
         fill = column.get("fill")
         return isinstance(fill, (int, float)) and not isinstance(fill, bool) and math.isfinite(fill)
     categories = column.get("categories")
-    return column.get("kind") == "categorical" and isinstance(categories, list) and all(isinstance(c, str) for c in categories)
+    return (
+        column.get("kind") == "categorical"
+        and isinstance(categories, list)
+        and all(isinstance(c, str) for c in categories)
+    )
 
 
 class TabularModel:
@@ -287,13 +313,30 @@ class TabularModel:
     encoded width and the classes are known. ``task`` is "classification", "regression" or None
     (inferred from the target by :func:`infer_task`)."""
 
-    def __init__(self, hidden: list[int] | tuple[int, ...] = (128, 64), *, task: str | None = None, impute: str | None = None,
-                 standardize: bool = True, output: str | None = None, **mlp_options: Any) -> None:
+    def __init__(
+        self,
+        hidden: list[int] | tuple[int, ...] = (128, 64),
+        *,
+        task: str | None = None,
+        impute: str | None = None,
+        standardize: bool = True,
+        output: str | None = None,
+        **mlp_options: Any,
+    ) -> None:
         if task is not None and task not in TASKS:
             raise ValueError(f"unknown task {task!r}; accepted values: {', '.join(TASKS)} or None (inferred)")
         if output not in (None, "softmax", "sigmoid", "identity"):
-            raise ValueError(f"unknown output {output!r}; accepted values: softmax, sigmoid (two classes), identity (regression) or None")
-        self.hidden, self.task, self.standardize, self.output, self.mlp_options = list(hidden), task, standardize, output, mlp_options
+            raise ValueError(
+                f"unknown output {output!r}; accepted values: softmax, sigmoid (two classes), identity "
+                "(regression) or None"
+            )
+        self.hidden, self.task, self.standardize, self.output, self.mlp_options = (
+            list(hidden),
+            task,
+            standardize,
+            output,
+            mlp_options,
+        )
         self.encoder = TableEncoder(impute)
         self.network: MLP | None = None
         self.target: str | None = None
@@ -302,7 +345,9 @@ class TabularModel:
 
     # --- fitting ---------------------------------------------------------------------------------
 
-    def prepare(self, columns: dict[str, np.ndarray], y: np.ndarray, target: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def prepare(
+        self, columns: dict[str, np.ndarray], y: np.ndarray, target: str | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Learn the encoding, the task and the labels from ``(columns, y)`` and build the
         network (untrained); returns the encoded ``(X, targets)``. :meth:`fit` starts here."""
         y = np.asarray(y)
@@ -315,7 +360,9 @@ class TabularModel:
                 raise ValueError(f"the target has a single class {self.classes[0]!r}; classification needs at least 2")
             output = self.output or ("sigmoid" if len(self.classes) == 2 else "softmax")
             if output == "identity" or (output == "sigmoid" and len(self.classes) > 2):
-                raise ValueError(f"output={output!r} does not fit {len(self.classes)} classes; use softmax (or sigmoid for two)")
+                raise ValueError(
+                    f"output={output!r} does not fit {len(self.classes)} classes; use softmax (or sigmoid for two)"
+                )
             n_out = 1 if output == "sigmoid" else len(self.classes)
         else:
             if y.dtype.kind not in "fiub":
@@ -323,11 +370,20 @@ class TabularModel:
             if self.output not in (None, "identity"):
                 raise ValueError(f"output={self.output!r} is for classification; regression uses identity")
             n_out, output = 1, "identity"
-        self.network = MLP([X.shape[1], *self.hidden, n_out], output=output, standardize=self.standardize, **self.mlp_options)
+        self.network = MLP(
+            [X.shape[1], *self.hidden, n_out], output=output, standardize=self.standardize, **self.mlp_options
+        )
         return X, self.encode_target(y)
 
-    def fit(self, columns: dict[str, np.ndarray], y: np.ndarray, *, target: str | None = None,
-            validation_data: tuple | None = None, **fit_options: Any) -> Any:
+    def fit(
+        self,
+        columns: dict[str, np.ndarray],
+        y: np.ndarray,
+        *,
+        target: str | None = None,
+        validation_data: tuple | None = None,
+        **fit_options: Any,
+    ) -> Any:
         """:meth:`prepare`, then train the network (:func:`anybackprop.training.fit` options;
         ``validation_data`` as raw ``(columns, y)``). Returns the :class:`~anybackprop.training.History`."""
         X, t = self.prepare(columns, y, target)
@@ -355,7 +411,9 @@ class TabularModel:
         index = np.minimum(index, len(self.classes) - 1)
         unknown = self.classes[index] != values
         if unknown.any():
-            raise ValueError(f"the target holds {values[unknown][0]!r}, which is not one of the classes {self.classes.tolist()}")
+            raise ValueError(
+                f"the target holds {values[unknown][0]!r}, which is not one of the classes {self.classes.tolist()}"
+            )
         return index
 
     # --- using it --------------------------------------------------------------------------------
@@ -378,7 +436,7 @@ class TabularModel:
         network = self._check_fitted()
         X, t = self.encode(columns), self.encode_target(y)
         name = network.head.metric_name
-        result = {"metric": name, name: network.score(X, t), "loss": network.loss(X, t), "rows": int(len(t))}
+        result = {"metric": name, name: network.score(X, t), "loss": network.loss(X, t), "rows": len(t)}
         if self.classes is not None:
             predicted = to_numpy(network.predict(X))
             confusion = np.zeros((len(self.classes), len(self.classes)), dtype=np.int64)
@@ -399,7 +457,7 @@ class TabularModel:
         return {"target": self.target, "task": self.task, "encoder": self.encoder.config(), "classes": classes}
 
     @classmethod
-    def from_saved(cls, network: MLP, config: dict, info: dict | None = None) -> "TabularModel":
+    def from_saved(cls, network: MLP, config: dict, info: dict | None = None) -> TabularModel:
         """The model :meth:`table_config` described, around a loaded ``network``."""
         if not isinstance(config, dict) or config.get("task") not in TASKS:
             raise ValueError("its table section has no valid task")

@@ -114,8 +114,11 @@ def describe() -> str:
     blas = blas_threads()
     override = os.environ.get(ENV)
     rule = (
-        f"{ENV}={override}" if override else
-        f"1 thread when a step's largest product is under {SMALL_PRODUCT:,} multiply-adds, "
+        f"{ENV}={override}"
+        if override
+        else f"1 thread when a step's largest product is under {SMALL_PRODUCT:,} multiply-adds, "
         f"else the {cores()} cores this process may use"
     )
-    return f"BLAS threads: {rule}; {'no BLAS visible to threadpoolctl' if blas is None else f'{blas} outside fit/predict'}"
+    return (
+        f"BLAS threads: {rule}; {'no BLAS visible to threadpoolctl' if blas is None else f'{blas} outside fit/predict'}"
+    )

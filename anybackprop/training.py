@@ -49,9 +49,13 @@ class Trainable(Protocol):
     params: dict
     state: dict
 
-    def check_data(self, X: Any, Y: Any, sample_weight: Any = None, class_weight: Any = None, names: tuple = ...) -> tuple: ...
+    def check_data(
+        self, X: Any, Y: Any, sample_weight: Any = None, class_weight: Any = None, names: tuple = ...
+    ) -> tuple: ...
 
-    def forward_pass(self, x: Any, *, training: bool = False, rng: Any = None, params: dict | None = None, part: Any = None) -> Any: ...
+    def forward_pass(
+        self, x: Any, *, training: bool = False, rng: Any = None, params: dict | None = None, part: Any = None
+    ) -> Any: ...
 
     def backward_pass(self, fwd: Any, dz: Any) -> dict: ...
 
@@ -93,12 +97,23 @@ class History:
 
     def to_dict(self) -> dict:
         """A JSON-able dict that :meth:`from_dict` turns back into this history."""
-        return {"loss": self.loss, "val_loss": self.val_loss, "metrics": self.metrics, "best_epoch": self.best_epoch, "seconds": self.seconds}
+        return {
+            "loss": self.loss,
+            "val_loss": self.val_loss,
+            "metrics": self.metrics,
+            "best_epoch": self.best_epoch,
+            "seconds": self.seconds,
+        }
 
     @classmethod
-    def from_dict(cls, data: dict) -> "History":
-        return cls([float(v) for v in data["loss"]], [float(v) for v in data["val_loss"]],
-                   {k: [float(v) for v in vs] for k, vs in data["metrics"].items()}, data["best_epoch"], float(data["seconds"]))
+    def from_dict(cls, data: dict) -> History:
+        return cls(
+            [float(v) for v in data["loss"]],
+            [float(v) for v in data["val_loss"]],
+            {k: [float(v) for v in vs] for k, vs in data["metrics"].items()},
+            data["best_epoch"],
+            float(data["seconds"]),
+        )
 
     def to_csv(self, path: str | os.PathLike) -> None:
         """One row per epoch (``epoch`` 1-based, then :meth:`columns`), written atomically."""
@@ -204,7 +219,10 @@ class DataParallelTrainer(Trainer):
     def __init__(self, model: Trainable, optimizer: Optimizer, comm: Any) -> None:
         missing = [a for a in ("rank", "size", "allreduce_sum", "broadcast", "broadcast_value") if not hasattr(comm, a)]
         if missing:
-            raise TypeError(f"comm must be a communicator such as anybackprop.distributed.init() returns, got {comm!r} (it lacks {', '.join(missing)})")
+            raise TypeError(
+                f"comm must be a communicator such as anybackprop.distributed.init() returns, got {comm!r} (it "
+                f"lacks {', '.join(missing)})"
+            )
         self.comm, self.rank, self.size = comm, comm.rank, comm.size
         self.model = model
         model.params = self._broadcast(model.params)
@@ -297,7 +315,13 @@ class _Progress:
             try:
                 from tqdm.auto import tqdm
 
-                self.bar = tqdm(total=epochs, initial=initial, unit="epoch", leave=True, bar_format="epoch {n_fmt}/{total_fmt} {bar:10} {desc}")
+                self.bar = tqdm(
+                    total=epochs,
+                    initial=initial,
+                    unit="epoch",
+                    leave=True,
+                    bar_format="epoch {n_fmt}/{total_fmt} {bar:10} {desc}",
+                )
             except ImportError:
                 pass
 
@@ -375,7 +399,10 @@ def fit(
     batch_size = check_positive_int(batch_size, "batch_size")
     hooks = _callbacks(callbacks, early_stopping, min_delta, checkpoint)
     opt = get_optimizer(optimizer, lr, **optimizer_options)
-    with model.backend.activate(), threads.limited(model.backend, threads.largest_product(model.layers, batch_size), num_threads):
+    with (
+        model.backend.activate(),
+        threads.limited(model.backend, threads.largest_product(model.layers, batch_size), num_threads),
+    ):
         x, y, w = model.check_data(X, Y, sample_weight, class_weight)
         val = _check_validation_data(model, validation_data)
         m = x.shape[0]
@@ -414,7 +441,9 @@ def fit(
                 loss, train_metric = model.scores(logits, ys, ws, ss_tot[0])
                 values = {"loss": loss, metric: train_metric}
                 if val is not None:
-                    values["val_loss"], values[f"val_{metric}"] = model.scores(trainer.logits(val[0]), val[1], val[2], ss_tot[1])
+                    values["val_loss"], values[f"val_{metric}"] = model.scores(
+                        trainer.logits(val[0]), val[1], val[2], ss_tot[1]
+                    )
                 guard.check(epoch + 1, values, opt.base_lr)
                 history.record(values)
                 progress.update(epoch + 1, epochs, values, m / max(time.perf_counter() - tick, 1e-9))
@@ -443,7 +472,7 @@ class _DivergenceGuard:
         it: no fresh allocation, and its page faults, per epoch)."""
         xp = self.model.backend.xp
         self.epoch = epoch
-        for kept, live in zip(self.saved, (self.model.params, self.model.state)):
+        for kept, live in zip(self.saved, (self.model.params, self.model.state), strict=True):
             for key, value in live.items():
                 old = kept.get(key)
                 if old is not None and array_api_compat.is_writeable_array(old) and old.shape == value.shape:
@@ -453,7 +482,14 @@ class _DivergenceGuard:
 
     def check(self, epoch: int, values: dict[str, float], lr: float) -> None:
         """After ``epoch`` (1-based): keep its parameters, or restore the last good ones and raise."""
-        bad = next(((name, values[name]) for name in ("loss", "val_loss") if name in values and not math.isfinite(values[name])), None)
+        bad = next(
+            (
+                (name, values[name])
+                for name in ("loss", "val_loss")
+                if name in values and not math.isfinite(values[name])
+            ),
+            None,
+        )
         if bad is None:
             xp, params = self.model.backend.xp, self.model.params
             # max and min of each (NaN propagates through both): no temporary the size of a parameter
@@ -466,7 +502,8 @@ class _DivergenceGuard:
         self.model.params, self.model.state = (dict(d) for d in self.saved)
         kept = f"after epoch {self.epoch}" if self.epoch else "before training"
         raise ValueError(
-            f"training diverged at epoch {epoch}: the {bad[0]} is {bad[1]}; the model keeps its parameters from {kept}; "
+            f"training diverged at epoch {epoch}: the {bad[0]} is {bad[1]}; the model keeps its parameters from "
+            f"{kept}; "
             f"try a smaller learning rate (lr={lr}) or scale the inputs (standardize X)"
         )
 
@@ -517,7 +554,9 @@ class LambdaCallback(Callback):
 
     def __init__(self, function: Any) -> None:
         if not callable(function):
-            raise TypeError(f"callbacks must hold Callback objects or functions (epoch, history, model), got {function!r}")
+            raise TypeError(
+                f"callbacks must hold Callback objects or functions (epoch, history, model), got {function!r}"
+            )
         self.function = function
 
     def on_epoch_end(self, epoch: int, history: History, model: Trainable) -> bool | None:
@@ -590,7 +629,15 @@ class EarlyStopping(Callback):
             history.best_epoch = self.best_epoch
 
     def checkpoint_state(self) -> tuple[dict, dict[str, Any]]:
-        arrays = {} if self.saved is None else {f"{part}.{k}": to_numpy(v) for part, d in zip(("params", "state"), self.saved) for k, v in d.items()}
+        arrays = (
+            {}
+            if self.saved is None
+            else {
+                f"{part}.{k}": to_numpy(v)
+                for part, d in zip(("params", "state"), self.saved, strict=True)
+                for k, v in d.items()
+            }
+        )
         return {"best": self.best, "best_epoch": self.best_epoch}, arrays
 
     def restore_checkpoint_state(self, values: dict, arrays: dict[str, Any], model: Trainable) -> None:

@@ -113,7 +113,12 @@ def check_positive_int(value: Any, name: str, minimum: int = 1) -> int:
 
 def check_positive_float(value: Any, name: str, allow_zero: bool = False) -> float:
     """``value`` as a finite float > 0 (>= 0 when ``allow_zero``)."""
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and value == value and abs(value) != float("inf")
+    ok = (
+        isinstance(value, numbers.Real)
+        and not isinstance(value, bool)
+        and value == value
+        and abs(value) != float("inf")
+    )
     if not ok or value < 0 or (value == 0 and not allow_zero):
         bound = ">= 0" if allow_zero else "> 0"
         raise ValueError(f"{name} must be a finite number {bound}, got {value!r}")

@@ -1,16 +1,17 @@
 """Run the benchmarks: ``python -m benchmarks [--backend numpy] [--workloads digits,small] [--quick]``.
 
 For each workload every contestant trains from the same initial weights; timings are interleaved
-(A B C, B C A, C A B, ...: the order rotates each round) after one warm-up round and the median of ``--repeats`` is reported: seconds per
-epoch on the CPU, milliseconds per step on a GPU. One timing covers ``epochs_per_timing`` epochs
-(10 for digits, 5 for small, 2 for mid) for every contestant; anybackprop trains them in one
-``fit`` call, as a user would. Prints a Markdown table and writes JSON with
-the machine, the library versions, the BLAS and its threads.
+(A B C, B C A, C A B, ...: the order rotates each round) after one warm-up round and the median of
+``--repeats`` is reported: seconds per epoch on the CPU, milliseconds per step on a GPU. One timing
+covers ``epochs_per_timing`` epochs (10 for digits, 5 for small, 2 for mid) for every contestant;
+anybackprop trains them in one ``fit`` call, as a user would. Prints a Markdown table and writes
+JSON with the machine, the library versions, the BLAS and its threads.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -39,14 +40,17 @@ def _installed(name: str) -> bool:
 def contestants(workload: Workload, backends: list[str], tf32: bool) -> list[tuple[str, Any]]:
     """(label, factory) pairs for the contestants that can run here on this workload."""
     gpu = "cupy" in backends
-    found: list[tuple[str, Any]] = []
-    for name in backends:
-        found.append((f"anybackprop[{name}]", lambda w, X, y, p, name=name: runners.Anybackprop(w, X, y, p, name)))
+    found: list[tuple[str, Any]] = [
+        (f"anybackprop[{name}]", lambda w, X, y, p, name=name: runners.Anybackprop(w, X, y, p, name))
+        for name in backends
+    ]
     if gpu:
         import cupy
 
         if tf32:
-            found.append(("anybackprop[cupy+tf32]", lambda w, X, y, p: runners.Anybackprop(w, X, y, p, "cupy", tf32=True)))
+            found.append(
+                ("anybackprop[cupy+tf32]", lambda w, X, y, p: runners.Anybackprop(w, X, y, p, "cupy", tf32=True))
+            )
         found.append(("cupy-loop", lambda w, X, y, p: runners.HandLoop(w, X, y, p, xp=cupy)))
         found.append(("gemm-floor[cupy]", lambda w, X, y, p: runners.GemmFloor(w, X, y, p, xp=cupy)))
     if not gpu or any(b != "cupy" for b in backends):
@@ -68,13 +72,19 @@ def measure_memory(workload: str, labels: list[str], backends: list[str], quick:
     """Peak memory per contestant, each in a fresh process (see :mod:`benchmarks.memory`)."""
     found = {}
     for label in labels:
-        cmd = [sys.executable, "-m", "benchmarks.memory", workload, label, ",".join(backends)] + (["--quick"] if quick else [])
+        cmd = [sys.executable, "-m", "benchmarks.memory", workload, label, ",".join(backends)] + (
+            ["--quick"] if quick else []
+        )
         done = subprocess.run(cmd, capture_output=True, text=True)
-        found[label] = json.loads(done.stdout) if done.returncode == 0 else {"error": done.stderr.strip().splitlines()[-1:]}
+        found[label] = (
+            json.loads(done.stdout) if done.returncode == 0 else {"error": done.stderr.strip().splitlines()[-1:]}
+        )
     return found
 
 
-def run_workload(workload: Workload, backends: list[str], repeats: int, tf32: bool, skip: tuple[str, ...] = (), settle: float = 0.3) -> dict:
+def run_workload(
+    workload: Workload, backends: list[str], repeats: int, tf32: bool, skip: tuple[str, ...] = (), settle: float = 0.3
+) -> dict:
     X, y = load_data(workload)
     params = initial_params(workload)
     built = []
@@ -125,17 +135,24 @@ def table(result: dict, gpu: bool) -> str:
     torch = ref("torch[cuda]", "torch[cpu]")
     w = result["workload"]
     lines = [
-        f"### {w['name']}: {'-'.join(map(str, w['sizes']))}, batch {w['batch']}, {w['rows']} rows ({result['steps_per_epoch']} steps/epoch)",
+        f"### {w['name']}: {'-'.join(map(str, w['sizes']))}, batch {w['batch']}, {w['rows']} rows "
+        f"({result['steps_per_epoch']} steps/epoch)",
         "",
         f"| contestant | {unit} | x hand loop | x GEMM floor | x torch | GFLOP/s | peak host MiB | device MiB |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for label, row in sorted(rows.items(), key=lambda kv: kv[1][key]):
-        ratio = lambda base: f"{row[key] / base:.2f}" if base else "-"
+
+        def ratio(base, row=row):
+            return f"{row[key] / base:.2f}" if base else "-"
+
         value = f"{row[key]:.4g}"
         memory = row.get("memory", {})
         host, device = memory.get("host_peak_growth_mib", "-"), memory.get("device_mib", "-")
-        lines.append(f"| {label} | {value} | {ratio(floor)} | {ratio(gemm)} | {ratio(torch)} | {row['gflops']:.1f} | {host} | {device} |")
+        lines.append(
+            f"| {label} | {value} | {ratio(floor)} | {ratio(gemm)} | {ratio(torch)} | {row['gflops']:.1f} | "
+            f"{host} | {device} |"
+        )
     return "\n".join(lines)
 
 
@@ -149,14 +166,15 @@ def machine() -> dict:
         "anybackprop": ab.__version__,
     }
     for name in ("sklearn", "torch", "cupy", "array_api_compat"):
-        try:
+        with contextlib.suppress(ImportError):
             info[name] = __import__(name).__version__
-        except ImportError:
-            pass
     try:
         from threadpoolctl import threadpool_info
 
-        info["blas"] = [{k: v for k, v in pool.items() if k in ("internal_api", "version", "num_threads", "architecture")} for pool in threadpool_info()]
+        info["blas"] = [
+            {k: v for k, v in pool.items() if k in ("internal_api", "version", "num_threads", "architecture")}
+            for pool in threadpool_info()
+        ]
     except ImportError:
         info["blas"] = "threadpoolctl not installed"
     return info
@@ -169,17 +187,33 @@ def main(argv: list[str] | None = None) -> int:
 
         return distributed.main([a for a in argv if a != "--distributed"])
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
-    parser.add_argument("--backend", default=None, help="comma-separated anybackprop backends (default: cupy where usable, else numpy)")
-    parser.add_argument("--workloads", default=None, help=f"comma-separated, from {', '.join(WORKLOADS)} (default: all that fit the device)")
+    parser.add_argument(
+        "--backend", default=None, help="comma-separated anybackprop backends (default: cupy where usable, else numpy)"
+    )
+    parser.add_argument(
+        "--workloads",
+        default=None,
+        help=f"comma-separated, from {', '.join(WORKLOADS)} (default: all that fit the device)",
+    )
     parser.add_argument("--quick", action="store_true", help="tiny sizes, one repeat: a smoke test of the harness")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--tf32", action="store_true", help="also run TF32 variants on the GPU")
-    parser.add_argument("--memory", action="store_true", help="also measure each contestant's peak memory, in a fresh process")
+    parser.add_argument(
+        "--memory", action="store_true", help="also measure each contestant's peak memory, in a fresh process"
+    )
     parser.add_argument("--skip", default="", help="comma-separated contestant labels to leave out, e.g. torch[cpu]")
-    parser.add_argument("--busy", action="store_true", help="CPU: time every workload again with another process spinning on one core")
-    parser.add_argument("--scaling", action="store_true", help="CPU: a width x batch grid (widths 64..2048, batches 32..1024)")
+    parser.add_argument(
+        "--busy", action="store_true", help="CPU: time every workload again with another process spinning on one core"
+    )
+    parser.add_argument(
+        "--scaling", action="store_true", help="CPU: a width x batch grid (widths 64..2048, batches 32..1024)"
+    )
     parser.add_argument("--json", default="benchmarks/results.json", help="where to write the JSON")
-    parser.add_argument("--distributed", action="store_true", help="data-parallel scaling instead: see python -m benchmarks --distributed --help")
+    parser.add_argument(
+        "--distributed",
+        action="store_true",
+        help="data-parallel scaling instead: see python -m benchmarks --distributed --help",
+    )
     args = parser.parse_args(argv)
     backends = args.backend.split(",") if args.backend else ["cupy" if "cupy" in ab.available_backends() else "numpy"]
     unknown = [b for b in backends if b not in ab.available_backends()]
@@ -197,8 +231,14 @@ def main(argv: list[str] | None = None) -> int:
     settle = 0.0 if args.quick else 0.3
     if not gpu:
         report["gemm_roof_gflops"] = cpu.gemm_roof(256 if args.quick else cpu.ROOF_SIZE)
-        print("GEMM roof (float32 " + ("256" if args.quick else str(cpu.ROOF_SIZE)) + "^2 product): "
-              + ", ".join(f"{v:.1f} GFLOP/s with {k}" for k, v in report["gemm_roof_gflops"].items()) + "\n", flush=True)
+        print(
+            "GEMM roof (float32 "
+            + ("256" if args.quick else str(cpu.ROOF_SIZE))
+            + "^2 product): "
+            + ", ".join(f"{v:.1f} GFLOP/s with {k}" for k, v in report["gemm_roof_gflops"].items())
+            + "\n",
+            flush=True,
+        )
     for name in names:
         print(f"running {name} ...", file=sys.stderr, flush=True)
         result = run_workload(table_of[name], backends, repeats, args.tf32, skip, settle)
@@ -213,16 +253,23 @@ def main(argv: list[str] | None = None) -> int:
             for name in names:
                 print(f"running {name} with core {core} busy ...", file=sys.stderr, flush=True)
                 report["busy"].append(run_workload(table_of[name], backends, repeats, args.tf32, skip, settle))
-        for idle, busy in zip(report["workloads"], report["busy"]):
-            print(f"{table(busy, gpu)}\n\nwith one core busy: " + ", ".join(
-                f"{label} {row['seconds_per_epoch'] / idle['results'][label]['seconds_per_epoch']:.2f}x its idle time"
-                for label, row in busy["results"].items()) + "\n", flush=True)
+        for idle, busy in zip(report["workloads"], report["busy"], strict=True):
+            print(
+                f"{table(busy, gpu)}\n\nwith one core busy: "
+                + ", ".join(
+                    f"{label} {row['seconds_per_epoch'] / idle['results'][label]['seconds_per_epoch']:.2f}x its "
+                    "idle time"
+                    for label, row in busy["results"].items()
+                )
+                + "\n",
+                flush=True,
+            )
     if args.scaling and not gpu:
         grid = cpu.scaling_workloads(steps=2 if args.quick else 10)
         report["scaling"] = []
         for workload in grid[:2] if args.quick else grid:
             print(f"running {workload.name} ...", file=sys.stderr, flush=True)
-            report["scaling"].append(run_workload(workload, backends, repeats, False, skip + ("scikit-learn",), settle))
+            report["scaling"].append(run_workload(workload, backends, repeats, False, (*skip, "scikit-learn"), settle))
         print(cpu.scaling_table(report["scaling"]) + "\n", flush=True)
     with open(args.json, "w") as f:
         json.dump(report, f, indent=2)

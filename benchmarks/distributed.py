@@ -13,6 +13,7 @@ run. ``python -m benchmarks.distributed worker NAME EPOCHS`` is what each launch
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import shutil
@@ -62,7 +63,9 @@ def worker(name: str, epochs: int, quick: bool) -> None:
         model = ab.MLP(list(workload.sizes), activation="relu", output="softmax", seed=0)
         n = sum(int(np.prod(p.shape)) for p in model.params.values())
         timed = _Timed(comm, n)
-        fit = dict(batch_size=workload.batch, optimizer="sgd", lr=LR, verbose=False, comm=timed if comm.size > 1 else None)
+        fit = dict(
+            batch_size=workload.batch, optimizer="sgd", lr=LR, verbose=False, comm=timed if comm.size > 1 else None
+        )
         model.fit(X, y, epochs=1, **fit)  # warm-up
         timed.seconds = timed.calls = 0
         comm.barrier()
@@ -81,11 +84,21 @@ def worker(name: str, epochs: int, quick: bool) -> None:
             bandwidth = 2 * (comm.size - 1) / comm.size * 4 * n / statistics.median(times)
     if comm.rank == 0:
         steps = workload.steps * epochs
-        print(json.dumps({
-            "s_per_epoch": seconds / epochs, "allreduce_share": timed.seconds / seconds, "allreduce_ms_per_step": 1e3 * timed.seconds / steps if timed.calls else 0.0,
-            "bytes": 4 * n, "bus_bandwidth_GBs": None if bandwidth is None else bandwidth / 1e9,
-            "model_ms_per_step": None if bandwidth is None else 1e3 * 2 * (comm.size - 1) / comm.size * 4 * n / bandwidth,
-        }), flush=True)
+        print(
+            json.dumps(
+                {
+                    "s_per_epoch": seconds / epochs,
+                    "allreduce_share": timed.seconds / seconds,
+                    "allreduce_ms_per_step": 1e3 * timed.seconds / steps if timed.calls else 0.0,
+                    "bytes": 4 * n,
+                    "bus_bandwidth_GBs": None if bandwidth is None else bandwidth / 1e9,
+                    "model_ms_per_step": None
+                    if bandwidth is None
+                    else 1e3 * 2 * (comm.size - 1) / comm.size * 4 * n / bandwidth,
+                }
+            ),
+            flush=True,
+        )
 
 
 def _cores() -> int:
@@ -96,7 +109,12 @@ def _cores() -> int:
 
 
 def _run(ranks: int, threads: int, name: str, epochs: int, quick: bool) -> dict:
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "OPENBLAS_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": str(threads),
+        "OPENBLAS_NUM_THREADS": str(threads),
+        "MKL_NUM_THREADS": str(threads),
+    }
     cmd = [sys.executable, "-m", "benchmarks.distributed", "worker", name, str(epochs)] + (["--quick"] if quick else [])
     if ranks > 1:
         mpiexec = os.path.join(os.path.dirname(sys.executable), "mpiexec")
@@ -130,22 +148,37 @@ def main(argv: list[str] | None = None) -> int:
         epochs = 1 if args.quick else table_of[name].epochs_per_timing
         runs: dict = {c: [] for c in configs}
         for r in range(1 if args.quick else args.repeats):
-            for c in configs[r % len(configs):] + configs[: r % len(configs)]:  # rotate the order
+            for c in configs[r % len(configs) :] + configs[: r % len(configs)]:  # rotate the order
                 runs[c].append(_run(*c, name, epochs, args.quick))
         w = table_of[name]
-        print(f"### {name}: {'-'.join(map(str, w.sizes))}, global batch {w.batch}, {w.rows} rows, {4 * sum(a * b + b for a, b in zip(w.sizes, w.sizes[1:])) / 1e6:.2f} MB of gradients")
-        print("\n| processes x threads | s/epoch (median) | speed-up against 1 x T | all-reduce share | all-reduce ms/step | model 2(P-1)/P*bytes/bw, ms | bus bandwidth GB/s |")
+        print(
+            f"### {name}: {'-'.join(map(str, w.sizes))}, global batch {w.batch}, {w.rows} rows, "
+            f"{4 * sum(a * b + b for a, b in itertools.pairwise(w.sizes)) / 1e6:.2f} MB of gradients"
+        )
+        print(
+            "\n| processes x threads | s/epoch (median) | speed-up against 1 x T | all-reduce share | "
+            "all-reduce ms/step | model 2(P-1)/P*bytes/bw, ms | bus bandwidth GB/s |"
+        )
         print("|---|---:|---:|---:|---:|---:|---:|")
         rows = {}
         for (ranks, threads), found in runs.items():
-            med = lambda key: statistics.median(f[key] for f in found) if found[0][key] is not None else None
+
+            def med(key, found=found):
+                return statistics.median(f[key] for f in found) if found[0][key] is not None else None
+
             rows[f"{ranks}x{threads}"] = row = {k: med(k) for k in found[0]}
             rows[f"{ranks}x{threads}"]["all"] = found
         base = rows[f"1x{t}"]["s_per_epoch"]
         for label, row in rows.items():
-            fmt = lambda v, f: "-" if v is None else format(v, f)
-            print(f"| {label} | {row['s_per_epoch']:.3f} | {base / row['s_per_epoch']:.2f} | {row['allreduce_share']:.1%} | {row['allreduce_ms_per_step']:.2f} | "
-                  f"{fmt(row['model_ms_per_step'], '.2f')} | {fmt(row['bus_bandwidth_GBs'], '.2f')} |")
+
+            def fmt(v, f):
+                return "-" if v is None else format(v, f)
+
+            print(
+                f"| {label} | {row['s_per_epoch']:.3f} | {base / row['s_per_epoch']:.2f} | "
+                f"{row['allreduce_share']:.1%} | {row['allreduce_ms_per_step']:.2f} | "
+                f"{fmt(row['model_ms_per_step'], '.2f')} | {fmt(row['bus_bandwidth_GBs'], '.2f')} |"
+            )
         print()
         report["workloads"][name] = rows
     with open(args.json, "w") as f:

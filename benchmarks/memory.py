@@ -1,6 +1,6 @@
 """Peak memory of one contestant, measured in a fresh process so that contestants do not share a
-high-water mark (Linux only: it reads /proc): ``python -m benchmarks.memory WORKLOAD LABEL [--quick]`` prints JSON with the
-peak host RSS growth over the baseline (after imports and data) and, on a GPU, the peak device
+high-water mark (Linux only: it reads /proc): ``python -m benchmarks.memory WORKLOAD LABEL [--quick]``
+prints JSON with the peak host RSS growth over the baseline (after imports and data) and, on a GPU, the peak device
 bytes the contestant's arrays held, the same measure for both libraries: CuPy's pool bytes in
 use at their highest (a memory hook reads ``used_bytes()`` after every allocation) and PyTorch's
 ``max_memory_allocated()``; neither counts memory an allocator caches but no array uses."""

@@ -36,7 +36,9 @@ class Anybackprop(Runner):
     """``MLP.fit`` on an anybackprop backend (data already on the backend's device): one call
     per timing, for all its epochs, as a user would call it."""
 
-    def __init__(self, workload: Workload, X: np.ndarray, y: np.ndarray, params: dict, backend: str, tf32: bool = False) -> None:
+    def __init__(
+        self, workload: Workload, X: np.ndarray, y: np.ndarray, params: dict, backend: str, tf32: bool = False
+    ) -> None:
         import anybackprop as ab
 
         self.backend = ab.backend.create_backend(backend, tf32=tf32)
@@ -50,7 +52,9 @@ class Anybackprop(Runner):
 
     def run(self, epochs: int) -> None:
         self.seed += 1
-        self.model.fit(self.X, self.y, epochs=epochs, batch_size=self.batch, optimizer="sgd", lr=LR, seed=self.seed, verbose=False)
+        self.model.fit(
+            self.X, self.y, epochs=epochs, batch_size=self.batch, optimizer="sgd", lr=LR, seed=self.seed, verbose=False
+        )
 
 
 def _softmax_delta(xp: Any, z: Any, y_onehot: Any) -> Any:
@@ -102,7 +106,9 @@ class GemmFloor(Runner):
         m, sizes = workload.batch, workload.sizes
         self.steps = workload.steps
         self.W = [xp.asarray(params[f"W{i}"]) for i in range(1, len(sizes))]
-        self.A = [xp.asarray(np.random.default_rng(i).standard_normal((m, n), dtype=np.float32)) for i, n in enumerate(sizes)]
+        self.A = [
+            xp.asarray(np.random.default_rng(i).standard_normal((m, n), dtype=np.float32)) for i, n in enumerate(sizes)
+        ]
         self.dW = [xp.empty_like(w) for w in self.W]
         if xp is not np:
             self.sync_fn = xp.cuda.get_current_stream().synchronize
@@ -128,8 +134,15 @@ class Sklearn(Runner):
 
         self.X, self.y = X, y
         self.clf = MLPClassifier(
-            hidden_layer_sizes=workload.sizes[1:-1], activation="relu", solver="sgd", momentum=0.0, alpha=0.0,
-            batch_size=workload.batch, learning_rate_init=LR, shuffle=True, random_state=0,
+            hidden_layer_sizes=workload.sizes[1:-1],
+            activation="relu",
+            solver="sgd",
+            momentum=0.0,
+            alpha=0.0,
+            batch_size=workload.batch,
+            learning_rate_init=LR,
+            shuffle=True,
+            random_state=0,
         )
         classes = np.arange(workload.sizes[-1])
         self.clf.partial_fit(X[: workload.batch], y[: workload.batch], classes=classes)
@@ -146,7 +159,9 @@ class Torch(Runner):
     CUDA, TF32 matrix products are PyTorch's process-wide switch: :meth:`settings` sets it for
     this contestant's timings only (on for ``tf32``, off otherwise) and restores it after."""
 
-    def __init__(self, workload: Workload, X: np.ndarray, y: np.ndarray, params: dict, device: str = "cpu", tf32: bool = False) -> None:
+    def __init__(
+        self, workload: Workload, X: np.ndarray, y: np.ndarray, params: dict, device: str = "cpu", tf32: bool = False
+    ) -> None:
         import torch
 
         self.torch = torch

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,7 +27,7 @@ class Workload:
     def flops_per_epoch(self) -> float:
         """Multiply-adds x 2 of the three matrix products per layer (forward, dW, dA; no dA for
         the first layer), summed over every row of an epoch."""
-        pairs = list(zip(self.sizes[:-1], self.sizes[1:]))
+        pairs = list(itertools.pairwise(self.sizes))
         per_row = sum(3 * n_in * n_out for n_in, n_out in pairs) - pairs[0][0] * pairs[0][1]
         return 2.0 * per_row * self.rows
 

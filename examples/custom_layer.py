@@ -50,13 +50,20 @@ def main(epochs: int = 60) -> float:
     X_train, X_test, y_train, y_test = datasets.train_test_split(X, y, 0.25, seed=0)
     model = ab.Sequential(
         [ab.Dense(2, 32), PReLU(32), ab.Dense(32, 32), PReLU(32), ab.Dense(32, 1)],
-        head="sigmoid", seed=0,
+        head="sigmoid",
+        seed=0,
     )
     print(model)
-    print(f"gradcheck (float64 central differences): max relative error {ab.gradcheck(model, X_train[:16], y_train[:16]):.2e}")
+    print(
+        "gradcheck (float64 central differences): max relative error "
+        f"{ab.gradcheck(model, X_train[:16], y_train[:16]):.2e}"
+    )
     model.fit(X_train, y_train, epochs=epochs, batch_size=32, optimizer="adam", lr=0.01, verbose=False)
     accuracy = model.score(X_test, y_test)
-    print(f"test accuracy {accuracy:.3f}; learned slopes of the first PReLU: {ab.to_numpy(model.params['a1'])[:4].round(3)} ...")
+    print(
+        f"test accuracy {accuracy:.3f}; learned slopes of the first PReLU: "
+        f"{ab.to_numpy(model.params['a1'])[:4].round(3)} ..."
+    )
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "prelu.npz")
         ab.save(model, path)

@@ -28,7 +28,7 @@ def main(epochs: int = 200) -> float:
     W1, b1 = ab.to_numpy(model.params["W1"]).T, ab.to_numpy(model.params["b1"])[:, None]
     W2, b2 = ab.to_numpy(model.params["W2"]).T, ab.to_numpy(model.params["b2"])[:, None]
     dW1 = np.zeros_like(W1)
-    for x, label in zip(X, y):
+    for x, label in zip(X, y, strict=True):
         x = x[:, None]
         z1 = W1 @ x + b1
         z2 = W2 @ np.tanh(z1) + b2
@@ -37,7 +37,10 @@ def main(epochs: int = 200) -> float:
         delta2 = (1 - np.tanh(z1) ** 2) * (W2.T @ delta1)
         dW1 += delta2 @ x.T / len(X)
     _, grads = model.loss_and_grads(X, y)
-    print(f"per-sample column formulas vs batched rows: max |dW1 difference| {np.abs(dW1.T - ab.to_numpy(grads['W1'])).max():.2e}")
+    print(
+        "per-sample column formulas vs batched rows: max |dW1 difference| "
+        f"{np.abs(dW1.T - ab.to_numpy(grads['W1'])).max():.2e}"
+    )
 
     model.fit(X, y, epochs=epochs, batch_size=16, optimizer="adam", lr=0.01, verbose=False)
     accuracy = model.score(X, y)

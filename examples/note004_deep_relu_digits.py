@@ -20,9 +20,14 @@ def digits(epochs: int) -> float:
     model = ab.MLP([64, 128, 64, 32, 10], activation="relu", output="softmax", seed=0)
     error = ab.gradcheck(model, X_train[:16], y_train[:16], mode="directional")
     print(f"relu gradients against a central difference along a random direction (float64): relative error {error:.1e}")
-    model.fit(X_train, y_train, epochs=epochs, batch_size=64, optimizer="adam", lr=3e-3, weight_decay=1e-3, verbose=False)
+    model.fit(
+        X_train, y_train, epochs=epochs, batch_size=64, optimizer="adam", lr=3e-3, weight_decay=1e-3, verbose=False
+    )
     accuracy = model.score(X_test, y_test)
-    print(f"digits, 64-128-64-32-10 relu + softmax: test accuracy {accuracy:.3f} after {epochs} epochs on {model.backend.name}")
+    print(
+        f"digits, 64-128-64-32-10 relu + softmax: test accuracy {accuracy:.3f} after {epochs} epochs on "
+        f"{model.backend.name}"
+    )
     return accuracy
 
 
@@ -33,7 +38,10 @@ def linear_regression(epochs: int) -> np.ndarray:
     model = ab.MLP([3, 1], activation=[], output="identity", seed=0)
     model.fit(X, y, epochs=epochs, batch_size=50, optimizer="sgd", lr=0.2, verbose=False)
     W, b = ab.to_numpy(model.params["W1"])[:, 0], ab.to_numpy(model.params["b1"])
-    print(f"linear regression y = 2 x0 - x1 + 0.5 x2 + 3: learned W = {np.round(W, 3)}, b = {np.round(b, 3)}, R^2 = {model.score(X, y):.4f}")
+    print(
+        f"linear regression y = 2 x0 - x1 + 0.5 x2 + 3: learned W = {np.round(W, 3)}, b = {np.round(b, 3)}, R^2 "
+        f"= {model.score(X, y):.4f}"
+    )
     return np.r_[W, b]
 
 

@@ -8,13 +8,13 @@ import os
 # before anything imports SciPy: lets scikit-learn's check_array_api_input run instead of skipping
 os.environ.setdefault("SCIPY_ARRAY_API", "1")
 
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
+import numpy as np
+import pytest
 
-import anybackprop as ab  # noqa: E402
-from anybackprop.heads import DEFAULT_LOSS  # noqa: E402
-from anybackprop import backend as backend_module  # noqa: E402
-from anybackprop.backend import ADAPTERS, unavailable_reason  # noqa: E402
+import anybackprop as ab
+from anybackprop import backend as backend_module
+from anybackprop.backend import ADAPTERS, unavailable_reason
+from anybackprop.heads import DEFAULT_LOSS
 
 TEST_ONLY = ("numpy_readonly",)  # not offered to users, run by the suite
 
@@ -26,10 +26,15 @@ def _selected_backends() -> list[str]:
     names = [name.strip() for name in selected.split(",") if name.strip()]
     for name in names:
         if name not in ADAPTERS:
-            pytest.exit(f"ANYBACKPROP_TEST_BACKENDS names {name!r}, not a backend; accepted values: {', '.join(ADAPTERS)}", returncode=4)
+            pytest.exit(
+                f"ANYBACKPROP_TEST_BACKENDS names {name!r}, not a backend; accepted values: {', '.join(ADAPTERS)}",
+                returncode=4,
+            )
         reason = unavailable_reason(name)
         if reason is not None:
-            pytest.exit(f"ANYBACKPROP_TEST_BACKENDS asks for {name!r}, which is not usable here: {reason}", returncode=4)
+            pytest.exit(
+                f"ANYBACKPROP_TEST_BACKENDS asks for {name!r}, which is not usable here: {reason}", returncode=4
+            )
     return names
 
 

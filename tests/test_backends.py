@@ -35,10 +35,20 @@ def test_environment_selects_backend_and_dtype():
 @pytest.mark.parametrize(
     "env,pattern",
     [
-        ({"ANYBACKPROP_BACKEND": "tensorflow"}, "ANYBACKPROP_BACKEND='tensorflow' is not a backend; accepted values: numpy, array_api_strict, cupy, torch, auto"),
-        ({"ANYBACKPROP_DTYPE": "float16"}, "ANYBACKPROP_DTYPE='float16' is not a float dtype; accepted values: float32, float64"),
+        (
+            {"ANYBACKPROP_BACKEND": "tensorflow"},
+            "ANYBACKPROP_BACKEND='tensorflow' is not a backend; accepted values: numpy, array_api_strict, cupy, "
+            "torch, auto",
+        ),
+        (
+            {"ANYBACKPROP_DTYPE": "float16"},
+            "ANYBACKPROP_DTYPE='float16' is not a float dtype; accepted values: float32, float64",
+        ),
         ({"ANYBACKPROP_TF32": "yes"}, "ANYBACKPROP_TF32='yes' is not valid; accepted values: 0, 1"),
-        ({"ANYBACKPROP_DEVICE": "cuda:0"}, "ANYBACKPROP_DEVICE='cuda:0' is not a device of the numpy backend: numpy runs on the CPU only"),
+        (
+            {"ANYBACKPROP_DEVICE": "cuda:0"},
+            "ANYBACKPROP_DEVICE='cuda:0' is not a device of the numpy backend: numpy runs on the CPU only",
+        ),
     ],
 )
 def test_bad_environment_fails_at_first_use_naming_variable_and_values(env, pattern):
@@ -54,14 +64,19 @@ def test_cupy_request_says_why_it_is_unusable_or_works():
         assert result.stdout.strip() == "cupy"
     else:
         assert "ANYBACKPROP_BACKEND='cupy' is not usable here" in result.stderr
-        assert ("cupy is not installed (pip install 'anybackprop[cuda12]'" in result.stderr) or ("no CUDA device" in result.stderr)
+        assert ("cupy is not installed (pip install 'anybackprop[cuda12]'" in result.stderr) or (
+            "no CUDA device" in result.stderr
+        )
 
 
 def test_auto_picks_cupy_where_usable_else_numpy():
     result = run_python("import anybackprop as ab; print(ab.get_backend().name)", ANYBACKPROP_BACKEND="auto")
     assert result.stdout.strip() == ("cupy" if "cupy" in ab.available_backends() else "numpy")
     if "cupy" not in ab.available_backends():  # saying why
-        assert f"ANYBACKPROP_BACKEND='auto': cupy is not usable here ({unavailable_reason('cupy')}); using numpy" in result.stderr
+        assert (
+            f"ANYBACKPROP_BACKEND='auto': cupy is not usable here ({unavailable_reason('cupy')}); using numpy"
+            in result.stderr
+        )
 
 
 def test_use_backend_restores_the_previous_backend():
@@ -102,7 +117,9 @@ def test_same_seed_gives_the_same_initial_parameters_on_every_backend():
 @pytest.mark.parametrize("output", ["softmax", "sigmoid", "identity"])
 def test_numpy_and_array_api_strict_gradients_are_bitwise_equal(output, rng):
     X = rng.standard_normal((9, 4))
-    Y = {"softmax": rng.integers(0, 3, 9), "sigmoid": rng.integers(0, 2, 9), "identity": rng.standard_normal((9, 3))}[output]
+    Y = {"softmax": rng.integers(0, 3, 9), "sigmoid": rng.integers(0, 2, 9), "identity": rng.standard_normal((9, 3))}[
+        output
+    ]
     n_out = 1 if output == "sigmoid" else 3
     results = []
     for name in ("numpy", "array_api_strict"):
@@ -129,7 +146,10 @@ def test_the_model_dtype_wins_over_the_input_dtype(backend, rng):
 def test_float64_model_and_repr(backend):
     model = ab.MLP([4, 8, 2], activation="tanh", output="identity", dtype="float64")
     assert model.params["W1"].dtype == backend.xp.float64
-    assert repr(model) == f"MLP([4, 8, 2], activation='tanh', output='identity', loss='mse', dtype='float64', backend='{backend.name}')"
+    assert (
+        repr(model) == "MLP([4, 8, 2], activation='tanh', output='identity', loss='mse', dtype='float64', "
+        f"backend='{backend.name}')"
+    )
     assert {k: tuple(v.shape) for k, v in model.params.items()} == {"W1": (4, 8), "b1": (8,), "W2": (8, 2), "b2": (2,)}
 
 
@@ -144,8 +164,20 @@ def test_initialisation_follows_the_activation():
 def test_numpy_readonly_makes_read_only_arrays_and_results_for_the_tests_only():
     b = ab.backend.create_backend("numpy_readonly", dtype="float64")
     x = b.asarray(np.ones((2, 3)))
-    derived = [x, x + 1, np.exp(x), x.astype("float32"), b.xp.astype(x, b.xp.float32), x[[1, 0]], x[:, 1:],
-               b.xp.sum(x, axis=0), x @ x.T, b.xp.take(x, b.asarray([1, 0]), axis=0), x.copy(), x.T]
+    derived = [
+        x,
+        x + 1,
+        np.exp(x),
+        x.astype("float32"),
+        b.xp.astype(x, b.xp.float32),
+        x[[1, 0]],
+        x[:, 1:],
+        b.xp.sum(x, axis=0),
+        x @ x.T,
+        b.xp.take(x, b.asarray([1, 0]), axis=0),
+        x.copy(),
+        x.T,
+    ]
     for y in derived:
         assert b.owns(y) and not y.flags.writeable
         with pytest.raises(ValueError, match="read-only"):
@@ -168,8 +200,20 @@ def test_a_requested_backend_that_cannot_run_stops_the_suite_with_the_reason(req
         pytest.skip("cupy is usable here, so requesting it runs the suite")
     tests = os.path.dirname(__file__)
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--collect-only", os.path.join(tests, "test_datasets.py")],
-        capture_output=True, text=True, cwd=os.path.dirname(tests), env={**os.environ, "ANYBACKPROP_TEST_BACKENDS": f"numpy,{requested}"},
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "--collect-only",
+            os.path.join(tests, "test_datasets.py"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=os.path.dirname(tests),
+        env={**os.environ, "ANYBACKPROP_TEST_BACKENDS": f"numpy,{requested}"},
     )
     assert result.returncode != 0
     assert "ANYBACKPROP_TEST_BACKENDS" in result.stdout + result.stderr and reason in result.stdout + result.stderr

@@ -11,7 +11,6 @@ import pytest
 
 from anybackprop.backend import unavailable_reason
 
-
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 
@@ -19,11 +18,31 @@ def test_quick_benchmark_writes_a_table_and_json(tmp_path):
     out = tmp_path / "results.json"
     env = {k: v for k, v in os.environ.items() if not k.startswith("ANYBACKPROP_")}
     result = subprocess.run(
-        [sys.executable, "-m", "benchmarks", "--quick", "--memory", "--backend", "numpy", "--workloads", "digits,small", "--json", str(out)],
-        capture_output=True, text=True, cwd=ROOT, env=env, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "benchmarks",
+            "--quick",
+            "--memory",
+            "--backend",
+            "numpy",
+            "--workloads",
+            "digits,small",
+            "--json",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr
-    assert "| anybackprop[numpy] |" in result.stdout and "| numpy-loop |" in result.stdout and "| gemm-floor |" in result.stdout
+    assert (
+        "| anybackprop[numpy] |" in result.stdout
+        and "| numpy-loop |" in result.stdout
+        and "| gemm-floor |" in result.stdout
+    )
     report = json.loads(out.read_text())
     assert report["machine"]["numpy"] and report["backends"] == ["numpy"]
     assert [w["workload"]["name"] for w in report["workloads"]] == ["digits", "small"]
@@ -37,9 +56,27 @@ def test_quick_busy_and_scaling_modes(tmp_path):
     out = tmp_path / "results.json"
     env = {k: v for k, v in os.environ.items() if not k.startswith("ANYBACKPROP_")}
     result = subprocess.run(
-        [sys.executable, "-m", "benchmarks", "--quick", "--busy", "--scaling", "--backend", "numpy", "--workloads", "digits",
-         "--skip", "torch[cpu],scikit-learn", "--json", str(out)],
-        capture_output=True, text=True, cwd=ROOT, env=env, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "benchmarks",
+            "--quick",
+            "--busy",
+            "--scaling",
+            "--backend",
+            "numpy",
+            "--workloads",
+            "digits",
+            "--skip",
+            "torch[cpu],scikit-learn",
+            "--json",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr
     assert "GEMM roof" in result.stdout and "with one core busy: anybackprop[numpy] " in result.stdout
@@ -51,7 +88,9 @@ def test_quick_busy_and_scaling_modes(tmp_path):
 
 
 def test_unusable_backend_is_refused():
-    result = subprocess.run([sys.executable, "-m", "benchmarks", "--quick", "--backend", "jax"], capture_output=True, text=True, cwd=ROOT)
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--quick", "--backend", "jax"], capture_output=True, text=True, cwd=ROOT
+    )
     assert result.returncode == 2 and "backend 'jax' is not usable here" in result.stderr
 
 
@@ -90,7 +129,9 @@ def test_torch_tf32_is_switched_around_each_timing_not_at_construction():
     assert matmul.allow_tf32 == before
 
 
-@pytest.mark.skipif(unavailable_reason("cupy") is not None, reason=f"cupy is not usable here: {unavailable_reason('cupy')}")
+@pytest.mark.skipif(
+    unavailable_reason("cupy") is not None, reason=f"cupy is not usable here: {unavailable_reason('cupy')}"
+)
 def test_the_cupy_contestants_are_built_and_run():
     from benchmarks.__main__ import contestants
 
@@ -107,15 +148,38 @@ def test_the_cupy_contestants_are_built_and_run():
 
 
 def test_quick_distributed_benchmark_compares_processes_and_threads(tmp_path):
-    if not (pathlib.Path(sys.executable).parent / "mpiexec").exists() or __import__("importlib").util.find_spec("mpi4py") is None:
+    if (
+        not (pathlib.Path(sys.executable).parent / "mpiexec").exists()
+        or __import__("importlib").util.find_spec("mpi4py") is None
+    ):
         pytest.skip("mpiexec or mpi4py is missing: pip install '.[test]' installs mpi4py and the mpich wheel")
     out = tmp_path / "distributed.json"
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("ANYBACKPROP_")}, "PYTHONPATH": str(ROOT)}
     result = subprocess.run(
-        [sys.executable, "-m", "benchmarks", "--distributed", "--quick", "--workloads", "small", "--threads", "2", "--json", str(out)],
-        capture_output=True, text=True, cwd=ROOT, env=env, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "benchmarks",
+            "--distributed",
+            "--quick",
+            "--workloads",
+            "small",
+            "--threads",
+            "2",
+            "--json",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr
     rows = json.loads(out.read_text())["workloads"]["small"]
     assert set(rows) == {"1x2", "1x1", "2x1"}
-    assert rows["2x1"]["allreduce_ms_per_step"] > 0 and rows["2x1"]["bus_bandwidth_GBs"] > 0 and rows["1x2"]["model_ms_per_step"] is None
+    assert (
+        rows["2x1"]["allreduce_ms_per_step"] > 0
+        and rows["2x1"]["bus_bandwidth_GBs"] > 0
+        and rows["1x2"]["model_ms_per_step"] is None
+    )

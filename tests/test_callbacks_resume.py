@@ -25,8 +25,17 @@ def _params(model):
 @pytest.mark.parametrize("optimizer,extra", [("adam", {}), ("momentum", {"dropout": 0.2, "norm": "batch"})])
 def test_a_resumed_run_ends_bitwise_equal_to_an_uninterrupted_one(data, tmp_path, optimizer, extra):
     X, y = data
-    kwargs = dict(epochs=6, batch_size=16, optimizer=optimizer, seed=3, verbose=False, weight_decay=1e-3,
-                  validation_data=(X[:20], y[:20]), early_stopping=50, schedule="cosine")
+    kwargs = dict(
+        epochs=6,
+        batch_size=16,
+        optimizer=optimizer,
+        seed=3,
+        verbose=False,
+        weight_decay=1e-3,
+        validation_data=(X[:20], y[:20]),
+        early_stopping=50,
+        schedule="cosine",
+    )
 
     def build():
         return ab.MLP([5, 8, 3], standardize=True, dtype="float64", **extra)

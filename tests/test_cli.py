@@ -12,7 +12,9 @@ import anybackprop as ab
 
 def cli(*args, cwd=None):
     env = {k: v for k, v in os.environ.items() if not k.startswith("ANYBACKPROP_")}
-    return subprocess.run([sys.executable, "-m", "anybackprop.cli", *args], capture_output=True, text=True, cwd=cwd, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "anybackprop.cli", *args], capture_output=True, text=True, cwd=cwd, env=env
+    )
 
 
 def test_train_prints_progress_and_test_accuracy_and_saves(tmp_path):
@@ -35,7 +37,20 @@ def test_train_prints_progress_and_test_accuracy_and_saves(tmp_path):
 def test_train_on_a_plane_with_plot_on_array_api_strict(tmp_path):
     pytest.importorskip("matplotlib")
     out = tmp_path / "curves.png"
-    result = cli("train", "--dataset", "moons", "--hidden", "8", "--epochs", "5", "--backend", "array_api_strict", "--quiet", "--plot", str(out))
+    result = cli(
+        "train",
+        "--dataset",
+        "moons",
+        "--hidden",
+        "8",
+        "--epochs",
+        "5",
+        "--backend",
+        "array_api_strict",
+        "--quiet",
+        "--plot",
+        str(out),
+    )
     assert result.returncode == 0, result.stderr
     assert "on array_api_strict" in result.stdout
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -79,7 +94,20 @@ def test_unusable_backend_is_a_clean_error():
 
 @pytest.mark.parametrize("norm", ["batch", "layer"])
 def test_train_with_dropout_and_norm(norm, tmp_path):
-    result = cli("train", "--dataset", "moons", "--epochs", "3", "--dropout", "0.2", "--norm", norm, "--quiet", "--save", str(tmp_path / "m.npz"))
+    result = cli(
+        "train",
+        "--dataset",
+        "moons",
+        "--epochs",
+        "3",
+        "--dropout",
+        "0.2",
+        "--norm",
+        norm,
+        "--quiet",
+        "--save",
+        str(tmp_path / "m.npz"),
+    )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0].startswith("test accuracy: ")
@@ -89,7 +117,10 @@ def test_train_with_dropout_and_norm(norm, tmp_path):
 
 
 def test_bad_dropout_and_norm_flags():
-    for args, pattern in ((["--dropout", "1.5"], "argument --dropout"), (["--norm", "group"], "argument --norm: invalid choice: 'group'")):
+    for args, pattern in (
+        (["--dropout", "1.5"], "argument --dropout"),
+        (["--norm", "group"], "argument --norm: invalid choice: 'group'"),
+    ):
         result = cli("train", *args)
         assert result.returncode == 2 and pattern in result.stderr
 

@@ -72,8 +72,18 @@ ab.register_layer(Scale)
 
 def custom_model(dtype="float64", head="softmax", n_out=3, seed=0):
     return ab.Sequential(
-        [Scale(4), ab.Dense(4, 8), TestPReLU(8), ab.Dense(8, 6, "tanh"), Scale(6), TestPReLU(6, 0.1), ab.Dense(6, n_out)],
-        head=head, seed=seed, dtype=dtype,
+        [
+            Scale(4),
+            ab.Dense(4, 8),
+            TestPReLU(8),
+            ab.Dense(8, 6, "tanh"),
+            Scale(6),
+            TestPReLU(6, 0.1),
+            ab.Dense(6, n_out),
+        ],
+        head=head,
+        seed=seed,
+        dtype=dtype,
     )
 
 
@@ -104,7 +114,11 @@ def test_forward_equals_numpy(backend, rng):
     def prelu(x, a):
         return np.where(x > 0, x, a * x)
 
-    z = prelu(np.tanh(prelu((X * p["s1"]) @ p["W1"] + p["b1"], p["a1"]) @ p["W2"] + p["b2"]) * p["s2"], p["a2"]) @ p["W3"] + p["b3"]
+    z = (
+        prelu(np.tanh(prelu((X * p["s1"]) @ p["W1"] + p["b1"], p["a1"]) @ p["W2"] + p["b2"]) * p["s2"], p["a2"])
+        @ p["W3"]
+        + p["b3"]
+    )
     expected = np.exp(z - z.max(1, keepdims=True))
     expected /= expected.sum(1, keepdims=True)
     np.testing.assert_allclose(ab.to_numpy(model.forward(X)), expected, rtol=1e-12, atol=1e-15)
@@ -114,7 +128,11 @@ def test_forward_equals_numpy(backend, rng):
 def test_custom_layers_gradcheck(backend, rng, head, n_out):
     model = custom_model(head=head, n_out=n_out, seed=1)
     X = rng.standard_normal((6, 4))
-    Y = {"softmax": rng.integers(0, 3, 6), "sigmoid": rng.integers(0, 2, 6).astype(float), "identity": rng.standard_normal((6, 2))}[head]
+    Y = {
+        "softmax": rng.integers(0, 3, 6),
+        "sigmoid": rng.integers(0, 2, 6).astype(float),
+        "identity": rng.standard_normal((6, 2)),
+    }[head]
     assert ab.gradcheck(model, X, Y) < 1e-6
     assert ab.gradcheck(model, X, Y, sample_weight=rng.uniform(0.5, 2.0, 6)) < 1e-6
     # a float32 model is checked on a float64 copy and left alone
@@ -162,7 +180,7 @@ def test_an_unregistered_kind_fails_to_load_with_a_clear_error(tmp_path):
         kind = "test_unregistered"
 
     ab.save(ab.Sequential([Unregistered(3), ab.Dense(3, 2)]), tmp_path / "u.npz")
-    with pytest.raises(ValueError, match="unknown layer kind 'test_unregistered'.*register_layer"):
+    with pytest.raises(ValueError, match=r"unknown layer kind 'test_unregistered'.*register_layer"):
         ab.load(tmp_path / "u.npz")
 
 
@@ -181,7 +199,10 @@ def test_an_object_that_is_not_a_layer_is_a_type_error():
         def forward(self, ctx, params, state, x):
             return x, None
 
-    with pytest.raises(TypeError, match=r"layers\[1\] \(Almost\) is not a layer: it lacks kind, decay, init_params, init_state, backward, config"):
+    with pytest.raises(
+        TypeError,
+        match=r"layers\[1\] \(Almost\) is not a layer: it lacks kind, decay, init_params, init_state, backward, config",
+    ):
         ab.Sequential([ab.Dense(3, 3), Almost(), ab.Dense(3, 2)])
     with pytest.raises(TypeError, match=r"layers\[0\] \(str\) is not a layer: it lacks kind, n_in, n_out"):
         ab.Sequential(["dense"])

@@ -9,7 +9,7 @@ from anybackprop import datasets
 @pytest.mark.parametrize("name", ["flower", "xor", "spirals", "moons"])
 def test_generated_datasets_are_seeded_two_class_planes(name):
     X, y = datasets.load(name, seed=3)
-    X2, y2 = datasets.load(name, seed=3)
+    X2, _y2 = datasets.load(name, seed=3)
     np.testing.assert_array_equal(X, X2)
     assert X.shape == (len(y), 2) and set(np.unique(y)) == {0, 1}
     assert not np.array_equal(datasets.load(name, seed=4)[0], X)
@@ -28,7 +28,7 @@ def test_digits():
 def test_stratified_split_keeps_class_shares():
     y = np.repeat([0, 1, 2], [50, 30, 20])
     X = np.arange(100)[:, None].astype(float)
-    X_train, X_test, y_train, y_test = datasets.train_test_split(X, y, 0.2, seed=0)
+    X_train, X_test, _y_train, y_test = datasets.train_test_split(X, y, 0.2, seed=0)
     assert np.bincount(y_test).tolist() == [10, 6, 4]
     assert sorted(np.r_[X_train[:, 0], X_test[:, 0]].tolist()) == list(range(100))
     np.testing.assert_array_equal(y[X_test[:, 0].astype(int)], y_test)

@@ -12,11 +12,11 @@ import time
 
 import numpy as np
 import pytest
+from mpi_worker import CASES, data, train
 
 import anybackprop as ab
 from anybackprop import _launch
 from anybackprop.distributed import SingleProcess, ThreadComm, run_in_threads
-from mpi_worker import CASES, data, train
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
@@ -32,7 +32,11 @@ def assert_same_model(got, want, rtol=1e-12):
 
 
 def bitwise_equal(m1, m2):
-    return all(np.array_equal(ab.to_numpy(d1[k]), ab.to_numpy(d2[k])) for d1, d2 in ((m1.params, m2.params), (m1.state, m2.state)) for k in d1)
+    return all(
+        np.array_equal(ab.to_numpy(d1[k]), ab.to_numpy(d2[k]))
+        for d1, d2 in ((m1.params, m2.params), (m1.state, m2.state))
+        for k in d1
+    )
 
 
 @pytest.mark.parametrize("size", [1, 2, 3])
@@ -49,10 +53,20 @@ def test_a_world_of_threads_trains_as_one_process(backend, case, size):
 
 def test_history_validation_and_early_stopping_agree_on_every_rank():
     X, y, _ = data()
-    kw = dict(epochs=8, batch_size=40, optimizer="adam", lr=0.05, validation_data=(X[:60], y[:60]), early_stopping=2, verbose=False)
+    kw = dict(
+        epochs=8,
+        batch_size=40,
+        optimizer="adam",
+        lr=0.05,
+        validation_data=(X[:60], y[:60]),
+        early_stopping=2,
+        verbose=False,
+    )
     want_model = ab.MLP([8, 16, 3], dtype="float64")
     want = want_model.fit(X, y, **kw)
-    runs = run_in_threads(3, lambda comm: (lambda m: (m, m.fit(X, y, comm=comm, **kw)))(ab.MLP([8, 16, 3], dtype="float64")))
+    runs = run_in_threads(
+        3, lambda comm: (lambda m: (m, m.fit(X, y, comm=comm, **kw)))(ab.MLP([8, 16, 3], dtype="float64"))
+    )
     for model, history in runs:
         assert history.epochs == want.epochs and history.best_epoch == want.best_epoch
         np.testing.assert_allclose(history.loss, want.loss, rtol=1e-12)
@@ -63,16 +77,28 @@ def test_history_validation_and_early_stopping_agree_on_every_rank():
 
 def test_a_rank_without_rows_still_takes_part():
     X, y, _ = data()
-    kw = dict(epochs=2, batch_size=2, optimizer="momentum", verbose=False)  # 3 ranks: rank 0 gets no row of a batch of 2
+    kw = dict(
+        epochs=2, batch_size=2, optimizer="momentum", verbose=False
+    )  # 3 ranks: rank 0 gets no row of a batch of 2
     want = ab.MLP([8, 16, 3], dtype="float64", norm="batch", dropout=0.2)
     want.fit(X[:42], y[:42], **kw)
-    models = run_in_threads(3, lambda comm: (lambda m: (m.fit(X[:42], y[:42], comm=comm, **kw), m)[1])(ab.MLP([8, 16, 3], dtype="float64", norm="batch", dropout=0.2)))
+    models = run_in_threads(
+        3,
+        lambda comm: (lambda m: (m.fit(X[:42], y[:42], comm=comm, **kw), m)[1])(
+            ab.MLP([8, 16, 3], dtype="float64", norm="batch", dropout=0.2)
+        ),
+    )
     assert_same_model(models[2], want)
 
 
 def test_seed_none_shuffles_alike_on_every_rank():
     X, y, _ = data()
-    models = run_in_threads(2, lambda comm: (lambda m: (m.fit(X, y, epochs=2, batch_size=32, seed=None, verbose=False, comm=comm), m)[1])(ab.MLP([8, 16, 3], seed=None)))
+    models = run_in_threads(
+        2,
+        lambda comm: (lambda m: (m.fit(X, y, epochs=2, batch_size=32, seed=None, verbose=False, comm=comm), m)[1])(
+            ab.MLP([8, 16, 3], seed=None)
+        ),
+    )
     assert bitwise_equal(*models)
 
 
@@ -92,7 +118,7 @@ def test_an_error_on_one_rank_reaches_the_caller_instead_of_hanging():
 
 def test_comm_must_be_a_communicator():
     X, y, _ = data()
-    with pytest.raises(TypeError, match="comm must be a communicator.*lacks rank, size"):
+    with pytest.raises(TypeError, match=r"comm must be a communicator.*lacks rank, size"):
         ab.MLP([8, 4, 3]).fit(X, y, epochs=1, verbose=False, comm="mpi")
 
 
@@ -100,7 +126,11 @@ def test_collectives_of_the_thread_world():
     def job(comm):
         backend = ab.get_backend()
         x = backend.asarray([comm.rank + 1.0, 10.0 * comm.rank])
-        return ab.to_numpy(comm.allreduce_sum(backend, x)), ab.to_numpy(comm.broadcast(backend, x)), comm.broadcast_value(comm.rank + 5)
+        return (
+            ab.to_numpy(comm.allreduce_sum(backend, x)),
+            ab.to_numpy(comm.broadcast(backend, x)),
+            comm.broadcast_value(comm.rank + 5),
+        )
 
     for total, root, value in run_in_threads(3, job):
         np.testing.assert_array_equal(total, [6.0, 30.0])
@@ -120,7 +150,9 @@ def test_launchers_are_read_from_their_environment(monkeypatch):
     assert (ompi["launcher"], ompi["local_rank"], ompi["local_size"]) == ("Open MPI", 1, 2)
     assert _launch.detect({"SLURM_STEP_NUM_TASKS": "8", "SLURM_PROCID": "5", "SLURM_LOCALID": "1"})["size"] == 8
     # across nodes, the cores of a node are shared by the tasks on that node, not by the world
-    slurm = _launch.detect({"SLURM_STEP_NUM_TASKS": "8", "SLURM_PROCID": "5", "SLURM_LOCALID": "1", "SLURM_STEP_TASKS_PER_NODE": "2(x4)"})
+    slurm = _launch.detect(
+        {"SLURM_STEP_NUM_TASKS": "8", "SLURM_PROCID": "5", "SLURM_LOCALID": "1", "SLURM_STEP_TASKS_PER_NODE": "2(x4)"}
+    )
     assert slurm["size"] == 8 and slurm["local_size"] == 2
     for variable in (*_launch.BLAS_THREAD_VARIABLES, "OMPI_COMM_WORLD_SIZE", "SLURM_STEP_NUM_TASKS"):
         monkeypatch.delenv(variable, raising=False)
@@ -135,8 +167,13 @@ def test_launchers_are_read_from_their_environment(monkeypatch):
 
 def test_without_a_launcher_init_is_one_process_and_leaves_mpi_alone():
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PMI_", "OMPI_", "MV2_", "SLURM_"))}
-    code = "import sys, anybackprop as ab; c = ab.distributed.init(); print(type(c).__name__, c.size, 'mpi4py' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], env={**env, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=60)
+    code = (
+        "import sys, anybackprop as ab; c = ab.distributed.init(); "
+        "print(type(c).__name__, c.size, 'mpi4py' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], env={**env, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=60
+    )
     assert out.stdout.split() == ["SingleProcess", "1", "False"], out.stderr
     assert isinstance(SingleProcess(), ab.distributed.Communicator)
 
@@ -153,7 +190,12 @@ def _mpiexec():
 
 
 def _launch_2(*args, timeout=120):
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "OPENBLAS_NUM_THREADS": "1",
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    }
     env.pop("ANYBACKPROP_BACKEND", None)
     return subprocess.run([_mpiexec(), "-n", "2", *args], env=env, capture_output=True, text=True, timeout=timeout)
 
@@ -186,7 +228,17 @@ def test_mpiexec_the_command_line_trains_prints_and_saves_once(tmp_path):
     assert done.stdout.count("test accuracy:") == 1 and done.stdout.count("saved the model") == 1
     assert done.stdout.count("epoch 2/2") == 1 and "on 2 processes" in done.stdout
     assert ab.load(path).evaluate(*datasets_test_split())["accuracy"] > 0.8  # the saved model takes raw columns
-    failed = _launch_2(sys.executable, "-m", "anybackprop", "train", "--epochs", "1", "--save", str(tmp_path / "no" / "dir" / "m.npz"), timeout=60)
+    failed = _launch_2(
+        sys.executable,
+        "-m",
+        "anybackprop",
+        "train",
+        "--epochs",
+        "1",
+        "--save",
+        str(tmp_path / "no" / "dir" / "m.npz"),
+        timeout=60,
+    )
     assert failed.returncode != 0 and "error on rank 0 of 2" in failed.stderr
     info = _launch_2(sys.executable, "-m", "anybackprop", "info")
     assert info.stdout.count("processes: 2 (MPI") == 1

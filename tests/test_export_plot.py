@@ -10,6 +10,7 @@ import pytest
 import anybackprop as ab
 from anybackprop.tables import TabularModel
 
+
 def onnx_and_runtime():
     """onnx and onnxruntime, or a skip where onnxruntime has no wheel for this Python."""
     return pytest.importorskip("onnx"), pytest.importorskip("onnxruntime")
@@ -19,7 +20,7 @@ def run_onnx(path, X):
     _, ort = onnx_and_runtime()
     session = ort.InferenceSession(os.fspath(path), providers=["CPUExecutionProvider"])
     names = [o.name for o in session.get_outputs()]
-    return dict(zip(names, session.run(None, {"input": np.asarray(X, dtype=np.float32)})))
+    return dict(zip(names, session.run(None, {"input": np.asarray(X, dtype=np.float32)}), strict=True))
 
 
 @pytest.fixture
@@ -31,8 +32,13 @@ def data():
 
 @pytest.mark.parametrize(
     "options",
-    [{"norm": "batch", "dropout": 0.3}, {"norm": "layer", "activation": "tanh"}, {"activation": {"name": "leaky_relu", "slope": 0.2}},
-     {"activation": "sigmoid", "output": "sigmoid"}, {"output": "identity"}],
+    [
+        {"norm": "batch", "dropout": 0.3},
+        {"norm": "layer", "activation": "tanh"},
+        {"activation": {"name": "leaky_relu", "slope": 0.2}},
+        {"activation": "sigmoid", "output": "sigmoid"},
+        {"output": "identity"},
+    ],
 )
 def test_onnx_round_trip_equals_predict_proba_and_predict(data, tmp_path, options):
     onnx, _ = onnx_and_runtime()
@@ -70,7 +76,11 @@ def test_cli_export_of_a_table_model_carries_classes_and_feature_names(tmp_path)
     assert main(["export", str(tmp_path / "m.npz"), str(tmp_path / "m.onnx")]) == 0
     proto = onnx.load(tmp_path / "m.onnx")
     meta = {p.key: p.value for p in proto.metadata_props}
-    assert json.loads(meta["classes"]) == ["high", "low"] and json.loads(meta["feature_names"]) == ["a", "kind=x", "kind=y"]
+    assert json.loads(meta["classes"]) == ["high", "low"] and json.loads(meta["feature_names"]) == [
+        "a",
+        "kind=x",
+        "kind=y",
+    ]
     got = run_onnx(tmp_path / "m.onnx", model.encode(cols))
     np.testing.assert_allclose(got["probabilities"], model.predict_proba(cols), atol=1e-5)
     assert np.array(["high", "low"])[got["label"]].tolist() == model.predict(cols).tolist()

@@ -21,7 +21,9 @@ def test_every_fast_path_matches_its_portable_formula(backend, dtype):
     for check in checks:
         assert check.ok, f"{check.path.formula}: {check.problem}"
     if backend.name == "numpy":
-        assert sum(check.error == 0.0 for check in checks) >= len(checks) - 1  # bit for bit but the row-max cross-entropy
+        assert (
+            sum(check.error == 0.0 for check in checks) >= len(checks) - 1
+        )  # bit for bit but the row-max cross-entropy
 
 
 def test_the_check_catches_a_wrong_path_and_an_undeclared_write():

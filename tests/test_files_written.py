@@ -27,6 +27,7 @@ HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def umask():
     def set_mask(mask):
         os.umask(mask)
+
     old = os.umask(0o022)
     yield set_mask
     os.umask(old)
@@ -99,7 +100,11 @@ def test_written_files_get_a_normal_mode_and_fitting_names(tmp_path, umask, writ
 def test_the_directory_is_fsynced_after_the_rename(tmp_path, monkeypatch):
     events = []
     real_fsync, real_replace = os.fsync, os.replace
-    monkeypatch.setattr(os, "fsync", lambda fd: (events.append("dir" if stat.S_ISDIR(os.fstat(fd).st_mode) else "file"), real_fsync(fd))[1])
+    monkeypatch.setattr(
+        os,
+        "fsync",
+        lambda fd: (events.append("dir" if stat.S_ISDIR(os.fstat(fd).st_mode) else "file"), real_fsync(fd))[1],
+    )
     monkeypatch.setattr(os, "replace", lambda a, b: (events.append("replace"), real_replace(a, b))[1])
     write_model(tmp_path / "m.npz")
     assert events == ["file", "replace", "dir"]
@@ -114,16 +119,37 @@ def test_temporary_names_fit_a_short_name_limit(tmp_path, monkeypatch):
 def replaced(key, value):
     def change(model):
         model.params[key] = value(ab.to_numpy(model.params[key]))
+
     return change
 
 
 SAVE_REFUSALS = [
-    ("float64-in-float32", replaced("W1", lambda w: w.astype(np.float64)), r"W1 has shape \(2, 3\) dtype float64, expected \(2, 3\) float32"),
-    ("int-weights", replaced("b2", lambda b: b.astype(np.int32)), r"b2 has shape \(2,\) dtype int32, expected \(2,\) float32"),
-    ("wrong-shape", replaced("W2", lambda w: w.T.copy()), r"W2 has shape \(2, 3\) dtype float32, expected \(3, 2\) float32"),
+    (
+        "float64-in-float32",
+        replaced("W1", lambda w: w.astype(np.float64)),
+        r"W1 has shape \(2, 3\) dtype float64, expected \(2, 3\) float32",
+    ),
+    (
+        "int-weights",
+        replaced("b2", lambda b: b.astype(np.int32)),
+        r"b2 has shape \(2,\) dtype int32, expected \(2,\) float32",
+    ),
+    (
+        "wrong-shape",
+        replaced("W2", lambda w: w.T.copy()),
+        r"W2 has shape \(2, 3\) dtype float32, expected \(3, 2\) float32",
+    ),
     ("nan", replaced("W1", lambda w: np.full_like(w, np.nan)), r"W1 contains NaN or infinity"),
-    ("inf-state", lambda m: m.state.update(running_var1=np.full(3, np.inf, np.float32)), r"state.running_var1 contains NaN or infinity"),
-    ("extra-param", lambda m: m.params.update(W9=np.zeros(2, np.float32)), r"it has arrays \[.*'W9'.*\], its layers describe"),
+    (
+        "inf-state",
+        lambda m: m.state.update(running_var1=np.full(3, np.inf, np.float32)),
+        r"state.running_var1 contains NaN or infinity",
+    ),
+    (
+        "extra-param",
+        lambda m: m.params.update(W9=np.zeros(2, np.float32)),
+        r"it has arrays \[.*'W9'.*\], its layers describe",
+    ),
 ]
 
 
@@ -144,14 +170,49 @@ def no_matplotlib(monkeypatch):
 
 CLI_CASES = [
     # (id, arguments (tmp is the temporary directory), error pattern, set-up)
-    ("save-missing-dir", ["train", "--save", "{tmp}/no/m.npz"], r"--save '.*/no/m.npz': the directory .*/no does not exist", None),
+    (
+        "save-missing-dir",
+        ["train", "--save", "{tmp}/no/m.npz"],
+        r"--save '.*/no/m.npz': the directory .*/no does not exist",
+        None,
+    ),
     ("save-a-directory", ["train", "--save", "{tmp}"], r"--save '.*' is a directory; give a file name", None),
-    ("checkpoint-missing-dir", ["train", "--checkpoint", "{tmp}/no/c.ckpt"], r"--checkpoint '.*/no/c.ckpt': the directory .*/no does not exist", None),
-    ("plot-missing-dir", ["train", "--plot", "{tmp}/no/c.png"], r"--plot '.*/no/c.png': the directory .*/no does not exist", None),
-    ("plot-unknown-format", ["train", "--plot", "{tmp}/curves.xyz"], r"--plot '.*/curves.xyz': matplotlib cannot write .xyz pictures; use one of .*png", None),
-    ("plot-without-matplotlib", ["train", "--plot", "{tmp}/curves.png"], r"--plot needs matplotlib, an optional extra", no_matplotlib),
-    ("predict-output-missing-dir", ["predict", "{tmp}/m.npz", "{tmp}/t.csv", "--output", "{tmp}/no/p.csv"], r"--output '.*/no/p.csv': the directory .*/no does not exist", None),
-    ("export-missing-dir", ["export", "{tmp}/m.npz", "{tmp}/no/m.onnx"], r"OUT.onnx '.*/no/m.onnx': the directory .*/no does not exist", None),
+    (
+        "checkpoint-missing-dir",
+        ["train", "--checkpoint", "{tmp}/no/c.ckpt"],
+        r"--checkpoint '.*/no/c.ckpt': the directory .*/no does not exist",
+        None,
+    ),
+    (
+        "plot-missing-dir",
+        ["train", "--plot", "{tmp}/no/c.png"],
+        r"--plot '.*/no/c.png': the directory .*/no does not exist",
+        None,
+    ),
+    (
+        "plot-unknown-format",
+        ["train", "--plot", "{tmp}/curves.xyz"],
+        r"--plot '.*/curves.xyz': matplotlib cannot write .xyz pictures; use one of .*png",
+        None,
+    ),
+    (
+        "plot-without-matplotlib",
+        ["train", "--plot", "{tmp}/curves.png"],
+        r"--plot needs matplotlib, an optional extra",
+        no_matplotlib,
+    ),
+    (
+        "predict-output-missing-dir",
+        ["predict", "{tmp}/m.npz", "{tmp}/t.csv", "--output", "{tmp}/no/p.csv"],
+        r"--output '.*/no/p.csv': the directory .*/no does not exist",
+        None,
+    ),
+    (
+        "export-missing-dir",
+        ["export", "{tmp}/m.npz", "{tmp}/no/m.onnx"],
+        r"OUT.onnx '.*/no/m.onnx': the directory .*/no does not exist",
+        None,
+    ),
 ]
 
 
@@ -204,7 +265,9 @@ def test_a_save_killed_at_any_moment_leaves_the_old_or_the_new_model(tmp_path):
     rng = random.Random(9)
     seen = set()
     for _ in range(6):
-        child = subprocess.Popen([sys.executable, "-c", SAVE_LOOP, str(path)], stdout=subprocess.PIPE, env={**os.environ, "PYTHONPATH": HERE})
+        child = subprocess.Popen(
+            [sys.executable, "-c", SAVE_LOOP, str(path)], stdout=subprocess.PIPE, env={**os.environ, "PYTHONPATH": HERE}
+        )
         assert child.stdout.readline() == b"ready\n"
         time.sleep(rng.uniform(0, 0.3))
         child.send_signal(signal.SIGKILL)

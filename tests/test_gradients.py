@@ -2,10 +2,10 @@
 differences in float64, on every backend."""
 
 import pytest
+from conftest import HEAD_IDS, HEAD_PAIRS, N_OUT, grad_criterion, targets
 
 import anybackprop as ab
 from anybackprop.network import HIDDEN_ACTIVATIONS
-from conftest import HEAD_IDS, HEAD_PAIRS, N_OUT, grad_criterion, targets
 
 
 @pytest.mark.parametrize("depth", [1, 3])

@@ -9,8 +9,22 @@ import pytest
 
 PACKAGE = pathlib.Path(__file__).resolve().parent.parent / "anybackprop"
 MATHS = [
-    "activations", "losses", "updates", "heads", "network", "gradcheck", "optim", "training", "validation",
-    "layers/__init__", "layers/base", "layers/dense", "layers/activation", "layers/dropout", "layers/norm", "layers/standardize",
+    "activations",
+    "losses",
+    "updates",
+    "heads",
+    "network",
+    "gradcheck",
+    "optim",
+    "training",
+    "validation",
+    "layers/__init__",
+    "layers/base",
+    "layers/dense",
+    "layers/activation",
+    "layers/dropout",
+    "layers/norm",
+    "layers/standardize",
 ]
 FORBIDDEN = {"numpy", "cupy", "torch", "array_api_strict", "jax", "scipy", "mpi4py"}
 
@@ -69,7 +83,7 @@ def find_cycle(graph):
         stack.append(node)
         for nxt in sorted(graph.get(node, ())):
             if state.get(nxt) == "open":
-                return stack[stack.index(nxt):] + [nxt]
+                return [*stack[stack.index(nxt) :], nxt]
             if nxt not in state:
                 cycle = visit(nxt)
                 if cycle:
@@ -100,7 +114,10 @@ def test_the_checker_sees_an_import(tmp_path):
 
 def test_the_package_import_graph_has_no_cycle():
     graph = import_graph()
-    assert "anybackprop.backend" in graph and "anybackprop.fastpaths.registry" in graph["anybackprop.fastpaths.numpy_paths"]
+    assert (
+        "anybackprop.backend" in graph
+        and "anybackprop.fastpaths.registry" in graph["anybackprop.fastpaths.numpy_paths"]
+    )
     assert find_cycle(graph) is None, f"import cycle: {' -> '.join(find_cycle(graph))}"
 
 
@@ -110,7 +127,11 @@ def test_the_cycle_finder_finds_one():
 
 
 def test_only_the_distributed_module_knows_a_communication_library():
-    knows = {module_name(p) for p in PACKAGE.rglob("*.py") if "mpi4py" in imported_roots(p) or "cupy.cuda.nccl" in p.read_text()}
+    knows = {
+        module_name(p)
+        for p in PACKAGE.rglob("*.py")
+        if "mpi4py" in imported_roots(p) or "cupy.cuda.nccl" in p.read_text()
+    }
     assert knows == {"anybackprop.distributed"}
 
 
@@ -120,5 +141,10 @@ def test_the_floor_imports_nothing_above_it():
     for formula in ("anybackprop.activations", "anybackprop.losses", "anybackprop.updates"):
         assert graph[formula] <= {"anybackprop.activations"}, f"{formula} imports {graph[formula]}"
     above = {"anybackprop.network", "anybackprop.training", "anybackprop.optim", "anybackprop.heads"}
-    for fast in ("anybackprop.fastpaths", "anybackprop.fastpaths.registry", "anybackprop.fastpaths.numpy_paths", "anybackprop.fastpaths.cupy_kernels"):
+    for fast in (
+        "anybackprop.fastpaths",
+        "anybackprop.fastpaths.registry",
+        "anybackprop.fastpaths.numpy_paths",
+        "anybackprop.fastpaths.cupy_kernels",
+    ):
         assert not graph[fast] & above, f"{fast} imports {graph[fast] & above}"

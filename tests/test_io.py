@@ -11,7 +11,9 @@ from anybackprop import io
 
 
 def model_with(output="softmax", activation="tanh", dtype="float32"):
-    return ab.MLP([4, 6, 5, 3], activation=[activation, {"name": "leaky_relu", "slope": 0.2}], output=output, seed=9, dtype=dtype)
+    return ab.MLP(
+        [4, 6, 5, 3], activation=[activation, {"name": "leaky_relu", "slope": 0.2}], output=output, seed=9, dtype=dtype
+    )
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
@@ -45,8 +47,14 @@ def test_the_name_is_used_as_given_and_no_pickle_is_needed(tmp_path):
     with np.load(tmp_path / "weights.bin", allow_pickle=False) as archive:
         meta = json.loads(str(archive["__anybackprop__"]))
     assert meta["format"] == "anybackprop" and meta["version"] == 3
-    assert meta["mlp"]["layer_sizes"] == [4, 6, 5, 3] and meta["mlp"]["activation"] == ["tanh", {"name": "leaky_relu", "slope": 0.2}]
-    assert [layer["kind"] for layer in meta["layers"]] == ["dense"] * 3 and meta["head"] == {"output": "softmax", "loss": "cross_entropy"}
+    assert meta["mlp"]["layer_sizes"] == [4, 6, 5, 3] and meta["mlp"]["activation"] == [
+        "tanh",
+        {"name": "leaky_relu", "slope": 0.2},
+    ]
+    assert [layer["kind"] for layer in meta["layers"]] == ["dense"] * 3 and meta["head"] == {
+        "output": "softmax",
+        "loss": "cross_entropy",
+    }
 
 
 def test_a_failing_write_leaves_the_old_file_and_no_temporary(tmp_path, monkeypatch):
@@ -71,8 +79,15 @@ def write_npz(path, **arrays):
 
 
 def meta(**changes):
-    base = {"format": "anybackprop", "version": 1, "layer_sizes": [2, 3], "activation": [], "output": "softmax",
-            "loss": "cross_entropy", "dtype": "float32"}
+    base = {
+        "format": "anybackprop",
+        "version": 1,
+        "layer_sizes": [2, 3],
+        "activation": [],
+        "output": "softmax",
+        "loss": "cross_entropy",
+        "dtype": "float32",
+    }
     base.update(changes)
     return np.array(json.dumps(base))
 
@@ -89,11 +104,23 @@ GOOD = {"W1": np.zeros((2, 3), np.float32), "b1": np.zeros(3, np.float32)}
         (lambda p: write_npz(p, __anybackprop__=np.array("{nope"), **GOOD), r"its metadata is not JSON"),
         (lambda p: write_npz(p, __anybackprop__=meta(format="keras"), **GOOD), r"does not name the anybackprop format"),
         (lambda p: write_npz(p, __anybackprop__=meta(version=99), **GOOD), r"format version 99 is not supported"),
-        (lambda p: write_npz(p, __anybackprop__=meta(layer_sizes=[2, 4]), **GOOD), r"W1 has shape \(2, 3\) dtype float32, expected \(2, 4\)"),
-        (lambda p: write_npz(p, __anybackprop__=meta(), W1=GOOD["W1"]), r"it holds arrays \['W1'\] but its metadata describes \['W1', 'b1'\] \(missing \['b1'\]\)"),
+        (
+            lambda p: write_npz(p, __anybackprop__=meta(layer_sizes=[2, 4]), **GOOD),
+            r"W1 has shape \(2, 3\) dtype float32, expected \(2, 4\)",
+        ),
+        (
+            lambda p: write_npz(p, __anybackprop__=meta(), W1=GOOD["W1"]),
+            r"it holds arrays \['W1'\] but its metadata describes \['W1', 'b1'\] \(missing \['b1'\]\)",
+        ),
         (lambda p: write_npz(p, __anybackprop__=meta(dtype="int8"), **GOOD), r"dtype 'int8' is not float32 or float64"),
-        (lambda p: write_npz(p, __anybackprop__=meta(output="gelu"), **GOOD), r"unknown activation 'gelu'; accepted values: softmax, sigmoid, identity"),
-        (lambda p: write_npz(p, __anybackprop__=meta(), W1=np.zeros((2, 3), object), b1=GOOD["b1"]), r"W1 has shape \(2, 3\) dtype object, expected \(2, 3\) float32"),
+        (
+            lambda p: write_npz(p, __anybackprop__=meta(output="gelu"), **GOOD),
+            r"unknown activation 'gelu'; accepted values: softmax, sigmoid, identity",
+        ),
+        (
+            lambda p: write_npz(p, __anybackprop__=meta(), W1=np.zeros((2, 3), object), b1=GOOD["b1"]),
+            r"W1 has shape \(2, 3\) dtype object, expected \(2, 3\) float32",
+        ),
     ],
 )
 def test_bad_files_raise_a_clear_error(tmp_path, make, pattern):
@@ -114,5 +141,7 @@ def test_a_truncated_file_is_invalid(tmp_path):
 def test_missing_file_and_wrong_object():
     with pytest.raises(FileNotFoundError):
         ab.load("/nonexistent/model.npz")
-    with pytest.raises(TypeError, match=r"save expects an anybackprop model \(MLP, Sequential or TabularModel\), got dict"):
+    with pytest.raises(
+        TypeError, match=r"save expects an anybackprop model \(MLP, Sequential or TabularModel\), got dict"
+    ):
         ab.save({"W1": 1}, "x.npz")

@@ -6,11 +6,11 @@ import json
 
 import numpy as np
 import pytest
+from conftest import HEAD_IDS, HEAD_PAIRS, N_OUT, grad_criterion, targets
 
 import anybackprop as ab
 from anybackprop.layers.dropout import DropoutCache
 from anybackprop.network import HIDDEN_ACTIVATIONS
-from conftest import HEAD_IDS, HEAD_PAIRS, N_OUT, grad_criterion, targets
 
 # every head: each output with its paired loss, and with every loss that has a chain rule
 LAYER_OPTIONS = {
@@ -48,8 +48,15 @@ def assert_gradients_match(model, X, Y, sample_weight=None):
 @pytest.mark.parametrize("output,loss", HEAD_PAIRS, ids=HEAD_IDS)
 def test_layers_and_heads_match_central_differences(backend, output, loss, options, depth, rng):
     n_out = N_OUT[output]
-    model = ab.MLP([3] + [4] * depth + [n_out], activation="tanh", output=output, loss=loss, seed=5, dtype="float64",
-                   **per_hidden(LAYER_OPTIONS[options], depth))
+    model = ab.MLP(
+        [3] + [4] * depth + [n_out],
+        activation="tanh",
+        output=output,
+        loss=loss,
+        seed=5,
+        dtype="float64",
+        **per_hidden(LAYER_OPTIONS[options], depth),
+    )
     kinds = {layer.kind for layer in model.layers}
     assert ("dropout" in kinds) == ("dropout" in LAYER_OPTIONS[options])
     if "norm" in LAYER_OPTIONS[options]:
@@ -61,11 +68,18 @@ def test_layers_and_heads_match_central_differences(backend, output, loss, optio
 @pytest.mark.parametrize("activation", HIDDEN_ACTIVATIONS)
 @pytest.mark.parametrize("norm", list(ab.layers.NORMS))
 def test_every_hidden_activation_behind_a_norm_matches_central_differences(backend, activation, norm, rng):
-    model = ab.MLP([3, 4, 4, 2], activation=activation, output="identity", seed=3, dtype="float64", norm=norm, dropout=0.25)
+    model = ab.MLP(
+        [3, 4, 4, 2], activation=activation, output="identity", seed=3, dtype="float64", norm=norm, dropout=0.25
+    )
     # random biases, scales and shifts: with the initial b = 0, beta = 0 a row that relu and dropout
     # zero entirely sits exactly on the relu's kink after the next norm, where no derivative exists
     r = np.random.default_rng(3)
-    model.set_params({k: ab.to_numpy(v) + (0.3 * r.standard_normal(v.shape) if not k.startswith("W") else 0) for k, v in model.params.items()})
+    model.set_params(
+        {
+            k: ab.to_numpy(v) + (0.3 * r.standard_normal(v.shape) if not k.startswith("W") else 0)
+            for k, v in model.params.items()
+        }
+    )
     X = rng.standard_normal((7, 3))
     assert_gradients_match(model, X, rng.standard_normal((7, 2)))
 
@@ -97,7 +111,9 @@ def torch_twin(model, torch, norm):
         mods.append(lin)
         if i <= n_hidden:
             n = W.shape[1]
-            nrm = (torch.nn.BatchNorm1d(n, eps=1e-5, momentum=0.1) if norm == "batch" else torch.nn.LayerNorm(n, eps=1e-5)).double()
+            nrm = (
+                torch.nn.BatchNorm1d(n, eps=1e-5, momentum=0.1) if norm == "batch" else torch.nn.LayerNorm(n, eps=1e-5)
+            ).double()
             with torch.no_grad():  # anybackprop starts at 1 and 0; perturb so gamma, beta matter
                 nrm.weight.copy_(torch.from_numpy(params[f"gamma{i}"]))
                 nrm.bias.copy_(torch.from_numpy(params[f"beta{i}"]))
@@ -163,8 +179,12 @@ def test_batch_norm_running_averages_and_inference_equal_torch(backend, rng):
     bns = [mod for mod in net if isinstance(mod, torch.nn.BatchNorm1d)]
     assert sorted(model.state) == ["running_mean1", "running_mean2", "running_var1", "running_var2"]
     for i, bn in enumerate(bns, start=1):
-        np.testing.assert_allclose(ab.to_numpy(model.state[f"running_mean{i}"]), bn.running_mean.numpy(), rtol=1e-12, atol=1e-14)
-        np.testing.assert_allclose(ab.to_numpy(model.state[f"running_var{i}"]), bn.running_var.numpy(), rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(
+            ab.to_numpy(model.state[f"running_mean{i}"]), bn.running_mean.numpy(), rtol=1e-12, atol=1e-14
+        )
+        np.testing.assert_allclose(
+            ab.to_numpy(model.state[f"running_var{i}"]), bn.running_var.numpy(), rtol=1e-12, atol=1e-14
+        )
     # the SGD step itself agrees with torch's
     after = torch_tensors(net, torch, lambda t: t.detach())
     assert set(after) == set(model.params)
@@ -307,9 +327,18 @@ def test_save_load_keeps_layers_and_running_averages_bitwise(backend, tmp_path, 
 
 def test_a_sequential_with_norm_layers_round_trips(backend, tmp_path, rng):
     model = ab.Sequential(
-        [ab.Dense(3, 5), ab.BatchNorm(5), ab.ActivationLayer(5, "tanh"), ab.Dropout(5, 0.3), ab.Dense(5, 4),
-         ab.LayerNorm(4), ab.ActivationLayer(4, {"name": "leaky_relu", "slope": 0.1}), ab.Dense(4, 1)],
-        head="identity", seed=3,
+        [
+            ab.Dense(3, 5),
+            ab.BatchNorm(5),
+            ab.ActivationLayer(5, "tanh"),
+            ab.Dropout(5, 0.3),
+            ab.Dense(5, 4),
+            ab.LayerNorm(4),
+            ab.ActivationLayer(4, {"name": "leaky_relu", "slope": 0.1}),
+            ab.Dense(4, 1),
+        ],
+        head="identity",
+        seed=3,
     )
     X, y = rng.standard_normal((20, 3)), rng.standard_normal(20)
     model.fit(X, y, epochs=2, batch_size=10, verbose=False)
@@ -324,8 +353,15 @@ def test_a_sequential_with_norm_layers_round_trips(backend, tmp_path, rng):
 def test_a_version_1_file_still_loads(backend, tmp_path, rng):
     W1, b1 = rng.standard_normal((2, 3)).astype(np.float32), rng.standard_normal(3).astype(np.float32)
     W2, b2 = rng.standard_normal((3, 2)).astype(np.float32), rng.standard_normal(2).astype(np.float32)
-    meta = {"format": "anybackprop", "version": 1, "layer_sizes": [2, 3, 2], "activation": ["tanh"], "output": "softmax",
-            "loss": "cross_entropy", "dtype": "float32"}
+    meta = {
+        "format": "anybackprop",
+        "version": 1,
+        "layer_sizes": [2, 3, 2],
+        "activation": ["tanh"],
+        "output": "softmax",
+        "loss": "cross_entropy",
+        "dtype": "float32",
+    }
     with open(tmp_path / "v1.npz", "wb") as f:
         np.savez(f, __anybackprop__=np.array(json.dumps(meta)), W1=W1, b1=b1, W2=W2, b2=b2)
     model = ab.load(tmp_path / "v1.npz")

@@ -5,10 +5,10 @@ notes' own per-sample or closed-form formulas."""
 import math
 
 import numpy as np
+from conftest import assert_close
 
 import anybackprop as ab
 from anybackprop import activations
-from conftest import assert_close
 
 
 def sig(x):
@@ -34,8 +34,14 @@ def test_note_002_two_two_one_sigmoid_scalar_partials(backend):
         "b2": [d2],
     }
     model = ab.MLP([2, 2, 1], activation="sigmoid", output="sigmoid", loss="mse", dtype="float64")
-    model.set_params({"W1": np.array([[w[0], w[2]], [w[1], w[3]]]), "b1": np.array(b[:2]),
-                      "W2": np.array([[w[4]], [w[5]]]), "b2": np.array(b[2:])})
+    model.set_params(
+        {
+            "W1": np.array([[w[0], w[2]], [w[1], w[3]]]),
+            "b1": np.array(b[:2]),
+            "W2": np.array([[w[4]], [w[5]]]),
+            "b2": np.array(b[2:]),
+        }
+    )
     loss, grads = model.loss_and_grads(np.array([[x0, x1]]), np.array([y]))
     assert math.isclose(loss, 0.5 * (a2 - y) ** 2, rel_tol=1e-14)
     for key, value in expected.items():
@@ -51,7 +57,7 @@ def test_note_003_two_three_one_sigmoid_mse_over_N(backend, rng):
     N = len(X)
     gW1, gb1, gW2, gb2 = np.zeros((2, 3)), np.zeros(3), np.zeros((3, 1)), np.zeros(1)
     J = 0.0
-    for x, t in zip(X, T):
+    for x, t in zip(X, T, strict=True):
         h = [sig(sum(x[i] * W1[i, j] for i in range(2)) + b1[j]) for j in range(3)]
         z = sig(sum(h[j] * W2[j, 0] for j in range(3)) + b2[0])
         J += (t - z) ** 2 / (2 * N)
@@ -81,7 +87,7 @@ def test_note_001_per_sample_column_formulas_equal_batched_rows(backend, rng):
     W1c, W2c = ab.to_numpy(model.params["W1"]).T, ab.to_numpy(model.params["W2"]).T  # (N, p), (C, N)
     b1, b2 = ab.to_numpy(model.params["b1"]), ab.to_numpy(model.params["b2"])
     sums = {"W1": 0, "b1": 0, "W2": 0, "b2": 0}
-    for x, label in zip(X, labels):
+    for x, label in zip(X, labels, strict=True):
         x = x[:, None]
         z1 = W1c @ x + b1[:, None]
         a1 = np.tanh(z1)

@@ -6,10 +6,10 @@ from types import SimpleNamespace
 import array_api_compat
 import numpy as np
 import pytest
+from conftest import assert_close
 
 import anybackprop as ab
 from anybackprop import optim
-from conftest import assert_close
 
 P0 = np.array([[1.0, -2.0], [0.5, 0.0]])
 G = [np.array([[0.1, 0.2], [-0.3, 0.4]]), np.array([[-0.5, 0.1], [0.2, 0.2]])]
@@ -17,7 +17,9 @@ G = [np.array([[0.1, 0.2], [-0.3, 0.4]]), np.array([[-0.5, 0.1], [0.2, 0.2]])]
 
 def holder(backend, params, decay=("W1",)):
     """The parts of a model an optimizer's init reads."""
-    return SimpleNamespace(params=params, decay=set(decay), backend=backend, dtype_name="float64", fast=ab.fastpaths.NONE)
+    return SimpleNamespace(
+        params=params, decay=set(decay), backend=backend, dtype_name="float64", fast=ab.fastpaths.NONE
+    )
 
 
 def run(backend, opt, key="W1", steps=2):
@@ -93,7 +95,10 @@ def test_update_is_in_place_where_arrays_allow_it(backend):
         (lambda: optim.SGD(momentum=1.5), r"momentum must be in \[0, 1\)"),
         (lambda: optim.SGD(nesterov=True), r"nesterov=True needs momentum > 0"),
         (lambda: optim.Adam(beta1=1.0), r"beta1 must be in \[0, 1\)"),
-        (lambda: optim.get_optimizer("rmsprop"), r"unknown optimizer 'rmsprop'; accepted values: sgd, momentum, nesterov, adam"),
+        (
+            lambda: optim.get_optimizer("rmsprop"),
+            r"unknown optimizer 'rmsprop'; accepted values: sgd, momentum, nesterov, adam",
+        ),
         (lambda: optim.get_schedule("linear"), r"unknown schedule 'linear'; accepted values: constant, step, cosine"),
         (lambda: optim.get_optimizer(optim.SGD(), lr=0.1), r"pass lr and other settings to the optimizer object"),
     ],
@@ -126,7 +131,9 @@ def test_state_is_created_by_init_and_tied_to_one_model(backend):
     assert all(float(backend.xp.max(backend.xp.abs(v))) == 0.0 for v in opt.state["m"].values())
     opt.init(model)  # the same model again: the state carries on
     other = ab.MLP([3, 5, 2], seed=0, dtype="float64")
-    with pytest.raises(ValueError, match=r"this Adam holds state for another model .*W1\(3, 4\).* not for this one .*W1\(3, 5\)"):
+    with pytest.raises(
+        ValueError, match=r"this Adam holds state for another model .*W1\(3, 4\).* not for this one .*W1\(3, 5\)"
+    ):
         other.fit(np.zeros((4, 3)), [0, 1, 0, 1], optimizer=opt, epochs=1, verbose=False)
     opt.reset()
     opt.init(other)

@@ -23,6 +23,7 @@ def _run(code, **env):
 
 # --- class 1: silent wrong numbers -----------------------------------------------------------------
 
+
 def _uint8_labels_with_300_classes():
     y = np.array([5, 255, 0], dtype=np.uint8)
     model = ab.MLP([2, 300], seed=0, dtype="float64")
@@ -37,27 +38,67 @@ def _constant_target_perfect_fit():
 
 
 CLASS1 = {
-    "uint8 labels, 300 classes: one hot entry each": (_uint8_labels_with_300_classes, None, ([1.0, 1.0, 1.0], [5, 255, 0])),
+    "uint8 labels, 300 classes: one hot entry each": (
+        _uint8_labels_with_300_classes,
+        None,
+        ([1.0, 1.0, 1.0], [5, 255, 0]),
+    ),
     "R^2 of a perfect fit to a constant target": (_constant_target_perfect_fit, None, (1.0, 0.0)),
-    "1e39 into a float32 model": (lambda: ab.MLP([2, 2]).predict(np.array([[1.0, 1e39]])), ValueError,
-                                  r"X has the value 1e\+39 at row 0, column 1, beyond the largest float32 \(3.40282e\+38\)"),
-    "targets beyond float32": (lambda: ab.MLP([1, 1], output="identity").loss(np.ones((2, 1)), [1.0, -1e40]), ValueError,
-                               r"y has the value -1e\+40 at row 1, column 0, beyond the largest float32"),
-    "NaN parameters": (lambda: ab.MLP([2, 2]).set_params({"W1": np.full((2, 2), np.nan), "b1": np.zeros(2)}), ValueError,
-                       r"params\['W1'\] contains NaN at row 0, column 0"),
-    "infinite running average": (lambda: ab.MLP([2, 3, 2], norm="batch").set_state({"running_mean1": [0, np.inf, 0], "running_var1": [1, 1, 1]}),
-                                 ValueError, r"state\['running_mean1'\] contains infinity at row 1"),
-    "gradcheck eps=0": (lambda: ab.gradcheck(ab.MLP([2, 2]), np.ones((2, 2)), [0, 1], eps=0), ValueError, r"eps must be a finite number > 0, got 0"),
-    "gradcheck eps=nan": (lambda: ab.gradcheck(ab.MLP([2, 2]), np.ones((2, 2)), [0, 1], eps=float("nan")), ValueError, r"eps must be a finite number > 0"),
-    "a schedule going negative": (lambda: ab.MLP([2, 2]).fit(np.ones((4, 2)), [0, 1, 0, 1], schedule=lambda e, n: -1.0, verbose=False),
-                                  ValueError, r"schedule returned -1.0 for epoch 0; expected a finite factor >= 0"),
-    "a schedule giving NaN": (lambda: ab.MLP([2, 2]).fit(np.ones((4, 2)), [0, 1, 0, 1], schedule=lambda e, n: float("nan"), verbose=False),
-                              ValueError, r"schedule returned nan for epoch 0"),
-    "split of a float regression target": (lambda: [len(p) for p in datasets.train_test_split(np.zeros((10, 1)), np.linspace(0, 1, 10))],
-                                           None, [8, 2, 8, 2]),
-    "a split leaving the test part empty": (lambda: datasets.train_test_split(np.zeros((2, 1)), np.arange(2), 0.1), ValueError,
-                                            r"test_size=0.1 of 2 rows leaves the test part empty"),
-    "a single-output softmax": (lambda: ab.MLP([3, 1], output="softmax"), ValueError, r"a softmax output needs at least 2 units .* got 1; use output='sigmoid'"),
+    "1e39 into a float32 model": (
+        lambda: ab.MLP([2, 2]).predict(np.array([[1.0, 1e39]])),
+        ValueError,
+        r"X has the value 1e\+39 at row 0, column 1, beyond the largest float32 \(3.40282e\+38\)",
+    ),
+    "targets beyond float32": (
+        lambda: ab.MLP([1, 1], output="identity").loss(np.ones((2, 1)), [1.0, -1e40]),
+        ValueError,
+        r"y has the value -1e\+40 at row 1, column 0, beyond the largest float32",
+    ),
+    "NaN parameters": (
+        lambda: ab.MLP([2, 2]).set_params({"W1": np.full((2, 2), np.nan), "b1": np.zeros(2)}),
+        ValueError,
+        r"params\['W1'\] contains NaN at row 0, column 0",
+    ),
+    "infinite running average": (
+        lambda: ab.MLP([2, 3, 2], norm="batch").set_state({"running_mean1": [0, np.inf, 0], "running_var1": [1, 1, 1]}),
+        ValueError,
+        r"state\['running_mean1'\] contains infinity at row 1",
+    ),
+    "gradcheck eps=0": (
+        lambda: ab.gradcheck(ab.MLP([2, 2]), np.ones((2, 2)), [0, 1], eps=0),
+        ValueError,
+        r"eps must be a finite number > 0, got 0",
+    ),
+    "gradcheck eps=nan": (
+        lambda: ab.gradcheck(ab.MLP([2, 2]), np.ones((2, 2)), [0, 1], eps=float("nan")),
+        ValueError,
+        r"eps must be a finite number > 0",
+    ),
+    "a schedule going negative": (
+        lambda: ab.MLP([2, 2]).fit(np.ones((4, 2)), [0, 1, 0, 1], schedule=lambda e, n: -1.0, verbose=False),
+        ValueError,
+        r"schedule returned -1.0 for epoch 0; expected a finite factor >= 0",
+    ),
+    "a schedule giving NaN": (
+        lambda: ab.MLP([2, 2]).fit(np.ones((4, 2)), [0, 1, 0, 1], schedule=lambda e, n: float("nan"), verbose=False),
+        ValueError,
+        r"schedule returned nan for epoch 0",
+    ),
+    "split of a float regression target": (
+        lambda: [len(p) for p in datasets.train_test_split(np.zeros((10, 1)), np.linspace(0, 1, 10))],
+        None,
+        [8, 2, 8, 2],
+    ),
+    "a split leaving the test part empty": (
+        lambda: datasets.train_test_split(np.zeros((2, 1)), np.arange(2), 0.1),
+        ValueError,
+        r"test_size=0.1 of 2 rows leaves the test part empty",
+    ),
+    "a single-output softmax": (
+        lambda: ab.MLP([3, 1], output="softmax"),
+        ValueError,
+        r"a softmax output needs at least 2 units .* got 1; use output='sigmoid'",
+    ),
     "odd n for spirals": (lambda: [a.shape for a in datasets.spirals(7)], None, [(7, 2), (7,)]),
 }
 
@@ -69,7 +110,9 @@ def _diverge_in_the_last_update():
     X, y = np.random.default_rng(0).standard_normal((8, 2)), np.arange(8) % 2
     try:
         with np.errstate(all="ignore"):  # the overflow is the point
-            model.fit(X, y, epochs=1, batch_size=8, optimizer="sgd", lr=100.0, schedule=lambda e, n: 1e38, verbose=False)
+            model.fit(
+                X, y, epochs=1, batch_size=8, optimizer="sgd", lr=100.0, schedule=lambda e, n: 1e38, verbose=False
+            )
     except ValueError as exc:
         same = all(np.array_equal(ab.to_numpy(model.params[k]), before[k]) for k in before)
         return str(exc).split(";")[:2], same
@@ -82,8 +125,15 @@ def _diverge_in_validation_only():
     seen = []
     try:
         with np.errstate(all="ignore"):  # the overflow is the point
-            model.fit(X, y, epochs=3, batch_size=4, validation_data=(np.full((2, 2), 3e38), [0, 1]), verbose=False,
-                      callbacks=[lambda epoch, history, m: seen.append(epoch)])
+            model.fit(
+                X,
+                y,
+                epochs=3,
+                batch_size=4,
+                validation_data=(np.full((2, 2), 3e38), [0, 1]),
+                verbose=False,
+                callbacks=[lambda epoch, history, m: seen.append(epoch)],
+            )
     except ValueError as exc:
         finite = all(np.isfinite(ab.to_numpy(v)).all() for v in model.params.values())
         return str(exc).split(";")[0], finite, seen
@@ -91,11 +141,20 @@ def _diverge_in_validation_only():
 
 
 CLASS1["a blow-up in the last update"] = (
-    _diverge_in_the_last_update, None,
-    (["training diverged at epoch 1: the largest parameter is inf", " the model keeps its parameters from before training"], True),
+    _diverge_in_the_last_update,
+    None,
+    (
+        [
+            "training diverged at epoch 1: the largest parameter is inf",
+            " the model keeps its parameters from before training",
+        ],
+        True,
+    ),
 )
 CLASS1["a divergence seen only in the validation loss"] = (
-    _diverge_in_validation_only, None, ("training diverged at epoch 1: the val_loss is nan", True, []),
+    _diverge_in_validation_only,
+    None,
+    ("training diverged at epoch 1: the val_loss is nan", True, []),
 )
 
 
@@ -121,15 +180,38 @@ def test_the_finite_check_cannot_overflow_itself():
 
 CLASS4 = {
     "loss as a list": (lambda: ab.MLP([2, 2], loss=["mse"]), ValueError, r"unknown loss \['mse'\]; accepted values"),
-    "activation as a list of one for no hidden layer": (lambda: ab.MLP([2, 3, 2], activation=[["relu"]]), ValueError, r"unknown activation \['relu'\]"),
+    "activation as a list of one for no hidden layer": (
+        lambda: ab.MLP([2, 3, 2], activation=[["relu"]]),
+        ValueError,
+        r"unknown activation \['relu'\]",
+    ),
     "output as a list": (lambda: ab.MLP([2, 2], output=["softmax"]), ValueError, r"unknown activation \['softmax'\]"),
-    "norm as a list": (lambda: ab.MLP([2, 3, 2], norm=["batch"]), ValueError, r"unknown norm \['batch'\]; accepted values: batch, layer"),
+    "norm as a list": (
+        lambda: ab.MLP([2, 3, 2], norm=["batch"]),
+        ValueError,
+        r"unknown norm \['batch'\]; accepted values: batch, layer",
+    ),
     "dataset as a list": (lambda: datasets.load(["digits"]), ValueError, r"unknown dataset \['digits'\]"),
-    "a ragged list": (lambda: ab.MLP([2, 2]).predict([[1.0, 2.0], [3.0]]), ValueError, r"X is not a rectangular array of numbers \(a ragged or mixed nested list\?\)"),
-    "scipy sparse input": (lambda: ab.MLP([3, 2]).predict(pytest.importorskip("scipy.sparse").csr_matrix(np.eye(3))), TypeError,
-                           r"X is a sparse matrix \(csr_matrix\); sparse input is not supported; call .toarray\(\)"),
-    "gradcheck of a string": (lambda: ab.gradcheck("x", np.ones((2, 2)), [0, 1]), TypeError, r"gradcheck expects an anybackprop model \(MLP or Sequential\), got str"),
-    "gradcheck mode as a list": (lambda: ab.gradcheck(ab.MLP([2, 2]), np.ones((2, 2)), [0, 1], mode=["full"]), ValueError, r"unknown mode \['full'\]"),
+    "a ragged list": (
+        lambda: ab.MLP([2, 2]).predict([[1.0, 2.0], [3.0]]),
+        ValueError,
+        r"X is not a rectangular array of numbers \(a ragged or mixed nested list\?\)",
+    ),
+    "scipy sparse input": (
+        lambda: ab.MLP([3, 2]).predict(pytest.importorskip("scipy.sparse").csr_matrix(np.eye(3))),
+        TypeError,
+        r"X is a sparse matrix \(csr_matrix\); sparse input is not supported; call .toarray\(\)",
+    ),
+    "gradcheck of a string": (
+        lambda: ab.gradcheck("x", np.ones((2, 2)), [0, 1]),
+        TypeError,
+        r"gradcheck expects an anybackprop model \(MLP or Sequential\), got str",
+    ),
+    "gradcheck mode as a list": (
+        lambda: ab.gradcheck(ab.MLP([2, 2]), np.ones((2, 2)), [0, 1], mode=["full"]),
+        ValueError,
+        r"unknown mode \['full'\]",
+    ),
 }
 
 
@@ -155,7 +237,10 @@ def test_torch_inputs_that_require_grad_train_on_a_detached_copy_and_negative_st
     "env,pattern",
     [
         ({"ANYBACKPROP_DEVICE": "gpu"}, r"ANYBACKPROP_DEVICE='gpu' is not a device of the numpy backend"),
-        ({"ANYBACKPROP_BACKEND": "array_api_strict", "ANYBACKPROP_DEVICE": "TPU"}, r"ANYBACKPROP_DEVICE='TPU' is not a device of the array_api_strict backend"),
+        (
+            {"ANYBACKPROP_BACKEND": "array_api_strict", "ANYBACKPROP_DEVICE": "TPU"},
+            r"ANYBACKPROP_DEVICE='TPU' is not a device of the array_api_strict backend",
+        ),
         ({"ANYBACKPROP_DTYPE": "float16"}, r"ANYBACKPROP_DTYPE='float16' is not a float dtype"),
     ],
 )
@@ -166,6 +251,7 @@ def test_environment_errors_name_the_variable_that_is_wrong(env, pattern):
 
 
 # --- class 6: process-level behaviour ----------------------------------------------------------------
+
 
 def test_set_backend_is_the_process_default_and_use_backend_stays_local():
     seen = {}
@@ -201,12 +287,17 @@ def test_info_works_and_explains_when_the_environment_names_an_unusable_backend(
 
 def test_ctrl_c_during_training_exits_130_with_one_line_and_no_file(tmp_path):
     model_path = tmp_path / "model.npz"
-    code = "from anybackprop.cli import main; raise SystemExit(main(['train', '--epochs', '100000', '--quiet', '--save', %r]))" % str(model_path)
+    code = (
+        "from anybackprop.cli import main; "
+        f"raise SystemExit(main(['train', '--epochs', '100000', '--quiet', '--save', {str(model_path)!r}]))"
+    )
     env = {k: v for k, v in os.environ.items() if not k.startswith("ANYBACKPROP_")}
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
     time.sleep(4)  # imports, data, and into the epochs
     proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=60)
+    _out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert err.strip() == "anybackprop: interrupted"
     assert sorted(os.listdir(tmp_path)) == []
@@ -215,8 +306,13 @@ def test_ctrl_c_during_training_exits_130_with_one_line_and_no_file(tmp_path):
 def test_a_closed_pipe_ends_quietly():
     env = {k: v for k, v in os.environ.items() if not k.startswith("ANYBACKPROP_")}
     result = subprocess.run(
-        f"{sys.executable} -c \"from anybackprop.cli import main; raise SystemExit(main(['train', '--epochs', '200']))\" | head -1",
-        shell=True, capture_output=True, text=True, env=env, timeout=120,
+        f"{sys.executable} -c "
+        "\"from anybackprop.cli import main; raise SystemExit(main(['train', '--epochs', '200']))\" | head -1",
+        shell=True,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
     )
     assert result.stdout.startswith("digits: ") and result.stdout.count("\n") == 1
     assert "Traceback" not in result.stderr and "BrokenPipeError" not in result.stderr, result.stderr
@@ -228,7 +324,18 @@ from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 from hypothesis.extra.numpy import arrays  # noqa: E402
 
-ARGUMENTS = ("X", "y", "epochs", "batch_size", "lr", "optimizer", "sample_weight", "schedule", "weight_decay", "momentum")
+ARGUMENTS = (
+    "X",
+    "y",
+    "epochs",
+    "batch_size",
+    "lr",
+    "optimizer",
+    "sample_weight",
+    "schedule",
+    "weight_decay",
+    "momentum",
+)
 _values = st.one_of(st.floats(-1e6, 1e6), st.sampled_from([np.nan, np.inf, -np.inf, 1e39, 0.0]))
 
 
@@ -242,12 +349,22 @@ _values = st.one_of(st.floats(-1e6, 1e6), st.sampled_from([np.nan, np.inf, -np.i
     optimizer=st.sampled_from(["sgd", "adam", "momentum", "nesterov", "rmsprop", ["adam"]]),
     weights=st.one_of(st.none(), st.lists(st.floats(-1.0, 3.0), min_size=0, max_size=7)),
 )
-def test_any_input_trains_to_finite_parameters_or_raises_naming_an_argument(X, labels, epochs, batch_size, lr, optimizer, weights):
+def test_any_input_trains_to_finite_parameters_or_raises_naming_an_argument(
+    X, labels, epochs, batch_size, lr, optimizer, weights
+):
     model = ab.MLP([X.shape[1], 4, 3], seed=0, backend="numpy")
     try:
         with np.errstate(all="ignore"):
-            model.fit(X, np.array(labels), epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer,
-                      sample_weight=None if weights is None else np.array(weights), verbose=False)
+            model.fit(
+                X,
+                np.array(labels),
+                epochs=epochs,
+                batch_size=batch_size,
+                lr=lr,
+                optimizer=optimizer,
+                sample_weight=None if weights is None else np.array(weights),
+                verbose=False,
+            )
     except (ValueError, TypeError) as exc:
         assert any(name in str(exc) for name in ARGUMENTS), str(exc)
     else:
@@ -274,7 +391,23 @@ def _tampered_table_model(tmp_path, change):
 
     csv = tmp_path / "t.csv"
     csv.write_text("a,c,y\n" + "".join(f"{i % 7},{'uv'[i % 2]},{i % 2}\n" for i in range(40)))
-    assert cli.main(["train", "--data", str(csv), "--target", "y", "--epochs", "1", "--quiet", "--save", str(tmp_path / "m.npz")]) == 0
+    assert (
+        cli.main(
+            [
+                "train",
+                "--data",
+                str(csv),
+                "--target",
+                "y",
+                "--epochs",
+                "1",
+                "--quiet",
+                "--save",
+                str(tmp_path / "m.npz"),
+            ]
+        )
+        == 0
+    )
     return _tampered(tmp_path, tmp_path / "m.npz", change)
 
 
@@ -319,5 +452,7 @@ def test_a_tampered_model_file_is_refused_at_load(tmp_path, change):
 def test_a_saved_layer_of_zero_inputs_is_refused_at_load(tmp_path):
     ab.save(ab.Sequential([ab.Dense(3, 4, "relu"), ab.Dense(4, 2)]), tmp_path / "s.npz")
     path = _tampered(tmp_path, tmp_path / "s.npz", lambda meta: meta["layers"][1]["config"].__setitem__("n_in", 0))
-    with pytest.raises(ValueError, match=rf"{path} is not a valid anybackprop model file: .*n_in must be a positive integer, got 0"):
+    with pytest.raises(
+        ValueError, match=rf"{path} is not a valid anybackprop model file: .*n_in must be a positive integer, got 0"
+    ):
         ab.load(path)

@@ -26,7 +26,9 @@ from anybackprop import sklearn as ab_sklearn  # noqa: E402
 from anybackprop.sklearn import BackendFallbackWarning, MLPClassifier, MLPRegressor  # noqa: E402
 
 # the core's names for these settings: an estimator's error must never show them
-CORE_NAMES = re.compile(r"layer_sizes(?<!hidden_layer_sizes)|weight_decay|\bepochs\b|\blr\b|min_delta|early_stopping=\d|\bseed\b")
+CORE_NAMES = re.compile(
+    r"layer_sizes(?<!hidden_layer_sizes)|weight_decay|\bepochs\b|\blr\b|min_delta|early_stopping=\d|\bseed\b"
+)
 
 
 def _data(n=60, classes=3, seed=0):
@@ -68,7 +70,11 @@ PARAMETER_CASES = [
     ("random_state", "zero", r"an int in the range \[0, 4294967295\].*Got 'zero'"),
     ("random_state", -1, r"an int in the range \[0, 4294967295\].*Got -1"),
     ("dropout", 1.0, r"a float in the range \[0\.0, 1\.0\).*Got 1\.0"),
-    ("dropout", [0.1, 0.2], r"a float in \[0, 1\) or a list of 1 such floats \(one per hidden layer\)\. Got \[0\.1, 0\.2\]"),
+    (
+        "dropout",
+        [0.1, 0.2],
+        r"a float in \[0, 1\) or a list of 1 such floats \(one per hidden layer\)\. Got \[0\.1, 0\.2\]",
+    ),
     ("norm", "group", r"a str among .*'batch'.*or None\. Got 'group'"),
     ("backend", "tensorflow", r"a str among .*'numpy'.*Got 'tensorflow'"),
     ("backend", 3, r"a str among .*'torch'.*Got 3 instead"),
@@ -86,7 +92,9 @@ def test_bad_parameters_named_as_scikit_learn_names_them(Estimator, method, name
     params = {"hidden_layer_sizes": (4,), "max_iter": 2, "random_state": 0, name: value}
     est = Estimator(**params)  # __init__ only stores
     kwargs = {"classes": [0, 1, 2]} if method == "partial_fit" and Estimator is MLPClassifier else {}
-    with pytest.raises(InvalidParameterError, match=rf"^The '{name}' parameter of {Estimator.__name__} must be {pattern}") as info:
+    with pytest.raises(
+        InvalidParameterError, match=rf"^The '{name}' parameter of {Estimator.__name__} must be {pattern}"
+    ) as info:
         getattr(est, method)(X, y, **kwargs)
     assert isinstance(info.value, ValueError) and not CORE_NAMES.search(str(info.value)), str(info.value)
     assert not hasattr(est, "coefs_")
@@ -94,10 +102,22 @@ def test_bad_parameters_named_as_scikit_learn_names_them(Estimator, method, name
 
 # parameters that are each valid alone but not together, and environment-dependent ones
 COMBINATION_CASES = [
-    ({"solver": "nesterov", "momentum": 0.0}, ValueError, r"The 'momentum' parameter of MLPClassifier must be > 0 with solver='nesterov'\. Got 0\.0"),
-    ({"hidden_layer_sizes": (4, 4), "dropout": [0.1]}, ValueError, r"The 'dropout' parameter .* a list of 2 such floats"),
+    (
+        {"solver": "nesterov", "momentum": 0.0},
+        ValueError,
+        r"The 'momentum' parameter of MLPClassifier must be > 0 with solver='nesterov'\. Got 0\.0",
+    ),
+    (
+        {"hidden_layer_sizes": (4, 4), "dropout": [0.1]},
+        ValueError,
+        r"The 'dropout' parameter .* a list of 2 such floats",
+    ),
     ({"hidden_layer_sizes": (4,), "dropout": [1.5]}, ValueError, r"The 'dropout' parameter .*Got \[1\.5\]"),
-    ({"backend": "cupy"} if "cupy" not in ab.available_backends() else {"backend": "tensorflow"}, ValueError, r"backend="),
+    (
+        {"backend": "cupy"} if "cupy" not in ab.available_backends() else {"backend": "tensorflow"},
+        ValueError,
+        r"backend=",
+    ),
 ]
 
 
@@ -146,8 +166,12 @@ SPARSE_CASES = [
 
 @pytest.mark.parametrize(
     "Estimator,method,which",
-    [(E, method, which) for E in (MLPClassifier, MLPRegressor) for method, which in SPARSE_CASES
-     if not (method == "predict_proba" and E is MLPRegressor)],  # a regressor has no predict_proba
+    [
+        (E, method, which)
+        for E in (MLPClassifier, MLPRegressor)
+        for method, which in SPARSE_CASES
+        if not (method == "predict_proba" and E is MLPRegressor)
+    ],  # a regressor has no predict_proba
 )
 @pytest.mark.parametrize("container", [scipy.sparse.csr_matrix, scipy.sparse.csc_array])
 def test_sparse_input_is_refused(Estimator, method, which, container):
@@ -156,15 +180,23 @@ def test_sparse_input_is_refused(Estimator, method, which, container):
     fitted = Estimator(hidden_layer_sizes=(4,), max_iter=2, random_state=0).fit(X, y)
     args = {"X": X, "y": y, "sample_weight": np.ones(len(X))}
     args[which] = container(args[which].reshape(len(X), -1))
-    est = fitted if method in ("predict", "predict_proba", "score") else Estimator(hidden_layer_sizes=(4,), max_iter=2, random_state=0)
+    est = (
+        fitted
+        if method in ("predict", "predict_proba", "score")
+        else Estimator(hidden_layer_sizes=(4,), max_iter=2, random_state=0)
+    )
     call = {
         "fit": lambda: est.fit(args["X"], args["y"], sample_weight=args["sample_weight"]),
-        "partial_fit": lambda: est.partial_fit(args["X"], args["y"], **({"classes": [0, 1, 2]} if Estimator is MLPClassifier else {})),
+        "partial_fit": lambda: est.partial_fit(
+            args["X"], args["y"], **({"classes": [0, 1, 2]} if Estimator is MLPClassifier else {})
+        ),
         "predict": lambda: est.predict(args["X"]),
         "predict_proba": lambda: est.predict_proba(args["X"]),
         "score": lambda: est.score(args["X"], args["y"]),
     }[method]
-    with pytest.raises(TypeError, match=rf"^{which} is a scipy sparse \w+: sparse input is not supported; call \.toarray\(\)$"):
+    with pytest.raises(
+        TypeError, match=rf"^{which} is a scipy sparse \w+: sparse input is not supported; call \.toarray\(\)$"
+    ):
         call()
 
 
@@ -187,7 +219,9 @@ def test_copied_estimator_continues_exactly(Estimator, solver, how, backend):
     bit for bit what partial_fit on the original gives."""
     X, y_class, y_reg = _data()
     y = y_class if Estimator is MLPClassifier else y_reg
-    original = Estimator(hidden_layer_sizes=(6,), solver=solver, max_iter=4, learning_rate_init=0.01, random_state=0, backend=backend).fit(X, y)
+    original = Estimator(
+        hidden_layer_sizes=(6,), solver=solver, max_iter=4, learning_rate_init=0.01, random_state=0, backend=backend
+    ).fit(X, y)
     copied = COPIES[how](original)
     assert "_model" not in copied.__dict__ and "_optimizer" not in copied.__dict__  # rebuilt on use
     for est in (original, copied):
@@ -195,7 +229,7 @@ def test_copied_estimator_continues_exactly(Estimator, solver, how, backend):
         est.partial_fit(X, y)
     assert copied.n_iter_ == original.n_iter_ == 6
     np.testing.assert_array_equal(copied.predict(X), original.predict(X))
-    for a, b in zip(copied.coefs_, original.coefs_):
+    for a, b in zip(copied.coefs_, original.coefs_, strict=True):
         np.testing.assert_array_equal(a, b)
     if solver != "sgd":  # the kept state matters: a fresh optimizer would train differently
         fresh = _pickled(original)
@@ -248,9 +282,15 @@ def test_missing_backend_falls_back_to_numpy_with_a_warning(backend, Estimator, 
     y = y_class if Estimator is MLPClassifier else y_reg
     fitted = Estimator(hidden_layer_sizes=(6,), max_iter=5, random_state=0, backend=backend, dtype="float64").fit(X, y)
     blob = pickle.dumps(fitted)
-    monkeypatch.setattr(ab_sklearn, "unavailable_reason", lambda name: f"{name} is not installed" if name == backend else None)
+    monkeypatch.setattr(
+        ab_sklearn, "unavailable_reason", lambda name: f"{name} is not installed" if name == backend else None
+    )
     restored = pickle.loads(blob)
-    with pytest.warns(BackendFallbackWarning, match=rf"fitted with backend='{backend}', which is not usable here \({backend} is not installed\).*backend='numpy'"):
+    with pytest.warns(
+        BackendFallbackWarning,
+        match=rf"fitted with backend='{backend}', which is not usable here \({backend} is not "
+        rf"installed\).*backend='numpy'",
+    ):
         predicted = restored.predict(X)
     assert restored._model.backend.name == "numpy"
     np.testing.assert_allclose(predicted, fitted.predict(X), rtol=1e-12, atol=1e-12)
@@ -262,7 +302,8 @@ _NO_TORCH = textwrap.dedent(
     """
     import importlib.abc, pickle, sys, warnings
 
-    class NoTorch(importlib.abc.MetaPathFinder):  # import torch raises ModuleNotFoundError, as where it is not installed
+    # import torch raises ModuleNotFoundError, as where it is not installed
+    class NoTorch(importlib.abc.MetaPathFinder):
         def find_spec(self, name, path=None, target=None):
             if name == "torch" or name.startswith("torch."):
                 raise ModuleNotFoundError(f"No module named {name!r}", name=name)
@@ -323,8 +364,16 @@ def test_early_stopping_is_scikit_learns(Estimator, tol, patience, max_iter, exp
     rng = np.random.default_rng(1)
     X = rng.standard_normal((200, 4))
     y = rng.integers(0, 3, 200) if Estimator is MLPClassifier else X[:, 0] - X[:, 1] + 0.5 * rng.standard_normal(200)
-    est = Estimator(hidden_layer_sizes=(16,), learning_rate_init=0.01, max_iter=max_iter, tol=tol, n_iter_no_change=patience,
-                    early_stopping=True, validation_fraction=0.2, random_state=0).fit(X, y)
+    est = Estimator(
+        hidden_layer_sizes=(16,),
+        learning_rate_init=0.01,
+        max_iter=max_iter,
+        tol=tol,
+        n_iter_no_change=patience,
+        early_stopping=True,
+        validation_fraction=0.2,
+        random_state=0,
+    ).fit(X, y)
     scores = est.validation_scores_
     assert len(scores) == est.n_iter_ == len(est.loss_curve_) == len(est.validation_loss_curve_)
     assert est.best_validation_score_ == max(scores)
@@ -349,7 +398,9 @@ def test_early_stopping_is_scikit_learns(Estimator, tol, patience, max_iter, exp
 @pytest.mark.parametrize("Estimator", [MLPClassifier, MLPRegressor])
 def test_without_early_stopping_there_are_no_validation_scores(Estimator):
     X, y_class, y_reg = _data()
-    est = Estimator(hidden_layer_sizes=(4,), max_iter=3, random_state=0).fit(X, y_class if Estimator is MLPClassifier else y_reg)
+    est = Estimator(hidden_layer_sizes=(4,), max_iter=3, random_state=0).fit(
+        X, y_class if Estimator is MLPClassifier else y_reg
+    )
     assert est.validation_scores_ is None and est.best_validation_score_ is None  # as scikit-learn's
 
 
@@ -387,7 +438,9 @@ def test_a_tampered_estimator_cannot_build_a_single_output_softmax():
     state["_output"] = "softmax"  # 2 classes keep 1 output unit: a softmax of it is always 1
     tampered = MLPClassifier.__new__(MLPClassifier)
     tampered.__setstate__(state)
-    with pytest.raises(ValueError, match="a softmax output needs at least 2 units, got 1; use a sigmoid output for 2 classes"):
+    with pytest.raises(
+        ValueError, match="a softmax output needs at least 2 units, got 1; use a sigmoid output for 2 classes"
+    ):
         tampered.predict(X)
 
 
@@ -396,7 +449,9 @@ def test_without_a_validation_split_training_stops_by_scikit_learns_rule(tol, pa
     """The training loss, more than n_iter_no_change epochs without beating the best by tol;
     replayed on loss_curve_, the rule must fire at the last epoch (or never, at max_iter)."""
     X, y, _ = _data()
-    clf = MLPClassifier(hidden_layer_sizes=(8,), max_iter=200, tol=tol, n_iter_no_change=patience, random_state=0).fit(X, y)
+    clf = MLPClassifier(hidden_layer_sizes=(8,), max_iter=200, tol=tol, n_iter_no_change=patience, random_state=0).fit(
+        X, y
+    )
     best, count, stop = float("inf"), 0, None
     for i, loss in enumerate(clf.loss_curve_):
         count = count + 1 if loss > best - tol else 0

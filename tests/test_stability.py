@@ -6,13 +6,13 @@ import warnings
 
 import numpy as np
 import pytest
+from conftest import assert_close
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 import anybackprop as ab
 from anybackprop import activations, fastpaths, losses
-from conftest import assert_close
 
 LN2, LN3 = math.log(2.0), math.log(3.0)
 

@@ -21,7 +21,9 @@ COLUMNS = ["size", "colour", "weight", "label"]
 def cli(*args):
     env = {k: v for k, v in os.environ.items() if not k.startswith("ANYBACKPROP_")}
     env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
-    return subprocess.run([sys.executable, "-m", "anybackprop.cli", *map(str, args)], capture_output=True, text=True, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "anybackprop.cli", *map(str, args)], capture_output=True, text=True, env=env
+    )
 
 
 def table(m=240, seed=0):
@@ -39,7 +41,7 @@ def write_csv(path, cols, order):
     with open(path, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(order)
-        writer.writerows(zip(*(cols[c] for c in order)))
+        writer.writerows(zip(*(cols[c] for c in order), strict=True))
 
 
 @pytest.fixture(scope="module")
@@ -49,8 +51,20 @@ def trained(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("table")
     cols = table()
     write_csv(tmp / "train.csv", cols, COLUMNS)
-    result = cli("train", "--data", tmp / "train.csv", "--target", "label", "--hidden", "16", "--epochs", "25",
-                 "--save", tmp / "m.npz", "--json")
+    result = cli(
+        "train",
+        "--data",
+        tmp / "train.csv",
+        "--target",
+        "label",
+        "--hidden",
+        "16",
+        "--epochs",
+        "25",
+        "--save",
+        tmp / "m.npz",
+        "--json",
+    )
     assert result.returncode == 0, result.stderr
     features = {k: v for k, v in cols.items() if k != "label"}
     _, test_cols, _, y_test = datasets.split_table(features, cols["label"], 0.2, seed=0, stratify=True)
@@ -99,7 +113,9 @@ def test_evaluate_prints_metric_loss_and_a_confusion_matrix(trained):
     assert out.returncode == 0, out.stderr
     got = json.loads(out.stdout)
     confusion = np.array(got["confusion"])
-    assert got["accuracy"] == pytest.approx(result["test"]["accuracy"]) and got["loss"] == pytest.approx(result["test"]["loss"])
+    assert got["accuracy"] == pytest.approx(result["test"]["accuracy"]) and got["loss"] == pytest.approx(
+        result["test"]["loss"]
+    )
     assert confusion.sum() == 48 and np.trace(confusion) / 48 == pytest.approx(got["accuracy"])
     assert confusion.sum(axis=1).tolist() == [int(np.sum(y_test == c)) for c in ("bird", "cat", "dog")]
     text = cli("evaluate", tmp / "m.npz", tmp / "eval.csv")
@@ -115,14 +131,18 @@ def test_a_missing_column_unknown_categories_and_missing_values(trained, tmp_pat
     odd = {**test_cols, "colour": np.array(["purple"] * 5 + list(test_cols["colour"][5:]), dtype=object)}
     write_csv(tmp_path / "odd.csv", odd, ["size", "colour", "weight"])
     out = cli("predict", tmp / "m.npz", tmp_path / "odd.csv")
-    assert out.returncode == 0 and "categories not seen in training encode as all zeros ('colour': 5 rows)" in out.stderr
+    assert (
+        out.returncode == 0 and "categories not seen in training encode as all zeros ('colour': 5 rows)" in out.stderr
+    )
     cols = table(60)
     cols["weight"] = cols["weight"].astype(object)
     cols["weight"][[7, 9]] = ""
     write_csv(tmp_path / "gaps.csv", cols, COLUMNS)
     out = cli("train", "--data", tmp_path / "gaps.csv", "--target", "label", "--epochs", "1", "--quiet")
     assert out.returncode == 2 and "column 'weight' has a missing value in data row 8 (2 in all)" in out.stderr
-    out = cli("train", "--data", tmp_path / "gaps.csv", "--target", "label", "--epochs", "1", "--quiet", "--impute", "mean")
+    out = cli(
+        "train", "--data", tmp_path / "gaps.csv", "--target", "label", "--epochs", "1", "--quiet", "--impute", "mean"
+    )
     assert out.returncode == 0, out.stderr
 
 
@@ -130,7 +150,19 @@ def test_parquet_and_regression_from_npz(tmp_path):
     pd = pytest.importorskip("pandas")
     pytest.importorskip("pyarrow")
     pd.DataFrame(table(120)).to_parquet(tmp_path / "t.parquet")
-    out = cli("train", "--data", tmp_path / "t.parquet", "--target", "label", "--epochs", "3", "--hidden", "8", "--save", tmp_path / "p.npz")
+    out = cli(
+        "train",
+        "--data",
+        tmp_path / "t.parquet",
+        "--target",
+        "label",
+        "--epochs",
+        "3",
+        "--hidden",
+        "8",
+        "--save",
+        tmp_path / "p.npz",
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("task: classification (inferred from the target 'label': 3 classes bird, cat, dog)")
     assert ab.load(tmp_path / "p.npz").predict({k: v for k, v in table(5).items()}).dtype.kind == "U"
@@ -138,7 +170,20 @@ def test_parquet_and_regression_from_npz(tmp_path):
     X = rng.standard_normal((200, 3)) * [1, 50, 0.1]
     y = X @ [1.0, 0.02, 5.0] + 3
     np.savez(tmp_path / "r.npz", X=X, y=y)
-    out = cli("train", "--data", tmp_path / "r.npz", "--epochs", "40", "--hidden", "16", "--lr", "0.01", "--json", "--save", tmp_path / "r_model.npz")
+    out = cli(
+        "train",
+        "--data",
+        tmp_path / "r.npz",
+        "--epochs",
+        "40",
+        "--hidden",
+        "16",
+        "--lr",
+        "0.01",
+        "--json",
+        "--save",
+        tmp_path / "r_model.npz",
+    )
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout)
     assert result["task"] == "regression" and result["classes"] is None and result["test"]["r2"] > 0.9
@@ -161,7 +206,7 @@ def test_cli_resume_continues_exactly(tmp_path):
 def test_help_shows_every_default():
     out = cli("train", "--help")
     assert out.returncode == 0
-    options = out.stdout[out.stdout.index("options:"):]
+    options = out.stdout[out.stdout.index("options:") :]
     entries = {}
     for line in options.splitlines()[1:]:
         if line.startswith("  -"):
@@ -172,5 +217,10 @@ def test_help_shows_every_default():
     assert len(entries) == 32  # -h and the 31 flags of train
     missing = [f for f, text in entries.items() if f != "-h" and "(default: " not in text]
     assert not missing
-    for flag, default in (("--epochs", "30"), ("--early-stopping", "None"), ("--schedule", "constant"), ("--optimizer", "adam")):
+    for flag, default in (
+        ("--epochs", "30"),
+        ("--early-stopping", "None"),
+        ("--schedule", "constant"),
+        ("--optimizer", "adam"),
+    ):
         assert entries[flag].endswith(f"(default: {default})"), entries[flag]

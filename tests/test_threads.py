@@ -30,7 +30,14 @@ class Spy(ab.LayerBase):
 @pytest.fixture
 def two_cores(monkeypatch):
     monkeypatch.setattr(threads._launch, "cores", lambda: 2)
-    for variable in (threads.ENV, *threads._launch.BLAS_THREAD_VARIABLES, "PMI_SIZE", "PMI_RANK", "MPI_LOCALNRANKS", "OMPI_COMM_WORLD_SIZE"):
+    for variable in (
+        threads.ENV,
+        *threads._launch.BLAS_THREAD_VARIABLES,
+        "PMI_SIZE",
+        "PMI_RANK",
+        "MPI_LOCALNRANKS",
+        "OMPI_COMM_WORLD_SIZE",
+    ):
         monkeypatch.delenv(variable, raising=False)
 
 
@@ -41,7 +48,11 @@ def two_cores(monkeypatch):
         (threads.SMALL_PRODUCT - 1, {}, 1),
         (threads.SMALL_PRODUCT, {}, 2),
         (512 * 784 * 1024, {}, 2),
-        (512 * 784 * 1024, {"PMI_SIZE": "2", "PMI_RANK": "0", "MPI_LOCALNRANKS": "2"}, 1),  # two processes share the cores
+        (
+            512 * 784 * 1024,
+            {"PMI_SIZE": "2", "PMI_RANK": "0", "MPI_LOCALNRANKS": "2"},
+            1,
+        ),  # two processes share the cores
         (512 * 784 * 1024, {"OPENBLAS_NUM_THREADS": "1"}, 1),  # the user's cap
     ],
 )
@@ -57,7 +68,9 @@ def test_overrides_and_their_errors(two_cores, monkeypatch):
     assert threads.choose(10, None) == (3, threads.ENV)
     assert threads.choose(10, num_threads=2)[0] == 2  # the argument wins over the environment
     monkeypatch.setenv(threads.ENV, "many")
-    with pytest.raises(ValueError, match=r"ANYBACKPROP_NUM_THREADS='many' is not a thread count; expected a positive integer"):
+    with pytest.raises(
+        ValueError, match=r"ANYBACKPROP_NUM_THREADS='many' is not a thread count; expected a positive integer"
+    ):
         threads.choose(10)
     with pytest.raises(ValueError, match=r"num_threads must be a positive integer, got 0"):
         threads.choose(10, num_threads=0)
@@ -95,9 +108,11 @@ def test_backends_off_the_host_are_left_alone(rng):
     with ab.use_backend("array_api_strict") as backend:
         with threads.limited(backend, 10**9) as applied:
             assert applied is None
-        with pytest.raises(ValueError, match="num_threads must be a positive integer"):
-            with threads.limited(backend, 10, num_threads=-1):
-                pass
+        with (
+            pytest.raises(ValueError, match="num_threads must be a positive integer"),
+            threads.limited(backend, 10, num_threads=-1),
+        ):
+            pass
 
 
 def test_info_shows_the_policy(capsys, monkeypatch):

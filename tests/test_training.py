@@ -95,8 +95,17 @@ def test_early_stopping_restores_the_best_weights(backend, blobs):
     X, y = blobs
     model = ab.MLP([2, 32, 3], seed=0)
     X_val, y_val = X[:20], (y[:20] + 1) % 3  # validation labels that training makes worse
-    history = model.fit(X, y, epochs=50, batch_size=16, optimizer="adam", lr=0.01,
-                        validation_data=(X_val, y_val), early_stopping=3, verbose=False)
+    history = model.fit(
+        X,
+        y,
+        epochs=50,
+        batch_size=16,
+        optimizer="adam",
+        lr=0.01,
+        validation_data=(X_val, y_val),
+        early_stopping=3,
+        verbose=False,
+    )
     assert history.epochs < 50
     best = history.best_epoch
     assert history.val_loss[best - 1] == min(history.val_loss)
@@ -109,7 +118,9 @@ def test_divergence_names_the_epoch_and_suggests_a_fix(backend, rng):
     X = rng.standard_normal((40, 3)) * 1e3
     y = X @ np.ones(3) * 1e3
     model = ab.MLP([3, 16, 1], output="identity", seed=0)
-    with pytest.raises(ValueError, match=r"training diverged at epoch \d+: the loss is .*smaller learning rate \(lr=10.0\)"):
+    with pytest.raises(
+        ValueError, match=r"training diverged at epoch \d+: the loss is .*smaller learning rate \(lr=10.0\)"
+    ):
         model.fit(X, y, epochs=20, batch_size=8, optimizer="sgd", lr=10.0, verbose=False)
 
 

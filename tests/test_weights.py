@@ -3,21 +3,24 @@ repeated rows, scikit-learn's "balanced" weights and its weighted metrics, on ev
 
 import numpy as np
 import pytest
-
-import anybackprop as ab
 from conftest import HEAD_IDS, HEAD_PAIRS, N_OUT, targets
 
+import anybackprop as ab
 
 
 def model_for(output, loss, **kwargs):
-    return ab.MLP([3, 5, 4, N_OUT[output]], activation="tanh", output=output, loss=loss, seed=6, dtype="float64", **kwargs)
+    return ab.MLP(
+        [3, 5, 4, N_OUT[output]], activation="tanh", output=output, loss=loss, seed=6, dtype="float64", **kwargs
+    )
 
 
 def assert_same(loss_a, grads_a, loss_b, grads_b):
     assert loss_a == pytest.approx(loss_b, rel=1e-12, abs=1e-14)
     assert set(grads_a) == set(grads_b)
     for key in grads_a:
-        np.testing.assert_allclose(ab.to_numpy(grads_a[key]), ab.to_numpy(grads_b[key]), rtol=1e-10, atol=1e-13, err_msg=key)
+        np.testing.assert_allclose(
+            ab.to_numpy(grads_a[key]), ab.to_numpy(grads_b[key]), rtol=1e-10, atol=1e-13, err_msg=key
+        )
 
 
 @pytest.mark.parametrize("norm", [None, "layer"])
@@ -61,15 +64,21 @@ def test_balanced_class_weight_equals_scikit_learn(backend, rng):
     y = np.array([0, 0, 0, 0, 0, 0, 1, 1, 2, 2, 2])
     model = ab.MLP([3, 4, 3], seed=0, dtype="float64")
     per_class = cw.compute_class_weight("balanced", classes=np.unique(y), y=y)
-    np.testing.assert_allclose(ab.to_numpy(model.check_data(X, y, class_weight="balanced")[2]), per_class[y], rtol=1e-12)
+    np.testing.assert_allclose(
+        ab.to_numpy(model.check_data(X, y, class_weight="balanced")[2]), per_class[y], rtol=1e-12
+    )
     # times sample_weight
     sw = rng.uniform(0.5, 2.0, 11)
-    np.testing.assert_allclose(ab.to_numpy(model.check_data(X, y, sw, class_weight="balanced")[2]), per_class[y] * sw, rtol=1e-12)
+    np.testing.assert_allclose(
+        ab.to_numpy(model.check_data(X, y, sw, class_weight="balanced")[2]), per_class[y] * sw, rtol=1e-12
+    )
     # binary: one sigmoid output
     yb = np.array([1, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0])
     binary = ab.MLP([3, 4, 1], output="sigmoid", seed=0, dtype="float64")
     per_class = cw.compute_class_weight("balanced", classes=np.array([0, 1]), y=yb)
-    np.testing.assert_allclose(ab.to_numpy(binary.check_data(X, yb, class_weight="balanced")[2]), per_class[yb], rtol=1e-12)
+    np.testing.assert_allclose(
+        ab.to_numpy(binary.check_data(X, yb, class_weight="balanced")[2]), per_class[yb], rtol=1e-12
+    )
 
 
 def test_class_weight_dict_maps_to_rows_and_equals_sample_weight(backend, rng):
@@ -84,8 +93,11 @@ def test_class_weight_dict_maps_to_rows_and_equals_sample_weight(backend, rng):
     b.fit(X, y, epochs=2, batch_size=4, sample_weight=expected, verbose=False)
     for key in a.params:
         np.testing.assert_allclose(ab.to_numpy(a.params[key]), ab.to_numpy(b.params[key]), rtol=1e-12, atol=1e-15)
-    for bad, pattern in (({3: 1.0}, "class_weight has key 3"), ({0: -1.0}, r"class_weight\[0\] must be a finite number >= 0"),
-                         ("equal", "class_weight must be None, a dict")):
+    for bad, pattern in (
+        ({3: 1.0}, "class_weight has key 3"),
+        ({0: -1.0}, r"class_weight\[0\] must be a finite number >= 0"),
+        ("equal", "class_weight must be None, a dict"),
+    ):
         with pytest.raises(ValueError, match=pattern):
             model.check_data(X, y, class_weight=bad)
 
@@ -107,16 +119,30 @@ def test_full_batch_fit_with_integer_weights_equals_fit_on_repeated_rows(backend
     np.testing.assert_allclose(ha.loss, hb.loss, rtol=1e-10)
     np.testing.assert_allclose(ha.metrics["accuracy"], hb.metrics["accuracy"], rtol=1e-12)
     for key in a.params:
-        np.testing.assert_allclose(ab.to_numpy(a.params[key]), ab.to_numpy(b.params[key]), rtol=1e-9, atol=1e-12, err_msg=key)
+        np.testing.assert_allclose(
+            ab.to_numpy(a.params[key]), ab.to_numpy(b.params[key]), rtol=1e-9, atol=1e-12, err_msg=key
+        )
 
 
 @pytest.mark.parametrize("output,loss", HEAD_PAIRS, ids=HEAD_IDS)
 def test_fit_with_sample_weight_trains(backend, output, loss, rng):
     X = rng.standard_normal((40, 3))
-    Y = {"softmax": (X[:, 0] > 0).astype(int) + (X[:, 1] > 0.5), "sigmoid": (X[:, 0] > 0).astype(float),
-         "identity": np.c_[X[:, 0] - X[:, 1], X[:, 2]]}[output]
+    Y = {
+        "softmax": (X[:, 0] > 0).astype(int) + (X[:, 1] > 0.5),
+        "sigmoid": (X[:, 0] > 0).astype(float),
+        "identity": np.c_[X[:, 0] - X[:, 1], X[:, 2]],
+    }[output]
     model = ab.MLP([3, 8, N_OUT[output]], output=output, loss=loss, seed=0)
-    history = model.fit(X, Y, epochs=15, batch_size=10, optimizer="adam", lr=0.02, sample_weight=rng.uniform(0.2, 3.0, 40), verbose=False)
+    history = model.fit(
+        X,
+        Y,
+        epochs=15,
+        batch_size=10,
+        optimizer="adam",
+        lr=0.02,
+        sample_weight=rng.uniform(0.2, 3.0, 40),
+        verbose=False,
+    )
     assert history.loss[-1] < 0.8 * history.loss[0]
 
 
@@ -125,7 +151,7 @@ def test_fit_with_sample_weight_trains(backend, output, loss, rng):
     [
         (lambda m: -np.ones(m), r"sample_weight has negative values"),
         (lambda m: np.r_[np.ones(m - 1), -0.5], r"sample_weight has negative values \(the smallest is -0.5\)"),
-        (lambda m: np.ones(m + 1), rf"sample_weight has shape \(\d+,\); expected one weight per row"),
+        (lambda m: np.ones(m + 1), r"sample_weight has shape \(\d+,\); expected one weight per row"),
         (lambda m: np.ones((m, 1)), r"sample_weight has shape \(\d+, 1\); expected one weight per row"),
         (lambda m: np.r_[np.ones(m - 1), np.nan], r"sample_weight contains NaN"),
         (lambda m: np.r_[np.ones(m - 1), np.inf], r"sample_weight contains infinity"),

@@ -20,6 +20,7 @@ from __future__ import annotations
 from ..backend import Backend
 from .registry import NONE, FastPath, FastPaths
 
+
 def for_backend(backend: Backend) -> FastPaths:
     """The fast paths of ``backend``'s library: NumPy's buffer-reusing paths, CuPy's fused
     kernels, none for the other libraries (they run the formulas)."""

@@ -40,9 +40,15 @@ class PathCheck:
 
 def recipe(backend: Backend, rng: np.random.Generator, key: Any) -> list[Any]:
     """Arguments (after xp) for the portable formula ``key`` on ``backend``."""
-    arr = lambda *shape: backend.asarray(rng.standard_normal(shape), backend.dtype)
+
+    def arr(*shape):
+        return backend.asarray(rng.standard_normal(shape), backend.dtype)
+
     z = arr(M, N)
-    onehot = lambda: backend.asarray(np.eye(N)[rng.integers(0, N, M)], backend.dtype)
+
+    def onehot():
+        return backend.asarray(np.eye(N)[rng.integers(0, N, M)], backend.dtype)
+
     if isinstance(key, tuple) or key is dense.affine:  # (affine, forward) fuses bias + activation
         return [arr(M, 3), arr(3, N), arr(N)]
     if key is dense.bias_grad:
@@ -82,18 +88,20 @@ def check_path(backend: Backend, path: FastPath, rng: np.random.Generator) -> Pa
         before = [to_numpy(a).copy() if backend.owns(a) else None for a in copies]
         got = path.function(backend.xp, *copies)
     scratch = {path.overwrites, 2 if key is gather_rows else None}  # gather_rows may fill ``out``
-    for i, (arg, old) in enumerate(zip(copies, before)):
+    for i, (arg, old) in enumerate(zip(copies, before, strict=True)):
         if old is not None and i not in scratch and not np.array_equal(to_numpy(arg), old):
             return PathCheck(path, float("nan"), f"wrote into argument {i}, which it does not declare")
     error = 0.0
-    for g, e in zip(got, expected) if isinstance(key, tuple) else [(got, expected)]:
+    for g, e in zip(got, expected, strict=True) if isinstance(key, tuple) else [(got, expected)]:
         g, e = to_numpy(g), to_numpy(e)
         if g.dtype != e.dtype or g.shape != e.shape:
             return PathCheck(path, float("nan"), f"returned {g.dtype} {g.shape}, the formula {e.dtype} {e.shape}")
         error = max(error, float(np.max(np.abs(g - e) / (1 + np.abs(e)), initial=0.0)))
     exact = backend.name == "numpy" and key is not losses.cross_entropy
     limit = 0.0 if exact else TOLERANCE[backend.dtype]
-    return PathCheck(path, error, None if error <= limit else f"differs from its formula by {error:.2e} (allowed {limit:g})")
+    return PathCheck(
+        path, error, None if error <= limit else f"differs from its formula by {error:.2e} (allowed {limit:g})"
+    )
 
 
 def check_fast_paths(backend: Backend, seed: int = 0) -> list[PathCheck]:

@@ -23,7 +23,7 @@ from ..layers.dense import affine
 from .registry import FastPath, FastPaths
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _elementwise(in_params: str, out_params: str, operation: str, name: str) -> Any:
     import cupy
 

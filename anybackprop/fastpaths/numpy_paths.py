@@ -56,7 +56,6 @@ def cross_entropy_rowmax(xp: Any, z: np.ndarray, a: Any, y: np.ndarray) -> np.nd
     return lse - np.add.reduce(y * z, axis=1)
 
 
-
 def gather_rows_into(xp: Any, x: np.ndarray, order: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """x[order] into ``out`` when it fits (no fresh multi-MB allocation and its page faults every
     epoch); ``mode="clip"`` keeps NumPy from buffering the output (a permutation is in range)."""

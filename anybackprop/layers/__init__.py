@@ -13,7 +13,9 @@ from .dropout import Dropout
 from .norm import BatchNorm, LayerNorm
 from .standardize import Standardize
 
-LAYERS: dict[str, type] = {cls.kind: cls for cls in (Dense, ActivationLayer, Dropout, BatchNorm, LayerNorm, Standardize)}
+LAYERS: dict[str, type] = {
+    cls.kind: cls for cls in (Dense, ActivationLayer, Dropout, BatchNorm, LayerNorm, Standardize)
+}
 NORMS = {"batch": BatchNorm, "layer": LayerNorm}
 
 
@@ -32,11 +34,27 @@ def layer_from_spec(spec: Any) -> Any:
     if not isinstance(spec, dict) or not isinstance(spec.get("kind"), str) or not isinstance(spec.get("config"), dict):
         raise ValueError(f"a layer spec is {{'kind': str, 'config': dict}}, got {spec!r}")
     if spec["kind"] not in LAYERS:
-        raise ValueError(f"unknown layer kind {spec['kind']!r}; known kinds: {', '.join(LAYERS)} (register_layer adds one)")
+        raise ValueError(
+            f"unknown layer kind {spec['kind']!r}; known kinds: {', '.join(LAYERS)} (register_layer adds one)"
+        )
     return LAYERS[spec["kind"]](**spec["config"])
 
 
 __all__ = [
-    "ActivationLayer", "BatchNorm", "Dense", "Dropout", "INIT_SCHEMES", "LAYERS", "Layer", "LayerBase", "LayerNorm",
-    "NORMS", "Pass", "Standardize", "affine", "bias_grad", "layer_from_spec", "register_layer",
+    "INIT_SCHEMES",
+    "LAYERS",
+    "NORMS",
+    "ActivationLayer",
+    "BatchNorm",
+    "Dense",
+    "Dropout",
+    "Layer",
+    "LayerBase",
+    "LayerNorm",
+    "Pass",
+    "Standardize",
+    "affine",
+    "bias_grad",
+    "layer_from_spec",
+    "register_layer",
 ]

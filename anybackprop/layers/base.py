@@ -54,10 +54,17 @@ class Pass:
     (batch statistics) or on random draws goes through :meth:`batch_mean`, :attr:`batch_rows`
     and :meth:`uniform`, which are exact in both cases; it never needs to know which."""
 
-    __slots__ = ("backend", "xp", "fast", "training", "rng", "part")
+    __slots__ = ("backend", "fast", "part", "rng", "training", "xp")
 
     def __init__(self, backend: Backend, fast: Any, training: bool = False, rng: Any = None, part: Any = None) -> None:
-        self.backend, self.xp, self.fast, self.training, self.rng, self.part = backend, backend.xp, fast, training, rng, part
+        self.backend, self.xp, self.fast, self.training, self.rng, self.part = (
+            backend,
+            backend.xp,
+            fast,
+            training,
+            rng,
+            part,
+        )
 
     def batch_rows(self, x: Any) -> int:
         """The number of rows of the whole batch ``x`` is (a part of)."""
@@ -127,4 +134,3 @@ class LayerBase:
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.config().items())
         return f"{type(self).__name__}({args})"
-

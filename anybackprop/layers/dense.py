@@ -59,10 +59,16 @@ class Dense(LayerBase):
         bound = self._bound  # read once: a copy of the model on another backend may share this layer
         if bound[0] is not fast:
             forward, backward = self.activation.forward, self.activation.backward
-            bound = self._bound = (fast, (
-                fast.fused(affine, forward), fast.get(affine), fast.get(forward, may_overwrite=True),
-                fast.get(backward, may_overwrite=True), fast.get(bias_grad),
-            ))
+            bound = self._bound = (
+                fast,
+                (
+                    fast.fused(affine, forward),
+                    fast.get(affine),
+                    fast.get(forward, may_overwrite=True),
+                    fast.get(backward, may_overwrite=True),
+                    fast.get(bias_grad),
+                ),
+            )
         return bound[1]
 
     def config(self) -> dict:

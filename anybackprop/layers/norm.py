@@ -128,4 +128,3 @@ class LayerNorm(_Norm):
         grads = scale_shift_grads(xp, dy, cache.zhat)
         dx = normalize_backward(xp, dy * params["gamma"], cache.zhat, cache.var, 1) if need_dx else None
         return grads, dx
-
