@@ -61,12 +61,14 @@ class Optimizer:
 
     slots: tuple[str, ...] = ()
     counters: tuple[str, ...] = ()  # scalar state beside the arrays (Adam's step count "t")
+    nonnegative: tuple[str, ...] = ()  # slots whose entries are never negative (Adam's second moment "v")
 
     def __init__(self, lr: float, weight_decay: float = 0.0, schedule: str | Callable = "constant") -> None:
         self.base_lr = check_positive_float(lr, "lr")
         self.lr = self.base_lr
         self.weight_decay = check_positive_float(weight_decay, "weight_decay", allow_zero=True)
         self.schedule = get_schedule(schedule)
+        self.schedule_name = schedule if isinstance(schedule, str) else "callable"
         self.state: dict[str, dict[str, Any]] | None = None
         self._signature: tuple | None = None
         self._decay: frozenset = frozenset()
@@ -124,6 +126,23 @@ class Optimizer:
                 current[key] = model.backend.xp.asarray(arr, copy=True, device=model.backend.device)
         for name, value in counters.items():
             setattr(self, name, int(value))
+
+    @property
+    def kind(self) -> str:
+        """The name in :data:`OPTIMIZERS` this optimizer is an instance of (a subclass of
+        another's: its class name, lower case)."""
+        return type(self).__name__.lower()
+
+    def settings(self) -> dict[str, Any]:
+        """Everything besides the state that decides this optimizer's updates, as JSON values
+        (a checkpoint records them and a resume must match them): the kind, the learning rate,
+        weight decay, the schedule's name ("callable" for a function) and the kind's own."""
+        return {
+            "kind": self.kind,
+            "lr": self.base_lr,
+            "weight_decay": self.weight_decay,
+            "schedule": self.schedule_name,
+        }
 
     def reset(self) -> None:
         """Forget the state, so that the next :meth:`init` starts afresh."""
@@ -188,6 +207,13 @@ class SGD(Optimizer):
         self.nesterov = bool(nesterov)
         self.slots = ("velocity",) if self.momentum else ()
 
+    @property
+    def kind(self) -> str:
+        return "sgd" if not self.momentum else "nesterov" if self.nesterov else "momentum"
+
+    def settings(self) -> dict[str, Any]:
+        return {**super().settings(), "momentum": self.momentum, "nesterov": self.nesterov}
+
     def _update(self, xp: Any, params: dict, key: str, g: Any) -> Any:
         if self.momentum:
             velocity = self.state["velocity"]
@@ -210,6 +236,7 @@ class Adam(Optimizer):
 
     slots = ("m", "v")
     counters = ("t",)
+    nonnegative = ("v",)
 
     def __init__(
         self, lr: float = 1e-3, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8, **kwargs: Any
@@ -221,6 +248,9 @@ class Adam(Optimizer):
         self.beta1, self.beta2 = float(beta1), float(beta2)
         self.eps = check_positive_float(eps, "eps")
         self.t = 0
+
+    def settings(self) -> dict[str, Any]:
+        return {**super().settings(), "beta1": self.beta1, "beta2": self.beta2, "eps": self.eps}
 
     def _init_counters(self) -> None:
         self.t = 0

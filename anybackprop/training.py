@@ -416,10 +416,12 @@ def fit(
             seed = comm.broadcast_value(int(host_rng(None).integers(2**62)) if seed is None else seed)  # rank 0's
         rng = host_rng(seed)
         history = History()
-        run = Run(model, trainer, rng, epochs, history, hooks)
+        run = Run(model, trainer, rng, epochs, history, hooks, m, batch_size, val is not None)
         for hook in hooks:
             hook.on_train_begin(run)
         first = 0 if resume is None else load_checkpoint(resume, run)
+        # a resumed run that early stopping ended trains no further
+        last = first if any(hook.stops_after(first) for hook in hooks) else epochs
         metric = model.head.metric_name
         ss_tot = (model.total_sum_of_squares(y, w), 0.0 if val is None else model.total_sum_of_squares(val[1], val[2]))
         gather = model.fast.get(gather_rows)
@@ -428,7 +430,7 @@ def fit(
         progress = _Progress(epochs, verbose and trainer.rank == 0, first)
         guard = _DivergenceGuard(model, first)
         try:
-            for epoch in range(first, epochs):
+            for epoch in range(first, last):
                 tick = time.perf_counter()
                 opt.start_epoch(epoch, epochs)
                 if shuffle:  # last epoch's copies are free to be overwritten now
@@ -511,8 +513,9 @@ class _DivergenceGuard:
 @dataclass
 class Run:
     """One ``fit`` as callbacks see it in :meth:`Callback.on_train_begin`: the model, its
-    :class:`Trainer` (and optimizer), the host generator, the number of epochs, the history
-    and the callbacks in the order they run."""
+    :class:`Trainer` (and optimizer), the host generator, the number of epochs, the history,
+    the callbacks in the order they run, the training rows, the batch size, whether there is
+    validation data."""
 
     model: Trainable
     trainer: Trainer
@@ -520,6 +523,9 @@ class Run:
     epochs: int
     history: History
     callbacks: list
+    rows: int = 0
+    batch_size: int = 1
+    validation: bool = False
 
     @property
     def optimizer(self) -> Optimizer:
@@ -547,6 +553,11 @@ class Callback:
 
     def restore_checkpoint_state(self, values: dict, arrays: dict[str, Any], model: Trainable) -> None:
         """Take back what :meth:`checkpoint_state` gave."""
+
+    def stops_after(self, epoch: int) -> bool:
+        """Whether, with its state restored from a checkpoint, this callback asked to stop after
+        ``epoch`` (then a resumed run trains no further)."""
+        return False
 
 
 class LambdaCallback(Callback):
@@ -621,7 +632,10 @@ class EarlyStopping(Callback):
             self.best, self.best_epoch = monitored, epoch
             self.saved = tuple({k: xp.asarray(v, copy=True) for k, v in d.items()} for d in (model.params, model.state))
             return False
-        return epoch - self.best_epoch >= self.patience
+        return self.stops_after(epoch)
+
+    def stops_after(self, epoch: int) -> bool:
+        return epoch > 0 and epoch - self.best_epoch >= self.patience
 
     def on_train_end(self, history: History, model: Trainable) -> None:
         if self.saved is not None:
