@@ -13,7 +13,10 @@ calls the methods of :class:`Communicator`.
 * :func:`run_in_threads` runs a function on a world of threads (:class:`ThreadComm`), the same
   algorithm in one process on any backend: what the tests use.
 
-An exception on one process leaves the others waiting in their next all-reduce. Run scripts as
+Before its first collective, a data-parallel ``fit`` has every process check its arguments and
+data and then agree (:func:`agree`, one all-gather of a small description) on what must be alike:
+a failure or a difference on any process raises the same error, naming the rank, on every one.
+An exception on one process later, in training, leaves the others waiting in their next all-reduce. Run scripts as
 ``mpiexec -n 4 python -m mpi4py script.py`` (mpi4py then aborts the whole job on an uncaught
 exception); the ``anybackprop`` command does the same itself.
 """
@@ -23,6 +26,7 @@ from __future__ import annotations
 import contextvars
 import os
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -50,6 +54,10 @@ class Communicator:
     def broadcast_value(self, value: Any) -> Any:
         """Rank 0's Python value (picklable), on every process."""
         return value
+
+    def allgather_value(self, value: Any) -> list:
+        """Every process's Python value (picklable), in rank order, on every process."""
+        return [value]
 
     def barrier(self) -> None:
         """Returns once every process has called it."""
@@ -111,6 +119,9 @@ class MPIComm(Communicator):
     def broadcast_value(self, value: Any) -> Any:
         return self._world.bcast(value, root=0)
 
+    def allgather_value(self, value: Any) -> list:
+        return self._world.allgather(value)
+
     def barrier(self) -> None:
         self._world.Barrier()
 
@@ -153,6 +164,40 @@ class _Nccl:
         x = self.cupy.ascontiguousarray(x)
         self.comm.bcast(x.data.ptr, x.size, self.types[x.dtype], 0, self.cupy.cuda.get_current_stream().ptr)
         return x
+
+
+_SHARED_ERRORS = {"ValueError": ValueError, "TypeError": TypeError}
+
+
+def agree(comm: Communicator, compute: Callable[[], Any], plan: Callable[[Any], dict[str, Any]]) -> Any:
+    """``compute()`` on every process of ``comm``, then one small collective (an all-gather of
+    ``plan(result)``, or of the error ``compute`` raised): returns the result where every
+    process succeeded with the same plan as rank 0, else raises the same error on every process,
+    naming the first rank that failed and its error, or the first entry of the plan where a rank
+    differs from rank 0. So that no process waits forever in a collective that another never
+    reaches (or reaches with other shapes), call it before the first collective that depends on
+    what ``compute`` checks."""
+    failure: Exception | None = None
+    try:
+        result = compute()
+        mine: tuple = (plan(result), None, None)
+    except Exception as exc:  # every failure is shared: the others must not wait for this rank
+        result, mine = None, (None, type(exc).__name__, str(exc))
+        failure = exc
+    everyone = comm.allgather_value(mine)
+    for rank, (_, kind, message) in enumerate(everyone):
+        if kind is not None:
+            error = _SHARED_ERRORS.get(kind, RuntimeError)(f"rank {rank} of {comm.size}: {message}")
+            raise error from (failure if rank == comm.rank else None)
+    reference = everyone[0][0]
+    for key, value in reference.items():
+        for rank, (other, _, _) in enumerate(everyone[1:], start=1):
+            if other.get(key) != value:
+                raise ValueError(
+                    f"the processes disagree on {key}: rank 0 has {value!r}, rank {rank} has {other.get(key)!r}; "
+                    "every process must pass the same data and arguments"
+                )
+    return result
 
 
 def _mpi_module() -> Any:
@@ -232,6 +277,9 @@ class ThreadComm(Communicator):
 
     def broadcast_value(self, value: Any) -> Any:
         return self._exchange(value)[0]
+
+    def allgather_value(self, value: Any) -> list:
+        return self._exchange(value)
 
     def barrier(self) -> None:
         self._world.barrier.wait()

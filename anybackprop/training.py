@@ -25,6 +25,7 @@ import array_api_compat
 from . import threads
 from .backend import gather_rows, host_rng, to_numpy
 from .checkpoint import load_checkpoint, save_checkpoint
+from .distributed import agree
 from .files import csv_text, write_text
 from .losses import normalized_weights
 from .optim import Optimizer, get_optimizer
@@ -217,12 +218,7 @@ class DataParallelTrainer(Trainer):
     the same everywhere."""
 
     def __init__(self, model: Trainable, optimizer: Optimizer, comm: Any) -> None:
-        missing = [a for a in ("rank", "size", "allreduce_sum", "broadcast", "broadcast_value") if not hasattr(comm, a)]
-        if missing:
-            raise TypeError(
-                f"comm must be a communicator such as anybackprop.distributed.init() returns, got {comm!r} (it "
-                f"lacks {', '.join(missing)})"
-            )
+        _check_comm(comm)
         self.comm, self.rank, self.size = comm, comm.rank, comm.size
         self.model = model
         model.params = self._broadcast(model.params)
@@ -302,6 +298,51 @@ class DataParallelTrainer(Trainer):
             parts.append((lo, hi, rows, z))
             done += hi - lo
         return self._assemble(parts)
+
+
+def _check_comm(comm: Any) -> None:
+    needed = ("rank", "size", "allreduce_sum", "broadcast", "broadcast_value", "allgather_value")
+    missing = [a for a in needed if not hasattr(comm, a)]
+    if missing:
+        raise TypeError(
+            f"comm must be a communicator such as anybackprop.distributed.init() returns, got {comm!r} (it "
+            f"lacks {', '.join(missing)})"
+        )
+
+
+def _plan(model: Trainable, prepared: tuple, shuffle: bool, resume: Any, preprocess: Any) -> dict[str, Any]:
+    """What every process of a data-parallel ``fit`` must have alike: settings, backend, dtype,
+    layer shapes, the data's shapes and sums (every process holds all of it), the batch plan."""
+    epochs, batch_size, hooks, opt, x, y, w, val = prepared
+    xp, device = model.backend.xp, model.backend.device
+
+    def checksum(a: Any) -> float:  # sum of the entries weighted by row and column: order and labels count
+        a = xp.astype(a, x.dtype)
+        rows = xp.arange(1, a.shape[0] + 1, dtype=a.dtype, device=device) / a.shape[0]
+        if a.ndim == 1:
+            return float(xp.sum(a * rows))
+        return float(xp.sum(rows @ a * (xp.arange(1, a.shape[1] + 1, dtype=a.dtype, device=device))))
+
+    sums = [checksum(a) for a in (x, y, *(() if w is None else (w,)), *(() if val is None else val[:2]))]
+    return {
+        "the backend": f"{model.backend.name} on {model.backend.device}",
+        "the dtype": model.dtype_name,
+        "the number of features": x.shape[1],
+        "the number of rows": x.shape[0],
+        "the targets' shape": tuple(y.shape[1:]),
+        "the layers": [type(layer).__name__ for layer in model.layers],
+        "the parameter shapes": {k: tuple(p.shape) for k, p in model.params.items()},
+        "sample weights": "given" if w is not None else "none",
+        "the validation rows": None if val is None else val[0].shape[0],
+        "the data (sums of X, y, weights, validation data)": sums,
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "shuffle": bool(shuffle),
+        "the optimizer": opt.settings(),
+        "the callbacks": [type(hook).__name__ for hook in hooks],
+        "resume": resume is not None,
+        "preprocess": preprocess,
+    }
 
 
 class _Progress:
@@ -395,18 +436,32 @@ def fit(
     ``batch_size`` is the global batch, and the result equals one process's (to float rounding);
     the history is the same on every process and only rank 0 prints.
     """
-    epochs = check_positive_int(epochs, "epochs")
-    batch_size = check_positive_int(batch_size, "batch_size")
-    hooks = _callbacks(callbacks, early_stopping, min_delta, checkpoint)
-    opt = get_optimizer(optimizer, lr, **optimizer_options)
+
+    def prepare() -> tuple:
+        """The checked arguments and data (on every process, before its first collective)."""
+        checked = (
+            check_positive_int(epochs, "epochs"),
+            check_positive_int(batch_size, "batch_size"),
+            _callbacks(callbacks, early_stopping, min_delta, checkpoint),
+            get_optimizer(optimizer, lr, **optimizer_options),
+        )
+        with model.backend.activate():
+            x, y, w = model.check_data(X, Y, sample_weight, class_weight)
+            val = _check_validation_data(model, validation_data)
+            _check_batch_sizes(model, x.shape[0], checked[1])
+        return (*checked, x, y, w, val)
+
+    if comm is None:
+        prepared = prepare()
+    else:  # every process checks, then all agree on what must agree (or all raise the same error)
+        _check_comm(comm)
+        prepared = agree(comm, prepare, lambda p: _plan(model, p, shuffle, resume, preprocess))
+    epochs, batch_size, hooks, opt, x, y, w, val = prepared
     with (
         model.backend.activate(),
         threads.limited(model.backend, threads.largest_product(model.layers, batch_size), num_threads),
     ):
-        x, y, w = model.check_data(X, Y, sample_weight, class_weight)
-        val = _check_validation_data(model, validation_data)
         m = x.shape[0]
-        _check_batch_sizes(model, m, batch_size)
         if preprocess or preprocess is None:
             model.learn_preprocessing(x, only_initial=preprocess is None)
         if comm is None:
@@ -419,7 +474,12 @@ def fit(
         run = Run(model, trainer, rng, epochs, history, hooks, m, batch_size, val is not None)
         for hook in hooks:
             hook.on_train_begin(run)
-        first = 0 if resume is None else load_checkpoint(resume, run)
+        if resume is None:
+            first = 0
+        elif comm is None:
+            first = load_checkpoint(resume, run)
+        else:
+            first = agree(comm, lambda: load_checkpoint(resume, run), lambda epoch: {"the checkpoint's epoch": epoch})
         # a resumed run that early stopping ended trains no further
         last = first if any(hook.stops_after(first) for hook in hooks) else epochs
         metric = model.head.metric_name
@@ -450,7 +510,10 @@ def fit(
                 history.record(values)
                 progress.update(epoch + 1, epochs, values, m / max(time.perf_counter() - tick, 1e-9))
                 history.seconds += time.perf_counter() - tick
-                if _epoch_end(hooks, epoch + 1, history, model):
+                stop = _epoch_end(hooks, epoch + 1, history, model)
+                if comm is not None:  # a callback that stops one process stops them all
+                    stop = any(comm.allgather_value(stop))
+                if stop:
                     break
         finally:
             progress.close()

@@ -1,7 +1,8 @@
 """Run by tests/test_distributed.py under ``mpiexec -n 2 python -m mpi4py``: trains every case of
 :data:`CASES` data-parallel and has rank 0 write the parameters (and whether every rank ended
 with bitwise the same ones) to the ``.npz`` named on the command line. ``raise`` instead makes
-rank 1 fail before its first collective, to show the job ends (not hangs)."""
+rank 1 fail before its first collective, to show the job ends (not hangs); a name of
+:data:`DISAGREEMENTS` has rank 1 pass other data or arguments to ``fit``."""
 
 import sys
 
@@ -34,8 +35,31 @@ def train(name, comm=None, seed=0):
     return model
 
 
+# name: what rank 1 passes differently from rank 0 (see disagree)
+DISAGREEMENTS = {
+    "rows": lambda X, y: ((X[:150], y[:150]), {}),
+    "epochs": lambda X, y: ((X, y), {"epochs": 3}),
+    "no-rows": lambda X, y: ((X[:0], y[:0]), {}),
+    "features": lambda X, y: ((X[:, :7], y), {}),
+}
+
+
+def disagree(comm, name):
+    """Rank 1 passes other data or arguments (``DISAGREEMENTS[name]``); every rank prints the
+    error it raised, one line ``rank R raised TYPE: MESSAGE``."""
+    X, y, _ = data()
+    args, kwargs = ((X, y), {}) if comm.rank == 0 else DISAGREEMENTS[name](X, y)
+    try:
+        ab.MLP([8, 16, 3], dtype="float64").fit(*args, **{"epochs": 2, "verbose": False, "comm": comm, **kwargs})
+    except Exception as exc:
+        print(f"rank {comm.rank} raised {type(exc).__name__}: {exc}", flush=True)
+
+
 def main(out):
     comm = ab.distributed.init()
+    if out in DISAGREEMENTS:
+        disagree(comm, out)
+        return
     if out == "raise":
         if comm.rank == 1:
             raise RuntimeError("rank 1 failed on purpose")
