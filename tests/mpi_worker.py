@@ -44,21 +44,22 @@ DISAGREEMENTS = {
 }
 
 
-def disagree(comm, name):
-    """Rank 1 passes other data or arguments (``DISAGREEMENTS[name]``); every rank prints the
-    error it raised, one line ``rank R raised TYPE: MESSAGE``."""
+def disagree(comm, name, folder):
+    """Rank 1 passes other data or arguments (``DISAGREEMENTS[name]``); every rank writes the
+    error it raised, ``TYPE: MESSAGE``, to ``folder/rankR.txt``."""
     X, y, _ = data()
     args, kwargs = ((X, y), {}) if comm.rank == 0 else DISAGREEMENTS[name](X, y)
     try:
         ab.MLP([8, 16, 3], dtype="float64").fit(*args, **{"epochs": 2, "verbose": False, "comm": comm, **kwargs})
     except Exception as exc:
-        print(f"rank {comm.rank} raised {type(exc).__name__}: {exc}", flush=True)
+        with open(f"{folder}/rank{comm.rank}.txt", "w") as f:
+            f.write(f"{type(exc).__name__}: {exc}")
 
 
-def main(out):
+def main(out, *more):
     comm = ab.distributed.init()
     if out in DISAGREEMENTS:
-        disagree(comm, out)
+        disagree(comm, out, *more)
         return
     if out == "raise":
         if comm.rank == 1:
@@ -77,4 +78,4 @@ def main(out):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(*sys.argv[1:])
