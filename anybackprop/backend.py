@@ -61,6 +61,24 @@ class Backend:
     def adapter(self) -> Adapter:
         return ADAPTERS[self.name]
 
+    @functools.cached_property
+    def holds_float64(self) -> bool:
+        """Whether this backend's device holds float64 arrays (array_api_strict's "no_float64"
+        device does not); asked of the namespace's inspection API, assumed where it has none."""
+        try:
+            return "float64" in self.xp.__array_namespace_info__().dtypes(device=self.device)
+        except (AttributeError, TypeError, ValueError):
+            return True
+
+    def host_float64(self, x: Any) -> tuple[Any, np.ndarray] | None:
+        """``(NumPy's namespace, x as a NumPy array)`` when ``x`` is host float64 data (a NumPy
+        array or a list) that this backend's device cannot hold, to be checked and cast to float32
+        on the host; else None."""
+        if self.holds_float64 or not isinstance(x, (np.ndarray, list, tuple)):
+            return None
+        host = np.asarray(x)
+        return (_numpy_namespace(), host) if host.dtype == np.float64 else None
+
     def float_dtype(self, dtype: Any = None) -> Any:
         """The namespace's float dtype for a name ("float32", "float64"), a dtype, or None."""
         name = self.dtype if dtype is None else _dtype_name(dtype)
@@ -433,9 +451,9 @@ class _Torch(Adapter):
         return x.detach() if x.requires_grad else x
 
     def from_host(self, backend: Backend, host: np.ndarray) -> Any:
-        # torch cannot wrap negative strides (a reversed view such as x[::-1])
-        if any(stride < 0 for stride in host.strides):
-            host = np.ascontiguousarray(host)
+        # torch cannot wrap negative strides (a reversed view such as x[::-1]) nor read-only memory (it warns)
+        if any(stride < 0 for stride in host.strides) or not host.flags.writeable:
+            host = np.array(host, order="C")
         return super().from_host(backend, host)
 
     def sync(self, backend: Backend) -> None:
@@ -509,9 +527,9 @@ def _make_backend(name: Any, device: Any, dtype: Any, tf32: bool | None, source:
         if reason is not None:
             warnings.warn(f"{source}='auto': cupy is not usable here ({reason}); using numpy", stacklevel=4)
         name = "numpy" if reason else "cupy"
+    what = "ANYBACKPROP_DTYPE" if dtype is None else "dtype"
     dtype = os.environ.get("ANYBACKPROP_DTYPE", "float32") if dtype is None else _dtype_name(dtype)
     if dtype not in DTYPE_NAMES:
-        what = "ANYBACKPROP_DTYPE" if source == "ANYBACKPROP_BACKEND" else "dtype"
         raise ValueError(f"{what}={dtype!r} is not a float dtype; accepted values: {', '.join(DTYPE_NAMES)}")
     if tf32 is not None and not isinstance(tf32, bool):
         raise TypeError(f"tf32 must be True, False or None (leave CuPy's setting), got {tf32!r}")

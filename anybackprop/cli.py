@@ -43,7 +43,7 @@ from .tables import IMPUTE, TASKS, TabularModel, check_complete, infer_task
 
 def _hidden_sizes(text: str) -> list[int]:
     try:
-        sizes = [int(part) for part in text.split(",") if part.strip()]
+        sizes = [int(part) for part in text.split(",")]  # an empty entry (",,,") is not a layer
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"expected comma-separated positive ints such as 128,64, got {text!r}"
@@ -64,6 +64,16 @@ def _positive(kind: type) -> callable:
         return value
 
     return parse
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative int, got {text!r}")
+    return value
 
 
 def _probability(text: str) -> float:
@@ -159,7 +169,7 @@ def _parser() -> argparse.ArgumentParser:
         help="weigh classes inversely to their frequency (None: equal)",
     )
     train.add_argument(
-        "--seed", type=int, default=0, help="seed of the split, the initial weights, the shuffles and dropout"
+        "--seed", type=_seed, default=0, help="seed of the split, the initial weights, the shuffles and dropout"
     )
     train.add_argument(
         "--test-size", type=float, default=0.2, help="share of the rows held out for the test (stratified for classes)"

@@ -159,7 +159,11 @@ def one_hot(y: np.ndarray, n_classes: int | None = None) -> np.ndarray:
     y = np.asarray(y)
     if y.ndim != 1 or y.dtype.kind not in "iu":
         raise ValueError(f"y must be 1-D integer labels, got shape {y.shape} dtype {y.dtype}")
-    n_classes = int(y.max()) + 1 if n_classes is None else n_classes
+    if n_classes is None:
+        if not y.size:
+            raise ValueError("y has no labels, so the number of classes is unknown; pass n_classes")
+        n_classes = int(y.max()) + 1
+    n_classes = check_positive_int(n_classes, "n_classes")
     if y.size and (y.min() < 0 or y.max() >= n_classes):
         raise ValueError(f"y has labels in [{y.min()}, {y.max()}]; expected integers in [0, {n_classes - 1}]")
     return np.eye(n_classes)[y]

@@ -17,7 +17,7 @@ import numbers
 from dataclasses import dataclass
 from typing import Any
 
-from . import fastpaths, threads
+from . import _launch, fastpaths, threads
 from .activations import Activation, get_activation
 from .backend import Backend, backend_for, host_rng, to_numpy
 from .heads import Head, get_head
@@ -375,6 +375,14 @@ def _check_layers(layers: Any) -> list:
             raise ValueError(
                 f"layers[{i}] takes {layers[i].n_in} inputs but layers[{i - 1}] gives {layers[i - 1].n_out}"
             )
+    count = sum(layer.n_in * layer.n_out + layer.n_out for layer in layers if isinstance(layer, Dense))
+    memory = _launch.memory()
+    if memory and count * 8 > memory:  # before any allocation: the initial weights are drawn in float64
+        sizes = [layers[0].n_in, *(layer.n_out for layer in layers)]
+        raise ValueError(
+            f"layer sizes {sizes} make {count:,} parameters, whose initial weights alone need "
+            f"{count * 8 / 2**30:,.0f} GiB, more than this machine's {memory / 2**30:,.0f} GiB; choose smaller layers"
+        )
     return list(layers)
 
 

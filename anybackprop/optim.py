@@ -17,6 +17,7 @@ line and the estimators share.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -35,8 +36,8 @@ def _constant(epoch: int, epochs: int) -> float:
 
 def step_schedule(step_size: int = 10, gamma: float = 0.5) -> Callable[[int, int], float]:
     """Factor ``gamma ** (epoch // step_size)``."""
-    check_positive_int(step_size, "step_size")
-    check_positive_float(gamma, "gamma")
+    step_size = check_positive_int(step_size, "step_size")
+    gamma = check_positive_float(gamma, "gamma")  # a Python float, whatever number type was given
     return lambda epoch, epochs: gamma ** (epoch // step_size)
 
 
@@ -154,9 +155,9 @@ class Optimizer:
     def start_epoch(self, epoch: int, epochs: int) -> None:
         """Set the learning rate for ``epoch`` (0-based) of ``epochs``."""
         factor = self.schedule(epoch, epochs)
-        if isinstance(factor, bool) or not isinstance(factor, (int, float)) or not 0 <= factor < float("inf"):
+        if isinstance(factor, bool) or not isinstance(factor, numbers.Real) or not 0 <= factor < float("inf"):
             raise ValueError(f"schedule returned {factor!r} for epoch {epoch}; expected a finite factor >= 0")
-        self.lr = self.base_lr * factor
+        self.lr = self.base_lr * float(factor)  # a Python float: a NumPy scalar would not mix with every backend
 
     def step(self, xp: Any, params: dict, grads: dict) -> None:
         """One update of ``params`` from ``grads`` (same keys)."""

@@ -62,11 +62,20 @@ def check_fits(xp: Any, x: Any, dtype: Any, name: str) -> None:
     )
 
 
+def to_backend(backend: Backend, X: Any, name: str) -> Any:
+    """``X`` on ``backend`` (:meth:`Backend.asarray`). Host float64 data for a device that holds
+    no float64 is checked (finite, within float32's range) and cast to float32 on the host first."""
+    host = backend.host_float64(X)
+    if host is not None:
+        X = as_finite(host[0], host[1], host[0].float32, name)
+    return backend.asarray(X, name=name)
+
+
 def check_X(backend: Backend, X: Any, n_features: int, dtype: Any, name: str = "X") -> Any:
     """``X`` as a finite ``(m, n_features)`` array of the model's dtype on the backend, m >= 1."""
     if X is None:
         raise ValueError(f"{name} is None; expected an array of shape (m, {n_features})")
-    x = backend.asarray(X, name=name)
+    x = to_backend(backend, X, name)
     if x.ndim != 2:
         raise ValueError(
             f"{name} must be 2-D of shape (m, {n_features}); got {x.ndim}-D shape {tuple(x.shape)}. {_RESHAPE_HINT}"
@@ -93,7 +102,7 @@ def check_sample_weight(backend: Backend, sample_weight: Any, m: int, dtype: Any
     if sample_weight is None:
         return None
     xp = backend.xp
-    w = backend.asarray(sample_weight, name=name)
+    w = to_backend(backend, sample_weight, name)
     if w.ndim != 1 or w.shape[0] != m:
         raise ValueError(f"{name} has shape {tuple(w.shape)}; expected one weight per row, shape ({m},)")
     w = as_finite(xp, w, dtype, name)
