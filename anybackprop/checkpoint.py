@@ -99,19 +99,22 @@ def _expected(meta: dict, contents: Contents, run: Any, path: Any) -> dict[str, 
         raise ValueError(f"it is not an anybackprop checkpoint (format {FORMAT} version {VERSION})")
     counters = meta["optimizer"].get("counters") if isinstance(meta.get("optimizer"), dict) else None
     if not isinstance(counters, dict) or not all(type(v) is int for v in counters.values()):
-        raise ValueError("its metadata has no optimizer section")
+        raise ValueError(f"its metadata has no optimizer section (field optimizer.counters is {counters!r})")
     if not isinstance(meta.get("callbacks"), list) or not all(
         isinstance(c, dict) and isinstance(c.get("class"), str) and isinstance(c.get("values"), dict)
         for c in meta["callbacks"]
     ):
-        raise ValueError("its metadata has no valid callbacks list")
-    if (
-        type(meta.get("epoch")) is not int
-        or meta["epoch"] < 0
-        or not isinstance(meta.get("history"), dict)
-        or not isinstance(meta.get("rng"), dict)
+        raise ValueError("its metadata has no valid callbacks list (field callbacks: each {class, values})")
+    for field, ok in (
+        ("epoch", type(meta.get("epoch")) is int and meta["epoch"] >= 0),
+        ("history", isinstance(meta.get("history"), dict)),
+        ("rng", isinstance(meta.get("rng"), dict)),
     ):
-        raise ValueError("its metadata has no valid epoch, history and generator state")
+        if not ok:
+            raise ValueError(
+                f"its metadata has no valid epoch, history and generator state (field {field} is "
+                f"{str(meta.get(field))[:80]!r})"
+            )
     model, optimizer = run.model, run.optimizer
     saved_class = meta["optimizer"].get("class")
     if saved_class != type(optimizer).__name__:
@@ -278,7 +281,7 @@ def load_checkpoint(path: str | os.PathLike, run: Any) -> int:
             i = saved[key]
             try:
                 hook.restore_checkpoint_state(meta["callbacks"][i]["values"], part(f"callback{i}."), model)
-            except (KeyError, TypeError, IndexError, AttributeError, OverflowError) as exc:
+            except (KeyError, TypeError, ValueError, IndexError, AttributeError, OverflowError) as exc:
                 raise _invalid(
                     path, f"the state of callback {key[0]} is not valid ({type(exc).__name__}: {exc})", "checkpoint"
                 ) from None

@@ -718,7 +718,13 @@ class EarlyStopping(Callback):
         return {"best": self.best, "best_epoch": self.best_epoch}, arrays
 
     def restore_checkpoint_state(self, values: dict, arrays: dict[str, Any], model: Trainable) -> None:
-        self.best, self.best_epoch = float(values["best"]), int(values["best_epoch"])
+        best, best_epoch = float(values["best"]), values["best_epoch"]
+        if type(best_epoch) is not int or best_epoch < 0 or (best_epoch > 0) != bool(arrays) or best != best:
+            raise ValueError(
+                f"field best_epoch is {best_epoch!r} and best {best!r}, with {'' if arrays else 'no '}saved "
+                "parameters; expected an epoch >= 0, with saved parameters after the first"
+            )
+        self.best, self.best_epoch = best, best_epoch
         if arrays:
             copy = model.copy()
             copy.set_params({k[7:]: v for k, v in arrays.items() if k.startswith("params.")})

@@ -166,6 +166,8 @@ TAMPERED = [
         {},
         r"field epochs is 1; expected an int >= epoch",
     ),
+    ("epoch-negative", "momentum", lambda m: m.update(epoch=-1), {}, r"\(field epoch is '-1'\)"),
+    ("counters-junk", "adam", lambda m: m["optimizer"].update(counters={"t": "x"}), {}, r"field optimizer.counters is"),
 ]
 
 
@@ -205,3 +207,17 @@ def test_a_run_that_finished_trains_no_further(tmp_path):
     assert history.epochs == 3 and history.loss == first.loss
     for key, value in done.params.items():
         assert np.array_equal(ab.to_numpy(value), ab.to_numpy(resumed.params[key])), key
+
+
+@pytest.mark.parametrize(
+    "values,arrays",
+    [({"best_epoch": -2}, {}), ({"best_epoch": 0}, {}), ({"best": float("nan")}, {})],
+    ids=["negative", "zero-with-parameters", "nan-best"],
+)
+def test_an_early_stopping_state_that_does_not_add_up_is_refused(tmp_path, values, arrays):
+    path = _write(tmp_path, early_stopping=5)
+    _rewrite(path, lambda m: m["callbacks"][0]["values"].update(values), arrays)
+    with pytest.raises(
+        ValueError, match=r"the state of callback EarlyStopping is not valid \(ValueError: field best_epoch"
+    ):
+        _fit(resume=path, early_stopping=5)
