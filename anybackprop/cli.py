@@ -76,6 +76,26 @@ def _seed(text: str) -> int:
     return value
 
 
+def _non_negative(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text!r}")
+    return value
+
+
+def _share(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"expected a share of the rows in (0, 1), got {text!r}")
+    return value
+
+
 def _probability(text: str) -> float:
     try:
         value = float(text)
@@ -147,7 +167,7 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="momentum of sgd/momentum/nesterov (None: 0 for sgd, 0.9 for the others)",
     )
-    train.add_argument("--weight-decay", type=float, default=1e-3, help="L2 penalty on the weights")
+    train.add_argument("--weight-decay", type=_non_negative, default=1e-3, help="L2 penalty on the weights")
     train.add_argument(
         "--schedule", choices=SCHEDULES, default="constant", help="learning-rate schedule over the epochs"
     )
@@ -172,7 +192,7 @@ def _parser() -> argparse.ArgumentParser:
         "--seed", type=_seed, default=0, help="seed of the split, the initial weights, the shuffles and dropout"
     )
     train.add_argument(
-        "--test-size", type=float, default=0.2, help="share of the rows held out for the test (stratified for classes)"
+        "--test-size", type=_share, default=0.2, help="share of the rows held out for the test (stratified for classes)"
     )
     train.add_argument(
         "--save",
