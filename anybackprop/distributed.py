@@ -177,6 +177,8 @@ def agree(comm: Communicator, compute: Callable[[], Any], plan: Callable[[Any], 
     differs from rank 0. So that no process waits forever in a collective that another never
     reaches (or reaches with other shapes), call it before the first collective that depends on
     what ``compute`` checks."""
+    if comm.size == 1:  # nobody to wait for: the error as it came
+        return compute()
     failure: Exception | None = None
     try:
         result = compute()

@@ -144,3 +144,10 @@ def test_mpiexec_every_rank_raises_the_same_error(tmp_path, name, message):
     raised = [(tmp_path / f"rank{rank}.txt").read_text() for rank in range(2)]
     assert raised[0] == raised[1] and raised[0].startswith(message), raised
     assert time.perf_counter() - start < 90
+
+
+def test_one_process_raises_its_error_as_it_came():
+    with pytest.raises(ValueError, match=r"^epochs must be an integer >= 1, got 0"):
+        ab.MLP([8, 16, 3]).fit(X, Y, epochs=0, verbose=False, comm=ab.distributed.SingleProcess())
+    [found] = run_in_threads(1, lambda comm: ab.MLP([8, 16, 3]).fit(X, Y, epochs=1, verbose=False, comm=comm).epochs)
+    assert found == 1
