@@ -85,7 +85,8 @@ class BackendFallbackWarning(UserWarning):
 
 
 def _stochastic(est: _MLPBase) -> bool:
-    if est.solver not in _STOCHASTIC_SOLVERS:
+    """Whether ``partial_fit`` exists: not for "lbfgs" (a misspelt solver gets its validation error)."""
+    if est.solver == "lbfgs":
         raise AttributeError(
             f"partial_fit is only available for stochastic optimizers. {est.solver} is not stochastic."
         )
@@ -110,7 +111,7 @@ class _Trainer(Trainer):
 
     def __init__(self, model: MLP, optimizer: Optimizer, alpha: float) -> None:
         super().__init__(model, optimizer)
-        self.alpha = alpha
+        self.alpha = float(alpha)
         self.totals: list[tuple[int, float]] = []
         self._next: Iterator[tuple[int, float]] = iter(())
 
@@ -263,11 +264,15 @@ class _MLPBase(BaseEstimator):
 
     def _check_params(self) -> None:
         self._validate_params()
-        for name in ("max_iter", "max_fun", "batch_size", "n_iter_no_change"):  # an int constraint takes True
+        expected = {
+            "max_iter": "an int in the range [1, inf)",
+            "max_fun": "an int in the range [1, inf)",
+            "batch_size": "a str among {'auto'} or an int in the range [1, inf)",
+            "n_iter_no_change": "an int in the range [1, inf) or a float among {inf}",
+        }
+        for name, what in expected.items():  # scikit-learn's int constraints take True for 1
             if isinstance(getattr(self, name), (bool, np.bool_)):
-                raise self._invalid(
-                    name, "an int in the range [1, inf)" + (" or 'auto'" if name == "batch_size" else "")
-                )
+                raise self._invalid(name, what)
         sizes = self.hidden_layer_sizes
         sizes = (sizes,) if isinstance(sizes, Integral) else tuple(np.ravel(np.asarray(sizes, dtype=object)))
         if any(isinstance(n, (bool, np.bool_)) or not isinstance(n, Integral) or n < 1 for n in sizes):
@@ -289,7 +294,8 @@ class _MLPBase(BaseEstimator):
         if self.solver == "lbfgs" and (np.any(np.asarray(self.dropout, dtype=float) > 0) or self.norm == "batch"):
             what = "dropout" if np.any(np.asarray(self.dropout, dtype=float) > 0) else "norm"
             raise self._invalid(what, f"{'0' if what == 'dropout' else 'None or layer'} with solver='lbfgs'")
-        backend_for(self.backend)  # an unusable backend fails now, naming backend=
+        if not hasattr(self, "coefs_"):  # an unusable backend fails now, naming backend= (a fitted one falls back)
+            backend_for(self.backend)
         self._sizes = [int(n) for n in sizes]
 
     # --- fitting -----------------------------------------------------------------------------------
@@ -306,7 +312,7 @@ class _MLPBase(BaseEstimator):
         rs = check_random_state(self.random_state)
         if first:
             self._initialize(Y, [X.shape[1], *self._sizes, Y.shape[1]], X.dtype, rs)
-        model = self._get_model()
+        model = self._model if first else self._get_model()
         if self.solver == "lbfgs":
             self._fit_lbfgs(model, X, Y, sample_weight)
         else:
@@ -372,6 +378,7 @@ class _MLPBase(BaseEstimator):
         shapes = [tuple(model.params[k].shape) for k in keys]
         sizes = [math.prod(s) for s in shapes]
         decay = [k for k in keys if k in model.decay]
+        alpha = float(self.alpha)
         with backend.activate(), threads.limited(backend, threads.largest_product(model.layers, X.shape[0])):
             rows = _Rows(model, X)
             y, w = self._targets(model, Y, sample_weight, rows.m)
@@ -399,8 +406,8 @@ class _MLPBase(BaseEstimator):
                     grads = chunk if not grads else {k: grads[k] + chunk[k] for k in grads}
                 for k in decay:
                     p = model.params[k]
-                    cost = cost + (0.5 * self.alpha / total) * xp.sum(p * p)
-                    grads[k] = grads[k] + (self.alpha / total) * p
+                    cost = cost + (0.5 * alpha / total) * xp.sum(p * p)
+                    grads[k] = grads[k] + (alpha / total) * p
                 parts = [xp.reshape(xp.asarray(cost, dtype=model.dtype), (1,))]
                 flat = to_numpy(xp.concat(parts + [xp.reshape(grads[k], (-1,)) for k in keys])).astype(np.float64)
                 return float(flat[0]), flat[1:]
@@ -554,6 +561,7 @@ class _MLPBase(BaseEstimator):
     def _update_no_improvement_count(self, model: MLP, val: tuple | None) -> bool:
         """scikit-learn's bookkeeping after an epoch; True when the epoch is the best so far by
         its validation score (``early_stopping``), whose parameters are then kept."""
+        self._no_improvement_count = self.__dict__.get("_no_improvement_count", 0)
         if val is not None:
             score = self._validation_score(model, *val)
             self.validation_scores_.append(score)
@@ -601,6 +609,7 @@ class _MLPBase(BaseEstimator):
         n_layers = len(model.layer_sizes) - 1
         self.coefs_ = [to_numpy(model.params[f"W{i}"]) for i in range(1, n_layers + 1)]
         self.intercepts_ = [to_numpy(model.params[f"b{i}"]) for i in range(1, n_layers + 1)]
+        self._synced = (*self.coefs_, *self.intercepts_)
         self.params_ = {k: to_numpy(v) for k, v in model.params.items()}  # with norm: gamma{i}, beta{i} too
         self.state_ = {k: to_numpy(v) for k, v in model.state.items()}  # batch norm's running averages
 
@@ -633,13 +642,29 @@ class _MLPBase(BaseEstimator):
         return backend_for(name)
 
     def _get_model(self) -> MLP:
-        """The trained network on this estimator's backend, rebuilt from ``params_``/``state_`` after unpickling."""
+        """The trained network on this estimator's backend: rebuilt from ``params_``/``state_``
+        after unpickling, and from ``coefs_``/``intercepts_`` where they were assigned (as
+        scikit-learn's users may do), so that the next ``predict`` or ``partial_fit`` uses them."""
         model = self.__dict__.get("_model")
-        if model is None:
-            model = self._build_model([self.coefs_[0].shape[0], *(c.shape[1] for c in self.coefs_)])
-            model.set_params(self.params_)
+        assigned = (*self.coefs_, *self.intercepts_)
+        synced = self.__dict__.get("_synced", ())
+        if (
+            model is not None
+            and len(synced) == len(assigned)
+            and all(a is b for a, b in zip(synced, assigned, strict=True))
+        ):
+            return model
+        if "_dtype" not in self.__dict__:
+            self._dtype = np.asarray(self.coefs_[0]).dtype.name
+        model = self._build_model([np.shape(self.coefs_[0])[0], *(np.shape(c)[1] for c in self.coefs_)])
+        params = {k: to_numpy(v) for k, v in model.params.items()}
+        params.update({k: v for k, v in self.__dict__.get("params_", {}).items() if k in params})
+        for i, (coef, intercept) in enumerate(zip(self.coefs_, self.intercepts_, strict=True), start=1):
+            params[f"W{i}"], params[f"b{i}"] = np.asarray(coef), np.reshape(intercept, -1)
+        model.set_params(params)
+        if "state_" in self.__dict__:
             model.set_state(self.state_)
-            self._model = model
+        self._model, self._synced = model, assigned
         return model
 
     def _get_optimizer(self, model: MLP) -> Optimizer:
