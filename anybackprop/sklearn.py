@@ -17,7 +17,10 @@ The fitted state is NumPy (``coefs_``, ``intercepts_``, and ``params_``/``state_
 parameter and running average), so a model trained on a GPU pickles and unpickles anywhere: where
 its backend is not usable it predicts (and ``partial_fit`` trains) with NumPy after a
 :class:`BackendFallbackWarning`. A pickle or deep copy also keeps the optimizer's state (as
-NumPy), so ``partial_fit`` on the copy continues exactly as on the original.
+NumPy), so ``partial_fit`` on the copy continues exactly as on the original. Assigning
+``coefs_``/``intercepts_`` (as scikit-learn's users may) sets the weights the next ``predict`` or
+``partial_fit`` uses; ``learning_rate_`` is the step size the solver ended with (which
+scikit-learn keeps private), changed by ``learning_rate="invscaling"`` or ``"adaptive"``.
 
 ``solver="lbfgs"`` runs scipy's L-BFGS-B on the host, as scikit-learn does: each evaluation of the
 loss sends the flat parameters to the device (one transfer) and brings back the loss and the flat
@@ -25,12 +28,8 @@ gradient (one transfer), while the forward and backward passes run on the backen
 is a round trip per evaluation; L-BFGS suits the small problems where that costs little, and
 scipy's implementation (its line search, ``max_fun``, ``gtol=tol``) is what makes the results
 scikit-learn's. ``dropout`` and ``norm="batch"`` are refused with "lbfgs" (its objective must be
-deterministic). Deliberate differences from scikit-learn, each for a reason given in the README:
-``momentum`` must be < 1 (1 never converges); the regressor has no ``partial_fit`` with
-``solver="lbfgs"`` (scikit-learn's runs a whole L-BFGS fit there); the L2 term of every
-minibatch uses the full minibatch size; multi-output squared error: the L-BFGS objective's data
-term is ``1/(2n) sum ||a - y||^2`` whose gradient scikit-learn follows (its reported loss averages
-over the outputs instead, so the two disagree there).
+deterministic). The deliberate differences from scikit-learn are listed, with their reasons, in
+the README's scikit-learn section.
 
 scikit-learn is an optional dependency: ``pip install 'anybackprop[sklearn]'``.
 """
