@@ -502,7 +502,7 @@ class _MLPBase(BaseEstimator):
                 else:
                     logits = trainer.epoch(rows.x, ys, ws, batch, rng, order_device)
                 self.n_iter_ += 1
-                self.loss_ = self._epoch_loss(model, logits, ys, ws, trainer.totals)
+                self.loss_ = self._epoch_loss(model, logits, ys, host_w, trainer.totals)
                 self.t_ += n
                 self.loss_curve_.append(self.loss_)
                 if self.verbose:
@@ -542,20 +542,37 @@ class _MLPBase(BaseEstimator):
             model.set_params(self._best_params[0])
             model.set_state(self._best_params[1])
 
-    def _epoch_loss(self, model: MLP, logits: Any, y: Any, w: Any, totals: list[tuple[int, float]]) -> float:
-        """The epoch's loss as scikit-learn reports it: the mean of the minibatch losses (from the
-        logits the steps computed) plus the L2 terms ``alpha/(2 sw_b) ||W||^2`` of the minibatches
-        (``totals``: each one's rows and total weight ``sw_b``), weighted by their rows; ``W``
-        as the epoch ends."""
-        xp = model.backend.xp
-        loss = model.scores(logits, y, w)[0]
+    def _epoch_loss(
+        self, model: MLP, logits: Any, y: Any, sample_weight: np.ndarray | None, totals: list[tuple[int, float]]
+    ) -> float:
+        """The epoch's loss as scikit-learn reports it, from the logits the steps computed: the
+        minibatches' (weighted) mean losses plus their L2 terms ``alpha/(2 sw_b) ||W||^2``, averaged
+        by rows (``totals``: each minibatch's rows and total weight ``sw_b``; ``sample_weight`` in
+        the epoch's order; ``W`` as the epoch ends). One host read."""
+        xp, backend = model.backend.xp, model.backend
+        n = sum(rows for rows, _ in totals)
+        row_losses = model.head.rows(xp, logits, y, model.fast)
+        if sample_weight is None:
+            terms = [xp.sum(row_losses) / n]
+        else:  # row i of minibatch b counts w_i rows_b / (sw_b n)
+            starts = np.cumsum([0] + [rows for rows, _ in totals[:-1]])
+            factor = np.concatenate(
+                [
+                    sample_weight[start : start + rows] * (rows / (total * n) if total > 0 else 0.0)
+                    for start, (rows, total) in zip(starts, totals, strict=True)
+                ]
+            )
+            terms = [xp.sum(row_losses * backend.asarray(factor, model.dtype))]
+        if self.alpha:
+            terms.append(xp.sum(xp.stack([xp.sum(model.params[k] * model.params[k]) for k in model.decay])))
+        values = to_numpy(xp.stack(terms))
+        loss = float(values[0])
         if self._loss_name == "squared_error":  # scikit-learn averages the squared error over the outputs
             loss /= self.n_outputs_
         if self.alpha:
-            squares = float(xp.sum(xp.stack([xp.sum(model.params[k] * model.params[k]) for k in model.decay])))
-            n = sum(rows for rows, _ in totals)
-            loss += 0.5 * self.alpha * squares * sum(rows / total for rows, total in totals) / n
-        return float(loss)
+            l2 = sum(rows / total for rows, total in totals if total > 0) / n
+            loss += 0.5 * float(self.alpha) * float(values[1]) * l2
+        return loss
 
     def _update_no_improvement_count(self, model: MLP, val: tuple | None) -> bool:
         """scikit-learn's bookkeeping after an epoch; True when the epoch is the best so far by

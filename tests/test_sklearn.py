@@ -113,7 +113,8 @@ def test_trains_what_scikit_learns_mlp_trains(kind, solver, extra, weighted, rng
     np.testing.assert_allclose(ours.predict(X), theirs.predict(X), rtol=1e-7, atol=1e-9)
     if solver != "lbfgs":
         assert ours.t_ == theirs.t_ and len(ours.loss_curve_) == len(theirs.loss_curve_)
-        np.testing.assert_allclose(ours.loss_curve_, theirs.loss_curve_, rtol=0.05 if weighted else 1e-3)
+        # the L2 term with the weights as the epoch ends, not as each minibatch begins
+        np.testing.assert_allclose(ours.loss_curve_, theirs.loss_curve_, rtol=1e-3)
     if extra.get("early_stopping"):
         np.testing.assert_allclose(ours.validation_scores_, theirs.validation_scores_, rtol=1e-9)
 
