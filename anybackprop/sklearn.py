@@ -349,16 +349,20 @@ class _MLPBase(BaseEstimator):
             {k: to_numpy(v) for k, v in model.state.items()},
         )
         if self.solver in _STOCHASTIC_SOLVERS:
-            self.loss_curve_ = []
-            self._no_improvement_count = 0
-            if self.early_stopping:
-                self.validation_scores_ = []
-                self.best_validation_score_ = -np.inf
-                self.best_loss_ = None
-            else:
-                self.best_loss_ = np.inf
-                self.validation_scores_ = None
-                self.best_validation_score_ = None
+            self._start_records()
+
+    def _start_records(self) -> None:
+        """The stochastic solvers' records, empty (at the first fit, or warm-starting one after L-BFGS)."""
+        self.loss_curve_ = []
+        self._no_improvement_count = 0
+        if self.early_stopping:
+            self.validation_scores_ = []
+            self.best_validation_score_ = -np.inf
+            self.best_loss_ = None
+        else:
+            self.best_loss_ = np.inf
+            self.validation_scores_ = None
+            self.best_validation_score_ = None
 
     def _targets(self, model: MLP, Y: np.ndarray, sample_weight: Any, m: int) -> tuple[Any, Any]:
         """The binarized or numeric targets and the row weights, on the device."""
@@ -412,12 +416,18 @@ class _MLPBase(BaseEstimator):
                 return float(flat[0]), flat[1:]
 
             theta0 = np.concatenate([to_numpy(model.params[k]).astype(np.float64).ravel() for k in keys])
+            iterations = iter(range(1, self.max_iter + 1))
+
+            def report(intermediate_result: Any) -> None:
+                print(f"Iteration {next(iterations)}, loss = {intermediate_result.fun:.8f}")
+
             result = scipy.optimize.minimize(
                 loss_grad,
                 theta0,
                 method="L-BFGS-B",
                 jac=True,
                 options={"maxfun": self.max_fun, "maxiter": self.max_iter, "gtol": self.tol},
+                callback=report if self.verbose else None,
             )
         offsets = np.cumsum([0, *sizes])
         model.set_params({k: result.x[offsets[i] : offsets[i + 1]].reshape(shapes[i]) for i, k in enumerate(keys)})
@@ -447,6 +457,8 @@ class _MLPBase(BaseEstimator):
         and the learning-rate schedule applied after it."""
         if self.early_stopping and incremental:
             raise ValueError("partial_fit does not support early_stopping=True")
+        if not hasattr(self, "loss_curve_") or (self.early_stopping and self.validation_scores_ is None):
+            self._start_records()
         val = None
         if self.early_stopping:
             stratify = Y if is_classifier(self) and self.n_outputs_ == 1 else None

@@ -294,3 +294,17 @@ def test_multilabel_targets_train_one_sigmoid_per_label(rng):
 def test_poisson_regressor_refuses_negative_targets():
     with pytest.raises(ValueError, match=r"^y has a value -2\.0; loss='poisson' needs targets y >= 0$"):
         MLPRegressor(loss="poisson").fit(np.zeros((3, 2)), [1.0, -2.0, 0.0])
+
+
+def test_lbfgs_verbose_and_a_warm_start_with_another_solver(rng, capsys):
+    X = rng.standard_normal((50, 3))
+    y = (X[:, 0] > 0).astype(int)
+    clf = MLPClassifier(hidden_layer_sizes=(5,), solver="lbfgs", max_iter=3, verbose=True, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf.fit(X, y)
+        assert "Iteration 3, loss = " in capsys.readouterr().out
+        first = clf.coefs_[0].copy()
+        clf.set_params(solver="sgd", warm_start=True, early_stopping=True, verbose=False).fit(X, y)
+    assert clf.n_iter_ == 3 and len(clf.validation_scores_) == 3 and clf.best_loss_ is None
+    assert not np.array_equal(clf.coefs_[0], first)
