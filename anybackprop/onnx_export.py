@@ -7,7 +7,7 @@ runs every layer in inference mode:
 
 * :class:`~anybackprop.layers.Standardize`: ``Sub`` mean, ``Div`` scale;
 * :class:`~anybackprop.layers.Dense`: ``Gemm`` (``X W + b``) and its activation;
-* activations: ``Relu``, ``Tanh``, ``Sigmoid``, ``LeakyRelu(alpha=slope)``, identity (no node);
+* activations: ``Relu``, ``Tanh``, ``Sigmoid``, ``LeakyRelu(alpha=slope)``, ``Exp`` (Poisson), identity (no node);
 * :class:`~anybackprop.layers.Dropout`: nothing (inference);
 * :class:`~anybackprop.layers.BatchNorm`: ``BatchNormalization`` with the running averages;
 * :class:`~anybackprop.layers.LayerNorm`: ``LayerNormalization`` over the features.
@@ -31,7 +31,7 @@ from .backend import to_numpy
 from .files import atomic_open
 
 OPSET = 17
-_ACTIVATIONS = {"relu": "Relu", "tanh": "Tanh", "sigmoid": "Sigmoid", "leaky_relu": "LeakyRelu"}
+_ACTIVATIONS = {"relu": "Relu", "tanh": "Tanh", "sigmoid": "Sigmoid", "leaky_relu": "LeakyRelu", "exp": "Exp"}
 
 
 def _onnx() -> Any:
