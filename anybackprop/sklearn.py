@@ -136,7 +136,7 @@ class _Rows:
     def __init__(self, model: MLP, X: Any) -> None:
         self.m = X.shape[0]
         self.sparse = scipy.sparse.issparse(X)
-        self.host = X.tocsr() if self.sparse else None
+        self.host: Any = X.tocsr() if self.sparse else None
         self.x = None if self.sparse else check_X(model.backend, X, model.n_features, model.dtype)
         self.chunk = max(1, _CHUNK_ELEMENTS // max(1, X.shape[1]))
 
@@ -252,7 +252,10 @@ class _MLPBase(BaseEstimator):
         self.backend = backend
         self.dtype = dtype
 
-    _loss_name = "squared_error"  # the regressor's loss parameter; the classifier's is log loss
+    @property
+    def _loss_name(self) -> str:
+        """The loss scikit-learn reports: the regressor's ``loss``, the classifier's log loss."""
+        return getattr(self, "loss", "log_loss")
 
     # --- parameters --------------------------------------------------------------------------------
 
@@ -353,8 +356,11 @@ class _MLPBase(BaseEstimator):
 
     def _start_records(self) -> None:
         """The stochastic solvers' records, empty (at the first fit, or warm-starting one after L-BFGS)."""
-        self.loss_curve_ = []
+        self.loss_curve_: list[float] = []
         self._no_improvement_count = 0
+        self.validation_scores_: list[float] | None
+        self.best_validation_score_: float | None
+        self.best_loss_: float | None
         if self.early_stopping:
             self.validation_scores_ = []
             self.best_validation_score_ = -np.inf
@@ -399,7 +405,8 @@ class _MLPBase(BaseEstimator):
 
             def loss_grad(theta: np.ndarray) -> tuple[float, np.ndarray]:
                 model.params = unflatten(backend.asarray(theta, model.dtype, name="parameters"))
-                cost, grads = 0.0, {}
+                cost: Any = 0.0
+                grads: dict[str, Any] = {}
                 for x, start, stop in rows.chunks(model):
                     wc = None if weights is None else weights[start:stop, ...]
                     fwd = model.forward_pass(x, training=True)
@@ -520,8 +527,10 @@ class _MLPBase(BaseEstimator):
                 if self.verbose:
                     print(f"Iteration {self.n_iter_}, loss = {self.loss_:.8f}")
                 if self._update_no_improvement_count(model, val):
-                    best = ({k: xp.asarray(v, copy=True) for k, v in model.params.items()},)
-                    best += ({k: xp.asarray(v, copy=True) for k, v in model.state.items()},)
+                    best = (
+                        {k: xp.asarray(v, copy=True) for k, v in model.params.items()},
+                        {k: xp.asarray(v, copy=True) for k, v in model.state.items()},
+                    )
                 if self.solver == "sgd" and self.learning_rate == "invscaling":
                     optimizer.lr = self.learning_rate_init / (self.t_ + 1) ** self.power_t
                 if self._no_improvement_count > self.n_iter_no_change:
@@ -550,7 +559,10 @@ class _MLPBase(BaseEstimator):
         self.learning_rate_ = float(optimizer.lr)
         if self.early_stopping:  # the parameters of the best-scoring epoch, as scikit-learn keeps them
             if best is not None:
-                self._best_params = tuple({k: to_numpy(v) for k, v in d.items()} for d in best)
+                self._best_params = (
+                    {k: to_numpy(v) for k, v in best[0].items()},
+                    {k: to_numpy(v) for k, v in best[1].items()},
+                )
             model.set_params(self._best_params[0])
             model.set_state(self._best_params[1])
 
@@ -592,22 +604,24 @@ class _MLPBase(BaseEstimator):
         self._no_improvement_count = self.__dict__.get("_no_improvement_count", 0)
         if val is not None:
             score = self._validation_score(model, *val)
-            self.validation_scores_.append(score)
+            self.validation_scores_ = [*(self.validation_scores_ or []), score]
             if self.verbose:
                 print(f"Validation score: {score:f}")
-            if score < self.best_validation_score_ + self.tol:
+            best_score = -np.inf if self.best_validation_score_ is None else self.best_validation_score_
+            if score < best_score + self.tol:
                 self._no_improvement_count += 1
             else:
                 self._no_improvement_count = 0
-            if score > self.best_validation_score_:
+            if score > best_score:
                 self.best_validation_score_ = score
                 return True
             return False
-        if self.loss_curve_[-1] > self.best_loss_ - self.tol:
+        best_loss = np.inf if self.best_loss_ is None else self.best_loss_
+        if self.loss_curve_[-1] > best_loss - self.tol:
             self._no_improvement_count += 1
         else:
             self._no_improvement_count = 0
-        if self.loss_curve_[-1] < self.best_loss_:
+        if self.loss_curve_[-1] < best_loss:
             self.best_loss_ = self.loss_curve_[-1]
         return False
 
@@ -760,7 +774,6 @@ class MLPClassifier(ClassifierMixin, _MLPBase):
     and methods are scikit-learn's (see the module docstring); ``learning_rate_`` adds the step
     size the solver ended with."""
 
-    _loss_name = "log_loss"
     _score_function = staticmethod(accuracy_score)
 
     def _out_activation(self) -> str:
@@ -907,10 +920,6 @@ class MLPRegressor(RegressorMixin, _MLPBase):
             dtype=dtype,
         )
         self.loss = loss
-
-    @property
-    def _loss_name(self) -> str:
-        return self.loss
 
     def _out_activation(self) -> str:
         return "exp" if self.loss == "poisson" else "identity"
