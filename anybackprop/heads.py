@@ -10,6 +10,8 @@ The three paired heads (note 004, Theorem 6.1) have the output delta ``dZ = (A -
 * :class:`SoftmaxCrossEntropy`: softmax + categorical cross-entropy (integer labels or one-hot),
 * :class:`SigmoidBinaryCrossEntropy`: sigmoid + binary cross-entropy (0/1 labels, multi-label),
 * :class:`IdentityMSE`: identity + squared error ``1/2 ||a - y||^2`` (regression);
+* :class:`ExpPoisson`: exp + half Poisson deviance (counts, rates: regression with ``y >= 0``),
+  ``dZ = (e^Z - Y) / m`` by the same theorem (the exp is the Poisson loss's canonical link);
 
 :class:`ChainRuleHead` pairs another output with a loss through ``dZ = g'(Z) * dJ/dA`` (a
 sigmoid output with MSE, notes 002 and 003). :func:`get_head` builds one from names.
@@ -29,7 +31,7 @@ from .backend import Backend
 from .losses import Loss, get_loss
 from .validation import as_finite, check_finite, to_backend
 
-OUTPUTS = ("softmax", "sigmoid", "identity")
+OUTPUTS = ("softmax", "sigmoid", "identity", "exp")
 
 
 class Head:
@@ -270,6 +272,20 @@ class IdentityMSE(Head):
         super().__init__(output or act.ACTIVATIONS["identity"], loss or losses.LOSSES["mse"])
 
 
+class ExpPoisson(Head):
+    """Exp output ``A = e^Z``, half Poisson deviance (Poisson regression); targets ``y >= 0``."""
+
+    def __init__(self, output: Activation | None = None, loss: Loss | None = None) -> None:
+        super().__init__(output or act.ACTIVATIONS["exp"], loss or losses.LOSSES["poisson"])
+
+    def _dense(self, backend: Backend, y: Any, n_out: int, m: int, dtype: Any, name: str) -> Any:
+        y = super()._dense(backend, y, n_out, m, dtype, name)
+        low = float(backend.xp.min(y))
+        if low < 0:
+            raise ValueError(f"{name} has a value {low}; the Poisson loss (exp output) expects targets >= 0")
+        return y
+
+
 class ChainRuleHead(Head):
     """Any output with a loss that is not its pair (sigmoid or softmax with MSE): the output delta
     is ``g'(Z) * dJ/dA`` (notes 002 and 003); targets, predictions and metric follow the
@@ -307,8 +323,9 @@ _PAIRED: dict[str, type[Head]] = {
     "softmax": SoftmaxCrossEntropy,
     "sigmoid": SigmoidBinaryCrossEntropy,
     "identity": IdentityMSE,
+    "exp": ExpPoisson,
 }
-HEADS = tuple(_PAIRED)
+HEADS = ("softmax", "sigmoid", "identity")  # the output kinds the command line offers; MLP also takes "exp"
 DEFAULT_LOSS = {name: cls().loss.name for name, cls in _PAIRED.items()}
 
 

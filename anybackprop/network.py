@@ -391,8 +391,9 @@ class MLP(Sequential):
 
     ``activation`` is one name for every hidden layer or a list with one per hidden layer
     ("identity", "sigmoid", "tanh", "relu", "leaky_relu" or ``{"name": "leaky_relu", "slope": s}``);
-    ``output`` is "softmax", "sigmoid" or "identity"; ``loss`` defaults to the output's pair
-    ("cross_entropy", "binary_cross_entropy", "mse"), and "mse" is allowed with any output.
+    ``output`` is "softmax", "sigmoid", "identity" or "exp" (Poisson regression); ``loss`` defaults
+    to the output's pair ("cross_entropy", "binary_cross_entropy", "mse", "poisson"), and "mse" is
+    allowed with any output.
     ``dropout`` (a probability, or one per hidden layer) adds inverted dropout after each hidden
     activation; ``norm`` ("batch" or "layer") normalises each hidden layer's pre-activation.
     ``standardize=True`` puts a :class:`~anybackprop.layers.Standardize` layer first, whose mean

@@ -9,7 +9,7 @@ runs every layer in inference mode:
 
 * :class:`~anybackprop.layers.Standardize`: ``Sub`` mean, ``Div`` scale;
 * :class:`~anybackprop.layers.Dense`: ``Gemm`` (``X W + b``) and its activation;
-* activations: ``Relu``, ``Tanh``, ``Sigmoid``, identity (no node), leaky relu as the model
+* activations: ``Relu``, ``Tanh``, ``Sigmoid``, ``Exp`` (Poisson), identity (no node), leaky relu as the model
   computes it, ``Where(x > 0, x, slope * x)`` with the slope in the model's dtype (``LeakyRelu``'s
   ``alpha`` is a float32 attribute, which would round a float64 model's slope);
 * :class:`~anybackprop.layers.Dropout`: nothing (inference);
@@ -36,7 +36,7 @@ from .backend import to_numpy
 from .files import atomic_open
 
 OPSET = 17
-_ACTIVATIONS = {"relu": "Relu", "tanh": "Tanh", "sigmoid": "Sigmoid"}
+_ACTIVATIONS = {"relu": "Relu", "tanh": "Tanh", "sigmoid": "Sigmoid", "exp": "Exp"}
 
 
 def _onnx() -> Any:
