@@ -29,8 +29,10 @@ from typing import Any
 import array_api_compat
 import numpy as np
 
+from . import _devices
+
 BACKEND_NAMES = ("numpy", "array_api_strict", "cupy", "torch")
-"""The backends offered to users (``numpy_readonly``, for tests, is in ``ADAPTERS`` only)."""
+"""The backends offered to users (``numpy_readonly`` and ``numpy_device``, for tests, are in ``ADAPTERS`` only)."""
 DTYPE_NAMES = ("float32", "float64")
 _ACCEPTED = (*BACKEND_NAMES, "auto")
 _CUPY_INSTALL = "pip install 'anybackprop[cuda12]' or 'anybackprop[cuda13]'"
@@ -101,7 +103,7 @@ class Backend:
         return self.adapter.from_host(self, host)
 
     def _check_device(self, x: Any, name: str) -> None:
-        got = array_api_compat.device(x)
+        got = self.adapter.device_of(x)
         if str(got) != str(self.device):
             raise ValueError(
                 f"{name} is on device {got!r} but the {self.name} backend uses device "
@@ -196,6 +198,10 @@ class Adapter:
 
     def to_numpy(self, x: Any) -> np.ndarray:
         return np.asarray(x)
+
+    def device_of(self, x: Any) -> Any:
+        """The device an array of this library lives on."""
+        return array_api_compat.device(x)
 
     def sync(self, backend: Backend) -> None:
         """Wait for ``backend``'s queued device work."""
@@ -293,6 +299,40 @@ class _NumPyReadOnly(_NumPy):
         return np.array(x)  # a writable copy: what leaves the backend is the caller's
 
 
+class _NumPyOnDevice(_NumPy):
+    """NumPy standing in for a library with a current device, as CuPy has (:mod:`anybackprop._devices`):
+    each array remembers its device, new arrays land on the current one, and using an array
+    outside its device's :meth:`activate` raises. Its default device is 1 while each thread's
+    current device starts at 0, so that the test suite run on it finds every array made or
+    combined outside ``Backend.activate()``. Not offered to users."""
+
+    name = "numpy_device"
+    host = False
+
+    def load(self, device: str | None) -> tuple[Any, Any, Any]:
+        try:
+            index = 1 if device in (None, "") else int(device)
+            dev = _devices.VirtualDevice(index)
+        except ValueError as exc:
+            raise _BadDevice(f"numpy_device has devices 0..{_devices.COUNT - 1}, got device {device!r}") from exc
+        return _devices.Namespace(_numpy_namespace()), np, dev
+
+    def owns(self, x: Any) -> bool:
+        return isinstance(x, _devices.DeviceArray)
+
+    def from_host(self, backend: Backend, host: np.ndarray) -> Any:
+        return Adapter.from_host(self, backend, host)
+
+    def to_numpy(self, x: Any) -> np.ndarray:
+        return np.array(x.view(np.ndarray))
+
+    def device_of(self, x: Any) -> Any:
+        return x.device
+
+    def activate(self, backend: Backend) -> contextlib.AbstractContextManager:
+        return _devices.VirtualDevice(backend.device.id)  # a context of its own: threads share the backend
+
+
 class _ArrayApiStrict(Adapter):
     name = "array_api_strict"
 
@@ -349,27 +389,36 @@ class _CuPy(Adapter):
         return x.get()
 
     def sync(self, backend: Backend) -> None:
-        backend.library.cuda.get_current_stream().synchronize()
+        with backend.device:  # the backend's device's stream, whichever device is current
+            backend.library.cuda.get_current_stream().synchronize()
 
     def activate(self, backend: Backend) -> contextlib.AbstractContextManager:
         return _cupy_activated(backend)
 
 
+PROBE_INPUT = np.arange(4, dtype=np.float32).reshape(2, 2)
+"""The usability probe's input; it computes ``square(X) @ X`` with an elementwise kernel then cuBLAS."""
+
+
 def _check_cupy_computes(cupy: Any, device: Any) -> None:
     """Compile and run a tiny elementwise kernel (NVRTC and the CUDA headers) and a matrix
-    product (cuBLAS) on ``device``: CuPy imports and counts devices without either library."""
+    product (cuBLAS) on ``device``: CuPy imports and counts devices without either library.
+    The result must equal NumPy's ``(X * X) @ X`` exactly (small integers)."""
     try:
         with device:
-            x = cupy.arange(4, dtype=cupy.float32).reshape(2, 2)
+            x = cupy.asarray(PROBE_INPUT)
             square = cupy.ElementwiseKernel("T x", "T y", "y = x * x", "anybackprop_probe")
-            got = (square(x) @ x).get().tolist()
+            got = cupy.asnumpy(square(x) @ x)
     except Exception as exc:
         raise _Unusable(
             f"cupy cannot compute on device {device.id} ({type(exc).__name__}: {exc}); "
             f"install CuPy with its CUDA libraries: {_CUPY_INSTALL}"
         ) from exc
-    if got != [[2.0, 3.0], [6.0, 11.0]]:
-        raise _Unusable(f"cupy computed a wrong matrix product on device {device.id}: {got}")
+    expected = (PROBE_INPUT * PROBE_INPUT) @ PROBE_INPUT
+    if not np.array_equal(got, expected):
+        raise _Unusable(
+            f"cupy computed a wrong matrix product on device {device.id}: {got.tolist()}, expected {expected.tolist()}"
+        )
 
 
 @contextlib.contextmanager
@@ -444,10 +493,11 @@ class _Torch(Adapter):
 
 
 ADAPTERS: dict[str, Adapter] = {
-    adapter.name: adapter for adapter in (_NumPyReadOnly(), _NumPy(), _ArrayApiStrict(), _CuPy(), _Torch())
+    adapter.name: adapter
+    for adapter in (_NumPyReadOnly(), _NumPyOnDevice(), _NumPy(), _ArrayApiStrict(), _CuPy(), _Torch())
 }
 """Every array library anybackprop knows, by backend name; the first that owns an array is its
-library (the read-only NumPy before NumPy, whose arrays it also is)."""
+library (the read-only and device-tracking NumPys before NumPy, whose arrays theirs also are)."""
 
 
 def _adapter_of(x: Any) -> Adapter | None:

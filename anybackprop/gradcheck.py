@@ -80,14 +80,15 @@ def gradcheck(
     check_positive_float(eps, "eps")
     model64 = model.copy(dtype="float64")
     xp = model64.backend.xp
-    _, analytic = model64.loss_and_grads(X, Y, sample_weight, seed=seed)
-    if mode == "directional":
-        return _directional_error(model64, X, Y, sample_weight, analytic, eps, seed, verbose)
-    numeric = numerical_grads(model64, X, Y, eps, sample_weight=sample_weight, seed=seed)
-    errors = {}
-    for key in model64.params:
-        a, n = analytic[key], numeric[key]
-        errors[key] = float(xp.max(xp.abs(a - n) / xp.maximum(xp.abs(a) + xp.abs(n), 1e-8)))
+    with model64.backend.activate():  # every comparison runs on the model's device
+        _, analytic = model64.loss_and_grads(X, Y, sample_weight, seed=seed)
+        if mode == "directional":
+            return _directional_error(model64, X, Y, sample_weight, analytic, eps, seed, verbose)
+        numeric = numerical_grads(model64, X, Y, eps, sample_weight=sample_weight, seed=seed)
+        errors = {}
+        for key in model64.params:
+            a, n = analytic[key], numeric[key]
+            errors[key] = float(xp.max(xp.abs(a - n) / xp.maximum(xp.abs(a) + xp.abs(n), 1e-8)))
     if verbose:
         for key, err in sorted(errors.items(), key=lambda kv: -kv[1]):
             print(f"{key:>6}  {tuple(model64.params[key].shape)!s:>12}  max relative error {err:.3e}")
@@ -103,13 +104,12 @@ def _directional_error(
     norm = sum(float((d * d).sum()) for d in direction.values()) ** 0.5
     v = {k: backend.asarray(d / norm, model.dtype) for k, d in direction.items()}
     slope = sum(float(xp.sum(analytic[k] * v[k])) for k in v)
-    with backend.activate():
-        x, y, w = model.check_data(X, Y, sample_weight)
-        wn = None if w is None else normalized_weights(xp, w)
-        costs = [
-            _training_cost(model, x, y, wn, seed, {k: p + sign * eps * v[k] for k, p in model.params.items()})
-            for sign in (1.0, -1.0)
-        ]
+    x, y, w = model.check_data(X, Y, sample_weight)  # inside gradcheck's backend.activate()
+    wn = None if w is None else normalized_weights(xp, w)
+    costs = [
+        _training_cost(model, x, y, wn, seed, {k: p + sign * eps * v[k] for k, p in model.params.items()})
+        for sign in (1.0, -1.0)
+    ]
     numeric = (costs[0] - costs[1]) / (2 * eps)
     error = abs(slope - numeric) / max(abs(slope) + abs(numeric), 1e-8)
     if verbose:
