@@ -29,7 +29,7 @@ from typing import Any
 import array_api_compat
 import numpy as np
 
-from . import _devices
+from . import _devices, _launch
 
 BACKEND_NAMES = ("numpy", "array_api_strict", "cupy", "torch")
 """The backends offered to users (``numpy_readonly`` and ``numpy_device``, for tests, are in ``ADAPTERS`` only)."""
@@ -117,10 +117,11 @@ class Backend:
         return self.adapter.activate(self)
 
     def uniform(self, rng: np.random.Generator, shape: tuple[int, ...], dtype: Any = None) -> Any:
-        """Uniform numbers in [0, 1) of ``shape`` in ``dtype`` (default: the backend's), drawn
-        from the host generator ``rng`` and moved once: the same seed, the same draws on every
-        backend."""
-        return self.asarray(rng.random(shape), self.float_dtype(dtype))
+        """Uniform numbers in [0, 1) of ``shape`` in ``dtype`` (default: the backend's), drawn in
+        that dtype from the host generator ``rng`` and moved once (float32 draws move half the
+        bytes): the same seed, the same draws on every backend."""
+        name = _dtype_name(self.float_dtype(dtype))
+        return self.asarray(rng.random(shape, dtype=np.dtype(name)))
 
     def sync(self) -> None:
         """Wait for queued device work (for timing); a no-op on the CPU."""
@@ -175,6 +176,10 @@ class _Unusable(Exception):
 
 class _BadDevice(_Unusable):
     """The library is usable, the device asked for is not one of it."""
+
+
+class _CannotCompute(_Unusable):
+    """The library imports and sees a device but cannot compute on it (missing CUDA libraries)."""
 
 
 class Adapter:
@@ -373,7 +378,7 @@ class _CuPy(Adapter):
         if count == 0:
             raise _Unusable("no CUDA device is usable here (CUDA reports 0 devices)")
         try:
-            index = int(device or 0)
+            index = rank_gpu(count) if device in (None, "") else int(device)
         except ValueError as exc:
             raise _BadDevice(f"cupy devices are integers 0..{count - 1}, got {device!r}") from exc
         if not 0 <= index < count:
@@ -400,6 +405,14 @@ PROBE_INPUT = np.arange(4, dtype=np.float32).reshape(2, 2)
 """The usability probe's input; it computes ``square(X) @ X`` with an elementwise kernel then cuBLAS."""
 
 
+def rank_gpu(count: int, environ: dict | None = None) -> int:
+    """The GPU a process takes when no device is named: under an MPI launcher that started several
+    processes, its local rank modulo the ``count`` GPUs it sees (one each on a node of several
+    GPUs; 0 where Slurm shows each task its own single GPU); else 0."""
+    launch = _launch.detect(environ)
+    return 0 if launch is None else launch["local_rank"] % count
+
+
 def _check_cupy_computes(cupy: Any, device: Any) -> None:
     """Compile and run a tiny elementwise kernel (NVRTC and the CUDA headers) and a matrix
     product (cuBLAS) on ``device``: CuPy imports and counts devices without either library.
@@ -410,13 +423,13 @@ def _check_cupy_computes(cupy: Any, device: Any) -> None:
             square = cupy.ElementwiseKernel("T x", "T y", "y = x * x", "anybackprop_probe")
             got = cupy.asnumpy(square(x) @ x)
     except Exception as exc:
-        raise _Unusable(
+        raise _CannotCompute(
             f"cupy cannot compute on device {device.id} ({type(exc).__name__}: {exc}); "
             f"install CuPy with its CUDA libraries: {_CUPY_INSTALL}"
         ) from exc
     expected = (PROBE_INPUT * PROBE_INPUT) @ PROBE_INPUT
     if not np.array_equal(got, expected):
-        raise _Unusable(
+        raise _CannotCompute(
             f"cupy computed a wrong matrix product on device {device.id}: {got.tolist()}, expected {expected.tolist()}"
         )
 
@@ -518,6 +531,19 @@ def to_numpy(x: Any) -> np.ndarray:
     return np.asarray(x) if adapter is None else adapter.to_numpy(x)
 
 
+def host_namespace() -> Any:
+    """NumPy's array API namespace, for checks that run on host data before it moves."""
+    return _numpy_namespace()
+
+
+def wider_host_floats(x: Any, dtype: Any) -> bool:
+    """Whether ``x`` is a NumPy float array with more bytes per value than ``dtype`` (float64 data
+    for a float32 model): data to check and cast on the host, so that half the bytes move."""
+    return (
+        isinstance(x, np.ndarray) and x.dtype.kind == "f" and x.dtype.itemsize > np.dtype(_dtype_name(dtype)).itemsize
+    )
+
+
 def gather_rows(xp: Any, x: Any, order: Any, out: Any = None) -> Any:
     """The rows of ``x`` in ``order`` (a shuffled copy); ``out`` is an array of the same shape
     that the caller no longer needs, which a backend's fast path may fill instead of allocating."""
@@ -535,13 +561,18 @@ def host_rng(seed: int | None) -> np.random.Generator:
 
 
 @functools.cache
-def _probe(name: str) -> str | None:
+def _probe_error(name: str) -> _Unusable | None:
     """None when backend ``name`` is usable on its default device, else why not."""
     try:
         ADAPTERS[name].load(None)
     except _Unusable as exc:
-        return str(exc)
+        return exc
     return None
+
+
+def _probe(name: str) -> str | None:
+    error = _probe_error(name)
+    return None if error is None else str(error)
 
 
 def available_backends() -> tuple[str, ...]:
@@ -578,17 +609,29 @@ def _make_backend(name: Any, device: Any, dtype: Any, tf32: bool | None, source:
     return Backend(name=name, xp=xp, library=library, device=dev, dtype=dtype, tf32=tf32)
 
 
-def _backend_from_env() -> Backend:
+def _env_tf32() -> bool | None:
     tf32 = os.environ.get("ANYBACKPROP_TF32", "")
     if tf32 not in ("0", "1", ""):
         raise ValueError(f"ANYBACKPROP_TF32={tf32!r} is not valid; accepted values: 0, 1")
+    return {"0": False, "1": True, "": None}[tf32]
+
+
+def environment_backend(name: str | None = None, device: Any = None, dtype: Any = None) -> Backend:
+    """The backend the environment variables describe, where each of ``name``, ``device`` and
+    ``dtype`` that is not None replaces only its own variable (a command's ``--backend``,
+    ``--device``, ``--dtype``); ``ANYBACKPROP_TF32`` always applies, and ``ANYBACKPROP_DEVICE``
+    applies unless ``name`` names another backend than ``ANYBACKPROP_BACKEND``."""
+    env_name = os.environ.get("ANYBACKPROP_BACKEND", "numpy")
+    same = name is None or name.strip().lower() == env_name.strip().lower()
+    if device is None and same:
+        device = os.environ.get("ANYBACKPROP_DEVICE") or None
     return _make_backend(
-        os.environ.get("ANYBACKPROP_BACKEND", "numpy"),
-        os.environ.get("ANYBACKPROP_DEVICE") or None,
-        None,
-        {"0": False, "1": True, "": None}[tf32],
-        "ANYBACKPROP_BACKEND",
+        env_name if name is None else name, device, dtype, _env_tf32(), "ANYBACKPROP_BACKEND" if same else "backend"
     )
+
+
+def _backend_from_env() -> Backend:
+    return environment_backend()
 
 
 _current: contextvars.ContextVar[Backend | None] = contextvars.ContextVar("anybackprop_backend", default=None)
@@ -630,9 +673,12 @@ def set_backend(name: str, device: Any = None, *, dtype: Any = None, tf32: bool 
 
 
 @contextlib.contextmanager
-def use_backend(name: str, device: Any = None, *, dtype: Any = None, tf32: bool | None = None) -> Iterator[Backend]:
-    """``with use_backend("array_api_strict"): ...`` runs the block on that backend, then restores."""
-    token = _current.set(create_backend(name, device, dtype=dtype, tf32=tf32))
+def use_backend(
+    name: str | Backend, device: Any = None, *, dtype: Any = None, tf32: bool | None = None
+) -> Iterator[Backend]:
+    """``with use_backend("array_api_strict"): ...`` runs the block on that backend (a name, or a
+    :class:`Backend` as it is), then restores."""
+    token = _current.set(name if isinstance(name, Backend) else create_backend(name, device, dtype=dtype, tf32=tf32))
     try:
         yield _current.get()
     finally:
@@ -647,3 +693,10 @@ def asarray(x: Any, dtype: Any = None) -> Any:
 def unavailable_reason(name: str) -> str | None:
     """Why backend ``name`` is not usable here, or None when it is."""
     return _probe(name)
+
+
+def broken_reason(name: str) -> str | None:
+    """Why backend ``name`` cannot compute although its library imports and sees a device (CuPy
+    without its CUDA libraries), or None: such a backend is broken, not merely absent."""
+    error = _probe_error(name)
+    return str(error) if isinstance(error, _CannotCompute) else None

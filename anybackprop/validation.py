@@ -10,7 +10,7 @@ from __future__ import annotations
 import numbers
 from typing import Any
 
-from .backend import Backend
+from .backend import Backend, host_namespace, wider_host_floats
 
 _RESHAPE_HINT = (
     "Reshape your data either using array.reshape(-1, 1) if your data has a single feature "
@@ -66,6 +66,9 @@ def check_X(backend: Backend, X: Any, n_features: int, dtype: Any, name: str = "
     """``X`` as a finite ``(m, n_features)`` array of the model's dtype on the backend, m >= 1."""
     if X is None:
         raise ValueError(f"{name} is None; expected an array of shape (m, {n_features})")
+    if not backend.adapter.host and wider_host_floats(X, dtype):  # cast before the copy: fewer bytes to move
+        host = host_namespace()
+        X = as_finite(host, X, getattr(host, "float64" if "64" in str(dtype) else "float32"), name)
     x = backend.asarray(X, name=name)
     if x.ndim != 2:
         raise ValueError(

@@ -36,7 +36,7 @@ def _bias_act(body: str, name: str) -> Any:
 
 _BIAS_ACT = {
     act.identity: "a = z",
-    act.relu: "a = z > (T)0 ? z : (T)0",
+    act.relu: "a = z > (T)0 || z != z ? z : (T)0",  # max(z, 0) keeps NaN
     act.tanh: "a = tanh(z)",
     act.sigmoid: "T e = exp(-fabs(z)); a = z >= (T)0 ? (T)1 / ((T)1 + e) : e / ((T)1 + e)",
 }
