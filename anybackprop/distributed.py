@@ -82,7 +82,7 @@ class MPIComm(Communicator):
         if backend.name != "cupy" or not backend.owns(x):
             return None
         if self._nccl is None:
-            self._nccl = _Nccl(self._world, backend.library)
+            self._nccl = _Nccl(self._mpi, backend.library)
             self.library += " and NCCL"
         return self._nccl
 
@@ -137,14 +137,15 @@ class _Nccl:
     broadcast, a barrier (so that no process enters the blocking init before the id has arrived
     everywhere), then ``NcclCommunicator(size, id, rank)`` on the current device."""
 
-    def __init__(self, world: Any, cupy: Any) -> None:
+    def __init__(self, mpi: Any, cupy: Any) -> None:
+        world = mpi.COMM_WORLD
         try:
             from cupy.cuda import nccl
 
             ok = bool(nccl.available)  # False when the NCCL library (the nvidia-nccl wheel) is missing
         except ImportError:
             nccl, ok = None, False
-        if world.allreduce(int(ok), op=_mpi_module().MIN) == 0:
+        if world.allreduce(int(ok), op=mpi.MIN) == 0:
             raise RuntimeError(
                 "NCCL is not available on every process; install the NCCL wheel CuPy needs: "
                 "pip install nvidia-nccl-cu12 (CUDA 12) or nvidia-nccl-cu13 (CUDA 13)"

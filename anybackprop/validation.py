@@ -66,7 +66,8 @@ def check_X(backend: Backend, X: Any, n_features: int, dtype: Any, name: str = "
     """``X`` as a finite ``(m, n_features)`` array of the model's dtype on the backend, m >= 1."""
     if X is None:
         raise ValueError(f"{name} is None; expected an array of shape (m, {n_features})")
-    if not backend.adapter.host and wider_host_floats(X, dtype):  # cast before the copy: fewer bytes to move
+    if not backend.adapter.host and wider_host_floats(X, dtype) and X.ndim == 2 and X.shape[0] > 0:
+        # checked and cast before the copy: half the bytes move (the shape errors come below)
         host = host_namespace()
         X = as_finite(host, X, getattr(host, "float64" if "64" in str(dtype) else "float32"), name)
     x = backend.asarray(X, name=name)

@@ -84,8 +84,8 @@ def _portable(backend: Backend, key: Any, args: list[Any]) -> Any:
 def check_path(backend: Backend, path: FastPath, rng: np.random.Generator) -> PathCheck:
     """Run ``path`` and its formula on the same random inputs and compare."""
     key = path.formula
-    args = recipe(backend, rng, key)
-    with backend.activate():
+    with backend.activate():  # the inputs too are computed on the backend's device
+        args = recipe(backend, rng, key)
         expected = _portable(backend, key, args)
         copies = [backend.xp.asarray(a, copy=True) if backend.owns(a) else a for a in args]
         before = [to_numpy(a).copy() if backend.owns(a) else None for a in copies]
