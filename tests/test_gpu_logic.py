@@ -304,3 +304,17 @@ def test_a_model_on_the_second_device_allocates_and_computes_only_there(rng):
     arrays = [*model.params.values(), *(a for slot in opt.state.values() for a in slot.values()), predicted, proba]
     assert {a.device.id for a in arrays} == {1}
     assert error < 1e-4 and 0 <= score <= 1
+
+
+# --- the GPU extras -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("extra", "cuda"), [("cuda12", "12"), ("cuda13", "13")])
+def test_the_gpu_extras_require_cupy_14_with_its_libraries_and_nccl(extra, cuda):
+    """CuPy 13 has no [ctk] extra (no NVRTC: nothing compiles); neither CuPy brings NCCL."""
+    tomllib = pytest.importorskip("tomllib")
+    root = pathlib.Path(__file__).resolve().parent.parent
+    requirements = tomllib.loads((root / "pyproject.toml").read_text())["project"]["optional-dependencies"][extra]
+    cupy = next(r for r in requirements if r.startswith(f"cupy-cuda{cuda}x"))
+    assert cupy.startswith(f"cupy-cuda{cuda}x[ctk]>=14")
+    assert any(r.startswith(f"nvidia-nccl-cu{cuda}>=") for r in requirements)
