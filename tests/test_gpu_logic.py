@@ -5,6 +5,7 @@ line's flag/environment merging and selftest rows, with the recording stand-in o
 discipline. What needs a real GPU is in ``tests/test_gpu.py``."""
 
 import json
+import pathlib
 import types
 import warnings
 
