@@ -4,8 +4,10 @@ line's flag/environment merging and selftest rows, with the recording stand-in o
 ``tests/fake_cupy.py`` in CuPy's place, and the ``numpy_device`` backend for the current-device
 discipline. What needs a real GPU is in ``tests/test_gpu.py``."""
 
+import builtins
 import json
 import pathlib
+import sys
 import types
 import warnings
 
@@ -74,6 +76,46 @@ def not_installed(monkeypatch):
 
     monkeypatch.setattr(ADAPTERS["cupy"], "load", load)
     backend_module._probe_error.cache_clear()
+
+
+def _import_fails(monkeypatch, error):
+    real = builtins.__import__
+
+    def fake_import(name, *args, **kwargs):
+        if name == "cupy":
+            raise error
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", fake_import)
+
+
+@pytest.mark.parametrize(
+    ("setup", "device", "error", "message"),
+    [
+        (lambda mp, fake: _import_fails(mp, ImportError("no cupy")), None, "_Unusable", "cupy is not installed"),
+        (
+            lambda mp, fake: _import_fails(mp, OSError("libcuda.so.1")),
+            None,
+            "_Unusable",
+            "cupy failed to import: libcuda",
+        ),
+        (lambda mp, fake: setattr(fake, "count", 0), None, "_Unusable", "CUDA reports 0 devices"),
+        (lambda mp, fake: setattr(fake.cuda.runtime, "getDeviceCount", lambda: 1 / 0), None, "_Unusable", "no CUDA"),
+        (lambda mp, fake: None, "gpu1", "_BadDevice", r"cupy devices are integers 0..1, got 'gpu1'"),
+        (lambda mp, fake: None, "2", "_BadDevice", r"cupy devices are integers 0..1, got '2'"),
+    ],
+)
+def test_the_cupy_adapter_says_why_it_cannot_load(monkeypatch, setup, device, error, message):
+    fake = install(monkeypatch, FakeCupy(count=2))
+    setup(monkeypatch, fake)
+    with pytest.raises(getattr(backend_module, error), match=message):
+        ADAPTERS["cupy"].load(device)
+
+
+def test_cupy_arrays_come_back_through_get(monkeypatch):
+    fake = install(monkeypatch, FakeCupy())
+    x = fake.asarray([1.0, 2.0])
+    assert create_backend("cupy").owns(x) and type(ab.to_numpy(x)) is np.ndarray
 
 
 def test_a_missing_cupy_is_absent_not_broken(monkeypatch):
@@ -191,8 +233,12 @@ def test_the_communicator_gives_numpy_back_for_numpy_input_on_a_cupy_backend(mon
     np.testing.assert_array_equal(x, [0.0, 2.0, 4.0])  # summed in place over the 2 processes
 
 
-def test_nccl_missing_on_any_process_is_one_clear_error(monkeypatch):
-    fake = install(monkeypatch, FakeCupy(nccl_available=False))
+@pytest.mark.parametrize("how", ["library missing", "module missing"])
+def test_nccl_missing_on_any_process_is_one_clear_error(monkeypatch, how):
+    fake = install(monkeypatch, FakeCupy(nccl_available=how != "library missing"))
+    if how == "module missing":
+        monkeypatch.setitem(sys.modules, "cupy.cuda.nccl", None)
+        monkeypatch.delattr(fake.cuda, "nccl")
     comm = distributed.MPIComm(FakeMPI(), local_rank=0)
     with pytest.raises(RuntimeError, match=r"NCCL is not available on every process; install .*nvidia-nccl-cu12"):
         comm.allreduce_sum(create_backend("cupy"), fake.asarray(np.zeros(2, np.float32)))
