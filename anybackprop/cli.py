@@ -23,7 +23,9 @@ from .backend import (
     DTYPE_NAMES,
     Backend,
     available_backends,
+    broken_reason,
     create_backend,
+    environment_backend,
     get_backend,
     to_numpy,
     unavailable_reason,
@@ -253,10 +255,20 @@ def _parser() -> argparse.ArgumentParser:
         help="array backend (None: ANYBACKPROP_BACKEND or numpy)",
     )
 
-    sub.add_parser(
+    selftest = sub.add_parser(
         "selftest",
         help="check every usable backend against NumPy and its fast paths against their formulas",
         formatter_class=fmt,
+    )
+    selftest.add_argument(
+        "--backend",
+        dest="check_backend",
+        choices=(*BACKEND_NAMES, "auto"),
+        default=None,
+        help="a backend that must be usable and pass (None: ANYBACKPROP_BACKEND where set)",
+    )
+    selftest.add_argument(
+        "--device", dest="check_device", default=None, help="its device (None: ANYBACKPROP_DEVICE or the default)"
     )
     return parser
 
@@ -276,9 +288,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     comm: distributed.Communicator = distributed.SingleProcess()
     try:
-        comm = distributed.init()  # several processes when started by mpiexec/srun
-        if comm.size > 1 and getattr(args, "backend", None) == "cupy" and not getattr(args, "device", None):
-            args.device = str(comm.local_rank)  # one GPU per process
+        comm = distributed.init()  # several processes when started by mpiexec/srun (a GPU each: backend.rank_gpu)
         with _backend_of(args), warnings.catch_warnings():  # the caller's backend and warning display are left alone
             warnings.showwarning = _show_warning
             if args.command in ("train", "info"):
@@ -313,11 +323,26 @@ def _abort_others(comm: distributed.Communicator, exc: BaseException) -> None:
 
 
 def _backend_of(args: argparse.Namespace) -> contextlib.AbstractContextManager:
-    """The backend the command asks for (``--backend``/``--device``/``--dtype``), for its duration."""
+    """The backend the command asks for, for its duration: each of ``--backend``/``--device``/
+    ``--dtype`` given replaces its own environment variable, the others still apply."""
     name, device, dtype = (getattr(args, key, None) for key in ("backend", "device", "dtype"))
     if not (name or device or dtype):
         return contextlib.nullcontext()
-    return use_backend(name or get_backend().name, device, dtype=dtype)
+    return use_backend(environment_backend(name, device, dtype))
+
+
+def _where(network: MLP, batch_size: int, processes: int) -> dict:
+    """Where a training ran, for ``train --json``: backend, device, dtype, processes, and the BLAS
+    threads of each process (None where the arrays are not on the host)."""
+    backend = network.backend
+    blas = threads.choose(threads.largest_product(network.layers, batch_size))[0] if backend.adapter.host else None
+    return {
+        "backend": backend.name,
+        "device": str(backend.device),
+        "dtype": network.dtype_name,
+        "processes": processes,
+        "threads": blas,
+    }
 
 
 def _training_data(args: argparse.Namespace) -> tuple[str, dict, np.ndarray, str | None]:
@@ -443,13 +468,19 @@ def _train(args: argparse.Namespace, comm: distributed.Communicator) -> int:
     )
     seconds = time.perf_counter() - start
     if lead:
-        _report(args, model, history, seconds, settings, (name, task, target, test_cols, y_train, y_test))
+        _report(args, model, history, seconds, settings, (name, task, target, test_cols, y_train, y_test), comm.size)
     comm.barrier()  # no process ends before rank 0 has saved (or failed to)
     return 0
 
 
 def _report(
-    args: argparse.Namespace, model: TabularModel, history: Any, seconds: float, settings: dict, data: tuple
+    args: argparse.Namespace,
+    model: TabularModel,
+    history: Any,
+    seconds: float,
+    settings: dict,
+    data: tuple,
+    processes: int = 1,
 ) -> None:
     """Rank 0's part of ``train``: the test figures, the saved model, the JSON or the lines, the plot."""
     _name, task, target, test_cols, y_train, y_test = data
@@ -470,7 +501,7 @@ def _report(
             "rows": {"train": len(y_train), "test": len(y_test)},
             "epochs": history.epochs,
             "seconds": seconds,
-            "backend": model.network.backend.name,
+            **_where(model.network, args.batch_size, processes),
             "test": test,
             "history": history.to_dict(),
             "model": args.save,
@@ -630,12 +661,34 @@ def _selftest_run(backend: Backend, fast: fastpaths.FastPaths | None = None) -> 
     return found + [to_numpy(p) for p in model.params.values()]
 
 
-def _selftest_backends() -> list[tuple[str, str | None]]:
-    """Every usable backend on its default device, and torch on CUDA where it has one."""
-    found = [(name, None) for name in available_backends()]
+def _selftest_backends(args: argparse.Namespace) -> list[tuple[str, str | None, str | None]]:
+    """``(name, device, why it cannot run or None)`` for every usable backend (on its default
+    device, or on the one asked for), torch on CUDA where it has one, a backend that imports but
+    cannot compute, and the backend asked for (``--backend``, else ``ANYBACKPROP_BACKEND``) even
+    when it is not usable: the last two fail the test."""
+    asked = args.check_backend or os.environ.get("ANYBACKPROP_BACKEND", "").strip().lower() or None
+    device = args.check_device
+    if device is None and (args.check_backend is None or asked == os.environ.get("ANYBACKPROP_BACKEND", "").lower()):
+        device = os.environ.get("ANYBACKPROP_DEVICE") or None
+    if asked == "auto":
+        asked = "numpy" if unavailable_reason("cupy") else "cupy"
+    found: list[tuple[str, str | None, str | None]] = []
+    for name in (*BACKEND_NAMES, *([asked] if asked and asked not in BACKEND_NAMES else [])):
+        reason = unavailable_reason(name) if name != asked else _unusable(name, device)
+        if reason is None or name == asked or broken_reason(name):
+            found.append((name, device if name == asked else None, reason))
     if "torch" in available_backends() and create_backend("torch").library.cuda.is_available():
-        found.append(("torch", "cuda"))
+        found.append(("torch", "cuda", None))
     return found
+
+
+def _unusable(name: str, device: str | None) -> str | None:
+    """Why backend ``name`` cannot run on ``device`` here, or None."""
+    try:
+        create_backend(name, device)
+    except ValueError as exc:
+        return str(exc)
+    return None
 
 
 def _selftest(args: argparse.Namespace) -> int:
@@ -650,7 +703,12 @@ def _selftest(args: argparse.Namespace) -> int:
     print(f"{'backend':<17} {'device':<12} {'version':<14} {'max error':>10}  {'fast paths':<11} result")
     reference = _selftest_run(create_backend("numpy"), fastpaths.NONE)
     failures = 0
-    for name, device in _selftest_backends():
+    for name, device, reason in _selftest_backends(args):
+        if reason is not None:
+            print(f"{name:<17} {device or 'default':<12} {'-':<14} {'-':>10}  {'-':<11} FAIL")
+            print(f"    not usable: {reason}")
+            failures += 1
+            continue
         backend = create_backend(name, device)
         version = getattr(backend.library, "__version__", "?")
         try:

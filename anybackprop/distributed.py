@@ -8,8 +8,9 @@ calls the methods of :class:`Communicator`.
   ``srun``; read from its environment variables) started more than one process, in which case
   it returns an :class:`MPIComm` communicator (mpi4py, imported only then: importing it starts MPI).
   MPI carries CPU arrays through host buffers. CuPy arrays go through NCCL (``cupy.cuda.nccl``) on
-  device buffers, on the current stream, with no host round trip; the NCCL id travels over MPI
-  and each process uses the GPU of its local rank (:func:`init` sets ``ANYBACKPROP_DEVICE``).
+  device buffers, on the stream of the backend's device, with no host round trip; the NCCL id
+  travels over MPI. Each process takes the GPU of its local rank (modulo the GPUs it sees) unless
+  a device is named (:func:`anybackprop.backend.rank_gpu`), whichever way CuPy was chosen.
 * :func:`run_in_threads` runs a function on a world of threads (:class:`ThreadComm`), the same
   algorithm in one process on any backend: what the tests use.
 
@@ -24,7 +25,6 @@ exception); the ``anybackprop`` command does the same itself.
 from __future__ import annotations
 
 import contextvars
-import os
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -84,11 +84,13 @@ class MPIComm(Communicator):
         self.library = f"MPI ({version}) through mpi4py"
         self._nccl: _Nccl | None = None
 
-    def _gpu(self, backend: Backend) -> _Nccl | None:
-        if backend.name != "cupy":
+    def _gpu(self, backend: Backend, x: Any) -> _Nccl | None:
+        """The NCCL communicator for a CuPy array ``x`` (made on the first call, on the backend's
+        device, which the caller has made current), or None: other arrays go through host buffers."""
+        if backend.name != "cupy" or not backend.owns(x):
             return None
-        if self._nccl is None:  # here, inside fit's backend.activate(): the rank's device is current
-            self._nccl = _Nccl(self._world, backend.library)
+        if self._nccl is None:
+            self._nccl = _Nccl(self._mpi, backend.library)
             self.library += " and NCCL"
         return self._nccl
 
@@ -100,21 +102,32 @@ class MPIComm(Communicator):
             return host, True
         return np.array(host, order="C"), False
 
+    @staticmethod
+    def _back(backend: Backend, x: Any, host: np.ndarray, same: bool) -> Any:
+        """The collective's result ``host`` as ``x`` was: ``x`` itself, a NumPy array for host
+        input, else an array of the backend (made on its device)."""
+        if same or not backend.owns(x):
+            return x if same else host
+        with backend.activate():
+            return backend.asarray(host, host.dtype)
+
     def allreduce_sum(self, backend: Backend, x: Any) -> Any:
-        gpu = self._gpu(backend)
-        if gpu is not None:
-            return gpu.allreduce_sum(x)
+        with backend.activate():  # NCCL works on the current device: the backend's
+            gpu = self._gpu(backend, x)
+            if gpu is not None:
+                return gpu.allreduce_sum(x)
         host, same = self._host(x)
         self._world.Allreduce(self._mpi.IN_PLACE, host, op=self._mpi.SUM)
-        return x if same else backend.asarray(host, host.dtype)
+        return self._back(backend, x, host, same)
 
     def broadcast(self, backend: Backend, x: Any) -> Any:
-        gpu = self._gpu(backend)
-        if gpu is not None:
-            return gpu.broadcast(x)
+        with backend.activate():
+            gpu = self._gpu(backend, x)
+            if gpu is not None:
+                return gpu.broadcast(x)
         host, same = self._host(x)
         self._world.Bcast(host, root=0)
-        return x if same else backend.asarray(host, host.dtype)
+        return self._back(backend, x, host, same)
 
     def broadcast_value(self, value: Any) -> Any:
         return self._world.bcast(value, root=0)
@@ -135,14 +148,15 @@ class _Nccl:
     broadcast, a barrier (so that no process enters the blocking init before the id has arrived
     everywhere), then ``NcclCommunicator(size, id, rank)`` on the current device."""
 
-    def __init__(self, world: Any, cupy: Any) -> None:
+    def __init__(self, mpi: Any, cupy: Any) -> None:
+        world = mpi.COMM_WORLD
         try:
             from cupy.cuda import nccl
 
             ok = bool(nccl.available)  # False when the NCCL library (the nvidia-nccl wheel) is missing
         except ImportError:
             nccl, ok = None, False
-        if world.allreduce(int(ok), op=_mpi_module().MIN) == 0:
+        if world.allreduce(int(ok), op=mpi.MIN) == 0:
             raise RuntimeError(
                 "NCCL is not available on every process; install the NCCL wheel CuPy needs: "
                 "pip install nvidia-nccl-cu12 (CUDA 12) or nvidia-nccl-cu13 (CUDA 13)"
@@ -210,9 +224,8 @@ def _mpi_module() -> Any:
 
 def init() -> Communicator:
     """The communicator of this job: :class:`MPIComm` when an MPI launcher started several
-    processes, else :class:`SingleProcess` (mpi4py is then not imported). Under a launcher with
-    ``ANYBACKPROP_BACKEND=cupy`` and no ``ANYBACKPROP_DEVICE``, each process takes the GPU of its
-    local rank. Raises RuntimeError when launched but mpi4py or its MPI library is missing."""
+    processes, else :class:`SingleProcess` (mpi4py is then not imported). Raises RuntimeError when
+    launched but mpi4py or its MPI library is missing."""
     launch = _launch.detect()
     if launch is None:
         return SingleProcess()
@@ -223,8 +236,6 @@ def init() -> Communicator:
             f"started by {launch['launcher']} as {launch['size']} processes, but mpi4py cannot start MPI ({exc}); "
             "install it with pip install 'anybackprop[mpi]' (and, on a machine without MPI, pip install mpich)"
         ) from exc
-    if os.environ.get("ANYBACKPROP_BACKEND", "").strip().lower() == "cupy":
-        os.environ.setdefault("ANYBACKPROP_DEVICE", str(launch["local_rank"]))
     return MPIComm(mpi, launch["local_rank"])
 
 

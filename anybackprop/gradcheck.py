@@ -249,8 +249,8 @@ def gradcheck(
     check_positive_float(atol, "atol", allow_zero=True)
     check_positive_float(rtol, "rtol", allow_zero=True)
     model64 = model.copy(dtype="float64")
-    _, analytic = model64.loss_and_grads(X, Y, sample_weight, seed=seed)
-    with model64.backend.activate():
+    with model64.backend.activate():  # every comparison runs on the model's device
+        _, analytic = model64.loss_and_grads(X, Y, sample_weight, seed=seed)
         if mode == "directional":
             pairs, rechecked = _directional(model64, X, Y, sample_weight, analytic, eps, seed)
         else:

@@ -168,13 +168,15 @@ class Sequential:
             raise ValueError(f"{what} must have the keys {sorted(current)}, got {got}")
         out = {}
         xp = self.backend.xp
-        for key, value in new.items():
-            arr = self.backend.asarray(value, self.dtype, name=f"{what}[{key!r}]")
-            if tuple(arr.shape) != tuple(current[key].shape):
-                raise ValueError(f"{what}[{key!r}] has shape {tuple(arr.shape)}, expected {tuple(current[key].shape)}")
-            check_finite(xp, arr, f"{what}[{key!r}]")
-            # training updates in place: never alias the caller's; device= since a copy lands on the current device
-            out[key] = xp.asarray(arr, copy=True, device=self.backend.device)
+        with self.backend.activate():  # the checks and copies run on the model's device
+            for key, value in new.items():
+                arr = self.backend.asarray(value, self.dtype, name=f"{what}[{key!r}]")
+                if tuple(arr.shape) != tuple(current[key].shape):
+                    raise ValueError(
+                        f"{what}[{key!r}] has shape {tuple(arr.shape)}, expected {tuple(current[key].shape)}"
+                    )
+                check_finite(xp, arr, f"{what}[{key!r}]")
+                out[key] = xp.asarray(arr, copy=True)  # training updates in place: never alias the caller's
         return out
 
     # --- the trainer's interface -----------------------------------------------------------
@@ -328,14 +330,16 @@ class Sequential:
     def predict(self, X: Any) -> Any:
         """Class labels (softmax: ``argmax``; sigmoid: ``a >= 0.5``) or values (identity);
         shape ``(m,)`` for one output (and for softmax), else ``(m, n_outputs)``."""
-        return self.head.predict(self.backend.xp, self.forward(X))
+        with self.backend.activate():
+            return self.head.predict(self.backend.xp, self.forward(X))
 
     def predict_proba(self, X: Any) -> Any:
         """Class probabilities: softmax rows ``(m, C)``; one sigmoid output gives ``(m, 2)``
         columns ``[P(0), P(1)]``, several give ``(m, k)``."""
         if not self.is_classifier:
             return self.head.predict_proba(self.backend.xp, None)
-        return self.head.predict_proba(self.backend.xp, self.forward(X))
+        with self.backend.activate():
+            return self.head.predict_proba(self.backend.xp, self.forward(X))
 
     def score(self, X: Any, Y: Any, sample_weight: Any = None) -> float:
         """Accuracy (classification) or R^2 = 1 - SS_res / SS_tot with both sums pooled over

@@ -4,7 +4,8 @@ An optimizer's state (velocities, Adam's moments and step count) is created by :
 for one model, before the first step (``fit`` calls it); reusing the optimizer on the same model
 continues from its state, and on a model of another shape, dtype or backend is an error.
 ``step(xp, params, grads)`` updates ``params`` in place where the arrays allow it and by replacing
-the dict entry where they do not.
+the dict entry where they do not, on the device of the model given to ``init`` (inside its
+``Backend.activate()``, wherever it is called from).
 
 ``weight_decay`` adds the L2 term ``wd * P`` to the gradient of the parameters the model marks for
 decay (``model.decay``: the weights, not biases or normalisation scales). The learning rate follows
@@ -16,6 +17,7 @@ line and the estimators share.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import numbers
 from collections.abc import Callable
@@ -75,6 +77,7 @@ class Optimizer:
         self._decay: frozenset = frozenset()
         self._inplace = False
         self._sgd: Callable = sgd_update  # the SGD update as the model's fast paths resolve it
+        self._activate: Callable = contextlib.nullcontext  # the model's Backend.activate, from init
 
     def init(self, model: Any) -> None:
         """Create the state for ``model`` (zeros for every slot and parameter), or keep the
@@ -99,6 +102,7 @@ class Optimizer:
                 }
             self._init_counters()
         self._signature = signature
+        self._activate = model.backend.activate  # steps run on the model's device, called from anywhere
         self._decay = frozenset(model.decay)
         self._inplace = all(array_api_compat.is_writeable_array(p) for p in model.params.values())
         self._sgd = model.fast.get(sgd_update, may_overwrite=self._inplace)
@@ -165,16 +169,17 @@ class Optimizer:
             raise ValueError(f"{type(self).__name__}.step before init: call optimizer.init(model) first (fit does)")
         self._begin_step()
         decay, wd, inplace = self._decay, self.weight_decay, self._inplace
-        for key, g in grads.items():
-            if wd and key in decay:
-                g = decayed(xp, params[key], g, wd)
-            u = self._update(xp, params, key, g)
-            if u is None:  # the update wrote params[key] itself
-                continue
-            if inplace:
-                params[key] -= u
-            else:
-                params[key] = params[key] - u
+        with self._activate():
+            for key, g in grads.items():
+                if wd and key in decay:
+                    g = decayed(xp, params[key], g, wd)
+                u = self._update(xp, params, key, g)
+                if u is None:  # the update wrote params[key] itself
+                    continue
+                if inplace:
+                    params[key] -= u
+                else:
+                    params[key] = params[key] - u
 
     def _begin_step(self) -> None:
         """Per-step scalars (Adam's bias corrections)."""
