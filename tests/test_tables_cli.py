@@ -132,14 +132,18 @@ def test_a_missing_column_unknown_categories_and_missing_values(trained, tmp_pat
     write_csv(tmp_path / "odd.csv", odd, ["size", "colour", "weight"])
     out = cli("predict", tmp / "m.npz", tmp_path / "odd.csv")
     assert (
-        out.returncode == 0 and "categories not seen in training encode as all zeros ('colour': 5 rows)" in out.stderr
+        out.returncode == 0
+        and "categories not seen in training encode as all zeros ('colour': 5 rows: 'purple')" in out.stderr
     )
     cols = table(60)
     cols["weight"] = cols["weight"].astype(object)
     cols["weight"][[7, 9]] = ""
     write_csv(tmp_path / "gaps.csv", cols, COLUMNS)
     out = cli("train", "--data", tmp_path / "gaps.csv", "--target", "label", "--epochs", "1", "--quiet")
-    assert out.returncode == 2 and "column 'weight' has a missing value in data row 8 (2 in all)" in out.stderr
+    assert (
+        out.returncode == 2
+        and f"column 'weight' has a missing value in line 9 of {tmp_path / 'gaps.csv'} (2 in all)" in out.stderr
+    )
     out = cli(
         "train", "--data", tmp_path / "gaps.csv", "--target", "label", "--epochs", "1", "--quiet", "--impute", "mean"
     )
