@@ -287,9 +287,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.command in ("train", "info"):
                 return commands[args.command](args, comm)
             return commands[args.command](args)
-    except (ValueError, TypeError, ImportError, FileNotFoundError, RuntimeError) as exc:
-        _abort_others(comm, exc)
-        print(f"anybackprop: error: {exc}", file=sys.stderr)
+    except _FailedOnRankZero:
+        return 2
+    except USER_ERRORS as exc:  # every process meets a user error alike (they read the same files): rank 0 says it
+        if comm.rank == 0:
+            print(f"anybackprop: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("anybackprop: interrupted", file=sys.stderr)
@@ -300,6 +302,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         _abort_others(comm, exc)
         raise
+
+
+USER_ERRORS = (ValueError, TypeError, ImportError, FileNotFoundError, RuntimeError)
+"""What a user's input or environment causes: one line on standard error and exit status 2."""
+
+
+class _FailedOnRankZero(Exception):
+    """Rank 0 met a user error (and said so) after the collective part of a command."""
 
 
 def _show_warning(message: Any, category: type, filename: str, lineno: int, file: Any = None, line: Any = None) -> None:
@@ -479,9 +489,19 @@ def _train(args: argparse.Namespace, comm: distributed.Communicator) -> int:
         **optimizer_options,
     )
     seconds = time.perf_counter() - start
+    failure = None
     if lead:
-        _report(args, model, history, seconds, settings, (name, task, target, test_cols, y_train, y_test, validation))
-    comm.barrier()  # no process ends before rank 0 has saved (or failed to)
+        try:
+            _report(
+                args, model, history, seconds, settings, (name, task, target, test_cols, y_train, y_test, validation)
+            )
+        except USER_ERRORS as exc:
+            failure = exc
+    # no process ends before rank 0 has saved (or failed to), and all end as rank 0 did
+    if comm.size > 1 and comm.broadcast_value(failure is not None) and failure is None:
+        raise _FailedOnRankZero
+    if failure is not None:
+        raise failure
     return 0
 
 

@@ -206,9 +206,10 @@ def split_table(
 
 
 def standardize(X_train: np.ndarray, *others: np.ndarray) -> tuple[np.ndarray, ...]:
-    """``(X - mean) / std`` with the train statistics (constant columns are only centred)."""
-    mean = X_train.mean(axis=0)
-    std = X_train.std(axis=0)
+    """``(X - mean) / std`` with the train statistics, computed in float64 (constant columns are
+    only centred); the results are float64."""
+    mean = np.mean(X_train, axis=0, dtype=np.float64)
+    std = np.std(X_train, axis=0, dtype=np.float64)
     std[std == 0] = 1.0
     return tuple((X - mean) / std for X in (X_train, *others))
 

@@ -405,6 +405,12 @@ class _MLPBase(BaseEstimator):
         weighs each row's loss."""
         return self._train(X, y, epochs=self.max_iter, first=True, sample_weight=sample_weight)
 
+    def summary(self) -> str:
+        """The fitted network's layers, shapes and parameter counts
+        (:meth:`anybackprop.network.Sequential.summary`)."""
+        check_is_fitted(self, "coefs_")
+        return f"{type(self).__name__} around:\n{self._get_model().summary()}"
+
     def _forward(self, X: Any) -> np.ndarray:
         check_is_fitted(self, "coefs_")
         X = self._validate_X(X, reset=False)
