@@ -288,8 +288,10 @@ class TableEncoder:
         if not self.filled:
             return ""
         fills = {c["name"]: c.get("fill") for c in self.columns or ()}
-        how = {None: "zeros"}
-        parts = [f"{k} in {name!r} ({how.get(fills[name], repr(fills[name]))})" for name, k in self.filled.items()]
+        shown = {
+            name: "zeros" if v is None else f"{v:.6g}" if isinstance(v, float) else repr(v) for name, v in fills.items()
+        }
+        parts = [f"{k} in {name!r} (with {shown[name]})" for name, k in self.filled.items()]
         return f"impute {self.impute}: filled {sum(self.filled.values())} missing values: {', '.join(parts)}"
 
     def config(self) -> dict:
