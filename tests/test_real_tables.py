@@ -218,3 +218,88 @@ SILENT = [
 @pytest.mark.parametrize("case", SILENT, ids=lambda f: f.__name__)
 def test_no_silent_wrong_answer(case, tmp_path, capsys):
     case(tmp_path, capsys)
+
+
+# --- 2. a model file that is a model ------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def wine_model(tmp_path_factory):
+    """A model written by ``anybackprop train --save`` on scikit-learn's wine table, its CSV
+    file and the table's columns."""
+    tmp = tmp_path_factory.mktemp("wine")
+    path = sklearn_csv(tmp, "wine")
+    out = cli("train", "--data", path, "--target", "target", "--hidden", "16", "--epochs", "5", "--save", tmp / "m.npz")
+    assert out.returncode == 0, out.stderr
+    columns, y = datasets.load_table(path, "target")
+    return ab.load(tmp / "m.npz"), tmp, columns, y
+
+
+def model_parts(wine_model, tmp_path):
+    model, _, columns, _ = wine_model
+    assert isinstance(model, TabularModel) and model.network is not None
+    assert model.layer_sizes == [13, 16, 3] and model.columns == list(columns)
+    assert set(model.params) == {"W1", "b1", "W2", "b2"} and set(model.state) == {"mean1", "scale1"}
+    assert [layer.kind for layer in model.layers] == ["standardize", "dense", "dense"]
+    assert ab.to_numpy(model.forward(columns)).shape == (178, 3)
+    np.testing.assert_array_equal(model.encode(columns), np.column_stack(list(columns.values())))
+
+
+def model_predicts_arrays_dicts_and_frames(wine_model, tmp_path):
+    pd = pytest.importorskip("pandas")
+    model, _, columns, _ = wine_model
+    by_name = model.predict(columns)
+    array = np.column_stack([columns[name] for name in model.columns])
+    np.testing.assert_array_equal(model.predict(array), by_name)
+    frame = pd.DataFrame({name: columns[name] for name in reversed(model.columns)})  # another order, by name
+    np.testing.assert_array_equal(model.predict(frame), by_name)
+    np.testing.assert_allclose(model.predict_proba(array), model.predict_proba(frame))
+    with pytest.raises(ValueError, match=r"the data has 12 columns; expected 13, the training columns in order: alco"):
+        model.predict(array[:, 1:])
+    with pytest.raises(TypeError, match="a 2-D array of the training columns in order"):
+        model.predict(array[0])
+
+
+def every_model_has_a_summary(wine_model, tmp_path):
+    model, *_ = wine_model
+    text = model.summary()
+    total = sum(int(np.prod(p.shape)) for p in model.params.values())
+    assert "13 columns -> 13 features (missing values refused)" in text and "alcohol: number" in text
+    assert f"trainable parameters: {total:,}" in text and "(m, 16)" in text
+    layers = [ab.layers.Dense(4, 5, "tanh"), ab.layers.Dense(5, 2, "identity")]
+    sequential = ab.Sequential(layers, "softmax")
+    assert "trainable parameters: 37" in sequential.summary() and "dense(activation=tanh" in sequential.summary()
+    sklearn = pytest.importorskip("anybackprop.sklearn")
+    estimator = sklearn.MLPRegressor(hidden_layer_sizes=(3,), max_iter=2).fit(np.eye(4), np.arange(4.0))
+    assert "trainable parameters: 19" in estimator.summary()
+
+
+def tampered_table_sections_are_refused(wine_model, tmp_path):
+    _, tmp, _, _ = wine_model
+    with np.load(tmp / "m.npz") as archive:
+        arrays = {k: archive[k] for k in archive.files}
+    meta = json.loads(str(arrays["__anybackprop__"]))
+    for change, reason in (
+        (lambda m: m["table"]["encoder"].update(impute="guess"), "unknown impute 'guess'"),
+        (lambda m: m["table"]["encoder"]["columns"][0].update(kind="categorical", categories=["a"], other="yes"), ""),
+        (lambda m: m["table"]["encoder"]["columns"][0].update(kind="categorical", categories=["a"], fill=3), ""),
+        (lambda m: m["table"]["encoder"].update(max_categories=1), "max_categories"),
+    ):
+        bad = json.loads(json.dumps(meta))
+        change(bad)
+        np.savez(tmp_path / "bad.npz", **{**arrays, "__anybackprop__": np.array(json.dumps(bad))})
+        with pytest.raises(ValueError, match=rf"is not a valid anybackprop model file: its table section .*{reason}"):
+            ab.load(tmp_path / "bad.npz")
+
+
+MODEL_FILE = [
+    model_parts,
+    model_predicts_arrays_dicts_and_frames,
+    every_model_has_a_summary,
+    tampered_table_sections_are_refused,
+]
+
+
+@pytest.mark.parametrize("case", MODEL_FILE, ids=lambda f: f.__name__)
+def test_a_model_file_is_a_model(case, wine_model, tmp_path):
+    case(wine_model, tmp_path)
