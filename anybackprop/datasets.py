@@ -149,8 +149,8 @@ def split_rows(
     counts = np.bincount(index.reshape(-1), minlength=len(labels))
     if counts.min() < 2:
         raise ValueError(
-            f"class {labels[int(np.argmin(counts))].item()!r} has a single row; a stratified split needs at least 2 rows "
-            "of every class (drop it, or gather more rows)"
+            f"class {labels[int(np.argmin(counts))].item()!r} has a single row; a stratified split needs at least 2 "
+            "rows of every class (drop it, or gather more rows)"
         )
     for part, size in (("training", n_train), ("test", n_test)):
         if size < len(labels):

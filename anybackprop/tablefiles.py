@@ -1,14 +1,15 @@
 """Table files and in-memory tables as :class:`Table` objects, ``{column name: 1-D NumPy array}``.
 
-* CSV is read with pyarrow when it is installed, else pandas, else the standard library's ``csv``
-  module, with the same results and the same errors: every reader hands over the fields as text
+* CSV is read with pyarrow when it is installed, else with the standard library's ``csv`` module,
+  with the same results and the same errors: both readers hand over the fields as text
   and one function (:func:`typed_column`) gives each column its type. Stripped of spaces, a field
   in :data:`MISSING` (case aside) is missing; a column whose present values are all integers that
   fit in int64 and that misses none is int64 (exact values); one whose present values are all
   numbers is float64 (NaN where missing); integers beyond int64 stay text, exactly as written;
   any other column is text (an object array of ``str``, None where missing). Infinity is refused,
-  naming the column and the file's line. A pyarrow or pandas failure is reported by the standard
-  reader, so the messages do not depend on what is installed. ``encoding`` (default UTF-8, with or
+  naming the column and the file's line. A pyarrow failure is reported by the standard reader,
+  so the messages do not depend on what is installed. (pandas is not used for CSV: its reader
+  pads a short row with empty fields where the others refuse it.) ``encoding`` (default UTF-8, with or
   without a byte-order mark) and ``delimiter`` (default: the most frequent of ``, ; tab |`` on the
   header line) are the user's to give.
 * Parquet is read with pandas and pyarrow; ``.npz`` holds ``X (m, n)`` (columns ``x0..``) and
@@ -28,7 +29,7 @@ import numpy as np
 
 MISSING = ("", "na", "n/a", "nan", "null", "none", "?")
 """Texts (stripped, case aside) that mean a missing value in a CSV file."""
-READERS = ("pyarrow", "pandas", "csv")
+READERS = ("pyarrow", "csv")
 DELIMITERS = (",", ";", "\t", "|")
 
 
@@ -100,7 +101,7 @@ def typed_column(name: str, text: np.ndarray, place: Callable[[int], str]) -> np
     if infinite.size:
         row = int(np.flatnonzero(~missing)[infinite[0]])
         raise ValueError(
-            f"column {name!r} holds {present[infinite[0]]!r} (infinity) in {place(row)}; "
+            f"column {name!r} holds {str(present[infinite[0]])!r} (infinity) in {place(row)}; "
             "expected finite numbers (leave the field empty for a missing value)"
         )
     if np.all(np.strings.isdigit(np.strings.lstrip(present, "+-"))):
@@ -129,11 +130,19 @@ def _check_file(path: str) -> None:
         raise ValueError(f"{path} is empty; expected a header row with the column names, then data rows")
 
 
-def _decode_error(path: str, encoding: str | None, exc: UnicodeDecodeError) -> ValueError:
-    bad = exc.object[exc.start : exc.start + 1].hex() if isinstance(exc.object, bytes) else "?"
+def _decode_error(path: str, encoding: str | None) -> ValueError:
+    """The error for a file that is not ``encoding`` text, naming the line of its first bad byte."""
+    with open(path, "rb") as f:
+        raw = f.read()
+    try:
+        raw.decode(encoding or "utf-8-sig")
+        where = ""
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        where = f" (line {line} holds the byte 0x{raw[exc.start : exc.start + 1].hex()})"
     return ValueError(
-        f"{path} is not {encoding or 'UTF-8'} text (byte 0x{bad} at offset {exc.start}); give the file's encoding, "
-        "e.g. --encoding latin-1 or cp1252 (Python: encoding='latin-1')"
+        f"{path} is not {encoding or 'UTF-8'} text{where}; give the file's encoding, e.g. --encoding latin-1 or "
+        "cp1252 (Python: encoding='latin-1')"
     )
 
 
@@ -144,8 +153,8 @@ def _header(path: str, encoding: str | None, delimiter: str | None) -> tuple[lis
     try:
         with open(path, newline="", encoding=encoding or "utf-8-sig") as f:
             first = f.readline()
-    except UnicodeDecodeError as exc:
-        raise _decode_error(path, encoding, exc) from None
+    except UnicodeDecodeError:
+        raise _decode_error(path, encoding) from None
     except LookupError:
         raise ValueError(f"unknown encoding {encoding!r}; e.g. utf-8, latin-1, cp1252") from None
     if delimiter is None:
@@ -174,8 +183,8 @@ def _csv_records(path: str, encoding: str | None, delimiter: str) -> tuple[list[
                     rows.append(row)
                     lines.append(line)
                 line = reader.line_num + 1
-    except UnicodeDecodeError as exc:
-        raise _decode_error(path, encoding, exc) from None
+    except UnicodeDecodeError:
+        raise _decode_error(path, encoding) from None
     except csv.Error as exc:
         raise ValueError(f"{path} is not a valid CSV file (line {reader.line_num}: {exc})") from None
     return rows, lines
@@ -213,43 +222,21 @@ def _read_csv_pyarrow(path: str, header: list[str], encoding: str | None, delimi
     return [np.asarray(table.column(j).to_numpy(zero_copy_only=False), dtype=str) for j in range(len(header))]
 
 
-def _read_csv_pandas(path: str, header: list[str], encoding: str | None, delimiter: str) -> list[np.ndarray]:
-    import pandas as pd
-
-    frame = pd.read_csv(
-        path,
-        sep=delimiter,
-        header=0,
-        names=[f"c{j}" for j in range(len(header))],
-        dtype=str,
-        keep_default_na=False,
-        na_filter=True,
-        na_values=[],
-        encoding=encoding or "utf-8-sig",
-        engine="c",
-    )
-    if frame.shape[1] != len(header) or frame.isna().to_numpy().any():  # a short row: the standard reader says where
-        raise ValueError("ragged rows")
-    return [frame.iloc[:, j].to_numpy(dtype=str) for j in range(len(header))]
-
-
-_CSV_READERS = {"pyarrow": _read_csv_pyarrow, "pandas": _read_csv_pandas, "csv": _read_csv_stdlib}
+_CSV_READERS = {"pyarrow": _read_csv_pyarrow, "csv": _read_csv_stdlib}
 
 
 def csv_reader(reader: str | None = None) -> str:
-    """The CSV reader to use: ``reader`` if given (one of :data:`READERS`), else the first
-    installed of pyarrow, pandas and the standard library."""
+    """The CSV reader to use: ``reader`` if given (one of :data:`READERS`), else pyarrow when it
+    is installed, else the standard library."""
     if reader is not None:
         if reader not in READERS:
             raise ValueError(f"unknown reader {reader!r}; accepted values: {', '.join(READERS)} or None")
         return reader
-    for name in READERS[:2]:
-        try:
-            __import__(name)
-        except ImportError:
-            continue
-        return name
-    return "csv"
+    try:
+        import pyarrow.csv  # noqa: F401
+    except ImportError:
+        return "csv"
+    return "pyarrow"
 
 
 def read_csv(
@@ -293,8 +280,8 @@ def _finite(name: str, values: np.ndarray, columns: Any) -> np.ndarray:
         infinite = np.flatnonzero(np.isinf(values))
         if infinite.size:
             raise ValueError(
-                f"column {name!r} holds {values[infinite[0]]!r} (infinity) in {where(columns, int(infinite[0]))}; "
-                "expected finite numbers (NaN for a missing value)"
+                f"column {name!r} holds {float(values[infinite[0]])!r} (infinity) in "
+                f"{where(columns, int(infinite[0]))}; expected finite numbers (NaN for a missing value)"
             )
     return values
 

@@ -345,7 +345,7 @@ def _numbers(name: str, values: np.ndarray, missing: np.ndarray, columns: Any) -
     if infinite.any():
         i = int(np.argmax(infinite))
         raise ValueError(
-            f"column {name!r} holds {values[i]!r} (infinity) in {where(columns, i)}; expected finite numbers"
+            f"column {name!r} holds {float(values[i])!r} (infinity) in {where(columns, i)}; expected finite numbers"
         )
     return values
 
