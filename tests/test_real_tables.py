@@ -8,8 +8,10 @@ NumPy or scikit-learn, never from the code under test."""
 import json
 import math
 import os
+import re
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -17,7 +19,7 @@ import pytest
 import anybackprop as ab
 from anybackprop import datasets
 from anybackprop.tablefiles import READERS, read_table
-from anybackprop.tables import TabularModel
+from anybackprop.tables import TableEncoder, TabularModel
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FAST = {"epochs": 2, "batch_size": 32, "verbose": False, "optimizer": "adam"}
@@ -411,3 +413,173 @@ REAL_FILES = [
 @pytest.mark.parametrize("case", REAL_FILES, ids=lambda f: f.__name__)
 def test_real_files(case, wine_model, tmp_path):
     case(wine_model, tmp_path)
+
+
+# --- 4. categorical columns that cannot blow up -----------------------------------------------------
+
+
+def id_like_column_is_capped_with_a_warning(tmp_path):
+    rows = 2000
+    columns = {"id": np.array([f"user{i:05d}" for i in range(rows)], dtype=object), "x": np.arange(rows) / rows}
+    with pytest.warns(UserWarning, match=r"column 'id' has 2000 distinct values in 2000 rows: kept the 99 most"):
+        X = TableEncoder().fit(columns).transform(columns)
+    assert X.shape == (rows, 101)  # 99 categories, <other>, x
+    assert X[:, 99].sum() == rows - 99 and np.all(X[:, :100].sum(axis=1) == 1)
+
+
+def max_categories_keeps_the_most_frequent(tmp_path):
+    values = np.array(list("aaaaabbbbccc" + "defgh"), dtype=object)
+    encoder = TableEncoder(max_categories=4)
+    with pytest.warns(UserWarning, match=r"column 'c' has 8 distinct values in 17 rows: kept the 3 most frequent"):
+        encoder.fit({"c": values})
+    assert encoder.feature_names == ["c=a", "c=b", "c=c", "c=<other>"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # an unseen category joins <other> without a warning
+        X = encoder.transform({"c": np.array(["b", "zzz", "e"], dtype=object)})
+    np.testing.assert_array_equal(X, [[0, 1, 0, 0], [0, 0, 0, 1], [0, 0, 0, 1]])
+
+
+def min_frequency_groups_rare_categories(tmp_path):
+    values = np.array(list("aaaabbbccd"), dtype=object)
+    for min_frequency, kept in ((3, ["a", "b"]), (0.25, ["a", "b"]), (2, ["a", "b", "c"])):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            encoder = TableEncoder(min_frequency=min_frequency).fit({"c": values})
+        assert encoder.columns[0]["categories"] == kept and encoder.columns[0]["other"] is True
+    for bad in (0, 1.5, True, "2"):
+        with pytest.raises(ValueError, match="min_frequency must be"):
+            TableEncoder(min_frequency=bad)
+    for bad in (1, 2.0, False):
+        with pytest.raises(ValueError, match="max_categories must be"):
+            TableEncoder(max_categories=bad)
+
+
+def caps_survive_saving(tmp_path):
+    rng = np.random.default_rng(0)
+    city = rng.choice([f"c{i}" for i in range(30)], 300).astype(object)
+    columns = {"city": city, "x": rng.standard_normal(300)}
+    model = small_model(max_categories=10)
+    with pytest.warns(UserWarning, match="column 'city' has 30 distinct values"):
+        model.fit(columns, (columns["x"] > 0).astype(int), **FAST)
+    ab.save(model, tmp_path / "m.npz")
+    loaded = ab.load(tmp_path / "m.npz")
+    assert loaded.feature_names == model.feature_names and len(loaded.feature_names) == 11
+    np.testing.assert_array_equal(loaded.predict_proba(columns), model.predict_proba(columns))
+    out = cli(
+        "train", "--data", write_table(tmp_path, columns), "--target", "y", "--epochs", "1", "--max-categories", "5"
+    )
+    assert out.returncode == 0 and "anybackprop: warning: column 'city' has 30 distinct values" in out.stderr
+
+
+def write_table(tmp_path, columns):
+    lines = ["city,x,y", *(f"{c},{x!r},{int(x > 0)}" for c, x in zip(columns["city"], columns["x"], strict=True))]
+    return write(tmp_path / "cities.csv", "\n".join(lines) + "\n")
+
+
+CATEGORIES = [
+    id_like_column_is_capped_with_a_warning,
+    max_categories_keeps_the_most_frequent,
+    min_frequency_groups_rare_categories,
+    caps_survive_saving,
+]
+
+
+@pytest.mark.parametrize("case", CATEGORIES, ids=lambda f: f.__name__)
+def test_categorical_columns_cannot_blow_up(case, tmp_path):
+    case(tmp_path)
+
+
+# --- 5. what users are told ------------------------------------------------------------------------
+
+
+def impute_strategies_and_their_counts(tmp_path):
+    x = np.array([1.0, np.nan, 2.0, 2.0, 10.0, np.nan])
+    colour = np.array(["red", None, "blue", "red", None, "red"], dtype=object)
+    present = x[~np.isnan(x)]
+    for impute, fill in (("mean", present.mean()), ("median", np.median(present)), ("most_frequent", 2.0)):
+        encoder = TableEncoder(impute).fit({"x": x, "colour": colour})
+        X = encoder.transform({"x": x, "colour": colour})
+        assert X[1, 0] == fill and X[5, 0] == x[5] if not np.isnan(x[5]) else X[5, 0] == fill
+        np.testing.assert_array_equal(X[[1, 4], 1:], [[0, 1], [0, 1]])  # text columns take the most frequent
+        assert encoder.filled == {"x": 2, "colour": 2}
+        assert encoder.describe_filled() == (
+            f"impute {impute}: filled 4 missing values: 2 in 'x' (with {fill:.6g}), 2 in 'colour' (with 'red')"
+        )
+
+
+def all_missing_rows_and_unseen_categories_are_named(tmp_path):
+    encoder = TableEncoder("mean").fit({"x": np.arange(4.0), "c": np.array(list("abab"), dtype=object)})
+    with pytest.warns(UserWarning, match=r"1 row\(s\) have no value in any column \(the first in data row 2\)"):
+        encoder.transform({"x": np.array([1.0, np.nan]), "c": np.array(["a", None], dtype=object)})
+    unseen = np.array(["a", "q", "zz", "q"], dtype=object)
+    with pytest.warns(UserWarning, match=r"\('c': 3 rows: 'q', 'zz'\)"):
+        encoder.transform({"x": np.arange(4.0), "c": unseen})
+
+
+def evaluate_reports_what_scikit_learn_does(tmp_path):
+    metrics = pytest.importorskip("sklearn.metrics")
+    sk = pytest.importorskip("sklearn.datasets")
+    iris = sk.load_iris()
+    columns = {f"f{j}": iris.data[:, j] for j in range(4)}
+    labels = np.asarray(iris.target_names)[iris.target].astype(object)
+    model = small_model()
+    model.fit(columns, labels, **FAST)
+    result = model.evaluate(columns, labels)
+    predicted = model.predict(columns)
+    p, r, f, s = metrics.precision_recall_fscore_support(labels.astype(str), predicted, zero_division=0)
+    for i, name in enumerate(model.classes):
+        got = result["per_class"][name]
+        np.testing.assert_allclose([got["precision"], got["recall"], got["f1"]], [p[i], r[i], f[i]], rtol=1e-12)
+        assert got["support"] == s[i]
+    diabetes = sk.load_diabetes()
+    columns = {f"f{j}": diabetes.data[:, j] for j in range(10)}
+    regressor = small_model()
+    regressor.fit(columns, diabetes.target, epochs=3, optimizer="adam", lr=0.01, verbose=False)
+    result, predicted = regressor.evaluate(columns, diabetes.target), regressor.predict(columns)
+    np.testing.assert_allclose(result["mae"], metrics.mean_absolute_error(diabetes.target, predicted), rtol=1e-9)
+    rmse = math.sqrt(metrics.mean_squared_error(diabetes.target, predicted))
+    np.testing.assert_allclose(result["rmse"], rmse, rtol=1e-9)
+
+
+def file_rows_in_the_python_api(tmp_path):
+    lines = [f"{i},{'' if i == 57 else i % 3},{i % 2}" for i in range(100)]
+    path = write(tmp_path / "t.csv", "a,b,y\n" + "\n".join(lines) + "\n")
+    columns, y = datasets.load_table(path, "y")
+    train, test, _, _ = datasets.split_table(columns, y, 0.3, seed=4)
+    part = train if 57 in train["a"] else test  # row 57 of the data is line 59 of the file, wherever it went
+    with pytest.raises(ValueError, match=rf"column 'b' has a missing value in line 59 of {path} \(1 in all\)"):
+        small_model().fit(part, np.zeros(len(part["a"])), **FAST)
+
+
+def the_command_line_tells_it(tmp_path):
+    path = sklearn_csv(tmp_path, "iris")
+    text = path.read_text().splitlines()
+    for line in range(1, 151, 5):  # 30 missing values, on lines 2, 7, 12...
+        text[line] = ",".join(["", *text[line].split(",")[1:]])
+    path.write_text("\n".join(text) + "\n")
+    out = cli(
+        "train", "--data", path, "--target", "target", "--epochs", "2", "--impute", "median", "--save", tmp_path / "m"
+    )
+    assert out.returncode == 0, out.stderr
+    assert "108 training, 12 validation and 30 test rows" in out.stdout
+    filled = re.search(
+        r"impute median: filled (\d+) missing values: (\d+) in 'sepal length \(cm\)' \(with ", out.stdout
+    )
+    assert filled and filled[1] == filled[2] and 0 < int(filled[1]) < 30  # those in the training rows
+    out = cli("evaluate", tmp_path / "m", path)
+    assert out.returncode == 0 and "precision    recall        f1   support" in out.stdout, out.stderr
+    assert "   setosa " in out.stdout
+
+
+TOLD = [
+    impute_strategies_and_their_counts,
+    all_missing_rows_and_unseen_categories_are_named,
+    evaluate_reports_what_scikit_learn_does,
+    file_rows_in_the_python_api,
+    the_command_line_tells_it,
+]
+
+
+@pytest.mark.parametrize("case", TOLD, ids=lambda f: f.__name__)
+def test_what_users_are_told(case, tmp_path):
+    case(tmp_path)
