@@ -74,7 +74,7 @@ def trained(tmp_path_factory):
 def test_train_reports_the_task_the_labels_and_the_test_accuracy(trained):
     _, result, _, y_test = trained
     assert result["task"] == "classification" and result["classes"] == ["bird", "cat", "dog"]
-    assert result["rows"] == {"train": 192, "test": 48} and len(y_test) == 48
+    assert result["rows"] == {"train": 172, "validation": 20, "test": 48} and len(y_test) == 48
     assert result["test"]["accuracy"] > 0.7 and len(result["history"]["loss"]) == 25
 
 
@@ -218,7 +218,7 @@ def test_help_shows_every_default():
             entries[flag] = line
         elif entries:
             entries[flag] += " " + line.strip()
-    assert len(entries) == 32  # -h and the 31 flags of train
+    assert len(entries) == 37  # -h and the 36 flags of train
     missing = [f for f, text in entries.items() if f != "-h" and "(default: " not in text]
     assert not missing
     for flag, default in (
