@@ -23,7 +23,7 @@ from __future__ import annotations
 import csv
 import os
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -85,36 +85,96 @@ def _missing_object(v: Any) -> bool:
     return v is None or (isinstance(v, float) and v != v) or type(v).__name__ in ("NAType", "NaTType")
 
 
-def typed_column(name: str, text: np.ndarray, place: Callable[[int], str]) -> np.ndarray:
-    """A CSV column of raw fields (``str``) as int64, float64 or text: see the module docstring.
-    ``place(i)`` names row ``i`` for the error about infinity."""
-    text = np.strings.strip(np.asarray(text, dtype=str))
+class Fields(NamedTuple):
+    """One CSV column's fields, stripped of spaces, as NumPy (:func:`numpy_fields`) or pyarrow
+    (:func:`arrow_fields`) computes them; :func:`typed_column` decides the type from these alone."""
+
+    missing: np.ndarray
+    """Where a field is missing (bool)."""
+    numbers: Callable[[], np.ndarray]
+    """The present fields as float64; ValueError if one is not a number (Python's ``float``)."""
+    integers: Callable[[], np.ndarray | None]
+    """The present fields as int64 if each is written as an integer, else None; OverflowError beyond int64."""
+    field: Callable[[int], str]
+    """The ``i``-th present field."""
+    text: Callable[[], np.ndarray]
+    """The fields as an object array of ``str``, None where missing."""
+
+
+def numpy_fields(raw: np.ndarray) -> Fields:
+    text = np.strings.strip(np.asarray(raw, dtype=str))
     missing = np.isin(np.strings.lower(text), MISSING)
     present = text[~missing]
-    try:
-        numbers = present.astype(np.float64)
-    except ValueError:
+
+    def integers() -> np.ndarray | None:
+        return present.astype(np.int64) if np.all(np.strings.isdigit(np.strings.lstrip(present, "+-"))) else None
+
+    def as_text() -> np.ndarray:
         out = text.astype(object)
         out[missing] = None
         return out
+
+    return Fields(missing, lambda: present.astype(np.float64), integers, lambda i: str(present[i]), as_text)
+
+
+def arrow_fields(column: Any) -> Fields:
+    """:func:`numpy_fields` computed by pyarrow, 20 times faster; where pyarrow's parsers refuse a
+    field (``1_000``, digits of other scripts, integers beyond int64), NumPy's (Python's) decide."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    text = pc.utf8_trim_whitespace(column)
+    missing_arrow = pc.is_in(pc.utf8_lower(text), value_set=pa.array(MISSING))
+    missing = np.asarray(missing_arrow.to_numpy(zero_copy_only=False), dtype=bool)
+    present = pc.filter(text, pc.invert(missing_arrow))
+
+    def exact() -> np.ndarray:
+        return np.asarray(present.to_numpy(zero_copy_only=False), dtype=str)
+
+    def numbers() -> np.ndarray:
+        try:
+            return np.asarray(pc.cast(present, pa.float64()).to_numpy(zero_copy_only=False))
+        except pa.ArrowInvalid:
+            return exact().astype(np.float64)
+
+    def integers() -> np.ndarray | None:
+        if len(present) and not pc.all(pc.utf8_is_digit(pc.utf8_ltrim(present, characters="+-"))).as_py():
+            return None
+        try:
+            return np.asarray(pc.cast(present, pa.int64()).to_numpy(zero_copy_only=False))
+        except pa.ArrowInvalid:
+            return exact().astype(np.int64)
+
+    def as_text() -> np.ndarray:
+        out = np.asarray(text.to_numpy(zero_copy_only=False), dtype=object)
+        out[missing] = None
+        return out
+
+    return Fields(missing, numbers, integers, lambda i: present[i].as_py(), as_text)
+
+
+def typed_column(name: str, fields: Fields, place: Callable[[int], str]) -> np.ndarray:
+    """A CSV column's :class:`Fields` as int64, float64 or text: see the module docstring.
+    ``place(i)`` names row ``i`` for the error about infinity."""
+    try:
+        numbers = fields.numbers()
+    except ValueError:
+        return fields.text()
     infinite = np.flatnonzero(np.isinf(numbers))
     if infinite.size:
-        row = int(np.flatnonzero(~missing)[infinite[0]])
+        row = int(np.flatnonzero(~fields.missing)[infinite[0]])
         raise ValueError(
-            f"column {name!r} holds {str(present[infinite[0]])!r} (infinity) in {place(row)}; "
+            f"column {name!r} holds {fields.field(int(infinite[0]))!r} (infinity) in {place(row)}; "
             "expected finite numbers (leave the field empty for a missing value)"
         )
-    if np.all(np.strings.isdigit(np.strings.lstrip(present, "+-"))):
-        try:
-            integers = present.astype(np.int64)
-        except OverflowError:  # integers beyond int64 stay exactly as written
-            out = text.astype(object)
-            out[missing] = None
-            return out
-        if not missing.any():
-            return integers
-    out = np.full(len(text), np.nan)
-    out[~missing] = numbers
+    try:
+        integers = fields.integers()
+    except OverflowError:  # integers beyond int64 stay exactly as written
+        return fields.text()
+    if integers is not None and not fields.missing.any():
+        return integers
+    out = np.full(len(fields.missing), np.nan)
+    out[~fields.missing] = numbers
     return out
 
 
@@ -190,7 +250,7 @@ def _csv_records(path: str, encoding: str | None, delimiter: str) -> tuple[list[
     return rows, lines
 
 
-def _read_csv_stdlib(path: str, header: list[str], encoding: str | None, delimiter: str) -> list[np.ndarray]:
+def _read_csv_stdlib(path: str, header: list[str], encoding: str | None, delimiter: str) -> list[Fields]:
     rows, lines = _csv_records(path, encoding, delimiter)
     for row, line in zip(rows, lines, strict=True):
         if len(row) != len(header):
@@ -198,10 +258,10 @@ def _read_csv_stdlib(path: str, header: list[str], encoding: str | None, delimit
                 f"line {line} of {path} has {len(row)} fields, the header has {len(header)} "
                 f"(delimiter {delimiter!r}; give another with --delimiter)"
             )
-    return [np.array([row[j] for row in rows], dtype=str) for j in range(len(header))]
+    return [numpy_fields(np.array([row[j] for row in rows], dtype=str)) for j in range(len(header))]
 
 
-def _read_csv_pyarrow(path: str, header: list[str], encoding: str | None, delimiter: str) -> list[np.ndarray]:
+def _read_csv_pyarrow(path: str, header: list[str], encoding: str | None, delimiter: str) -> list[Fields]:
     import pyarrow as pa
     from pyarrow import csv as pacsv
 
@@ -219,7 +279,7 @@ def _read_csv_pyarrow(path: str, header: list[str], encoding: str | None, delimi
     )
     if table.num_columns != len(header):
         raise ValueError("column count")
-    return [np.asarray(table.column(j).to_numpy(zero_copy_only=False), dtype=str) for j in range(len(header))]
+    return [arrow_fields(table.column(j)) for j in range(len(header))]
 
 
 _CSV_READERS = {"pyarrow": _read_csv_pyarrow, "csv": _read_csv_stdlib}
@@ -254,7 +314,8 @@ def read_csv(
         if name == "csv":
             raise
         fields = _read_csv_stdlib(path, header, encoding, delimiter)
-    if not fields[0].size:
+    rows = len(fields[0].missing)
+    if not rows:
         raise ValueError(f"{path} has a header but no data rows")
     lines: list[int] = []
 
@@ -263,7 +324,7 @@ def read_csv(
             lines.extend(_csv_records(path, encoding, delimiter)[1])
         return f"line {lines[record]}"
 
-    table = Table({}, path, np.arange(fields[0].size), locate)
+    table = Table({}, path, np.arange(rows), locate)
     for column, raw in zip(header, fields, strict=True):
         table[column] = typed_column(column, raw, table.where)
     return table
