@@ -1,21 +1,28 @@
 """Your own tables, on the host (NumPy): read a CSV, Parquet or ``.npz`` file, encode its columns,
 and a :class:`TabularModel` that carries that encoding, its class labels and a network together.
 
-* :func:`load_table` reads ``{column name: values}`` and the target column. CSV files (a header
-  row) are read with the standard library: a column whose values all parse as numbers is
-  numeric (float64, NaN where missing), any other is categorical (strings). Parquet needs
-  pandas and pyarrow (``pip install 'anybackprop[tables]'``). An ``.npz`` file holds ``X (m, n)``
-  and ``y (m,)``: columns ``x0 .. x{n-1}`` and the target ``y``.
-* :class:`TableEncoder` learns from the training rows, per column, either nothing (numeric) or
-  its categories (categorical, one-hot encoded; a category unseen in training encodes as all
-  zeros, with a warning that counts the rows). It matches columns by name, so a file with its
-  columns in another order works and one that lacks a column is refused naming it. A missing
-  value is an error naming the column and the first row, unless ``impute="mean"`` (numeric:
-  the training mean; categorical: all zeros).
+* :func:`load_table` reads the feature columns and the target column through
+  :mod:`anybackprop.tablefiles` (pyarrow or the standard library for CSV, with the same results
+  and errors; int64, float64 or text columns; ``encoding``, ``delimiter``). The columns come as a
+  :class:`~anybackprop.tablefiles.Table`, which remembers each row's line in the file, also after
+  :func:`~anybackprop.datasets.split_table`, so that any later error names that line.
+* :class:`TableEncoder` learns from the training rows, per column, either its fill value
+  (numeric) or its categories (text, one-hot encoded; at most ``max_categories`` features, rare
+  categories grouped as ``<other>`` with a warning naming the column and its number of values;
+  an unseen category joins ``<other>``, or encodes as all zeros with a warning that names it).
+  It matches columns by name, so a file with its columns in another order works and one that
+  lacks a column is refused naming it. A missing value (NaN, None, ``pd.NA``, an empty field) is
+  an error naming the column and the row, unless ``impute`` is "mean", "median" or
+  "most_frequent" (numeric columns; text columns take their most frequent category); a row with
+  no value at all gets a warning.
 * :class:`TabularModel` = encoder + target name + task + class labels (their original values and
-  dtype) + an :class:`~anybackprop.MLP` whose first layer standardises (statistics learned by
-  ``fit``, saved as layer state). ``predict`` on raw columns returns the original labels;
-  ``predict_proba`` has one column per class in :attr:`TabularModel.classes` order.
+  dtype; a missing label is an error) + an :class:`~anybackprop.MLP` whose first layer
+  standardises (statistics learned by ``fit``, saved as layer state). It takes a dict of
+  columns, a DataFrame or a 2-D array in the training column order; ``predict`` returns the
+  original labels, ``predict_proba`` has one column per class in :attr:`TabularModel.classes`
+  order, ``evaluate`` adds per-class precision, recall, F1 and support (classification) or MAE
+  and RMSE (regression), ``summary`` shows the encoding and the layers. A checkpoint of its
+  ``fit`` holds a fingerprint of the run, which ``resume`` checks.
   :func:`anybackprop.save` writes all of it; :func:`anybackprop.load` gives it back.
 """
 
