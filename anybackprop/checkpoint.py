@@ -219,12 +219,12 @@ def check_fingerprint(path: str | os.PathLike, fingerprint: dict) -> int:
         there = saved.get(key)
         if isinstance(value, dict) and isinstance(there, dict):
             differences += [
-                f"{key}.{k} ({there.get(k)!r} there, {value.get(k)!r} here)"
+                f"{key}.{k} ({_short(there.get(k))} there, {_short(value.get(k))} here)"
                 for k in sorted(set(value) | set(there))
                 if value.get(k) != there.get(k)
             ]
         elif there != value:
-            shown = "they differ" if key in ("data", "encoding") else f"{there!r} there, {value!r} here"
+            shown = "they differ" if key in ("data", "encoding") else f"{_short(there)} there, {_short(value)} here"
             differences.append(f"{key} ({shown})")
     if differences:
         raise ValueError(
@@ -248,3 +248,9 @@ def read_checkpoint_meta(path: str | os.PathLike) -> dict:
     except _MetaRead as found:
         return found.args[0]
     raise AssertionError("unreachable: read_archive calls stop")  # pragma: no cover
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    """``repr(value)``, cut to ``limit`` characters (a checkpoint's metadata is untrusted)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -526,14 +526,18 @@ class TabularModel:
         if self.classes is None:
             return y.astype(np.float64)
         check_target(y, self.target)
-        values = y.astype(str) if self.classes.dtype.kind == "U" else y.astype(self.classes.dtype)
-        index = np.searchsorted(self.classes, values)
-        index = np.minimum(index, len(self.classes) - 1)
+        classes = self.classes.tolist()
+        try:
+            values = y.astype(str) if self.classes.dtype.kind == "U" else y.astype(self.classes.dtype)
+        except (ValueError, TypeError, OverflowError):
+            bad = next(v for v in y.tolist() if _not_label(v, self.classes.dtype))
+            raise ValueError(f"the target holds {bad!r}, which is not one of the classes {classes}") from None
+        index = np.minimum(np.searchsorted(self.classes, values), len(self.classes) - 1)
         unknown = self.classes[index] != values
+        if y.dtype.kind == "f" and values.dtype.kind in "iu":  # 1.5 must not pass as class 1
+            unknown |= values != y
         if unknown.any():
-            raise ValueError(
-                f"the target holds {values[unknown][0]!r}, which is not one of the classes {self.classes.tolist()}"
-            )
+            raise ValueError(f"the target holds {y[unknown][0].item()!r}, which is not one of the classes {classes}")
         return index
 
     # --- the network's parts ---------------------------------------------------------------------
@@ -665,6 +669,15 @@ class TabularModel:
             return f"TabularModel(hidden={self.hidden}, task={self.task!r}, not fitted)"
         labels = "" if self.classes is None else f", classes={self.classes.tolist()!r}"
         return f"TabularModel(target={self.target!r}, task={self.task!r}{labels}, network={self.network!r})"
+
+
+def _not_label(value: Any, dtype: np.dtype) -> bool:
+    """Whether ``value`` cannot be converted to a label of ``dtype``."""
+    try:
+        np.array([value]).astype(dtype)
+    except (ValueError, TypeError, OverflowError):
+        return True
+    return False
 
 
 _NOT_SETTINGS = frozenset({"epochs", "verbose", "checkpoint", "resume", "callbacks", "comm", "num_threads"})

@@ -201,7 +201,17 @@ def resume_checks_the_fingerprint(tmp_path, capsys):
         small_model().fit(columns, y, epochs=4, verbose=False, resume=tmp_path / "p.ckpt")
 
 
+def labels_that_are_no_class(tmp_path, capsys):
+    model = small_model()
+    model.fit({"x": np.arange(6.0)}, np.array([0, 1, 2, 0, 1, 2]), **FAST)
+    for y, shown in ((np.array([1.5]), "1.5"), (np.array(["a"]), "'a'"), (np.array([7]), "7")):
+        with pytest.raises(ValueError, match=rf"the target holds {shown}, which is not one of the classes \[0, 1, 2\]"):
+            model.encode_target(y)
+    np.testing.assert_array_equal(model.encode_target(np.array([2.0, 1.0])), [2, 1])
+
+
 SILENT = [
+    labels_that_are_no_class,
     missing_text_values,
     missing_labels,
     integer_labels_keep_every_digit,
@@ -291,7 +301,25 @@ def tampered_table_sections_are_refused(wine_model, tmp_path):
             ab.load(tmp_path / "bad.npz")
 
 
+def tampered_fingerprints_are_refused_briefly(wine_model, tmp_path):
+    _, _, columns, y = wine_model
+    small_model().fit(columns, y, epochs=1, verbose=False, checkpoint=tmp_path / "c.ckpt")
+    with np.load(tmp_path / "c.ckpt") as archive:
+        arrays = {k: archive[k] for k in archive.files}
+    meta = json.loads(str(arrays["__meta__"]))
+    meta["fingerprint"]["settings"]["lr"] = "x" * 100_000
+    np.savez(tmp_path / "c.ckpt", **{**arrays, "__meta__": np.array(json.dumps(meta))})
+    with pytest.raises(ValueError, match=r"settings.lr \('xxxx+\.\.\. there, None here\)") as caught:
+        small_model().fit(columns, y, epochs=2, verbose=False, resume=tmp_path / "c.ckpt")
+    assert len(str(caught.value)) < 400
+    meta["fingerprint"] = ["not", "a", "dict"]
+    np.savez(tmp_path / "c.ckpt", **{**arrays, "__meta__": np.array(json.dumps(meta))})
+    with pytest.raises(ValueError, match="holds no fingerprint"):
+        small_model().fit(columns, y, epochs=2, verbose=False, resume=tmp_path / "c.ckpt")
+
+
 MODEL_FILE = [
+    tampered_fingerprints_are_refused_briefly,
     model_parts,
     model_predicts_arrays_dicts_and_frames,
     every_model_has_a_summary,
