@@ -308,12 +308,14 @@ def tampered_fingerprints_are_refused_briefly(wine_model, tmp_path):
         arrays = {k: archive[k] for k in archive.files}
     meta = json.loads(str(arrays["__meta__"]))
     meta["fingerprint"]["settings"]["lr"] = "x" * 100_000
-    np.savez(tmp_path / "c.ckpt", **{**arrays, "__meta__": np.array(json.dumps(meta))})
+    with open(tmp_path / "c.ckpt", "wb") as f:  # np.savez would add .npz to the name
+        np.savez(f, **{**arrays, "__meta__": np.array(json.dumps(meta))})
     with pytest.raises(ValueError, match=r"settings.lr \('xxxx+\.\.\. there, None here\)") as caught:
         small_model().fit(columns, y, epochs=2, verbose=False, resume=tmp_path / "c.ckpt")
     assert len(str(caught.value)) < 400
     meta["fingerprint"] = ["not", "a", "dict"]
-    np.savez(tmp_path / "c.ckpt", **{**arrays, "__meta__": np.array(json.dumps(meta))})
+    with open(tmp_path / "c.ckpt", "wb") as f:  # np.savez would add .npz to the name
+        np.savez(f, **{**arrays, "__meta__": np.array(json.dumps(meta))})
     with pytest.raises(ValueError, match="holds no fingerprint"):
         small_model().fit(columns, y, epochs=2, verbose=False, resume=tmp_path / "c.ckpt")
 
