@@ -1,4 +1,4 @@
-"""Reading and encoding tables: ``python -m benchmarks.tables [--rows 200000] [--repeats 3]``.
+"""Reading and encoding tables: ``python -m benchmarks.tables [--rows 200000] [--repeats 3] [--quick]``.
 
 1. A CSV of ``rows`` x 21 columns (18 float, one text, two integer; about 73 MB at 200k rows) is
    read by each CSV reader of :mod:`anybackprop.tablefiles`; the median seconds are printed and
@@ -60,10 +60,9 @@ def reading(rows: int, repeats: int) -> None:
         print(f"  identical tables: {same}")
 
 
-def categories(repeats: int) -> None:
+def categories(rows: int, repeats: int) -> None:
     rng = np.random.default_rng(0)
-    rows = 5_000
-    columns = {"id": np.array([f"u{i}" for i in rng.integers(0, 4_000, rows)], dtype=object)}
+    columns = {"id": np.array([f"u{i}" for i in rng.integers(0, rows * 4 // 5, rows)], dtype=object)}
     columns["x"] = rng.standard_normal(rows)
     y = (columns["x"] > 0).astype(int)
     for cap in (ab.tables.MAX_CATEGORIES, None):
@@ -83,10 +82,12 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.tables", description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=200_000)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="tiny sizes, one repeat (a smoke test)")
     args = parser.parse_args(argv)
-    reading(args.rows, args.repeats)
-    print("an ID-like column in 5k rows")
-    categories(args.repeats)
+    rows, id_rows, repeats = (2_000, 500, 1) if args.quick else (args.rows, 5_000, args.repeats)
+    reading(rows, repeats)
+    print(f"an ID-like column in {id_rows} rows")
+    categories(id_rows, repeats)
     return 0
 
 
