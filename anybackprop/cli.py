@@ -407,9 +407,15 @@ def _train(args: argparse.Namespace, comm: distributed.Communicator) -> int:
     )
     validation = None  # carved from the training rows: the test rows are used once, at the end
     if args.validation_size:
-        train_cols, val_cols, y_train, y_val = datasets.split_table(
-            train_cols, y_train, args.validation_size, seed=args.seed, stratify=stratify
-        )
+        try:
+            train_cols, val_cols, y_train, y_val = datasets.split_table(
+                train_cols, y_train, args.validation_size, seed=args.seed, stratify=stratify
+            )
+        except ValueError as exc:
+            raise ValueError(
+                f"the validation split of the {len(y_train)} training rows (--validation-size {args.validation_size}): "
+                f"{exc}; --validation-size 0 trains without one"
+            ) from None
         validation = (val_cols, y_val)
     mlp = {"activation": args.activation, "seed": args.seed, "dropout": args.dropout or None, "norm": args.norm}
     if args.loss is not None:

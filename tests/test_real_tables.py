@@ -601,7 +601,18 @@ def the_command_line_tells_it(tmp_path):
     assert "   setosa " in out.stdout
 
 
+def a_validation_split_that_cannot_be_made(tmp_path):
+    path = write(tmp_path / "ten.csv", "x,y\n" + "".join(f"{i},{i % 10}\n" for i in range(30)))
+    out = cli("train", "--data", path, "--target", "y", "--epochs", "1", "--test-size", "0.5")
+    assert out.returncode == 2
+    assert "the validation split of the 15 training rows (--validation-size 0.1): " in out.stderr
+    assert "gives 2 test rows for 10 classes" in out.stderr and "--validation-size 0 trains without one" in out.stderr
+    out = cli("train", "--data", path, "--target", "y", "--epochs", "1", "--test-size", "0.5", "--validation-size", "0")
+    assert out.returncode == 0, out.stderr
+
+
 TOLD = [
+    a_validation_split_that_cannot_be_made,
     impute_strategies_and_their_counts,
     all_missing_rows_and_unseen_categories_are_named,
     evaluate_reports_what_scikit_learn_does,
