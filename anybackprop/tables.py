@@ -38,8 +38,10 @@ from typing import Any
 import numpy as np
 
 from .backend import to_numpy
+from .checkpoint import check_fingerprint
 from .network import MLP
 from .tablefiles import MISSING, Table, as_columns, columns_from_frame, is_missing, read_table, where
+from .training import Checkpoint
 
 __all__ = [
     "IMPUTE",
@@ -476,9 +478,6 @@ class TabularModel:
         if validation_data is not None:
             validation_data = (self.encode(validation_data[0]), self.encode_target(validation_data[1]))
         if fit_options.get("checkpoint") is not None or fit_options.get("resume") is not None:
-            from .checkpoint import check_fingerprint
-            from .training import Checkpoint
-
             stamp = self.fingerprint(X, t, fit_options)
             if fit_options.get("checkpoint") is not None:
                 fit_options["checkpoint"] = Checkpoint(fit_options["checkpoint"], fingerprint=stamp)
