@@ -102,12 +102,12 @@ class Fields(NamedTuple):
 
 
 def numpy_fields(raw: np.ndarray) -> Fields:
-    text = np.strings.strip(np.asarray(raw, dtype=str))
-    missing = np.isin(np.strings.lower(text), MISSING)
+    text = np.char.strip(np.asarray(raw, dtype=str))
+    missing = np.isin(np.char.lower(text), MISSING)
     present = text[~missing]
 
     def integers() -> np.ndarray | None:
-        return present.astype(np.int64) if np.all(np.strings.isdigit(np.strings.lstrip(present, "+-"))) else None
+        return present.astype(np.int64) if np.all(np.char.isdigit(np.char.lstrip(present, "+-"))) else None
 
     def as_text() -> np.ndarray:
         out = text.astype(object)
