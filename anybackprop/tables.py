@@ -479,8 +479,11 @@ class TabularModel:
             validation_data = (self.encode(validation_data[0]), self.encode_target(validation_data[1]))
         if fit_options.get("checkpoint") is not None or fit_options.get("resume") is not None:
             stamp = self.fingerprint(X, t, fit_options)
-            if fit_options.get("checkpoint") is not None:
-                fit_options["checkpoint"] = Checkpoint(fit_options["checkpoint"], fingerprint=stamp)
+            hook = fit_options.get("checkpoint")
+            if isinstance(hook, Checkpoint):
+                hook.fingerprint = stamp
+            elif hook is not None:
+                fit_options["checkpoint"] = Checkpoint(hook, fingerprint=stamp)
             if fit_options.get("resume") is not None:
                 epoch = check_fingerprint(fit_options["resume"], stamp)
                 if fit_options.get("verbose", True):
