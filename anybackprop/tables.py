@@ -494,11 +494,7 @@ class TabularModel:
         """What a resumed run must share with the checkpoint's: the columns and their encoding,
         the number of training rows and a hash of the encoded rows and targets, the network's
         settings and the training settings (all but ``epochs`` and the output options)."""
-        settings = {
-            k: v if isinstance(v, (str, int, float, bool, type(None))) else repr(v)
-            for k, v in sorted(fit_options.items())
-            if k not in _NOT_SETTINGS
-        }
+        settings = {k: _setting(v) for k, v in sorted(fit_options.items()) if k not in _NOT_SETTINGS}
         encoding = json.dumps(self.encoder.config(), sort_keys=True).encode()
         data = hashlib.sha256(np.ascontiguousarray(X, dtype=np.float64).tobytes())
         data.update(np.ascontiguousarray(t).tobytes())
@@ -671,6 +667,17 @@ class TabularModel:
             return f"TabularModel(hidden={self.hidden}, task={self.task!r}, not fitted)"
         labels = "" if self.classes is None else f", classes={self.classes.tolist()!r}"
         return f"TabularModel(target={self.target!r}, task={self.task!r}{labels}, network={self.network!r})"
+
+
+def _setting(value: Any) -> Any:
+    """A fit option as the fingerprint keeps it: plain values as they are, arrays (sample
+    weights) as a hash of their bytes, anything else as its ``repr``."""
+    if isinstance(value, (str, int, float, bool, type(None))):
+        return value
+    if isinstance(value, (np.ndarray, list, tuple)):
+        array = np.ascontiguousarray(np.asarray(value))
+        return f"array {array.shape} sha256 {hashlib.sha256(array.tobytes()).hexdigest()[:16]}"
+    return repr(value)
 
 
 def _not_label(value: Any, dtype: np.dtype) -> bool:
