@@ -289,8 +289,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return commands[args.command](args)
     except _FailedOnRankZero:
         return 2
-    except USER_ERRORS as exc:  # every process meets a user error alike (they read the same files): rank 0 says it
-        if comm.rank == 0:
+    except USER_ERRORS as exc:
+        if isinstance(exc, RuntimeError):  # a device or library failure may strike one process alone
+            _abort_others(comm, exc)
+        if comm.rank == 0:  # every process meets an input error alike (they read the same files): rank 0 says it
             print(f"anybackprop: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
