@@ -30,8 +30,9 @@ FORMAT = "anybackprop-checkpoint"
 VERSION = 1
 
 
-def save_checkpoint(path: str | os.PathLike, run: Any, epoch: int) -> None:
-    """Write the state of ``run`` (a :class:`anybackprop.training.Run`) after ``epoch`` (1-based)."""
+def save_checkpoint(path: str | os.PathLike, run: Any, epoch: int, fingerprint: dict | None = None) -> None:
+    """Write the state of ``run`` (a :class:`anybackprop.training.Run`) after ``epoch`` (1-based),
+    with the run's ``fingerprint`` (JSON-able, see :func:`check_fingerprint`) if given."""
     model, optimizer = run.model, run.optimizer
     arrays = {f"model.params.{k}": to_numpy(v) for k, v in model.params.items()}
     arrays.update({f"model.state.{k}": to_numpy(v) for k, v in model.state.items()})
@@ -59,6 +60,8 @@ def save_checkpoint(path: str | os.PathLike, run: Any, epoch: int) -> None:
         "rng": run.rng.bit_generator.state,
         "callbacks": callbacks,
     }
+    if fingerprint is not None:
+        meta["fingerprint"] = fingerprint
     arrays["__meta__"] = np.array(json.dumps(meta))
     with atomic_open(path) as f:
         np.savez(f, **arrays)
@@ -293,3 +296,59 @@ def load_checkpoint(path: str | os.PathLike, run: Any) -> int:
     run.history.__dict__.update(restored.__dict__)
     run.rng.bit_generator.state = meta["rng"]
     return epoch
+
+
+def check_fingerprint(path: str | os.PathLike, fingerprint: dict) -> int:
+    """The epoch of the checkpoint ``path`` (its metadata alone is read), after checking that
+    its fingerprint (what :meth:`anybackprop.tables.TabularModel.fingerprint` gives: columns,
+    encoding, rows, a hash of the encoded data, model and training settings) is ``fingerprint``;
+    a ValueError names each part that differs."""
+    meta = read_checkpoint_meta(path)
+    if meta.get("format") != FORMAT or type(meta.get("epoch")) is not int:
+        raise _invalid(path, f"it is not an anybackprop checkpoint (format {FORMAT} version {VERSION})", "checkpoint")
+    saved = meta.get("fingerprint")
+    if not isinstance(saved, dict):
+        raise ValueError(
+            f"resume: {display_name(path)} holds no fingerprint of its data and settings (it was not written by "
+            "a table run: TabularModel.fit or anybackprop train --data), so it cannot be checked against this run"
+        )
+    differences = []
+    for key, value in fingerprint.items():
+        there = saved.get(key)
+        if isinstance(value, dict) and isinstance(there, dict):
+            differences += [
+                f"{key}.{k} ({_short(there.get(k))} there, {_short(value.get(k))} here)"
+                for k in sorted(set(value) | set(there))
+                if value.get(k) != there.get(k)
+            ]
+        elif there != value:
+            shown = "they differ" if key in ("data", "encoding") else f"{_short(there)} there, {_short(value)} here"
+            differences.append(f"{key} ({shown})")
+    if differences:
+        raise ValueError(
+            f"resume: {display_name(path)} was written by another run; what differs: {'; '.join(differences)}"
+        )
+    return meta["epoch"]
+
+
+class _MetaRead(Exception):
+    """Carries a checkpoint's metadata out of :func:`read_archive` before any array is read."""
+
+
+def read_checkpoint_meta(path: str | os.PathLike) -> dict:
+    """A checkpoint's JSON metadata alone, read and checked as :func:`read_archive` does."""
+
+    def stop(meta: dict, contents: Contents) -> dict:
+        raise _MetaRead(meta)
+
+    try:
+        read_archive(path, stop, "__meta__", "checkpoint", max_meta=MAX_META_CHARS)
+    except _MetaRead as found:
+        return found.args[0]
+    raise AssertionError("unreachable: read_archive calls stop")  # pragma: no cover
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    """``repr(value)``, cut to ``limit`` characters (a checkpoint's metadata is untrusted)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

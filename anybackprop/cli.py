@@ -40,7 +40,7 @@ from .layers import NORMS
 from .losses import LOSSES
 from .network import HIDDEN_ACTIVATIONS, MLP
 from .optim import OPTIMIZERS, SCHEDULES
-from .tables import IMPUTE, TASKS, TabularModel, check_complete, infer_task
+from .tables import IMPUTE, MAX_CATEGORIES, TASKS, TabularModel, check_complete, infer_task
 
 
 def _hidden_sizes(text: str) -> list[int]:
@@ -128,6 +128,14 @@ def _parser() -> argparse.ArgumentParser:
             "--dtype", choices=DTYPE_NAMES, default=None, help="float dtype (None: ANYBACKPROP_DTYPE or float32)"
         )
 
+    def file_flags(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--encoding", default=None, help="text encoding of a CSV file (None: UTF-8)")
+        p.add_argument(
+            "--delimiter",
+            default=None,
+            help="field delimiter of a CSV file, e.g. ';' or '\\t' (None: the most frequent of , ; tab | on line 1)",
+        )
+
     train = sub.add_parser(
         "train",
         help="train an MLP on a bundled dataset or your own table and print its test metric",
@@ -140,8 +148,25 @@ def _parser() -> argparse.ArgumentParser:
         "--target", metavar="COLUMN", default=None, help="the column of --data to predict (None: y for .npz)"
     )
     train.add_argument("--task", choices=TASKS, default=None, help="None: inferred from the target and printed")
+    file_flags(train)
     train.add_argument(
-        "--impute", choices=IMPUTE, default=None, help="fill missing feature values (None: a missing value is an error)"
+        "--impute",
+        choices=IMPUTE,
+        default=None,
+        help="fill missing feature values (text columns: their most frequent value; None: a missing value is an error)",
+    )
+    train.add_argument(
+        "--max-categories",
+        type=_positive(int),
+        default=MAX_CATEGORIES,
+        help="one-hot features per text column at most; rarer categories are grouped as <other>",
+    )
+    train.add_argument(
+        "--min-frequency",
+        type=_positive(int),
+        default=None,
+        metavar="N",
+        help="categories of fewer than N training rows are grouped as <other> (None: no minimum)",
     )
     train.add_argument(
         "--dataset", choices=datasets.DATASETS, default="digits", help="bundled dataset, used without --data"
@@ -178,7 +203,7 @@ def _parser() -> argparse.ArgumentParser:
         type=_positive(int),
         default=None,
         metavar="N",
-        help="stop after N epochs without a better test loss and keep the best weights (None: off)",
+        help="stop after N epochs without a better validation loss and keep the best weights (None: off)",
     )
     train.add_argument("--dropout", type=_probability, default=0.0, help="dropout after each hidden layer (0: none)")
     train.add_argument(
@@ -195,6 +220,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     train.add_argument(
         "--test-size", type=_share, default=0.2, help="share of the rows held out for the test (stratified for classes)"
+    )
+    train.add_argument(
+        "--validation-size",
+        type=_probability,
+        default=0.1,
+        help="share of the training rows held out for validation (early stopping, curves); 0: none",
     )
     train.add_argument(
         "--save",
@@ -222,6 +253,7 @@ def _parser() -> argparse.ArgumentParser:
     predict.add_argument("data", metavar="DATA", help="a .csv, .parquet or .npz table with the model's feature columns")
     predict.add_argument("--output", metavar="PATH", default=None, help="CSV file to write (None: standard output)")
     predict.add_argument("--proba", action="store_true", help="one probability column per class instead of the label")
+    file_flags(predict)
     backend_flags(predict)
 
     evaluate = sub.add_parser(
@@ -235,6 +267,7 @@ def _parser() -> argparse.ArgumentParser:
         "--target", metavar="COLUMN", default=None, help="the target column (None: the one the model was trained on)"
     )
     evaluate.add_argument("--json", action="store_true", help="print a JSON result")
+    file_flags(evaluate)
     backend_flags(evaluate)
 
     export = sub.add_parser(
@@ -294,9 +327,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.command in ("train", "info"):
                 return commands[args.command](args, comm)
             return commands[args.command](args)
-    except (ValueError, TypeError, ImportError, FileNotFoundError, RuntimeError) as exc:
-        _abort_others(comm, exc)
-        print(f"anybackprop: error: {exc}", file=sys.stderr)
+    except _FailedOnRankZero:
+        return 2
+    except USER_ERRORS as exc:
+        if isinstance(exc, RuntimeError):  # a device or library failure may strike one process alone
+            _abort_others(comm, exc)
+        if comm.rank == 0:  # every process meets an input error alike (they read the same files): rank 0 says it
+            print(f"anybackprop: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("anybackprop: interrupted", file=sys.stderr)
@@ -307,6 +344,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         _abort_others(comm, exc)
         raise
+
+
+USER_ERRORS = (ValueError, TypeError, ImportError, FileNotFoundError, RuntimeError)
+"""What a user's input or environment causes: one line on standard error and exit status 2."""
+
+
+class _FailedOnRankZero(Exception):
+    """Rank 0 met a user error (and said so) after the collective part of a command."""
 
 
 def _show_warning(message: Any, category: type, filename: str, lineno: int, file: Any = None, line: Any = None) -> None:
@@ -352,8 +397,17 @@ def _training_data(args: argparse.Namespace) -> tuple[str, dict, np.ndarray, str
             raise ValueError("--target needs --data (the bundled datasets know their target)")
         X, y = datasets.load(args.dataset, seed=args.seed)
         return args.dataset, {f"x{j}": X[:, j] for j in range(X.shape[1])}, y, "y"
-    columns, y = datasets.load_table(args.data, target=args.target)
+    columns, y = datasets.load_table(args.data, target=args.target, **_file_options(args))
     return args.data, columns, y, args.target or "y"
+
+
+def _file_options(args: argparse.Namespace) -> dict:
+    """``--encoding`` and ``--delimiter`` as :func:`~anybackprop.tables.read_table` takes them
+    (``\\t`` written out in a shell means a tab)."""
+    delimiter = args.delimiter
+    if delimiter in ("\\t", "tab"):
+        delimiter = "\t"
+    return {"encoding": args.encoding, "delimiter": delimiter}
 
 
 def _check_destination(path: str | None, flag: str) -> None:
@@ -392,21 +446,46 @@ def _check_plot(path: str | None) -> None:
 
 
 def _train(args: argparse.Namespace, comm: distributed.Communicator) -> int:
-    if comm.rank == 0:  # the files rank 0 will write, before any work
-        _check_destination(args.save, "--save")
-        _check_destination(args.checkpoint, "--checkpoint")
-        _check_plot(args.plot)
+    # every process checks what rank 0 will write, so that a user error stops them all alike
+    _check_destination(args.save, "--save")
+    _check_destination(args.checkpoint, "--checkpoint")
+    _check_plot(args.plot)
+    if args.early_stopping is not None and not args.validation_size:
+        raise ValueError(
+            "--early-stopping needs a validation split carved from the training rows: --validation-size > 0"
+        )
     name, columns, y, target = _training_data(args)
     if args.impute is None:
-        check_complete(columns)  # row numbers of the file, before the split shuffles them
+        check_complete(columns)
     task = args.task or infer_task(y)
+    stratify = task == "classification"
     train_cols, test_cols, y_train, y_test = datasets.split_table(
-        columns, y, args.test_size, seed=args.seed, stratify=task == "classification"
+        columns, y, args.test_size, seed=args.seed, stratify=stratify
     )
+    validation = None  # carved from the training rows: the test rows are used once, at the end
+    if args.validation_size:
+        try:
+            train_cols, val_cols, y_train, y_val = datasets.split_table(
+                train_cols, y_train, args.validation_size, seed=args.seed, stratify=stratify
+            )
+        except ValueError as exc:
+            raise ValueError(
+                f"the validation split of the {len(y_train)} training rows (--validation-size {args.validation_size}): "
+                f"{exc}; --validation-size 0 trains without one"
+            ) from None
+        validation = (val_cols, y_val)
     mlp = {"activation": args.activation, "seed": args.seed, "dropout": args.dropout or None, "norm": args.norm}
     if args.loss is not None:
         mlp["loss"] = args.loss
-    model = TabularModel(args.hidden, task=task, impute=args.impute, output=args.output, **mlp)
+    model = TabularModel(
+        args.hidden,
+        task=task,
+        impute=args.impute,
+        output=args.output,
+        max_categories=args.max_categories,
+        min_frequency=args.min_frequency,
+        **mlp,
+    )
     model.prepare(train_cols, y_train, target)
     lead = comm.rank == 0  # only rank 0 prints, saves and plots
     chatty = not (args.quiet or args.json) and lead
@@ -420,7 +499,10 @@ def _train(args: argparse.Namespace, comm: distributed.Communicator) -> int:
                 more = " ..." if len(model.classes) > 10 else ""
                 labels = f": {len(model.classes)} classes {', '.join(map(str, model.classes[:10]))}{more}"
             print(f"task: {task} ({how} {target!r}{labels})")
-        print(f"{name}: {len(y_train)} training and {len(y_test)} test rows; {model.network}")
+        if model.encoder.filled:
+            print(model.encoder.describe_filled())
+        held = f", {len(validation[1])} validation" if validation else ""
+        print(f"{name}: {len(y_train)} training{held} and {len(y_test)} test rows; {model.network}")
     optimizer_options = {"weight_decay": args.weight_decay, "schedule": args.schedule}
     if args.momentum is not None:
         if args.optimizer == "adam":
@@ -446,6 +528,9 @@ def _train(args: argparse.Namespace, comm: distributed.Communicator) -> int:
         "impute": args.impute,
         "seed": args.seed,
         "test_size": args.test_size,
+        "validation_size": args.validation_size,
+        "max_categories": args.max_categories,
+        "min_frequency": args.min_frequency,
     }
     start = time.perf_counter()
     history = model.fit(
@@ -457,7 +542,7 @@ def _train(args: argparse.Namespace, comm: distributed.Communicator) -> int:
         optimizer=args.optimizer,
         lr=args.lr,
         seed=args.seed,
-        validation_data=(test_cols, y_test),
+        validation_data=validation,
         verbose=chatty,
         early_stopping=args.early_stopping,
         class_weight=args.class_weight,
@@ -467,9 +552,18 @@ def _train(args: argparse.Namespace, comm: distributed.Communicator) -> int:
         **optimizer_options,
     )
     seconds = time.perf_counter() - start
+    failure = None
     if lead:
-        _report(args, model, history, seconds, settings, (name, task, target, test_cols, y_train, y_test), comm.size)
-    comm.barrier()  # no process ends before rank 0 has saved (or failed to)
+        try:
+            data = (name, task, target, test_cols, y_train, y_test, validation)
+            _report(args, model, history, seconds, settings, data, comm.size)
+        except USER_ERRORS as exc:
+            failure = exc
+    # no process ends before rank 0 has saved (or failed to), and all end as rank 0 did
+    if comm.size > 1 and comm.broadcast_value(failure is not None) and failure is None:
+        raise _FailedOnRankZero
+    if failure is not None:
+        raise failure
     return 0
 
 
@@ -483,7 +577,7 @@ def _report(
     processes: int = 1,
 ) -> None:
     """Rank 0's part of ``train``: the test figures, the saved model, the JSON or the lines, the plot."""
-    _name, task, target, test_cols, y_train, y_test = data
+    _name, task, target, test_cols, y_train, y_test, validation = data
     test = model.evaluate(test_cols, y_test)
     metric = test["metric"]
     model.info = {
@@ -498,7 +592,7 @@ def _report(
             "task": task,
             "target": target,
             "classes": test.get("classes"),
-            "rows": {"train": len(y_train), "test": len(y_test)},
+            "rows": {"train": len(y_train), "validation": len(validation[1]) if validation else 0, "test": len(y_test)},
             "epochs": history.epochs,
             "seconds": seconds,
             **_where(model.network, args.batch_size, processes),
@@ -540,7 +634,7 @@ def _load_tabular(path: str) -> TabularModel:
 def _predict(args: argparse.Namespace) -> int:
     _check_destination(args.output, "--output")
     model = _load_tabular(args.model)
-    columns = datasets.read_table(args.data)
+    columns = datasets.read_table(args.data, **_file_options(args))
     if args.proba:
         probabilities = model.predict_proba(columns)  # a ValueError for a regressor
         header = [str(c) for c in model.classes]
@@ -559,7 +653,7 @@ def _predict(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace) -> int:
     model = _load_tabular(args.model)
     target = args.target or model.target
-    columns, y = datasets.load_table(args.data, target=target)
+    columns, y = datasets.load_table(args.data, target=target, **_file_options(args))
     result = model.evaluate(columns, y)
     if args.json:
         print(json.dumps(result))
@@ -567,6 +661,13 @@ def _evaluate(args: argparse.Namespace) -> int:
     metric = result["metric"]
     print(f"{metric}: {result[metric]:.4f} on {result['rows']} rows of {args.data}")
     print(f"loss: {result['loss']:.4f} ({model.network.head.loss.name})")
+    if "mae" in result:
+        print(f"mae: {result['mae']:.4g}  rmse: {result['rmse']:.4g}")
+    if "per_class" in result:
+        width = max(9, *(len(str(c)) for c in result["per_class"]))
+        print(f"{'class':>{width}} {'precision':>9} {'recall':>9} {'f1':>9} {'support':>9}")
+        for label, m in result["per_class"].items():
+            print(f"{label:>{width}} {m['precision']:>9.4f} {m['recall']:>9.4f} {m['f1']:>9.4f} {m['support']:>9d}")
     if "confusion" in result:
         names = [str(c) for c in result["classes"]]
         width = max(6, *(len(n) for n in names), *(len(str(v)) for row in result["confusion"] for v in row))

@@ -24,6 +24,7 @@ from .heads import Head, get_head
 from .layers import NORMS, ActivationLayer, Dense, Dropout, Layer, Pass, Standardize
 from .layers.dropout import check_rate
 from .losses import normalized_weights
+from .summary import model_summary
 from .validation import check_finite, check_sample_weight, check_X
 
 HIDDEN_ACTIVATIONS = ("identity", "sigmoid", "tanh", "relu", "leaky_relu")
@@ -237,6 +238,11 @@ class Sequential:
         return all(
             bool(xp.all(self.state[g] == self.backend.asarray(initial[k], self.dtype))) for k, g in self._plan[i][2]
         )
+
+    def summary(self) -> str:
+        """One line per layer (kind and settings, output shape, parameter and state counts), the
+        totals and the head; see :mod:`anybackprop.summary`."""
+        return model_summary(self)
 
     def layer_arrays(self) -> list[tuple[Any, dict, dict]]:
         """Each layer with its parameters and its state under their local names

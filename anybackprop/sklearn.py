@@ -750,6 +750,12 @@ class _MLPBase(BaseEstimator):
         (L-BFGS iterations), stopping by its rules; ``sample_weight`` weighs each row's loss."""
         return self._fit(X, y, sample_weight=sample_weight, incremental=False)
 
+    def summary(self) -> str:
+        """The fitted network's layers, shapes and parameter counts
+        (:meth:`anybackprop.network.Sequential.summary`)."""
+        check_is_fitted(self, "coefs_")
+        return f"{type(self).__name__} around:\n{self._get_model().summary()}"
+
     def _forward(self, X: Any) -> np.ndarray:
         """The output activations of ``X`` (dense or sparse), ``(n_samples, n_outputs_)``."""
         check_is_fitted(self, "coefs_")

@@ -647,7 +647,7 @@ def _callbacks(callbacks: Any, early_stopping: int | None, min_delta: float, che
     if early_stopping is not None:
         hooks.append(EarlyStopping(early_stopping, min_delta))
     if checkpoint is not None:
-        hooks.append(Checkpoint(checkpoint))
+        hooks.append(checkpoint if isinstance(checkpoint, Checkpoint) else Checkpoint(checkpoint))
     return hooks
 
 
@@ -734,18 +734,19 @@ class EarlyStopping(Callback):
 
 class Checkpoint(Callback):
     """Writes a checkpoint to ``path`` at each epoch's end, atomically (see
-    :mod:`anybackprop.checkpoint`); ``fit(..., resume=path)`` continues from it."""
+    :mod:`anybackprop.checkpoint`), with the run's ``fingerprint`` when given (a table run's);
+    ``fit(..., resume=path)`` continues from it; ``fit(checkpoint=)`` takes a path or one of these."""
 
-    def __init__(self, path: str | os.PathLike) -> None:
+    def __init__(self, path: str | os.PathLike, fingerprint: dict | None = None) -> None:
         if not isinstance(path, (str, os.PathLike)):
             raise TypeError(f"checkpoint must be a path, got {type(path).__name__}")
-        self.path, self.run = path, None
+        self.path, self.run, self.fingerprint = path, None, fingerprint
 
     def on_train_begin(self, run: Run) -> None:
         self.run = run
 
     def on_epoch_end(self, epoch: int, history: History, model: Trainable) -> bool:
-        save_checkpoint(self.path, self.run, epoch)
+        save_checkpoint(self.path, self.run, epoch, self.fingerprint)
         return False
 
 

@@ -183,3 +183,18 @@ def test_quick_distributed_benchmark_compares_processes_and_threads(tmp_path):
         and rows["2x1"]["bus_bandwidth_GBs"] > 0
         and rows["1x2"]["model_ms_per_step"] is None
     )
+
+
+def test_table_benchmark_runs_and_the_readers_agree():
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANYBACKPROP_")}
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks.tables", "--quick"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "identical tables: True" in result.stdout and "max_categories=100: 101 features" in result.stdout

@@ -89,10 +89,10 @@ CLASS1 = {
         None,
         [8, 2, 8, 2],
     ),
-    "a split leaving the test part empty": (
-        lambda: datasets.train_test_split(np.zeros((2, 1)), np.arange(2), 0.1),
+    "a split leaving the training part empty": (
+        lambda: datasets.train_test_split(np.zeros((2, 1)), np.arange(2), 0.9, stratify=False),
         ValueError,
-        r"test_size=0.1 of 2 rows leaves the test part empty",
+        r"test_size=0.9 of 2 rows leaves the training part empty",
     ),
     "a single-output softmax": (
         lambda: ab.MLP([3, 1], output="softmax"),
