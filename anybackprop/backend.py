@@ -210,8 +210,13 @@ class Adapter:
 
 
 def _numpy_namespace() -> Any:
-    # NumPy >= 2.1 implements the standard in its main namespace; older ones need the wrapper.
-    return np if hasattr(np, "isdtype") and hasattr(np, "unstack") else array_api_compat.numpy
+    # NumPy >= 2.1 implements the standard in its main namespace; older ones need the wrapper,
+    # a submodule that ``import array_api_compat`` does not load.
+    if hasattr(np, "isdtype") and hasattr(np, "unstack"):
+        return np
+    import array_api_compat.numpy
+
+    return array_api_compat.numpy
 
 
 class _NumPy(Adapter):
