@@ -32,7 +32,7 @@ class Activation:
     slope: float | None = None
 
     @property
-    def spec(self) -> str | dict:
+    def spec(self) -> str | dict[str, Any]:
         """A JSON-able description that :func:`get_activation` turns back into this activation."""
         if self.slope is None or self.slope == DEFAULT_LEAKY_SLOPE:
             return self.name
@@ -81,7 +81,7 @@ def relu_backward(xp: Any, z: Any, a: Any, da: Any) -> Any:
     return xp.where(z > 0, da, 0.0)
 
 
-def _leaky_relu_pair(slope: float) -> tuple[Callable, Callable]:
+def _leaky_relu_pair(slope: float) -> tuple[Callable[[Any, Any], Any], Callable[[Any, Any, Any, Any], Any]]:
     def leaky_relu(xp: Any, z: Any) -> Any:
         """g(z) = z for z > 0, slope * z otherwise."""
         return xp.where(z > 0, z, slope * z)
@@ -126,7 +126,9 @@ HIDDEN_ACTIVATIONS = ("identity", "sigmoid", "tanh", "relu", "leaky_relu")
 OUTPUT_ACTIVATIONS = ("softmax", "sigmoid", "identity")
 
 
-def get_activation(spec: str | dict | Activation, allowed: tuple[str, ...] = tuple(ACTIVATIONS)) -> Activation:
+def get_activation(
+    spec: str | dict[str, Any] | Activation, allowed: tuple[str, ...] = tuple(ACTIVATIONS)
+) -> Activation:
     """An :class:`Activation` from a name, a ``{"name": ..., "slope": ...}`` dict or an instance."""
     if isinstance(spec, Activation):
         activation = spec

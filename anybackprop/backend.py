@@ -387,10 +387,10 @@ def _cupy_activated(backend: Backend) -> Iterator[None]:
     """
     cupy = backend.library
     with backend.device:
-        linalg = None
+        linalg: Any = None
         if backend.tf32 is not None:
             try:
-                from cupy._core import _routines_linalg as linalg
+                from cupy._core import _routines_linalg as linalg  # type: ignore[no-redef]
 
                 before = linalg.get_compute_type(cupy.float32)
                 wanted = linalg.COMPUTE_TYPE_TF32 if backend.tf32 else linalg.COMPUTE_TYPE_DEFAULT
@@ -587,9 +587,10 @@ def set_backend(name: str, device: Any = None, *, dtype: Any = None, tf32: bool 
 @contextlib.contextmanager
 def use_backend(name: str, device: Any = None, *, dtype: Any = None, tf32: bool | None = None) -> Iterator[Backend]:
     """``with use_backend("array_api_strict"): ...`` runs the block on that backend, then restores."""
-    token = _current.set(create_backend(name, device, dtype=dtype, tf32=tf32))
+    backend = create_backend(name, device, dtype=dtype, tf32=tf32)
+    token = _current.set(backend)
     try:
-        yield _current.get()
+        yield backend
     finally:
         _current.reset(token)
 

@@ -12,7 +12,7 @@ import sys
 import time
 import traceback
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -53,8 +53,8 @@ def _hidden_sizes(text: str) -> list[int]:
     return sizes
 
 
-def _positive(kind: type) -> callable:
-    def parse(text: str):
+def _positive(kind: type) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
         try:
             value = kind(text)
         except ValueError:
@@ -235,7 +235,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; the exit status: 0 done, 1 a check failed, 2 bad input, 130 interrupted
     (Ctrl-C: one line, no traceback, no half-written file), 141 the reader closed the pipe."""
     args = _parser().parse_args(argv)
-    commands = {
+    commands: dict[str, Callable[..., int]] = {
         "train": _train,
         "predict": _predict,
         "evaluate": _evaluate,
@@ -600,7 +600,7 @@ def _selftest_run(backend: Backend, fast: fastpaths.FastPaths | None = None) -> 
 
 def _selftest_backends() -> list[tuple[str, str | None]]:
     """Every usable backend on its default device, and torch on CUDA where it has one."""
-    found = [(name, None) for name in available_backends()]
+    found: list[tuple[str, str | None]] = [(name, None) for name in available_backends()]
     if "torch" in available_backends() and create_backend("torch").library.cuda.is_available():
         found.append(("torch", "cuda"))
     return found

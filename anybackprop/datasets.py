@@ -11,6 +11,7 @@ All random draws come from ``numpy.random.default_rng(seed)``.
 from __future__ import annotations
 
 import gzip
+from collections.abc import Callable
 from importlib import resources
 
 import numpy as np
@@ -102,7 +103,12 @@ def load(name: str, seed: int | None = 0) -> tuple[np.ndarray, np.ndarray]:
     """A dataset by name: one of :data:`DATASETS`."""
     if name == "digits":
         return digits()
-    makers = {"flower": flower, "xor": xor, "spirals": spirals, "moons": moons}
+    makers: dict[str, Callable[..., tuple[np.ndarray, np.ndarray]]] = {
+        "flower": flower,
+        "xor": xor,
+        "spirals": spirals,
+        "moons": moons,
+    }
     if not isinstance(name, str) or name not in makers:
         raise ValueError(f"unknown dataset {name!r}; accepted values: {', '.join(DATASETS)}")
     return makers[name](seed=seed)

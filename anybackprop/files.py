@@ -31,7 +31,7 @@ import struct
 import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import IO, Any, BinaryIO
 
 import numpy as np
 
@@ -175,7 +175,7 @@ def json_depth(value: Any) -> int:
     return deepest
 
 
-def _read_header(f: BinaryIO, member: str) -> tuple[tuple[int, ...], bool, np.dtype]:
+def _read_header(f: IO[bytes], member: str) -> tuple[tuple[int, ...], bool, np.dtype]:
     """``(shape, fortran_order, dtype)`` from the ``.npy`` header at the start of ``f``."""
     magic = f.read(8)
     if len(magic) != 8 or magic[:6] != _NPY_MAGIC:
@@ -233,7 +233,7 @@ def _open_source(path: Any, stack: contextlib.ExitStack) -> tuple[BinaryIO, int]
     if isinstance(path, (str, bytes, os.PathLike)):
         if os.path.isdir(path):
             raise _Invalid("it is a directory")
-        f = stack.enter_context(open(path, "rb"))  # noqa: SIM115 (the caller's stack closes it; FileNotFoundError passes)
+        f: Any = stack.enter_context(open(path, "rb"))  # noqa: SIM115 (the caller's stack closes it; FileNotFoundError passes)
     elif hasattr(path, "read"):
         f = path
         if not (hasattr(f, "seekable") and f.seekable()):  # a pipe or a socket: read it whole

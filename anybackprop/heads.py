@@ -17,7 +17,8 @@ sigmoid output with MSE, notes 002 and 003). :func:`get_head` builds one from na
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, cast
 
 import array_api_compat
 
@@ -43,9 +44,9 @@ class Head:
 
     def __init__(self, output: Activation, loss: Loss) -> None:
         self.output, self.loss = output, loss
-        self._bound: tuple = (None, ())
+        self._bound: tuple[Any, tuple[Any, ...]] = (None, ())
 
-    def _paths(self, fast: Any) -> tuple:
+    def _paths(self, fast: Any) -> tuple[Any, ...]:
         """(output activation, paired delta, output derivative) as ``fast`` resolves them, once."""
         bound = self._bound  # read once: a copy of the model on another backend may share this head
         if bound[0] is not fast:
@@ -63,7 +64,7 @@ class Head:
     def paired(self) -> bool:
         return self.output.name == self.loss.pair
 
-    def spec(self) -> dict:
+    def spec(self) -> dict[str, Any]:
         """The JSON-able names that :func:`get_head` turns back into this head."""
         return {"output": self.output.name, "loss": self.loss.name}
 
@@ -92,7 +93,7 @@ class Head:
         a = forward(xp, z)
         if self.paired:
             return paired_delta(xp, a, y) if w is None else losses.weighted_paired_delta(xp, a, y, w)
-        da = self.loss.grad_output(xp, a, y)
+        da = cast("Callable[[Any, Any, Any], Any]", self.loss.grad_output)(xp, a, y)  # get_head checked it
         da = da / z.shape[0] if w is None else da * w
         return backward(xp, z, a, da)
 
@@ -151,7 +152,7 @@ class Head:
             d = y - xp.mean(y, axis=0, keepdims=True)
             return float(xp.sum(d * d))
         d = y - xp.sum(y * w, axis=0, keepdims=True)
-        return float(xp.sum(xp.sum(d * d, axis=1) * w[:, 0])) * y.shape[0]
+        return float(xp.sum(xp.sum(d * d, axis=1) * w[:, 0])) * int(y.shape[0])
 
     def class_weights(self, xp: Any, y: Any, class_weight: Any, name: str = "class_weight") -> Any:
         raise ValueError(
@@ -301,7 +302,7 @@ class ChainRuleHead(Head):
         return self._like.class_weights(xp, y, class_weight, name)
 
 
-_PAIRED: dict[str, type[Head]] = {
+_PAIRED: dict[str, Callable[[], Head]] = {
     "softmax": SoftmaxCrossEntropy,
     "sigmoid": SigmoidBinaryCrossEntropy,
     "identity": IdentityMSE,

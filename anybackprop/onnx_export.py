@@ -48,7 +48,9 @@ class _Graph:
     """Nodes and float32 initializers, each new value named ``v{n}``."""
 
     def __init__(self, onnx: Any) -> None:
-        self.onnx, self.nodes, self.initializers, self.count = onnx, [], [], 0
+        self.onnx, self.count = onnx, 0
+        self.nodes: list[Any] = []
+        self.initializers: list[Any] = []
 
     def name(self) -> str:
         self.count += 1
@@ -72,7 +74,8 @@ class _Graph:
             return self.op("Softmax", [x], axis=1)
         if name not in _ACTIVATIONS:
             raise ValueError(f"activation {name!r} has no ONNX export")
-        return self.op(_ACTIVATIONS[name], [x], **({"alpha": float(spec.slope)} if name == "leaky_relu" else {}))
+        attrs: dict[str, Any] = {"alpha": float(spec.slope)} if name == "leaky_relu" else {}
+        return self.op(_ACTIVATIONS[name], [x], **attrs)
 
 
 def _layer(g: _Graph, layer: Any, params: dict, state: dict, x: str) -> str:

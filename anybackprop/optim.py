@@ -190,7 +190,7 @@ class SGD(Optimizer):
 
     def _update(self, xp: Any, params: dict, key: str, g: Any) -> Any:
         if self.momentum:
-            velocity = self.state["velocity"]
+            velocity = self.state["velocity"]  # type: ignore[index]  # init() made it
             u, velocity[key] = momentum_step(xp, g, velocity[key], self.lr, self.momentum, self.nesterov)
             return u
         if self._sgd is sgd_update:
@@ -231,7 +231,7 @@ class Adam(Optimizer):
         self._v_scale = 1.0 / (1.0 - self.beta2**self.t)
 
     def _update(self, xp: Any, params: dict, key: str, g: Any) -> Any:
-        m, v = self.state["m"], self.state["v"]
+        m, v = self.state["m"], self.state["v"]  # type: ignore[index]  # init() made them
         u, m[key], v[key] = adam_step(
             xp, g, m[key], v[key], self._step_size, self.beta1, self.beta2, self._v_scale, self.eps
         )

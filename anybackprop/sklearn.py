@@ -208,10 +208,10 @@ class _MLPBase(BaseEstimator):
             mean_weight = 1.0 if sample_weight is None else float(np.mean(sample_weight))
             self._optimizer = self._new_optimizer(self._batch(X.shape[0]), mean_weight if mean_weight > 0 else 1.0)
             self._weight_decay = self._optimizer.weight_decay  # to rebuild the optimizer after unpickling
-            self.loss_curve_ = []
+            self.loss_curve_: list[float] = []
             self.n_iter_ = 0
-            self.best_validation_score_ = None
-            self.validation_scores_ = None
+            self.best_validation_score_: float | None = None
+            self.validation_scores_: list[float] | None = None
         model = self._get_model()
         optimizer = self._get_optimizer(model)
         if epochs > 1 and self.early_stopping:

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from .backend import to_numpy
-from .network import MLP
+from .network import MLP, Sequential
 
 TASKS = ("classification", "regression")
 IMPUTE = ("mean",)
@@ -338,7 +338,7 @@ class TabularModel:
             mlp_options,
         )
         self.encoder = TableEncoder(impute)
-        self.network: MLP | None = None
+        self.network: Sequential | None = None
         self.target: str | None = None
         self.classes: np.ndarray | None = None
         self.info: dict = {}
@@ -391,7 +391,7 @@ class TabularModel:
             validation_data = (self.encode(validation_data[0]), self.encode_target(validation_data[1]))
         return self.network.fit(X, t, validation_data=validation_data, **fit_options)
 
-    def _check_fitted(self) -> MLP:
+    def _check_fitted(self) -> Sequential:
         if self.network is None:
             raise ValueError("this TabularModel is not fitted yet: call fit(columns, y) first")
         return self.network
@@ -457,7 +457,7 @@ class TabularModel:
         return {"target": self.target, "task": self.task, "encoder": self.encoder.config(), "classes": classes}
 
     @classmethod
-    def from_saved(cls, network: MLP, config: dict, info: dict | None = None) -> TabularModel:
+    def from_saved(cls, network: Sequential, config: dict, info: dict | None = None) -> TabularModel:
         """The model :meth:`table_config` described, around a loaded ``network``."""
         if not isinstance(config, dict) or config.get("task") not in TASKS:
             raise ValueError("its table section has no valid task")

@@ -39,7 +39,8 @@ class Trainable(Protocol):
     * ``forward_pass(x, training=, rng=, part=) -> ForwardPass``: logits, caches and the pass context;
     * ``backward_pass(fwd, dz) -> grads`` (keys of ``params``); ``commit_state(fwd)``;
     * ``learn_preprocessing(x)``: state learned from the training rows (standardisation);
-    * ``scores(z, y, w, ss_tot) -> (loss, metric)`` in one host read; ``total_sum_of_squares(y, w)``.
+    * ``scores(z, y, w, ss_tot) -> (loss, metric)`` in one host read; ``total_sum_of_squares(y, w)``;
+    * ``copy()``, ``set_params(params)``, ``set_state(state)``: early stopping's kept best model.
     """
 
     backend: Any
@@ -66,6 +67,12 @@ class Trainable(Protocol):
     def scores(self, z: Any, y: Any, w: Any = None, ss_tot: float = 0.0) -> tuple[float, float]: ...
 
     def total_sum_of_squares(self, y: Any, w: Any = None) -> float: ...
+
+    def copy(self) -> Trainable: ...
+
+    def set_params(self, params: dict) -> None: ...
+
+    def set_state(self, state: dict) -> None: ...
 
 
 @dataclass
@@ -474,7 +481,7 @@ class _DivergenceGuard:
         self.epoch = epoch
         for kept, live in zip(self.saved, (self.model.params, self.model.state), strict=True):
             for key, value in live.items():
-                old = kept.get(key)
+                old: Any = kept.get(key)
                 if old is not None and array_api_compat.is_writeable_array(old) and old.shape == value.shape:
                     old[...] = value
                 else:
@@ -482,7 +489,7 @@ class _DivergenceGuard:
 
     def check(self, epoch: int, values: dict[str, float], lr: float) -> None:
         """After ``epoch`` (1-based): keep its parameters, or restore the last good ones and raise."""
-        bad = next(
+        bad: tuple[str, float] | None = next(
             (
                 (name, values[name])
                 for name in ("loss", "val_loss")
@@ -612,7 +619,8 @@ class EarlyStopping(Callback):
     def __init__(self, patience: int, min_delta: float = 0.0) -> None:
         self.patience = check_positive_int(patience, "early_stopping")
         self.min_delta = check_positive_float(min_delta, "min_delta", allow_zero=True)
-        self.best, self.best_epoch, self.saved = math.inf, 0, None
+        self.best, self.best_epoch = math.inf, 0
+        self.saved: tuple[dict[str, Any], ...] | None = None
 
     def on_epoch_end(self, epoch: int, history: History, model: Trainable) -> bool:
         monitored = (history.val_loss or history.loss)[-1]
@@ -629,7 +637,7 @@ class EarlyStopping(Callback):
             history.best_epoch = self.best_epoch
 
     def checkpoint_state(self) -> tuple[dict, dict[str, Any]]:
-        arrays = (
+        arrays: dict[str, Any] = (
             {}
             if self.saved is None
             else {
@@ -656,7 +664,8 @@ class Checkpoint(Callback):
     def __init__(self, path: str | os.PathLike) -> None:
         if not isinstance(path, (str, os.PathLike)):
             raise TypeError(f"checkpoint must be a path, got {type(path).__name__}")
-        self.path, self.run = path, None
+        self.path = path
+        self.run: Run | None = None
 
     def on_train_begin(self, run: Run) -> None:
         self.run = run

@@ -41,12 +41,12 @@ class PathCheck:
 def recipe(backend: Backend, rng: np.random.Generator, key: Any) -> list[Any]:
     """Arguments (after xp) for the portable formula ``key`` on ``backend``."""
 
-    def arr(*shape):
+    def arr(*shape: int) -> Any:
         return backend.asarray(rng.standard_normal(shape), backend.dtype)
 
     z = arr(M, N)
 
-    def onehot():
+    def onehot() -> Any:
         return backend.asarray(np.eye(N)[rng.integers(0, N, M)], backend.dtype)
 
     if isinstance(key, tuple) or key is dense.affine:  # (affine, forward) fuses bias + activation

@@ -68,7 +68,8 @@ class Pass:
 
     def batch_rows(self, x: Any) -> int:
         """The number of rows of the whole batch ``x`` is (a part of)."""
-        return x.shape[0] if self.part is None else self.part.rows
+        rows: int = x.shape[0] if self.part is None else self.part.rows
+        return rows
 
     def batch_mean(self, x: Any) -> Any:
         """The mean over the rows of the whole batch, shape ``(1, n)``."""
@@ -101,11 +102,13 @@ class Layer(Protocol):
 
     def init_state(self) -> dict[str, Any]: ...
 
-    def forward(self, ctx: Pass, params: dict, state: dict, x: Any) -> tuple[Any, Any]: ...
+    def forward(self, ctx: Pass, params: dict[str, Any], state: dict[str, Any], x: Any) -> tuple[Any, Any]: ...
 
-    def backward(self, ctx: Pass, params: dict, cache: Any, dy: Any, need_dx: bool) -> tuple[dict, Any]: ...
+    def backward(
+        self, ctx: Pass, params: dict[str, Any], cache: Any, dy: Any, need_dx: bool
+    ) -> tuple[dict[str, Any], Any]: ...
 
-    def config(self) -> dict: ...
+    def config(self) -> dict[str, Any]: ...
 
 
 def check_size(value: Any, name: str) -> int:
@@ -128,7 +131,7 @@ class LayerBase:
     def init_state(self) -> dict[str, Any]:
         return {}
 
-    def config(self) -> dict:
+    def config(self) -> dict[str, Any]:
         return {}
 
     def __repr__(self) -> str:

@@ -51,9 +51,9 @@ class Dense(LayerBase):
         if init not in INIT_SCHEMES:
             raise ValueError(f"unknown init {init!r}; accepted values: {', '.join(INIT_SCHEMES)}")
         self.init = init
-        self._bound: tuple = (None, ())
+        self._bound: tuple[Any, tuple[Any, ...]] = (None, ())
 
-    def _paths(self, fast: Any) -> tuple:
+    def _paths(self, fast: Any) -> tuple[Any, ...]:
         """This layer's formulas as ``fast`` resolves them (fused affine + activation or None,
         affine, activation, its derivative, bias gradient), looked up once per table."""
         bound = self._bound  # read once: a copy of the model on another backend may share this layer
@@ -71,7 +71,7 @@ class Dense(LayerBase):
             )
         return bound[1]
 
-    def config(self) -> dict:
+    def config(self) -> dict[str, Any]:
         return {"n_in": self.n_in, "n_out": self.n_out, "activation": self.activation.spec, "init": self.init}
 
     def init_params(self, rng: Any) -> dict[str, Any]:
@@ -86,7 +86,7 @@ class Dense(LayerBase):
             w = rng.uniform(-limit, limit, shape)
         return {"W": w, "b": [0.0] * self.n_out}
 
-    def forward(self, ctx: Pass, params: dict, state: dict, x: Any) -> tuple[Any, DenseCache]:
+    def forward(self, ctx: Pass, params: dict[str, Any], state: dict[str, Any], x: Any) -> tuple[Any, DenseCache]:
         """``A = g(A_prev @ W + b)``; the activation may reuse Z's fresh buffer (a fast path)."""
         fused, affine_path, forward, _, _ = self._paths(ctx.fast)
         xp, w, b = ctx.xp, params["W"], params["b"]
@@ -97,7 +97,9 @@ class Dense(LayerBase):
             a = forward(xp, z)
         return a, DenseCache(x, z, a)
 
-    def backward(self, ctx: Pass, params: dict, cache: DenseCache, dy: Any, need_dx: bool) -> tuple[dict, Any]:
+    def backward(
+        self, ctx: Pass, params: dict[str, Any], cache: DenseCache, dy: Any, need_dx: bool
+    ) -> tuple[dict[str, Any], Any]:
         """``dZ = g'(Z) * dA`` (in dA's buffer where a fast path allows), then ``dW``, ``db``, ``dA_prev``."""
         _, _, _, backward, bias = self._paths(ctx.fast)
         xp = ctx.xp

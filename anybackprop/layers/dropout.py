@@ -31,7 +31,7 @@ class DropoutCache(NamedTuple):
 
 def check_rate(p: Any) -> float:
     """``p`` as a dropout probability in [0, 1) (bools refused), or a ValueError naming it."""
-    if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0.0 <= p < 1.0:
+    if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0.0 <= float(p) < 1.0:
         raise ValueError(f"dropout must be a probability in [0, 1), got {p!r}")
     return float(p)
 
@@ -45,10 +45,10 @@ class Dropout(LayerBase):
         self.p = check_rate(p)
         self.n_in = self.n_out = check_size(n, "n")
 
-    def config(self) -> dict:
+    def config(self) -> dict[str, Any]:
         return {"n": self.n_in, "p": self.p}
 
-    def forward(self, ctx: Pass, params: dict, state: dict, x: Any) -> tuple[Any, DropoutCache]:
+    def forward(self, ctx: Pass, params: dict[str, Any], state: dict[str, Any], x: Any) -> tuple[Any, DropoutCache]:
         if not ctx.training or self.p == 0.0:
             return x, DropoutCache(None)
         if ctx.rng is None:
@@ -56,5 +56,7 @@ class Dropout(LayerBase):
         mask = dropout_mask(ctx.xp, ctx.uniform(x.shape, x.dtype), self.p)
         return x * mask, DropoutCache(mask)
 
-    def backward(self, ctx: Pass, params: dict, cache: DropoutCache, dy: Any, need_dx: bool) -> tuple[dict, Any]:
+    def backward(
+        self, ctx: Pass, params: dict[str, Any], cache: DropoutCache, dy: Any, need_dx: bool
+    ) -> tuple[dict[str, Any], Any]:
         return {}, (dy if cache.mask is None else dy * cache.mask)

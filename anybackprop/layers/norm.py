@@ -64,14 +64,14 @@ class NormCache(NamedTuple):
 
     zhat: Any
     var: Any
-    state: dict | None = None
+    state: dict[str, Any] | None = None
 
 
 class _Norm(LayerBase):
     def __init__(self, n: int) -> None:
         self.n_in = self.n_out = check_size(n, "n")
 
-    def config(self) -> dict:
+    def config(self) -> dict[str, Any]:
         return {"n": self.n_in}
 
     def init_params(self, rng: Any) -> dict[str, Any]:
@@ -87,7 +87,7 @@ class BatchNorm(_Norm):
     def init_state(self) -> dict[str, Any]:
         return {"running_mean": [0.0] * self.n_in, "running_var": [1.0] * self.n_in}
 
-    def forward(self, ctx: Pass, params: dict, state: dict, x: Any) -> tuple[Any, NormCache]:
+    def forward(self, ctx: Pass, params: dict[str, Any], state: dict[str, Any], x: Any) -> tuple[Any, NormCache]:
         xp = ctx.xp
         if not ctx.training:
             var = xp.reshape(state["running_var"], (1, self.n_in))
@@ -103,7 +103,9 @@ class BatchNorm(_Norm):
         }
         return params["gamma"] * zhat + params["beta"], NormCache(zhat, var, new)
 
-    def backward(self, ctx: Pass, params: dict, cache: NormCache, dy: Any, need_dx: bool) -> tuple[dict, Any]:
+    def backward(
+        self, ctx: Pass, params: dict[str, Any], cache: NormCache, dy: Any, need_dx: bool
+    ) -> tuple[dict[str, Any], Any]:
         xp = ctx.xp
         grads = scale_shift_grads(xp, dy, cache.zhat)
         if not need_dx:
@@ -119,11 +121,13 @@ class LayerNorm(_Norm):
 
     kind = "layer_norm"
 
-    def forward(self, ctx: Pass, params: dict, state: dict, x: Any) -> tuple[Any, NormCache]:
+    def forward(self, ctx: Pass, params: dict[str, Any], state: dict[str, Any], x: Any) -> tuple[Any, NormCache]:
         zhat, _, var = normalize(ctx.xp, x, 1)
         return params["gamma"] * zhat + params["beta"], NormCache(zhat, var)
 
-    def backward(self, ctx: Pass, params: dict, cache: NormCache, dy: Any, need_dx: bool) -> tuple[dict, Any]:
+    def backward(
+        self, ctx: Pass, params: dict[str, Any], cache: NormCache, dy: Any, need_dx: bool
+    ) -> tuple[dict[str, Any], Any]:
         xp = ctx.xp
         grads = scale_shift_grads(xp, dy, cache.zhat)
         dx = normalize_backward(xp, dy * params["gamma"], cache.zhat, cache.var, 1) if need_dx else None

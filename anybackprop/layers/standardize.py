@@ -27,7 +27,7 @@ class Standardize(LayerBase):
     def __init__(self, n: int) -> None:
         self.n_in = self.n_out = check_size(n, "n")
 
-    def config(self) -> dict:
+    def config(self) -> dict[str, Any]:
         return {"n": self.n_in}
 
     def init_state(self) -> dict[str, Any]:
@@ -40,8 +40,10 @@ class Standardize(LayerBase):
         std = xp.sqrt(xp.mean((x - mean) ** 2, axis=0))
         return {"mean": mean, "scale": xp.where(std > 0, std, xp.ones_like(std))}
 
-    def forward(self, ctx: Pass, params: dict, state: dict, x: Any) -> tuple[Any, StandardizeCache]:
+    def forward(self, ctx: Pass, params: dict[str, Any], state: dict[str, Any], x: Any) -> tuple[Any, StandardizeCache]:
         return (x - state["mean"]) / state["scale"], StandardizeCache(state["scale"])
 
-    def backward(self, ctx: Pass, params: dict, cache: StandardizeCache, dy: Any, need_dx: bool) -> tuple[dict, Any]:
+    def backward(
+        self, ctx: Pass, params: dict[str, Any], cache: StandardizeCache, dy: Any, need_dx: bool
+    ) -> tuple[dict[str, Any], Any]:
         return {}, (dy / cache.scale if need_dx else None)
