@@ -1,4 +1,4 @@
-"""Activation functions and their derivatives, written once against the array API standard.
+r"""Activation functions and their derivatives, written once against the array API standard.
 
 Each activation is a pair of small functions of the namespace ``xp``:
 
@@ -6,6 +6,16 @@ Each activation is a pair of small functions of the namespace ``xp``:
 * ``backward(xp, Z, A, dA) -> dZ``, the chain rule ``dZ = g'(Z) * dA`` for an upstream
   gradient ``dA`` of the same shape ``(m, n)``. Where the notes express ``g'`` through the
   output (sigmoid ``a(1 - a)``, tanh ``1 - a^2``) the backward uses ``A``.
+
+.. math::
+
+    \sigma(z) = \frac{1}{1 + e^{-z}},\; \sigma' = a(1 - a) \qquad
+    \tanh' = 1 - a^2 \qquad
+    \operatorname{relu}(z) = \max(z, 0),\; \operatorname{relu}'(z) = [z > 0] \qquad
+    \operatorname{leaky}(z) = \begin{cases} z & z > 0 \\ s z & z \le 0 \end{cases}
+
+    \operatorname{softmax}(z)_i = \frac{e^{z_i - \max z}}{\sum_k e^{z_k - \max z}}, \qquad
+    dZ = A \odot \Big(dA - \sum_k dA_k A_k\Big) \text{ (row-wise)}
 
 Masks never multiply floats (mixed-kind promotion is undefined in the standard): ``where`` is
 used instead, and ``relu'(0) = 0``.

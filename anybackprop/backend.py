@@ -59,6 +59,7 @@ class Backend:
 
     @property
     def adapter(self) -> Adapter:
+        """The :class:`Adapter` of this backend's array library."""
         return ADAPTERS[self.name]
 
     def float_dtype(self, dtype: Any = None) -> Any:
@@ -195,12 +196,14 @@ class Adapter:
         return backend.xp.asarray(host, device=backend.device)
 
     def to_numpy(self, x: Any) -> np.ndarray:
+        """``x`` as a NumPy array on the host."""
         return np.asarray(x)
 
     def sync(self, backend: Backend) -> None:
         """Wait for ``backend``'s queued device work."""
 
     def activate(self, backend: Backend) -> contextlib.AbstractContextManager:
+        """A context in which ``backend``'s device and settings are current (nothing to do on the CPU)."""
         return contextlib.nullcontext()
 
     def detached(self, x: Any) -> Any:

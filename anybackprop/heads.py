@@ -1,4 +1,4 @@
-"""Heads: everything that depends on the output kind, one object per kind.
+r"""Heads: everything that depends on the output kind, one object per kind.
 
 A head turns the last layer's logits ``Z (m, k)`` into outputs and a cost. It owns the target
 encoding and checks, the output activation ``A = g(Z)``, the loss from the logits, the output
@@ -10,6 +10,11 @@ The three paired heads (note 004, Theorem 6.1) have the output delta ``dZ = (A -
 * :class:`SoftmaxCrossEntropy`: softmax + categorical cross-entropy (integer labels or one-hot),
 * :class:`SigmoidBinaryCrossEntropy`: sigmoid + binary cross-entropy (0/1 labels, multi-label),
 * :class:`IdentityMSE`: identity + squared error ``1/2 ||a - y||^2`` (regression);
+
+.. math::
+
+    dZ = \frac{A - Y}{m} \quad\text{or, with sample weights,}\quad dZ_i = \frac{w_i (A_i - Y_i)}{\sum_j w_j};
+    \qquad \text{otherwise } dZ = g'(Z) \odot \frac{\partial J}{\partial A}
 
 :class:`ChainRuleHead` pairs another output with a loss through ``dZ = g'(Z) * dJ/dA`` (a
 sigmoid output with MSE, notes 002 and 003). :func:`get_head` builds one from names.
@@ -62,6 +67,7 @@ class Head:
 
     @property
     def paired(self) -> bool:
+        """True where the loss is the output's pair, whose output delta is ``(A - Y) / m``."""
         return self.output.name == self.loss.pair
 
     def spec(self) -> dict[str, Any]:
@@ -127,6 +133,7 @@ class Head:
         return a[:, 0] if a.shape[1] == 1 else a
 
     def predict_proba(self, xp: Any, a: Any) -> Any:
+        """Class probabilities from the output activations ``a`` (classification heads only)."""
         raise ValueError(
             f"predict_proba needs a classifier (softmax or sigmoid output), this model has output {self.output.name!r}"
         )
@@ -155,6 +162,8 @@ class Head:
         return float(xp.sum(xp.sum(d * d, axis=1) * w[:, 0])) * int(y.shape[0])
 
     def class_weights(self, xp: Any, y: Any, class_weight: Any, name: str = "class_weight") -> Any:
+        """Per-row weights ``(m,)`` from ``class_weight`` ("balanced" or ``{label: weight}``) for the labels ``y``
+        (classification heads only)."""
         raise ValueError(
             f"{name} needs a classifier (softmax or sigmoid output), this model has output {self.output.name!r}"
         )
@@ -287,6 +296,7 @@ class ChainRuleHead(Head):
         return self._like.predict(xp, a)
 
     def predict_proba(self, xp: Any, a: Any) -> Any:
+        """Class probabilities, as the output's paired head gives them."""
         return self._like.predict_proba(xp, a)
 
     def metric_terms(self, xp: Any, z: Any, y: Any, w: Any = None) -> Any:
@@ -299,6 +309,7 @@ class ChainRuleHead(Head):
         return self._like.total_sum_of_squares(xp, y, w)
 
     def class_weights(self, xp: Any, y: Any, class_weight: Any, name: str = "class_weight") -> Any:
+        """Per-row weights from ``class_weight``, as the output's paired head gives them."""
         return self._like.class_weights(xp, y, class_weight, name)
 
 

@@ -1,4 +1,4 @@
-"""Losses over a batch of ``m`` rows, computed from the logits ``Z`` (shape ``(m, k)``).
+r"""Losses over a batch of ``m`` rows, computed from the logits ``Z`` (shape ``(m, k)``).
 
 Each loss gives one value per row, ``l_i`` (shape ``(m,)``); the cost is their mean
 ``J = 1/m sum_i l_i``, or with sample weights the weighted mean ``J = sum_i w_i l_i / sum_i w_i``:
@@ -7,6 +7,17 @@ Each loss gives one value per row, ``l_i`` (shape ``(m,)``); the cost is their m
 * ``binary_cross_entropy``: ``l_i = sum_k softplus(z_ik) - y_ik z_ik`` (the logit form of
   ``-y log a - (1 - y) log(1 - a)``, with ``softplus(z) = max(z, 0) + log1p(e^-|z|)``),
 * ``cross_entropy``: ``l_i = logsumexp(z_i) - sum_k y_ik z_ik``.
+
+.. math::
+
+    J = \frac{1}{m} \sum_{i=1}^{m} l_i \quad\text{or}\quad J = \frac{\sum_i w_i l_i}{\sum_i w_i}
+
+    l_i^{\text{mse}} = \tfrac12 \lVert a_i - y_i \rVert^2, \qquad
+    l_i^{\text{bce}} = \sum_k \operatorname{softplus}(z_{ik}) - y_{ik} z_{ik}, \qquad
+    l_i^{\text{ce}} = \log \sum_k e^{z_{ik}} - \sum_k y_{ik} z_{ik}
+
+    \operatorname{softplus}(z) = \max(z, 0) + \log\big(1 + e^{-|z|}\big), \qquad
+    dZ = \frac{A - Y}{m} \quad\text{(paired output)}
 
 All three are finite and exact for logits of 1e4 in float32. Each loss is paired with the output
 activation for which the output delta is ``dZ = (A - Y) / m`` (note 004, Theorem 6.1), or

@@ -46,6 +46,7 @@ def cosine_schedule(epoch: int, epochs: int) -> float:
 
 
 def get_schedule(schedule: str | Callable[[int, int], float]) -> Callable[[int, int], float]:
+    """A learning-rate schedule ``f(epoch, epochs) -> factor`` from a name in :data:`SCHEDULES` or a function."""
     if callable(schedule):
         return schedule
     table = {"constant": _constant, "step": step_schedule(), "cosine": cosine_schedule}

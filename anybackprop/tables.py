@@ -274,11 +274,13 @@ class TableEncoder:
         return np.concatenate(parts, axis=1)
 
     def config(self) -> dict:
+        """The JSON-able description (columns, kinds, categories) that :meth:`from_config` reads."""
         self._check_fitted()
         return {"impute": self.impute, "columns": self.columns}
 
     @classmethod
     def from_config(cls, config: dict) -> TableEncoder:
+        """The encoder :meth:`config` described, checked (a model file's table section)."""
         encoder = cls(config.get("impute"))
         columns = config.get("columns")
         if not isinstance(columns, list) or not all(_valid_column(c) for c in columns):

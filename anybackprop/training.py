@@ -52,27 +52,38 @@ class Trainable(Protocol):
 
     def check_data(
         self, X: Any, Y: Any, sample_weight: Any = None, class_weight: Any = None, names: tuple = ...
-    ) -> tuple: ...
+    ) -> tuple:
+        """``(x, y, w)``: checked arrays on the model's device (labels encoded, weights from
+        ``sample_weight``/``class_weight``)."""
 
     def forward_pass(
         self, x: Any, *, training: bool = False, rng: Any = None, params: dict | None = None, part: Any = None
-    ) -> Any: ...
+    ) -> Any:
+        """The logits of the batch ``x``, with the caches and the pass context the backward pass needs."""
 
-    def backward_pass(self, fwd: Any, dz: Any) -> dict: ...
+    def backward_pass(self, fwd: Any, dz: Any) -> dict:
+        """The gradients (keys of ``params``) from the forward pass ``fwd`` and the output delta ``dz``."""
 
-    def commit_state(self, fwd: Any) -> None: ...
+    def commit_state(self, fwd: Any) -> None:
+        """Store the state a training pass computed (batch norm's running averages)."""
 
-    def learn_preprocessing(self, x: Any, only_initial: bool = False) -> None: ...
+    def learn_preprocessing(self, x: Any, only_initial: bool = False) -> None:
+        """Learn state from the training rows ``x`` (a standardisation), only while it is initial if asked."""
 
-    def scores(self, z: Any, y: Any, w: Any = None, ss_tot: float = 0.0) -> tuple[float, float]: ...
+    def scores(self, z: Any, y: Any, w: Any = None, ss_tot: float = 0.0) -> tuple[float, float]:
+        """``(loss, metric)`` of the logits ``z`` against ``y``, read from the device once."""
 
-    def total_sum_of_squares(self, y: Any, w: Any = None) -> float: ...
+    def total_sum_of_squares(self, y: Any, w: Any = None) -> float:
+        """The (weighted) total sum of squares of ``y``, the denominator of R^2."""
 
-    def copy(self) -> Trainable: ...
+    def copy(self) -> Trainable:
+        """An independent model with the same layers, parameters and state."""
 
-    def set_params(self, params: dict) -> None: ...
+    def set_params(self, params: dict) -> None:
+        """Replace the parameters (same keys and shapes) with ``params``."""
 
-    def set_state(self, state: dict) -> None: ...
+    def set_state(self, state: dict) -> None:
+        """Replace the state (same keys and shapes) with ``state``."""
 
 
 @dataclass
@@ -88,6 +99,7 @@ class History:
 
     @property
     def epochs(self) -> int:
+        """The number of epochs recorded."""
         return len(self.loss)
 
     def record(self, values: dict[str, float]) -> None:
@@ -114,6 +126,7 @@ class History:
 
     @classmethod
     def from_dict(cls, data: dict) -> History:
+        """The history :meth:`to_dict` described (a checkpoint's)."""
         return cls(
             [float(v) for v in data["loss"]],
             [float(v) for v in data["val_loss"]],
@@ -205,6 +218,7 @@ class BatchPart:
     backend: Any
 
     def sum(self, a: Any) -> Any:
+        """The sum of ``a`` over the processes holding the parts of the global batch."""
         xp = self.backend.xp
         return xp.reshape(self.comm.allreduce_sum(self.backend, xp.reshape(a, (-1,))), a.shape)
 
@@ -530,6 +544,7 @@ class Run:
 
     @property
     def optimizer(self) -> Optimizer:
+        """The optimizer of this run's trainer."""
         return self.trainer.optimizer
 
 
@@ -550,6 +565,7 @@ class Callback:
         """After the last epoch, outside the training loop."""
 
     def checkpoint_state(self) -> tuple[dict, dict[str, Any]]:
+        """``(values, arrays)`` to save in a checkpoint (JSON-able values, NumPy arrays); nothing by default."""
         return {}, {}
 
     def restore_checkpoint_state(self, values: dict, arrays: dict[str, Any], model: Trainable) -> None:
@@ -637,6 +653,7 @@ class EarlyStopping(Callback):
             history.best_epoch = self.best_epoch
 
     def checkpoint_state(self) -> tuple[dict, dict[str, Any]]:
+        """The best loss and epoch, and the kept best parameters and state as NumPy arrays."""
         arrays: dict[str, Any] = (
             {}
             if self.saved is None

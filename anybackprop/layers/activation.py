@@ -1,4 +1,8 @@
-"""An activation on its own, as a layer: ``A = g(Z)`` elementwise, ``dZ = g'(Z) * dA``.
+r"""An activation on its own, as a layer: ``A = g(Z)`` elementwise, ``dZ = g'(Z) * dA``.
+
+.. math::
+
+    A = g(Z), \qquad dZ = g'(Z) \odot dA
 
 Used where something stands between a dense layer's affine map and its activation (a
 normalisation: ``Dense(identity) -> BatchNorm -> ActivationLayer``). Shapes ``(m, n) -> (m, n)``.
@@ -29,6 +33,7 @@ class ActivationLayer(LayerBase):
         self.activation: Activation = get_activation(activation)
 
     def config(self) -> dict[str, Any]:
+        """``{"n", "activation"}``: the keyword arguments that rebuild this layer."""
         return {"n": self.n_in, "activation": self.activation.spec}
 
     def forward(self, ctx: Pass, params: dict[str, Any], state: dict[str, Any], x: Any) -> tuple[Any, ActivationCache]:

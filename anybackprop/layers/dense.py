@@ -1,9 +1,16 @@
-"""The dense layer: ``Z = A_prev @ W + b``, ``A = g(Z)`` on row-major batches.
+r"""The dense layer: ``Z = A_prev @ W + b``, ``A = g(Z)`` on row-major batches.
 
 Shapes: ``A_prev (m, n_in)``, ``W (n_in, n_out)``, ``b (n_out,)``, ``Z, A (m, n_out)``.
 Backward (note 004, Theorem 5.4 in row-major form), from ``dA = dJ/dA``:
 
     dZ = g'(Z) * dA           dW = A_prev.T @ dZ        db = sum(dZ, axis=0)        dA_prev = dZ @ W.T
+
+.. math::
+
+    Z = A_{\text{prev}} W + \mathbf{1} b^\top, \qquad A = g(Z)
+
+    dZ = g'(Z) \odot dA, \qquad dW = A_{\text{prev}}^\top dZ, \qquad
+    db = \sum_{i=1}^{m} dZ_{i,:}, \qquad dA_{\text{prev}} = dZ\, W^\top
 """
 
 from __future__ import annotations
@@ -72,6 +79,7 @@ class Dense(LayerBase):
         return bound[1]
 
     def config(self) -> dict[str, Any]:
+        """``{"n_in", "n_out", "activation", "init"}``: the keyword arguments that rebuild this layer."""
         return {"n_in": self.n_in, "n_out": self.n_out, "activation": self.activation.spec, "init": self.init}
 
     def init_params(self, rng: Any) -> dict[str, Any]:

@@ -1,9 +1,13 @@
-"""Inverted dropout: in training each unit is kept with probability ``1 - p`` and scaled by
+r"""Inverted dropout: in training each unit is kept with probability ``1 - p`` and scaled by
 ``1 / (1 - p)``, so that inference needs no rescaling and is deterministic (the identity).
 
 Training, for ``X (m, n)`` and uniform draws ``U (m, n)`` in [0, 1)::
 
     M = [U >= p] / (1 - p)        Y = X * M        dX = dY * M
+
+.. math::
+
+    M = \frac{[\,U \ge p\,]}{1 - p}, \qquad Y = X \odot M, \qquad dX = dY \odot M
 
 The draws come from the pass's host generator (``fit``'s seed), so masks are reproducible (in
 data-parallel training each process keeps its rows of the global batch's draws), and
@@ -46,9 +50,11 @@ class Dropout(LayerBase):
         self.n_in = self.n_out = check_size(n, "n")
 
     def config(self) -> dict[str, Any]:
+        """``{"n", "p"}``: the keyword arguments that rebuild this layer."""
         return {"n": self.n_in, "p": self.p}
 
     def forward(self, ctx: Pass, params: dict[str, Any], state: dict[str, Any], x: Any) -> tuple[Any, DropoutCache]:
+        """``Y = X * M`` with a fresh mask ``M`` while training (the identity otherwise), and the mask."""
         if not ctx.training or self.p == 0.0:
             return x, DropoutCache(None)
         if ctx.rng is None:
@@ -59,4 +65,5 @@ class Dropout(LayerBase):
     def backward(
         self, ctx: Pass, params: dict[str, Any], cache: DropoutCache, dy: Any, need_dx: bool
     ) -> tuple[dict[str, Any], Any]:
+        """No parameter gradients; ``dX = dY * M`` with the forward's mask."""
         return {}, (dy if cache.mask is None else dy * cache.mask)
