@@ -60,7 +60,7 @@ def identity_backward(xp: Any, z: Any, a: Any, da: Any) -> Any:
 
 
 def sigmoid(xp: Any, z: Any) -> Any:
-    """g(z) = 1 / (1 + e^-z), from e = e^-|z| so that no exponential overflows:
+    """g(z) = 1 / (1 + e^-z), from ``e = e^-|z|`` so that no exponential overflows:
     1 / (1 + e) for z >= 0 and e / (1 + e) for z < 0."""
     e = xp.exp(-xp.abs(z))
     return xp.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
@@ -87,7 +87,12 @@ def relu(xp: Any, z: Any) -> Any:
 
 
 def relu_backward(xp: Any, z: Any, a: Any, da: Any) -> Any:
-    """g'(z) = 1 for z > 0, else 0 (relu'(0) = 0)."""
+    """g'(z) = 1 for z > 0, else 0 (relu'(0) = 0):
+
+    >>> import numpy as np
+    >>> relu_backward(np, np.array([-1.0, 0.0, 2.0]), None, np.ones(3))
+    array([0., 0., 1.])
+    """
     return xp.where(z > 0, da, 0.0)
 
 

@@ -577,7 +577,7 @@ def _gradcheck(args: argparse.Namespace) -> int:
 
 
 SELFTEST_TOLERANCE = 1e-9
-"""Largest relative error (max |x - x_numpy| / max |x_numpy| per array) a backend may show against
+"""Largest relative error (``max |x - x_numpy| / max |x_numpy|`` per array) a backend may show against
 NumPy in the float64 self-test: the libraries differ only in the order of floating-point sums."""
 
 

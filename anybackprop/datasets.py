@@ -161,7 +161,13 @@ def standardize(X_train: np.ndarray, *others: np.ndarray) -> tuple[np.ndarray, .
 
 
 def one_hot(y: np.ndarray, n_classes: int | None = None) -> np.ndarray:
-    """Integer labels ``(m,)`` as one-hot rows ``(m, C)`` (float64)."""
+    """Integer labels ``(m,)`` as one-hot rows ``(m, C)`` (float64).
+
+    >>> one_hot(np.array([0, 2, 1]))
+    array([[1., 0., 0.],
+           [0., 0., 1.],
+           [0., 1., 0.]])
+    """
     y = np.asarray(y)
     if y.ndim != 1 or y.dtype.kind not in "iu":
         raise ValueError(f"y must be 1-D integer labels, got shape {y.shape} dtype {y.dtype}")

@@ -26,7 +26,7 @@ TOLERANCE = {"float32": 1e-6, "float64": 1e-13}
 
 @dataclass(frozen=True)
 class PathCheck:
-    """One fast path checked: ``error`` is max |fast - portable| / (1 + |portable|);
+    """One fast path checked: ``error`` is ``max |fast - portable| / (1 + |portable|)``;
     ``problem`` says what failed, None when it passed."""
 
     path: FastPath
