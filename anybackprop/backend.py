@@ -126,6 +126,9 @@ class Backend:
         self.adapter.sync(self)
 
 
+_RaggedWarning: type[Warning] = getattr(np, "exceptions", np).VisibleDeprecationWarning
+
+
 def _host_array(x: Any, name: str) -> np.ndarray:
     """``x`` (a list, a scalar, anything NumPy reads) as a NumPy array, or a clear error."""
     module = type(x).__module__
@@ -134,8 +137,10 @@ def _host_array(x: Any, name: str) -> np.ndarray:
             f"{name} is a sparse matrix ({type(x).__name__}); sparse input is not supported; call .toarray()"
         )
     try:
-        return np.asarray(x)
-    except (ValueError, TypeError) as exc:
+        with warnings.catch_warnings():  # NumPy < 1.24 turns a ragged list into objects, with this warning
+            warnings.simplefilter("error", _RaggedWarning)
+            return np.asarray(x)
+    except (ValueError, TypeError, _RaggedWarning) as exc:
         raise ValueError(
             f"{name} is not a rectangular array of numbers (a ragged or mixed nested list?): {exc}"
         ) from None

@@ -72,8 +72,8 @@ def cross_entropy(xp: Any, z: Any, a: Any, y: Any) -> Any:
 def batch_mean(xp: Any, rows: Any, w: Any = None) -> Any:
     """J = 1/m sum_i l_i, or sum_i w_i l_i with row weights ``w (m, 1)`` already divided by
     their sum (:func:`normalized_weights`); a 0-d array."""
-    if w is None:
-        return xp.sum(rows) / rows.shape[0]
+    if w is None:  # mean, not sum / m: on NumPy < 2 a float32 sum is a scalar that m promotes to float64
+        return xp.mean(rows)
     return xp.sum(rows * w[:, 0])
 
 
