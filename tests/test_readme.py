@@ -2,11 +2,13 @@
 
 A block is a fenced code block whose language is ``python``. Each runs alone, in a fresh
 interpreter in an empty directory (so it must define the data it uses and may write files), with
-this checkout first on the import path and the default backend. A block that needs a GPU says so
-on its first line, ``# needs a GPU: <why>``, and is skipped with that reason where CuPy has no
-usable device. New README sections and documentation pages are picked up without a change here.
+this checkout first on the import path and the default backend. A block that needs a GPU or an
+optional package says so on its first line, ``# needs a GPU: <why>`` or ``# needs onnx, pandas:
+<why>``, and is skipped with that reason where CuPy has no usable device or a package is not
+installed. New README sections and documentation pages are picked up without a change here.
 """
 
+import importlib.util
 import os
 import re
 import subprocess
@@ -20,7 +22,7 @@ import anybackprop as ab
 ROOT = Path(__file__).resolve().parent.parent
 SOURCES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
 FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})[ \t]*(?P<info>[^\n`]*)$")
-GPU_MARK = "# needs a GPU"
+NEEDS = re.compile(r"^# needs (?P<what>[^:]+)(?::|$)")
 
 
 def code_blocks(text):
@@ -79,9 +81,14 @@ def test_the_readme_has_python_blocks_to_run():
 
 @pytest.mark.parametrize("code", python_blocks())
 def test_the_block_runs_as_written(code, tmp_path):
-    first = code.lstrip().splitlines()[0] if code.strip() else ""
-    if first.startswith(GPU_MARK) and "cupy" not in ab.available_backends():
-        pytest.skip(f"{first[2:]} (CuPy has no usable CUDA device here)")
+    needs = NEEDS.match(code.lstrip().splitlines()[0] if code.strip() else "")
+    if needs and needs["what"].strip() == "a GPU":
+        if "cupy" not in ab.available_backends():
+            pytest.skip(f"the block needs a GPU (CuPy has no usable CUDA device here): {code.splitlines()[0]}")
+    elif needs:
+        missing = [name for name in needs["what"].replace(",", " ").split() if importlib.util.find_spec(name) is None]
+        if missing:
+            pytest.skip(f"the block needs {', '.join(missing)}, not installed here")
     env = {k: v for k, v in os.environ.items() if not k.startswith("ANYBACKPROP_")}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     env["MPLBACKEND"] = "Agg"
@@ -89,3 +96,10 @@ def test_the_block_runs_as_written(code, tmp_path):
         [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600
     )
     assert result.returncode == 0, f"the block failed:\n{code}\n--- stderr ---\n{result.stderr[-4000:]}"
+
+
+def test_a_block_says_what_it_needs():
+    assert NEEDS.match("# needs a GPU: CuPy")["what"] == "a GPU"
+    assert NEEDS.match("# needs onnx, pandas: exports")["what"] == "onnx, pandas"
+    assert NEEDS.match("# needs onnx")["what"] == "onnx"
+    assert NEEDS.match("import anybackprop") is None
