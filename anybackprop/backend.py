@@ -594,8 +594,8 @@ def set_backend(name: str, device: Any = None, *, dtype: Any = None, tf32: bool 
 
 @contextlib.contextmanager
 def use_backend(name: str, device: Any = None, *, dtype: Any = None, tf32: bool | None = None) -> Iterator[Backend]:
-    """Run a ``with`` block on the backend ``name``, then restore the previous one:
-    ``with use_backend("array_api_strict"): ...``."""
+    """Run a ``with`` block on the backend ``name`` (``with use_backend("array_api_strict"):``),
+    then restore the previous one."""
     backend = create_backend(name, device, dtype=dtype, tf32=tf32)
     token = _current.set(backend)
     try:
