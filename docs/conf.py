@@ -88,12 +88,12 @@ def _write_api_pages(app):
         title = f"``{name}``"
         lines = [title, "=" * len(title), "", f".. automodule:: {name}"]
         if name == "anybackprop":
-            lines += ["   :no-members:", "", "Re-exported here (``ab.<name>``):", "", ".. autosummary::", ""]
+            lines += ["   :no-members:", "", "Re-exported here (``ab.<name>``), each documented in its module:", ""]
             for public in anybackprop.__all__:
                 value = getattr(anybackprop, public)
                 home = getattr(value, "__module__", None)  # modules have their own pages
                 if home and (inspect.isclass(value) or inspect.isfunction(value)):
-                    lines.append(f"   ~{home}.{public}")
+                    lines.append(f"* :py:obj:`{public} <{home}.{public}>`")
         text = "\n".join(lines) + "\n"
         path = os.path.join(folder, f"{name}.rst")
         if not os.path.exists(path) or Path(path).read_text() != text:  # unchanged pages stay unchanged
