@@ -35,6 +35,7 @@ class PathCheck:
 
     @property
     def ok(self) -> bool:
+        """True when the fast path agreed with its formula."""
         return self.problem is None
 
 
