@@ -53,6 +53,7 @@ __all__ = [
     "Sequential",
     "Standardize",
     "TabularModel",
+    "__version__",
     "asarray",
     "available_backends",
     "datasets",

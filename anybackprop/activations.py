@@ -1,4 +1,4 @@
-"""Activation functions and their derivatives, written once against the array API standard.
+r"""Activation functions and their derivatives, written once against the array API standard.
 
 Each activation is a pair of small functions of the namespace ``xp``:
 
@@ -6,6 +6,16 @@ Each activation is a pair of small functions of the namespace ``xp``:
 * ``backward(xp, Z, A, dA) -> dZ``, the chain rule ``dZ = g'(Z) * dA`` for an upstream
   gradient ``dA`` of the same shape ``(m, n)``. Where the notes express ``g'`` through the
   output (sigmoid ``a(1 - a)``, tanh ``1 - a^2``) the backward uses ``A``.
+
+.. math::
+
+    \sigma(z) = \frac{1}{1 + e^{-z}},\; \sigma' = a(1 - a) \qquad
+    \tanh' = 1 - a^2 \qquad
+    \operatorname{relu}(z) = \max(z, 0),\; \operatorname{relu}'(z) = [z > 0] \qquad
+    \operatorname{leaky}(z) = \begin{cases} z & z > 0 \\ s z & z \le 0 \end{cases}
+
+    \operatorname{softmax}(z)_i = \frac{e^{z_i - \max z}}{\sum_k e^{z_k - \max z}}, \qquad
+    dZ = A \odot \Big(dA - \sum_k dA_k A_k\Big) \text{ (row-wise)}
 
 Masks never multiply floats (mixed-kind promotion is undefined in the standard): ``where`` is
 used instead, and ``relu'(0) = 0``.
@@ -32,7 +42,7 @@ class Activation:
     slope: float | None = None
 
     @property
-    def spec(self) -> str | dict:
+    def spec(self) -> str | dict[str, Any]:
         """A JSON-able description that :func:`get_activation` turns back into this activation."""
         if self.slope is None or self.slope == DEFAULT_LEAKY_SLOPE:
             return self.name
@@ -50,7 +60,7 @@ def identity_backward(xp: Any, z: Any, a: Any, da: Any) -> Any:
 
 
 def sigmoid(xp: Any, z: Any) -> Any:
-    """g(z) = 1 / (1 + e^-z), from e = e^-|z| so that no exponential overflows:
+    """g(z) = 1 / (1 + e^-z), from ``e = e^-|z|`` so that no exponential overflows:
     1 / (1 + e) for z >= 0 and e / (1 + e) for z < 0."""
     e = xp.exp(-xp.abs(z))
     return xp.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
@@ -77,11 +87,16 @@ def relu(xp: Any, z: Any) -> Any:
 
 
 def relu_backward(xp: Any, z: Any, a: Any, da: Any) -> Any:
-    """g'(z) = 1 for z > 0, else 0 (relu'(0) = 0)."""
+    """g'(z) = 1 for z > 0, else 0 (relu'(0) = 0):
+
+    >>> import numpy as np
+    >>> relu_backward(np, np.array([-1.0, 0.0, 2.0]), None, np.ones(3))
+    array([0., 0., 1.])
+    """
     return xp.where(z > 0, da, 0.0)
 
 
-def _leaky_relu_pair(slope: float) -> tuple[Callable, Callable]:
+def _leaky_relu_pair(slope: float) -> tuple[Callable[[Any, Any], Any], Callable[[Any, Any, Any, Any], Any]]:
     def leaky_relu(xp: Any, z: Any) -> Any:
         """g(z) = z for z > 0, slope * z otherwise."""
         return xp.where(z > 0, z, slope * z)
@@ -137,7 +152,9 @@ HIDDEN_ACTIVATIONS = ("identity", "sigmoid", "tanh", "relu", "leaky_relu")
 OUTPUT_ACTIVATIONS = ("softmax", "sigmoid", "identity", "exp")
 
 
-def get_activation(spec: str | dict | Activation, allowed: tuple[str, ...] = tuple(ACTIVATIONS)) -> Activation:
+def get_activation(
+    spec: str | dict[str, Any] | Activation, allowed: tuple[str, ...] = tuple(ACTIVATIONS)
+) -> Activation:
     """An :class:`Activation` from a name, a ``{"name": ..., "slope": ...}`` dict or an instance."""
     if isinstance(spec, Activation):
         activation = spec

@@ -61,6 +61,7 @@ class Backend:
 
     @property
     def adapter(self) -> Adapter:
+        """The :class:`Adapter` of this backend's array library."""
         return ADAPTERS[self.name]
 
     @functools.cached_property
@@ -146,6 +147,9 @@ class Backend:
         self.adapter.sync(self)
 
 
+_RaggedWarning: type[Warning] = getattr(np, "exceptions", np).VisibleDeprecationWarning
+
+
 def _host_array(x: Any, name: str) -> np.ndarray:
     """``x`` (a list, a scalar, anything NumPy reads) as a NumPy array, or a clear error."""
     module = type(x).__module__
@@ -154,8 +158,10 @@ def _host_array(x: Any, name: str) -> np.ndarray:
             f"{name} is a sparse matrix ({type(x).__name__}); sparse input is not supported; call .toarray()"
         )
     try:
-        return np.asarray(x)
-    except (ValueError, TypeError) as exc:
+        with warnings.catch_warnings():  # NumPy < 1.24 turns a ragged list into objects, with this warning
+            warnings.simplefilter("error", _RaggedWarning)
+            return np.asarray(x)
+    except (ValueError, TypeError, _RaggedWarning) as exc:
         raise ValueError(
             f"{name} is not a rectangular array of numbers (a ragged or mixed nested list?): {exc}"
         ) from None
@@ -220,6 +226,7 @@ class Adapter:
         return backend.xp.asarray(host, device=backend.device)
 
     def to_numpy(self, x: Any) -> np.ndarray:
+        """``x`` as a NumPy array on the host."""
         return np.asarray(x)
 
     def device_of(self, x: Any) -> Any:
@@ -230,6 +237,7 @@ class Adapter:
         """Wait for ``backend``'s queued device work."""
 
     def activate(self, backend: Backend) -> contextlib.AbstractContextManager:
+        """A context in which ``backend``'s device and settings are current (nothing to do on the CPU)."""
         return contextlib.nullcontext()
 
     def detached(self, x: Any) -> Any:
@@ -239,8 +247,13 @@ class Adapter:
 
 
 def _numpy_namespace() -> Any:
-    # NumPy >= 2.1 implements the standard in its main namespace; older ones need the wrapper.
-    return np if hasattr(np, "isdtype") and hasattr(np, "unstack") else array_api_compat.numpy
+    # NumPy >= 2.1 implements the standard in its main namespace; older ones need the wrapper,
+    # a submodule that ``import array_api_compat`` does not load.
+    if hasattr(np, "isdtype") and hasattr(np, "unstack"):
+        return np
+    import array_api_compat.numpy
+
+    return array_api_compat.numpy
 
 
 class _NumPy(Adapter):
@@ -462,10 +475,10 @@ def _cupy_activated(backend: Backend) -> Iterator[None]:
     """
     cupy = backend.library
     with backend.device:
-        linalg = None
+        linalg: Any = None
         if backend.tf32 is not None:
             try:
-                from cupy._core import _routines_linalg as linalg
+                from cupy._core import _routines_linalg as linalg  # type: ignore[no-redef]
 
                 before = linalg.get_compute_type(cupy.float32)
                 wanted = linalg.COMPUTE_TYPE_TF32 if backend.tf32 else linalg.COMPUTE_TYPE_DEFAULT
@@ -694,11 +707,12 @@ def set_backend(name: str, device: Any = None, *, dtype: Any = None, tf32: bool 
 def use_backend(
     name: str | Backend, device: Any = None, *, dtype: Any = None, tf32: bool | None = None
 ) -> Iterator[Backend]:
-    """``with use_backend("array_api_strict"): ...`` runs the block on that backend (a name, or a
-    :class:`Backend` as it is), then restores."""
-    token = _current.set(name if isinstance(name, Backend) else create_backend(name, device, dtype=dtype, tf32=tf32))
+    """Run a ``with`` block on the backend ``name`` (``with use_backend("array_api_strict"):``; a
+    :class:`Backend` is used as it is), then restore the previous one."""
+    backend = name if isinstance(name, Backend) else create_backend(name, device, dtype=dtype, tf32=tf32)
+    token = _current.set(backend)
     try:
-        yield _current.get()
+        yield backend
     finally:
         _current.reset(token)
 

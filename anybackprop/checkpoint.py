@@ -64,7 +64,7 @@ def save_checkpoint(path: str | os.PathLike, run: Any, epoch: int, fingerprint: 
         meta["fingerprint"] = fingerprint
     arrays["__meta__"] = np.array(json.dumps(meta))
     with atomic_open(path) as f:
-        np.savez(f, **arrays)
+        np.savez(f, **arrays)  # type: ignore[arg-type]  # NumPy's stub types allow_pickle among **kwds
 
 
 def _by_occurrence(names: list[str]) -> dict[tuple[str, int], int]:

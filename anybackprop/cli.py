@@ -12,7 +12,7 @@ import sys
 import time
 import traceback
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -38,7 +38,7 @@ from .heads import DEFAULT_LOSS, HEADS
 from .io import load, save
 from .layers import NORMS
 from .losses import LOSSES
-from .network import HIDDEN_ACTIVATIONS, MLP
+from .network import HIDDEN_ACTIVATIONS, MLP, Sequential
 from .optim import OPTIMIZERS, SCHEDULES
 from .tables import IMPUTE, MAX_CATEGORIES, TASKS, TabularModel, check_complete, infer_task
 
@@ -55,8 +55,8 @@ def _hidden_sizes(text: str) -> list[int]:
     return sizes
 
 
-def _positive(kind: type) -> callable:
-    def parse(text: str):
+def _positive(kind: type) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
         try:
             value = kind(text)
         except ValueError:
@@ -310,7 +310,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; the exit status: 0 done, 1 a check failed, 2 bad input, 130 interrupted
     (Ctrl-C: one line, no traceback, no half-written file), 141 the reader closed the pipe."""
     args = _parser().parse_args(argv)
-    commands = {
+    commands: dict[str, Callable[..., int]] = {
         "train": _train,
         "predict": _predict,
         "evaluate": _evaluate,
@@ -376,7 +376,7 @@ def _backend_of(args: argparse.Namespace) -> contextlib.AbstractContextManager:
     return use_backend(environment_backend(name, device, dtype))
 
 
-def _where(network: MLP, batch_size: int, processes: int) -> dict:
+def _where(network: Sequential, batch_size: int, processes: int) -> dict:
     """Where a training ran, for ``train --json``: backend, device, dtype, processes, and the BLAS
     threads of each process (None where the arrays are not on the host)."""
     backend = network.backend
@@ -595,7 +595,7 @@ def _report(
             "rows": {"train": len(y_train), "validation": len(validation[1]) if validation else 0, "test": len(y_test)},
             "epochs": history.epochs,
             "seconds": seconds,
-            **_where(model.network, args.batch_size, processes),
+            **_where(model._check_fitted(), args.batch_size, processes),
             "test": test,
             "history": history.to_dict(),
             "model": args.save,
@@ -741,7 +741,7 @@ def _gradcheck(args: argparse.Namespace) -> int:
 
 
 SELFTEST_TOLERANCE = 1e-9
-"""Largest relative error (max |x - x_numpy| / max |x_numpy| per array) a backend may show against
+"""Largest relative error (``max |x - x_numpy| / max |x_numpy|`` per array) a backend may show against
 NumPy in the float64 self-test: the libraries differ only in the order of floating-point sums."""
 
 

@@ -11,6 +11,7 @@ All random draws come from ``numpy.random.default_rng(seed)``.
 from __future__ import annotations
 
 import gzip
+from collections.abc import Callable
 from importlib import resources
 
 import numpy as np
@@ -104,7 +105,12 @@ def load(name: str, seed: int | None = 0) -> tuple[np.ndarray, np.ndarray]:
     """A dataset by name: one of :data:`DATASETS`."""
     if name == "digits":
         return digits()
-    makers = {"flower": flower, "xor": xor, "spirals": spirals, "moons": moons}
+    makers: dict[str, Callable[..., tuple[np.ndarray, np.ndarray]]] = {
+        "flower": flower,
+        "xor": xor,
+        "spirals": spirals,
+        "moons": moons,
+    }
     if not isinstance(name, str) or name not in makers:
         raise ValueError(f"unknown dataset {name!r}; accepted values: {', '.join(DATASETS)}")
     return makers[name](seed=seed)
@@ -215,7 +221,13 @@ def standardize(X_train: np.ndarray, *others: np.ndarray) -> tuple[np.ndarray, .
 
 
 def one_hot(y: np.ndarray, n_classes: int | None = None) -> np.ndarray:
-    """Integer labels ``(m,)`` as one-hot rows ``(m, C)`` (float64)."""
+    """Integer labels ``(m,)`` as one-hot rows ``(m, C)`` (float64).
+
+    >>> one_hot(np.array([0, 2, 1]))
+    array([[1., 0., 0.],
+           [0., 0., 1.],
+           [0., 1., 0.]])
+    """
     y = np.asarray(y)
     if y.ndim != 1 or y.dtype.kind not in "iu":
         raise ValueError(f"y must be 1-D integer labels, got shape {y.shape} dtype {y.dtype}")

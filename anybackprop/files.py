@@ -27,10 +27,11 @@ import json
 import os
 import secrets
 import stat
+import struct
 import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import IO, Any, BinaryIO
 
 import numpy as np
 
@@ -174,7 +175,7 @@ def json_depth(value: Any) -> int:
     return deepest
 
 
-def _read_header(f: BinaryIO, member: str) -> tuple[tuple[int, ...], bool, np.dtype]:
+def _read_header(f: IO[bytes], member: str) -> tuple[tuple[int, ...], bool, np.dtype]:
     """``(shape, fortran_order, dtype)`` from the ``.npy`` header at the start of ``f``."""
     magic = f.read(8)
     if len(magic) != 8 or magic[:6] != _NPY_MAGIC:
@@ -232,7 +233,7 @@ def _open_source(path: Any, stack: contextlib.ExitStack) -> tuple[BinaryIO, int]
     if isinstance(path, (str, bytes, os.PathLike)):
         if os.path.isdir(path):
             raise _Invalid("it is a directory")
-        f = stack.enter_context(open(path, "rb"))  # noqa: SIM115 (the caller's stack closes it; FileNotFoundError passes)
+        f: Any = stack.enter_context(open(path, "rb"))  # noqa: SIM115 (the caller's stack closes it; FileNotFoundError passes)
     elif hasattr(path, "read"):
         f = path
         if not (hasattr(f, "seekable") and f.seekable()):  # a pipe or a socket: read it whole
@@ -248,12 +249,45 @@ def _open_source(path: Any, stack: contextlib.ExitStack) -> tuple[BinaryIO, int]
         raise TypeError(f"expected a binary file object, got one that reads {type(head).__name__}")
     if head == _NPY_MAGIC:
         raise _Invalid("it is a single .npy array, not an .npz archive")
-    if size > 22 and hasattr(zipfile, "_EndRecData"):
-        end = zipfile._EndRecData(f)
-        f.seek(start)
-        if end and end[zipfile._ECD_ENTRIES_TOTAL] > MAX_MEMBERS:
-            raise _Invalid(f"its zip directory lists {end[zipfile._ECD_ENTRIES_TOTAL]} members (at most {MAX_MEMBERS})")
+    listed = zip_entries_listed(f, start, size)
+    f.seek(start)
+    if listed is not None and listed > MAX_MEMBERS:
+        raise _Invalid(f"its zip directory lists {listed} members (at most {MAX_MEMBERS})")
     return f, size
+
+
+_EOCD = struct.Struct("<4s4H2LH")  # end of central directory: signature, disks, entries here, total, ...
+_ZIP64_LOCATOR = struct.Struct("<4sLQL")  # signature, disk, offset of the zip64 end record, disks
+_ZIP64_EOCD = struct.Struct("<4sQ2H2L4Q")  # signature, size, versions, disks, entries here, total, ...
+
+
+def zip_entries_listed(f: Any, start: int, size: int) -> int | None:
+    """The number of members the zip directory of ``f`` (``size`` bytes from offset ``start``)
+    declares, read from its end-of-central-directory record (and the zip64 record it points to)
+    as PKWARE's APPNOTE lays them out, before :mod:`zipfile` builds one object per member; None
+    when no such record is found (``zipfile`` then gives its own error)."""
+    tail_len = min(size, _EOCD.size + 0xFFFF)  # the record, then a comment of at most 65535 bytes
+    f.seek(start + size - tail_len)
+    tail = f.read(tail_len)
+    at = len(tail)
+    while True:  # the last signature whose record and comment end the file (one may hide in a comment)
+        at = tail.rfind(b"PK\x05\x06", 0, at)
+        if at < 0:
+            return None
+        if len(tail) - at >= _EOCD.size and at + _EOCD.size + _EOCD.unpack_from(tail, at)[-1] == len(tail):
+            break
+    total = _EOCD.unpack_from(tail, at)[4]
+    locator_at = at - _ZIP64_LOCATOR.size
+    if locator_at < 0 or tail[locator_at : locator_at + 4] != b"PK\x06\x07":
+        return int(total)
+    offset = _ZIP64_LOCATOR.unpack_from(tail, locator_at)[2]
+    if offset + _ZIP64_EOCD.size > size:
+        return int(total)
+    f.seek(start + offset)
+    record = f.read(_ZIP64_EOCD.size)
+    if len(record) < _ZIP64_EOCD.size or record[:4] != b"PK\x06\x06":
+        return int(total)
+    return int(_ZIP64_EOCD.unpack(record)[7])
 
 
 def read_archive(

@@ -84,6 +84,7 @@ class GradcheckResult(float):
 
     @property
     def skipped(self) -> tuple[Recheck, ...]:
+        """The entries left out: both one-sided differences crossed a kink."""
         return tuple(r for r in self.rechecked if r.how == "skipped")
 
     def verdict(self) -> str:
@@ -181,9 +182,11 @@ def _numeric(model: Sequential, X: Any, Y: Any, eps: float, sample_weight: Any, 
         values[key] = []
         for i in range(size):
             hit = index == i
-            value, how = cost.derivative(
-                lambda step, hit=hit, p=p, key=key: {**model.params, key: xp.where(hit, p + step, p)}, eps
-            )
+
+            def moved(step: float, hit: Any = hit, p: Any = p, key: str = key) -> dict:
+                return {**model.params, key: xp.where(hit, p + step, p)}
+
+            value, how = cost.derivative(moved, eps)
             values[key].append(value)
             if how is not None:
                 rechecked.append(Recheck(key, _unravel(i, shape), how))

@@ -1,4 +1,4 @@
-"""Heads: everything that depends on the output kind, one object per kind.
+r"""Heads: everything that depends on the output kind, one object per kind.
 
 A head turns the last layer's logits ``Z (m, k)`` into outputs and a cost. It owns the target
 encoding and checks, the output activation ``A = g(Z)``, the loss from the logits, the output
@@ -13,6 +13,11 @@ The three paired heads (note 004, Theorem 6.1) have the output delta ``dZ = (A -
 * :class:`ExpPoisson`: exp + half Poisson deviance (counts, rates: regression with ``y >= 0``),
   ``dZ = (e^Z - Y) / m`` by the same theorem (the exp is the Poisson loss's canonical link);
 
+.. math::
+
+    dZ = \frac{A - Y}{m} \quad\text{or, with sample weights,}\quad dZ_i = \frac{w_i (A_i - Y_i)}{\sum_j w_j};
+    \qquad \text{otherwise } dZ = g'(Z) \odot \frac{\partial J}{\partial A}
+
 :class:`ChainRuleHead` pairs another output with a loss through ``dZ = g'(Z) * dJ/dA`` (a
 sigmoid output with MSE, notes 002 and 003). :func:`get_head` builds one from names.
 """
@@ -20,7 +25,8 @@ sigmoid output with MSE, notes 002 and 003). :func:`get_head` builds one from na
 from __future__ import annotations
 
 import numbers
-from typing import Any
+from collections.abc import Callable
+from typing import Any, cast
 
 import array_api_compat
 
@@ -46,9 +52,9 @@ class Head:
 
     def __init__(self, output: Activation, loss: Loss) -> None:
         self.output, self.loss = output, loss
-        self._bound: tuple = (None, ())
+        self._bound: tuple[Any, tuple[Any, ...]] = (None, ())
 
-    def _paths(self, fast: Any) -> tuple:
+    def _paths(self, fast: Any) -> tuple[Any, ...]:
         """(output activation, paired delta, output derivative) as ``fast`` resolves them, once."""
         bound = self._bound  # read once: a copy of the model on another backend may share this head
         if bound[0] is not fast:
@@ -64,9 +70,10 @@ class Head:
 
     @property
     def paired(self) -> bool:
+        """True where the loss is the output's pair, whose output delta is ``(A - Y) / m``."""
         return self.output.name == self.loss.pair
 
-    def spec(self) -> dict:
+    def spec(self) -> dict[str, Any]:
         """The JSON-able names that :func:`get_head` turns back into this head."""
         return {"output": self.output.name, "loss": self.loss.name}
 
@@ -95,7 +102,7 @@ class Head:
         a = forward(xp, z)
         if self.paired:
             return paired_delta(xp, a, y) if w is None else losses.weighted_paired_delta(xp, a, y, w)
-        da = self.loss.grad_output(xp, a, y)
+        da = cast("Callable[[Any, Any, Any], Any]", self.loss.grad_output)(xp, a, y)  # get_head checked it
         da = da / z.shape[0] if w is None else da * w
         return backward(xp, z, a, da)
 
@@ -129,6 +136,7 @@ class Head:
         return a[:, 0] if a.shape[1] == 1 else a
 
     def predict_proba(self, xp: Any, a: Any) -> Any:
+        """Class probabilities from the output activations ``a`` (classification heads only)."""
         raise ValueError(
             f"predict_proba needs a classifier (softmax or sigmoid output), this model has output {self.output.name!r}"
         )
@@ -154,9 +162,11 @@ class Head:
             d = y - xp.mean(y, axis=0, keepdims=True)
             return float(xp.sum(d * d))
         d = y - xp.sum(y * w, axis=0, keepdims=True)
-        return float(xp.sum(xp.sum(d * d, axis=1) * w[:, 0])) * y.shape[0]
+        return float(xp.sum(xp.sum(d * d, axis=1) * w[:, 0])) * int(y.shape[0])
 
     def class_weights(self, xp: Any, y: Any, class_weight: Any, name: str = "class_weight") -> Any:
+        """Per-row weights ``(m,)`` from ``class_weight`` ("balanced" or ``{label: weight}``) for the labels ``y``
+        (classification heads only)."""
         raise ValueError(
             f"{name} needs a classifier (softmax or sigmoid output), this model has output {self.output.name!r}"
         )
@@ -187,13 +197,13 @@ class _Classifier(Head):
         elif isinstance(class_weight, dict):
             values = [1.0] * n_classes
             for key, value in class_weight.items():
-                if isinstance(key, bool) or not isinstance(key, numbers.Integral) or not 0 <= key < n_classes:
+                if isinstance(key, bool) or not isinstance(key, numbers.Integral) or not 0 <= int(key) < n_classes:
                     raise ValueError(f"{name} has key {key!r}; expected class indices 0..{n_classes - 1}")
                 key = int(key)
                 if (
                     isinstance(value, bool)
                     or not isinstance(value, numbers.Real)
-                    or not value >= 0
+                    or not float(value) >= 0
                     or value == float("inf")
                 ):
                     raise ValueError(f"{name}[{key!r}] must be a finite number >= 0, got {value!r}")
@@ -304,6 +314,7 @@ class ChainRuleHead(Head):
         return self._like.predict(xp, a)
 
     def predict_proba(self, xp: Any, a: Any) -> Any:
+        """Class probabilities, as the output's paired head gives them."""
         return self._like.predict_proba(xp, a)
 
     def metric_terms(self, xp: Any, z: Any, y: Any, w: Any = None) -> Any:
@@ -316,10 +327,11 @@ class ChainRuleHead(Head):
         return self._like.total_sum_of_squares(xp, y, w)
 
     def class_weights(self, xp: Any, y: Any, class_weight: Any, name: str = "class_weight") -> Any:
+        """Per-row weights from ``class_weight``, as the output's paired head gives them."""
         return self._like.class_weights(xp, y, class_weight, name)
 
 
-_PAIRED: dict[str, type[Head]] = {
+_PAIRED: dict[str, Callable[[], Head]] = {
     "softmax": SoftmaxCrossEntropy,
     "sigmoid": SigmoidBinaryCrossEntropy,
     "identity": IdentityMSE,

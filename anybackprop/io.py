@@ -93,7 +93,7 @@ def save(model: Any, path: str | os.PathLike, info: dict | None = None) -> None:
         )
     arrays[_META_KEY] = np.array(json.dumps(meta))
     with atomic_open(path) as f:
-        np.savez(f, **arrays)
+        np.savez(f, **arrays)  # type: ignore[arg-type]  # NumPy's stub types allow_pickle among **kwds
 
 
 def _check_array(key: str, value: Any, shape: tuple, dtype: np.dtype) -> None:
@@ -152,8 +152,9 @@ def load(path: Any, backend: Any = None) -> Any:
         return model
     from .tables import TabularModel
 
+    saved_info = meta.get("info")
     info = {k: meta[k] for k in ("anybackprop_version", "created") if k in meta} | (
-        meta.get("info") if isinstance(meta.get("info"), dict) else {}
+        saved_info if isinstance(saved_info, dict) else {}
     )
     try:
         return TabularModel.from_saved(model, meta["table"], info)

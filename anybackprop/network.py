@@ -99,18 +99,22 @@ class Sequential:
 
     @property
     def n_features(self) -> int:
+        """The number of input features (the first layer's ``n_in``)."""
         return self.layers[0].n_in
 
     @property
     def n_outputs(self) -> int:
+        """The number of outputs (the last layer's ``n_out``)."""
         return self.layers[-1].n_out
 
     @property
     def dtype_name(self) -> str:
+        """The parameters' dtype as a name, ``"float32"`` or ``"float64"``."""
         return "float64" if self.dtype == self.backend.xp.float64 else "float32"
 
     @property
     def is_classifier(self) -> bool:
+        """True when the head classifies (softmax or sigmoid output)."""
         return self.head.is_classifier
 
     @property

@@ -53,7 +53,9 @@ class _Graph:
     """Nodes and initializers (floats in the model's ``dtype``), each new value named ``v{n}``."""
 
     def __init__(self, onnx: Any, dtype: Any) -> None:
-        self.onnx, self.nodes, self.initializers, self.count = onnx, [], [], 0
+        self.onnx, self.count = onnx, 0
+        self.nodes: list[Any] = []
+        self.initializers: list[Any] = []
         self.dtype = np.dtype(dtype)
         self.elem = onnx.helper.np_dtype_to_tensor_dtype(self.dtype)
 

@@ -49,6 +49,7 @@ def cosine_schedule(epoch: int, epochs: int) -> float:
 
 
 def get_schedule(schedule: str | Callable[[int, int], float]) -> Callable[[int, int], float]:
+    """A learning-rate schedule ``f(epoch, epochs) -> factor`` from a name in :data:`SCHEDULES` or a function."""
     if callable(schedule):
         return schedule
     table = {"constant": _constant, "step": step_schedule(), "cosine": cosine_schedule}
@@ -222,7 +223,7 @@ class SGD(Optimizer):
 
     def _update(self, xp: Any, params: dict, key: str, g: Any) -> Any:
         if self.momentum:
-            velocity = self.state["velocity"]
+            velocity = self.state["velocity"]  # type: ignore[index]  # init() made it
             u, velocity[key] = momentum_step(xp, g, velocity[key], self.lr, self.momentum, self.nesterov)
             return u
         if self._sgd is sgd_update:
@@ -267,7 +268,7 @@ class Adam(Optimizer):
         self._v_scale = 1.0 / (1.0 - self.beta2**self.t)
 
     def _update(self, xp: Any, params: dict, key: str, g: Any) -> Any:
-        m, v = self.state["m"], self.state["v"]
+        m, v = self.state["m"], self.state["v"]  # type: ignore[index]  # init() made them
         u, m[key], v[key] = adam_step(
             xp, g, m[key], v[key], self._step_size, self.beta1, self.beta2, self._v_scale, self.eps
         )

@@ -26,7 +26,7 @@ def _figure(**kwargs: Any) -> Any:
 
 
 def plot_training(
-    history: Any, path: str | os.PathLike | None = None, model: Any = None, data: tuple | None = None
+    history: Any, path: str | os.PathLike | None = None, model: Any = None, data: tuple[Any, Any] | None = None
 ) -> Any:
     """Loss and metric per epoch (training and validation); with a 2-input ``model`` and
     ``data=(X, y)``, also its decision boundary. Returns the Figure; writes it to ``path`` if given."""
@@ -44,7 +44,7 @@ def plot_training(
     for ax in axes[:2]:
         ax.legend()
         ax.grid(alpha=0.3)
-    if boundary:
+    if boundary and data is not None:  # (data is not None when boundary: said for the type checker)
         plot_decision_boundary(model, *data, ax=axes[2])
     _save(fig, path)
     return fig

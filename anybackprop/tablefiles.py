@@ -102,6 +102,8 @@ class Fields(NamedTuple):
 
 
 def numpy_fields(raw: np.ndarray) -> Fields:
+    """The :class:`Fields` of a column given as a NumPy array (of text or numbers, from an .npz or
+    a DataFrame): its values as text, stripped, and which of them are missing."""
     text = np.char.strip(np.asarray(raw, dtype=str))
     missing = np.isin(np.char.lower(text), MISSING)
     present = text[~missing]

@@ -39,7 +39,7 @@ import numpy as np
 
 from .backend import to_numpy
 from .checkpoint import check_fingerprint
-from .network import MLP
+from .network import MLP, Sequential
 from .tablefiles import MISSING, Table, as_columns, columns_from_frame, is_missing, read_table, where
 from .training import Checkpoint
 
@@ -205,7 +205,7 @@ class TableEncoder:
             keep = keep[counts[keep] >= least]
         if self.max_categories is not None and len(keep) > self.max_categories:
             keep = keep[: self.max_categories - 1]
-        spec = {"name": name, "kind": "categorical", "categories": sorted(distinct[keep].tolist())}
+        spec: dict[str, Any] = {"name": name, "kind": "categorical", "categories": sorted(distinct[keep].tolist())}
         if len(keep) < len(distinct):
             spec["other"] = True
             warnings.warn(
@@ -304,6 +304,7 @@ class TableEncoder:
         return f"impute {self.impute}: filled {sum(self.filled.values())} missing values: {', '.join(parts)}"
 
     def config(self) -> dict:
+        """The JSON-able description (columns, kinds, categories) that :meth:`from_config` reads."""
         self._check_fitted()
         return {
             "impute": self.impute,
@@ -314,6 +315,7 @@ class TableEncoder:
 
     @classmethod
     def from_config(cls, config: dict) -> TableEncoder:
+        """The encoder :meth:`config` described, checked (a model file's table section)."""
         impute = config.get("impute")
         if impute is not None and impute not in IMPUTE:
             raise ValueError(f"its table encoder names an unknown impute {impute!r}")
@@ -421,7 +423,7 @@ class TabularModel:
             mlp_options,
         )
         self.encoder = TableEncoder(impute, max_categories, min_frequency)
-        self.network: MLP | None = None
+        self.network: Sequential | None = None
         self.target: str | None = None
         self.classes: np.ndarray | None = None
         self.info: dict = {}
@@ -507,7 +509,7 @@ class TabularModel:
             "settings": settings,
         }
 
-    def _check_fitted(self) -> MLP:
+    def _check_fitted(self) -> Sequential:
         if self.network is None:
             raise ValueError("this TabularModel is not fitted yet: call fit(columns, y) first")
         return self.network
@@ -553,22 +555,30 @@ class TabularModel:
 
     @property
     def params(self) -> dict:
+        """The network's parameters, ``{"W1": (n_features, h1), "b1": (h1,), ...}`` on its backend."""
         return self._check_fitted().params
 
     @property
     def state(self) -> dict:
+        """The network's state (batch norm's running averages); empty for a plain MLP."""
         return self._check_fitted().state
 
     @property
     def layers(self) -> list:
+        """The network's layers, the first one taking :meth:`encode`'s output."""
         return self._check_fitted().layers
 
     @property
     def layer_sizes(self) -> list[int]:
-        return self._check_fitted().layer_sizes
+        """``[n_features, hidden..., n_outputs]`` of the network (an MLP)."""
+        network = self._check_fitted()
+        if not isinstance(network, MLP):
+            raise AttributeError(f"layer_sizes: this model's network is a {type(network).__name__}; see .layers")
+        return network.layer_sizes
 
     @property
     def backend(self) -> Any:
+        """The backend the network's arrays live on."""
         return self._check_fitted().backend
 
     def forward(self, columns: Any) -> Any:
@@ -578,6 +588,7 @@ class TabularModel:
     def summary(self) -> str:
         """The encoding in front of the network's :meth:`~anybackprop.network.Sequential.summary`."""
         network = self._check_fitted()
+        columns = self.encoder.columns or []
         kinds = [
             f"  {c['name']}: "
             + (
@@ -586,13 +597,13 @@ class TabularModel:
                 else f"text, {len(c['categories']) + bool(c.get('other'))} one-hot features"
                 + (f" (rare ones as {OTHER!r})" if c.get("other") else "")
             )
-            for c in self.encoder.columns
+            for c in columns
         ]
         task = self.task if self.classes is None else f"{self.task} of {len(self.classes)} classes"
         impute = "missing values refused" if self.encoder.impute is None else f"impute {self.encoder.impute}"
         head = [
             f"TabularModel: target {self.target!r}, {task}",
-            f"{len(self.encoder.columns)} columns -> {network.n_features} features ({impute}):",
+            f"{len(columns)} columns -> {network.n_features} features ({impute}):",
             *kinds,
         ]
         return "\n".join([*head, network.summary()])
@@ -647,7 +658,7 @@ class TabularModel:
         return {"target": self.target, "task": self.task, "encoder": self.encoder.config(), "classes": classes}
 
     @classmethod
-    def from_saved(cls, network: MLP, config: dict, info: dict | None = None) -> TabularModel:
+    def from_saved(cls, network: Sequential, config: dict, info: dict | None = None) -> TabularModel:
         """The model :meth:`table_config` described, around a loaded ``network``."""
         if not isinstance(config, dict) or config.get("task") not in TASKS:
             raise ValueError("its table section has no valid task")

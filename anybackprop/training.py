@@ -35,12 +35,13 @@ from .validation import check_positive_float, check_positive_int
 class Trainable(Protocol):
     """What :func:`fit` and :class:`Trainer` use of a model (:class:`anybackprop.Sequential` has it):
 
-    * ``backend``, ``fast`` (its fast paths), ``head``, ``layers``, ``params``, ``state``, ``decay``;
+    * ``backend``, ``dtype_name``, ``fast`` (its fast paths), ``head``, ``layers``, ``params``, ``state``, ``decay``;
     * ``check_data(X, Y, sample_weight, class_weight) -> (x, y, w)``: checked arrays on the device;
     * ``forward_pass(x, training=, rng=, part=) -> ForwardPass``: logits, caches and the pass context;
     * ``backward_pass(fwd, dz) -> grads`` (keys of ``params``); ``commit_state(fwd)``;
     * ``learn_preprocessing(x)``: state learned from the training rows (standardisation);
-    * ``scores(z, y, w, ss_tot) -> (loss, metric)`` in one host read; ``total_sum_of_squares(y, w)``.
+    * ``scores(z, y, w, ss_tot) -> (loss, metric)`` in one host read; ``total_sum_of_squares(y, w)``;
+    * ``copy()``, ``set_params(params)``, ``set_state(state)``: early stopping's kept best model.
     """
 
     backend: Any
@@ -50,23 +51,45 @@ class Trainable(Protocol):
     params: dict
     state: dict
 
+    @property
+    def dtype_name(self) -> str:
+        """The parameters' dtype, ``"float32"`` or ``"float64"``."""
+        ...
+
     def check_data(
         self, X: Any, Y: Any, sample_weight: Any = None, class_weight: Any = None, names: tuple = ...
-    ) -> tuple: ...
+    ) -> tuple:
+        """``(x, y, w)``: checked arrays on the model's device (labels encoded, weights from
+        ``sample_weight``/``class_weight``)."""
 
     def forward_pass(
         self, x: Any, *, training: bool = False, rng: Any = None, params: dict | None = None, part: Any = None
-    ) -> Any: ...
+    ) -> Any:
+        """The logits of the batch ``x``, with the caches and the pass context the backward pass needs."""
 
-    def backward_pass(self, fwd: Any, dz: Any) -> dict: ...
+    def backward_pass(self, fwd: Any, dz: Any) -> dict:
+        """The gradients (keys of ``params``) from the forward pass ``fwd`` and the output delta ``dz``."""
 
-    def commit_state(self, fwd: Any) -> None: ...
+    def commit_state(self, fwd: Any) -> None:
+        """Store the state a training pass computed (batch norm's running averages)."""
 
-    def learn_preprocessing(self, x: Any, only_initial: bool = False) -> None: ...
+    def learn_preprocessing(self, x: Any, only_initial: bool = False) -> None:
+        """Learn state from the training rows ``x`` (a standardisation), only while it is initial if asked."""
 
-    def scores(self, z: Any, y: Any, w: Any = None, ss_tot: float = 0.0) -> tuple[float, float]: ...
+    def scores(self, z: Any, y: Any, w: Any = None, ss_tot: float = 0.0) -> tuple[float, float]:
+        """``(loss, metric)`` of the logits ``z`` against ``y``, read from the device once."""
 
-    def total_sum_of_squares(self, y: Any, w: Any = None) -> float: ...
+    def total_sum_of_squares(self, y: Any, w: Any = None) -> float:
+        """The (weighted) total sum of squares of ``y``, the denominator of R^2."""
+
+    def copy(self) -> Trainable:
+        """An independent model with the same layers, parameters and state."""
+
+    def set_params(self, params: dict) -> None:
+        """Replace the parameters (same keys and shapes) with ``params``."""
+
+    def set_state(self, state: dict) -> None:
+        """Replace the state (same keys and shapes) with ``state``."""
 
 
 @dataclass
@@ -82,6 +105,7 @@ class History:
 
     @property
     def epochs(self) -> int:
+        """The number of epochs recorded."""
         return len(self.loss)
 
     def record(self, values: dict[str, float]) -> None:
@@ -108,6 +132,7 @@ class History:
 
     @classmethod
     def from_dict(cls, data: dict) -> History:
+        """The history :meth:`to_dict` described (a checkpoint's)."""
         return cls(
             [float(v) for v in data["loss"]],
             [float(v) for v in data["val_loss"]],
@@ -199,6 +224,7 @@ class BatchPart:
     backend: Any
 
     def sum(self, a: Any) -> Any:
+        """The sum of ``a`` over the processes holding the parts of the global batch."""
         xp = self.backend.xp
         return xp.reshape(self.comm.allreduce_sum(self.backend, xp.reshape(a, (-1,))), a.shape)
 
@@ -539,7 +565,7 @@ class _DivergenceGuard:
         self.epoch = epoch
         for kept, live in zip(self.saved, (self.model.params, self.model.state), strict=True):
             for key, value in live.items():
-                old = kept.get(key)
+                old: Any = kept.get(key)
                 if old is not None and array_api_compat.is_writeable_array(old) and old.shape == value.shape:
                     old[...] = value
                 else:
@@ -547,7 +573,7 @@ class _DivergenceGuard:
 
     def check(self, epoch: int, values: dict[str, float], lr: float) -> None:
         """After ``epoch`` (1-based): keep its parameters, or restore the last good ones and raise."""
-        bad = next(
+        bad: tuple[str, float] | None = next(
             (
                 (name, values[name])
                 for name in ("loss", "val_loss")
@@ -592,6 +618,7 @@ class Run:
 
     @property
     def optimizer(self) -> Optimizer:
+        """The optimizer of this run's trainer."""
         return self.trainer.optimizer
 
 
@@ -612,6 +639,7 @@ class Callback:
         """After the last epoch, outside the training loop."""
 
     def checkpoint_state(self) -> tuple[dict, dict[str, Any]]:
+        """``(values, arrays)`` to save in a checkpoint (JSON-able values, NumPy arrays); nothing by default."""
         return {}, {}
 
     def restore_checkpoint_state(self, values: dict, arrays: dict[str, Any], model: Trainable) -> None:
@@ -686,7 +714,8 @@ class EarlyStopping(Callback):
     def __init__(self, patience: int, min_delta: float = 0.0) -> None:
         self.patience = check_positive_int(patience, "early_stopping")
         self.min_delta = check_positive_float(min_delta, "min_delta", allow_zero=True)
-        self.best, self.best_epoch, self.saved = math.inf, 0, None
+        self.best, self.best_epoch = math.inf, 0
+        self.saved: tuple[dict[str, Any], ...] | None = None
 
     def on_epoch_end(self, epoch: int, history: History, model: Trainable) -> bool:
         monitored = (history.val_loss or history.loss)[-1]
@@ -706,7 +735,8 @@ class EarlyStopping(Callback):
             history.best_epoch = self.best_epoch
 
     def checkpoint_state(self) -> tuple[dict, dict[str, Any]]:
-        arrays = (
+        """The best loss and epoch, and the kept best parameters and state as NumPy arrays."""
+        arrays: dict[str, Any] = (
             {}
             if self.saved is None
             else {
@@ -740,7 +770,8 @@ class Checkpoint(Callback):
     def __init__(self, path: str | os.PathLike, fingerprint: dict | None = None) -> None:
         if not isinstance(path, (str, os.PathLike)):
             raise TypeError(f"checkpoint must be a path, got {type(path).__name__}")
-        self.path, self.run, self.fingerprint = path, None, fingerprint
+        self.path, self.fingerprint = path, fingerprint
+        self.run: Run | None = None
 
     def on_train_begin(self, run: Run) -> None:
         self.run = run

@@ -1,4 +1,4 @@
-"""Parameter update formulas, array API only: each returns new arrays and writes nothing.
+r"""Parameter update formulas, array API only: each returns new arrays and writes nothing.
 
 For a parameter ``P`` with gradient ``G`` (weight decay already added: ``G + wd P``):
 
@@ -6,6 +6,15 @@ For a parameter ``P`` with gradient ``G`` (weight decay already added: ``G + wd 
 * momentum: ``V' = mu V - lr G``, ``P + V'``; Nesterov: ``P + mu V' - lr G``;
 * Adam (bias-corrected, step ``t``): ``M' = b1 M + (1 - b1) G``, ``S' = b2 S + (1 - b2) G^2``,
   ``P - lr_t M' / (sqrt(S' c2) + eps)`` with ``lr_t = lr / (1 - b1^t)`` and ``c2 = 1 / (1 - b2^t)``.
+
+.. math::
+
+    \text{SGD: } P' = P - \eta G \qquad
+    \text{momentum: } V' = \mu V - \eta G,\; P' = P + V' \qquad
+    \text{Nesterov: } P' = P + \mu V' - \eta G
+
+    \text{Adam: } M' = \beta_1 M + (1 - \beta_1) G, \quad S' = \beta_2 S + (1 - \beta_2) G^2, \quad
+    P' = P - \frac{\eta}{1 - \beta_1^t} \, \frac{M'}{\sqrt{S' / (1 - \beta_2^t)} + \epsilon}
 
 The momentum and Adam formulas return the step ``U`` with ``P' = P - U`` and the new state, so
 that the optimizer subtracts in place where the arrays allow it.

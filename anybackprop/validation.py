@@ -37,7 +37,8 @@ def _first_true(xp: Any, mask: Any) -> tuple[int, ...] | None:
     return row, int(xp.argmax(xp.astype(mask[row, :], xp.int32)))
 
 
-def _place(where: tuple[int, ...]) -> str:
+def _place(where: tuple[int, ...] | None) -> str:
+    assert where is not None  # the caller found a value to place
     return f"row {where[0]}" + (f", column {where[1]}" if len(where) == 2 else "")
 
 

@@ -217,3 +217,20 @@ def test_a_requested_backend_that_cannot_run_stops_the_suite_with_the_reason(req
     )
     assert result.returncode != 0
     assert "ANYBACKPROP_TEST_BACKENDS" in result.stdout + result.stderr and reason in result.stdout + result.stderr
+
+
+def test_numpy_older_than_2_1_gets_the_array_api_compat_wrapper():
+    """On NumPy < 2.1 (no ``unstack`` in its namespace) the backend is array_api_compat's
+    wrapper, a submodule ``import array_api_compat`` does not load: it used to fail every fit
+    with AttributeError (the minimum-dependency job, ``.ci/mindeps``, runs the real old NumPy)."""
+    code = (
+        "import sys, types\n"
+        "import anybackprop.backend as b\n"
+        "assert 'array_api_compat.numpy' not in sys.modules\n"
+        "b.np = types.SimpleNamespace()  # a NumPy namespace without isdtype and unstack\n"
+        "xp = b._numpy_namespace()\n"
+        "print(xp.__name__, xp.unstack(xp.asarray([[1, 2]]))[0].tolist())\n"
+    )
+    result = run_python(code)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["array_api_compat.numpy", "[1,", "2]"]

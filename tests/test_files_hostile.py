@@ -6,6 +6,7 @@ small hostile file cannot make a load take memory."""
 import io
 import json
 import os
+import struct
 import subprocess
 import sys
 import textwrap
@@ -16,6 +17,7 @@ import numpy as np
 import pytest
 
 import anybackprop as ab
+from anybackprop.files import zip_entries_listed
 
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 W1, B1 = np.arange(6, dtype=np.float32).reshape(2, 3), np.array([0.5, -1, 2], np.float32)
@@ -107,6 +109,21 @@ def huge_json(path):
             **{"__anybackprop__.npy": npy(np.array(json.dumps({"format": "anybackprop", "pad": "x" * (1 << 21)})))}
         ),
     )
+
+
+def zip64_many_members(path, listed=70000):
+    """A good archive whose end records are rewritten as zip64 ones declaring ``listed`` members
+    (zipfile would build one object per declared member before anything else is checked)."""
+    good(path)
+    data = path.read_bytes()
+    eocd = data[-22:]
+    assert eocd[:4] == b"PK\x05\x06"
+    cd_size, cd_offset = struct.unpack("<2L", eocd[12:20])
+    at = len(data) - 22
+    zip64 = struct.pack("<4sQ2H2L4Q", b"PK\x06\x06", 44, 45, 45, 0, 0, listed, listed, cd_size, cd_offset)
+    locator = struct.pack("<4sLQL", b"PK\x06\x07", 0, at, 1)
+    end = struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, 0xFFFF, 0xFFFF, 0xFFFFFFFF, 0xFFFFFFFF, 0)
+    path.write_bytes(data[:at] + zip64 + locator + end)
 
 
 def hostile_metadata(**changes):
@@ -264,6 +281,7 @@ CASES = [
     ("version-99", hostile_metadata(version=99), r"format version 99 is not supported"),
     ("dtype-int8", hostile_metadata(dtype="int8"), r"dtype 'int8' is not float32 or float64"),
     ("format-keras", hostile_metadata(format="keras"), r"does not name the anybackprop format"),
+    ("zip64-many-members", zip64_many_members, r"its zip directory lists 70000 members \(at most 65536\)"),
 ]
 
 
@@ -492,3 +510,25 @@ def test_random_corruptions_load_or_are_a_clear_value_error(tmp_path):
             assert str(exc).startswith(
                 "<BytesIO> is not a valid anybackprop model file: "
             ) and "allow_pickle" not in str(exc)
+
+
+@pytest.mark.parametrize("comment", [b"", b"a comment", b"PK\x05\x06" + bytes(30)])
+@pytest.mark.parametrize("count", [0, 1, 3])
+def test_the_zip_directory_count_is_read_from_the_public_format(tmp_path, count, comment):
+    """files.zip_entries_listed reads the end records as APPNOTE lays them out (no zipfile
+    internals): it agrees with zipfile's own listing, behind a comment and a prefix."""
+    path = tmp_path / "a.zip"
+    with zipfile.ZipFile(path, "w") as zf:
+        for i in range(count):
+            zf.writestr(f"m{i}.npy", npy(np.zeros(i)))
+        zf.comment = comment
+    prefix = b"x" * 7
+    data = prefix + path.read_bytes()
+    if b"PK" not in comment:  # zipfile itself is fooled by a record-like comment
+        with zipfile.ZipFile(io.BytesIO(path.read_bytes())) as zf:
+            assert len(zf.infolist()) == count
+    assert zip_entries_listed(io.BytesIO(data), len(prefix), len(data) - len(prefix)) == count
+    zip64_many_members(path, listed=123)
+    data = path.read_bytes()
+    assert zip_entries_listed(io.BytesIO(data), 0, len(data)) == 123
+    assert zip_entries_listed(io.BytesIO(b"no zip here" * 5), 0, 55) is None

@@ -27,7 +27,7 @@ TOLERANCE = {"float32": 1e-6, "float64": 1e-13}
 
 @dataclass(frozen=True)
 class PathCheck:
-    """One fast path checked: ``error`` is max |fast - portable| / (1 + |portable|);
+    """One fast path checked: ``error`` is ``max |fast - portable| / (1 + |portable|)``;
     ``problem`` says what failed, None when it passed."""
 
     path: FastPath
@@ -36,18 +36,19 @@ class PathCheck:
 
     @property
     def ok(self) -> bool:
+        """True when the fast path agreed with its formula."""
         return self.problem is None
 
 
 def recipe(backend: Backend, rng: np.random.Generator, key: Any) -> list[Any]:
     """Arguments (after xp) for the portable formula ``key`` on ``backend``."""
 
-    def arr(*shape):
+    def arr(*shape: int) -> Any:
         return backend.asarray(rng.standard_normal(shape), backend.dtype)
 
     z = arr(M, N)
 
-    def onehot():
+    def onehot() -> Any:
         return backend.asarray(np.eye(N)[rng.integers(0, N, M)], backend.dtype)
 
     if isinstance(key, tuple) or key is dense.affine:  # (affine, forward) fuses bias + activation

@@ -3,7 +3,7 @@ table); see :mod:`anybackprop.fastpaths`."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,7 +21,7 @@ class FastPath:
 class FastPaths:
     """One backend's fast paths, looked up by the formula they replace."""
 
-    def __init__(self, name: str, paths: list[FastPath] = ()) -> None:
+    def __init__(self, name: str, paths: Iterable[FastPath] = ()) -> None:
         self.name = name
         self._paths = {path.formula: path for path in paths}
         self._pure = {key: p.function for key, p in self._paths.items() if p.overwrites is None}

@@ -68,7 +68,8 @@ class Pass:
 
     def batch_rows(self, x: Any) -> int:
         """The number of rows of the whole batch ``x`` is (a part of)."""
-        return x.shape[0] if self.part is None else self.part.rows
+        rows: int = x.shape[0] if self.part is None else self.part.rows
+        return rows
 
     def batch_mean(self, x: Any) -> Any:
         """The mean over the rows of the whole batch, shape ``(1, n)``."""
@@ -97,15 +98,26 @@ class Layer(Protocol):
     n_out: int
     decay: tuple[str, ...]
 
-    def init_params(self, rng: Any) -> dict[str, Any]: ...
+    def init_params(self, rng: Any) -> dict[str, Any]:
+        """Host values (NumPy arrays or lists) of this layer's parameters by short name (``W``, ``b``), drawn from
+        ``rng``."""
 
-    def init_state(self) -> dict[str, Any]: ...
+    def init_state(self) -> dict[str, Any]:
+        """Host values of this layer's non-trained state (batch norm's running averages), ``{}`` if none."""
 
-    def forward(self, ctx: Pass, params: dict, state: dict, x: Any) -> tuple[Any, Any]: ...
+    def forward(self, ctx: Pass, params: dict[str, Any], state: dict[str, Any], x: Any) -> tuple[Any, Any]:
+        """``(Y, cache)``: the output for the batch ``x`` (``(m, n_in) -> (m, n_out)``) and what :meth:`backward`
+        needs."""
 
-    def backward(self, ctx: Pass, params: dict, cache: Any, dy: Any, need_dx: bool) -> tuple[dict, Any]: ...
+    def backward(
+        self, ctx: Pass, params: dict[str, Any], cache: Any, dy: Any, need_dx: bool
+    ) -> tuple[dict[str, Any], Any]:
+        """``(grads, dX)``: the cost's gradients for ``params`` (same keys and shapes) from ``dy = dJ/dY``, and
+        ``dJ/dX`` (None unless ``need_dx``)."""
 
-    def config(self) -> dict: ...
+    def config(self) -> dict[str, Any]:
+        """The JSON-able keyword arguments that rebuild this layer, ``type(layer)(**config)`` (model
+        files keep them)."""
 
 
 def check_size(value: Any, name: str) -> int:
@@ -123,12 +135,15 @@ class LayerBase:
     decay: tuple[str, ...] = ()
 
     def init_params(self, rng: Any) -> dict[str, Any]:
+        """No parameters: ``{}`` (override it for a layer that learns some)."""
         return {}
 
     def init_state(self) -> dict[str, Any]:
+        """No state: ``{}`` (override it for a layer that keeps some)."""
         return {}
 
-    def config(self) -> dict:
+    def config(self) -> dict[str, Any]:
+        """No arguments: ``{}`` (override it when ``__init__`` takes some)."""
         return {}
 
     def __repr__(self) -> str:

@@ -1,9 +1,16 @@
-"""The dense layer: ``Z = A_prev @ W + b``, ``A = g(Z)`` on row-major batches.
+r"""The dense layer: ``Z = A_prev @ W + b``, ``A = g(Z)`` on row-major batches.
 
 Shapes: ``A_prev (m, n_in)``, ``W (n_in, n_out)``, ``b (n_out,)``, ``Z, A (m, n_out)``.
 Backward (note 004, Theorem 5.4 in row-major form), from ``dA = dJ/dA``:
 
     dZ = g'(Z) * dA           dW = A_prev.T @ dZ        db = sum(dZ, axis=0)        dA_prev = dZ @ W.T
+
+.. math::
+
+    Z = A_{\text{prev}} W + \mathbf{1} b^\top, \qquad A = g(Z)
+
+    dZ = g'(Z) \odot dA, \qquad dW = A_{\text{prev}}^\top dZ, \qquad
+    db = \sum_{i=1}^{m} dZ_{i,:}, \qquad dA_{\text{prev}} = dZ\, W^\top
 """
 
 from __future__ import annotations
@@ -51,9 +58,9 @@ class Dense(LayerBase):
         if init not in INIT_SCHEMES:
             raise ValueError(f"unknown init {init!r}; accepted values: {', '.join(INIT_SCHEMES)}")
         self.init = init
-        self._bound: tuple = (None, ())
+        self._bound: tuple[Any, tuple[Any, ...]] = (None, ())
 
-    def _paths(self, fast: Any) -> tuple:
+    def _paths(self, fast: Any) -> tuple[Any, ...]:
         """This layer's formulas as ``fast`` resolves them (fused affine + activation or None,
         affine, activation, its derivative, bias gradient), looked up once per table."""
         bound = self._bound  # read once: a copy of the model on another backend may share this layer
@@ -71,7 +78,8 @@ class Dense(LayerBase):
             )
         return bound[1]
 
-    def config(self) -> dict:
+    def config(self) -> dict[str, Any]:
+        """``{"n_in", "n_out", "activation", "init"}``: the keyword arguments that rebuild this layer."""
         return {"n_in": self.n_in, "n_out": self.n_out, "activation": self.activation.spec, "init": self.init}
 
     def init_params(self, rng: Any) -> dict[str, Any]:
@@ -86,7 +94,7 @@ class Dense(LayerBase):
             w = rng.uniform(-limit, limit, shape)
         return {"W": w, "b": [0.0] * self.n_out}
 
-    def forward(self, ctx: Pass, params: dict, state: dict, x: Any) -> tuple[Any, DenseCache]:
+    def forward(self, ctx: Pass, params: dict[str, Any], state: dict[str, Any], x: Any) -> tuple[Any, DenseCache]:
         """``A = g(A_prev @ W + b)``; the activation may reuse Z's fresh buffer (a fast path)."""
         fused, affine_path, forward, _, _ = self._paths(ctx.fast)
         xp, w, b = ctx.xp, params["W"], params["b"]
@@ -97,7 +105,9 @@ class Dense(LayerBase):
             a = forward(xp, z)
         return a, DenseCache(x, z, a)
 
-    def backward(self, ctx: Pass, params: dict, cache: DenseCache, dy: Any, need_dx: bool) -> tuple[dict, Any]:
+    def backward(
+        self, ctx: Pass, params: dict[str, Any], cache: DenseCache, dy: Any, need_dx: bool
+    ) -> tuple[dict[str, Any], Any]:
         """``dZ = g'(Z) * dA`` (in dA's buffer where a fast path allows), then ``dW``, ``db``, ``dA_prev``."""
         _, _, _, backward, bias = self._paths(ctx.fast)
         xp = ctx.xp

@@ -1,9 +1,13 @@
-"""Inverted dropout: in training each unit is kept with probability ``1 - p`` and scaled by
+r"""Inverted dropout: in training each unit is kept with probability ``1 - p`` and scaled by
 ``1 / (1 - p)``, so that inference needs no rescaling and is deterministic (the identity).
 
 Training, for ``X (m, n)`` and uniform draws ``U (m, n)`` in [0, 1)::
 
     M = [U >= p] / (1 - p)        Y = X * M        dX = dY * M
+
+.. math::
+
+    M = \frac{[\,U \ge p\,]}{1 - p}, \qquad Y = X \odot M, \qquad dX = dY \odot M
 
 The draws come from the pass's host generator (``fit``'s seed), so masks are reproducible (in
 data-parallel training each process keeps its rows of the global batch's draws), and
@@ -31,7 +35,7 @@ class DropoutCache(NamedTuple):
 
 def check_rate(p: Any) -> float:
     """``p`` as a dropout probability in [0, 1) (bools refused), or a ValueError naming it."""
-    if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0.0 <= p < 1.0:
+    if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0.0 <= float(p) < 1.0:
         raise ValueError(f"dropout must be a probability in [0, 1), got {p!r}")
     return float(p)
 
@@ -45,10 +49,12 @@ class Dropout(LayerBase):
         self.p = check_rate(p)
         self.n_in = self.n_out = check_size(n, "n")
 
-    def config(self) -> dict:
+    def config(self) -> dict[str, Any]:
+        """``{"n", "p"}``: the keyword arguments that rebuild this layer."""
         return {"n": self.n_in, "p": self.p}
 
-    def forward(self, ctx: Pass, params: dict, state: dict, x: Any) -> tuple[Any, DropoutCache]:
+    def forward(self, ctx: Pass, params: dict[str, Any], state: dict[str, Any], x: Any) -> tuple[Any, DropoutCache]:
+        """``Y = X * M`` with a fresh mask ``M`` while training (the identity otherwise), and the mask."""
         if not ctx.training or self.p == 0.0:
             return x, DropoutCache(None)
         if ctx.rng is None:
@@ -56,5 +62,8 @@ class Dropout(LayerBase):
         mask = dropout_mask(ctx.xp, ctx.uniform(x.shape, x.dtype), self.p)
         return x * mask, DropoutCache(mask)
 
-    def backward(self, ctx: Pass, params: dict, cache: DropoutCache, dy: Any, need_dx: bool) -> tuple[dict, Any]:
+    def backward(
+        self, ctx: Pass, params: dict[str, Any], cache: DropoutCache, dy: Any, need_dx: bool
+    ) -> tuple[dict[str, Any], Any]:
+        """No parameter gradients; ``dX = dY * M`` with the forward's mask."""
         return {}, (dy if cache.mask is None else dy * cache.mask)

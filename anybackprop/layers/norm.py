@@ -1,4 +1,4 @@
-"""Batch and layer normalisation of a pre-activation ``Z (m, n)``, with learnable scale ``gamma``
+r"""Batch and layer normalisation of a pre-activation ``Z (m, n)``, with learnable scale ``gamma``
 and shift ``beta`` (``(n,)``, initialised to 1 and 0) and ``eps = 1e-5``, as PyTorch's
 ``BatchNorm1d`` and ``LayerNorm`` define them.
 
@@ -8,12 +8,23 @@ over the ``n`` features of each row), with ``N`` values per statistic::
     mu = mean(Z)        var = mean((Z - mu)^2)  (biased)        r = 1 / sqrt(var + eps)
     Zhat = (Z - mu) r                                           Y = gamma * Zhat + beta
 
+.. math::
+
+    \mu = \frac{1}{N} \sum Z, \qquad \sigma^2 = \frac{1}{N} \sum (Z - \mu)^2, \qquad
+    r = \frac{1}{\sqrt{\sigma^2 + \epsilon}}, \qquad \hat Z = (Z - \mu)\, r, \qquad
+    Y = \gamma \odot \hat Z + \beta
+
 Backward, by hand. ``dgamma = sum_rows(dY * Zhat)``, ``dbeta = sum_rows(dY)`` and, with
 ``G = dY * gamma``, through ``mu`` and ``var`` (both depend on every ``Z`` they average)::
 
     dZhat/dZ: dZ = G r  +  dvar * 2 (Z - mu) / N  +  dmu / N
     dvar = sum(G (Z - mu)) * (-1/2) r^3        dmu = -sum(G) r  (the dvar term of dmu is 0)
     =>  dZ = r / N * (N G - sum(G) - Zhat * sum(G * Zhat))
+
+.. math::
+
+    d\gamma = \sum_{\text{rows}} dY \odot \hat Z, \qquad d\beta = \sum_{\text{rows}} dY, \qquad
+    dZ = \frac{r}{N} \Big( N G - \sum G - \hat Z \odot \sum (G \odot \hat Z) \Big), \quad G = dY \odot \gamma
 
 where the sums run over the normalised axis. Batch norm in training normalises with the batch's
 statistics and returns new running averages (momentum 0.1; the running variance is unbiased,
@@ -64,14 +75,14 @@ class NormCache(NamedTuple):
 
     zhat: Any
     var: Any
-    state: dict | None = None
+    state: dict[str, Any] | None = None
 
 
 class _Norm(LayerBase):
     def __init__(self, n: int) -> None:
         self.n_in = self.n_out = check_size(n, "n")
 
-    def config(self) -> dict:
+    def config(self) -> dict[str, Any]:
         return {"n": self.n_in}
 
     def init_params(self, rng: Any) -> dict[str, Any]:
@@ -85,9 +96,12 @@ class BatchNorm(_Norm):
     min_batch = 2  # a variance needs two rows
 
     def init_state(self) -> dict[str, Any]:
+        """``running_mean`` zeros and ``running_var`` ones of shape ``(n,)``."""
         return {"running_mean": [0.0] * self.n_in, "running_var": [1.0] * self.n_in}
 
-    def forward(self, ctx: Pass, params: dict, state: dict, x: Any) -> tuple[Any, NormCache]:
+    def forward(self, ctx: Pass, params: dict[str, Any], state: dict[str, Any], x: Any) -> tuple[Any, NormCache]:
+        """``Y = gamma * Zhat + beta`` normalised with the batch's statistics while training (and the new running
+        averages in the cache), with the running averages otherwise."""
         xp = ctx.xp
         if not ctx.training:
             var = xp.reshape(state["running_var"], (1, self.n_in))
@@ -103,7 +117,11 @@ class BatchNorm(_Norm):
         }
         return params["gamma"] * zhat + params["beta"], NormCache(zhat, var, new)
 
-    def backward(self, ctx: Pass, params: dict, cache: NormCache, dy: Any, need_dx: bool) -> tuple[dict, Any]:
+    def backward(
+        self, ctx: Pass, params: dict[str, Any], cache: NormCache, dy: Any, need_dx: bool
+    ) -> tuple[dict[str, Any], Any]:
+        """``dgamma``, ``dbeta`` and ``dZ`` through the batch mean and variance (the module's formula); through the
+        constants at inference."""
         xp = ctx.xp
         grads = scale_shift_grads(xp, dy, cache.zhat)
         if not need_dx:
@@ -119,11 +137,15 @@ class LayerNorm(_Norm):
 
     kind = "layer_norm"
 
-    def forward(self, ctx: Pass, params: dict, state: dict, x: Any) -> tuple[Any, NormCache]:
+    def forward(self, ctx: Pass, params: dict[str, Any], state: dict[str, Any], x: Any) -> tuple[Any, NormCache]:
+        """``Y = gamma * Zhat + beta`` with each row normalised over its features."""
         zhat, _, var = normalize(ctx.xp, x, 1)
         return params["gamma"] * zhat + params["beta"], NormCache(zhat, var)
 
-    def backward(self, ctx: Pass, params: dict, cache: NormCache, dy: Any, need_dx: bool) -> tuple[dict, Any]:
+    def backward(
+        self, ctx: Pass, params: dict[str, Any], cache: NormCache, dy: Any, need_dx: bool
+    ) -> tuple[dict[str, Any], Any]:
+        """``dgamma``, ``dbeta`` and ``dZ`` through each row's mean and variance (the module's formula)."""
         xp = ctx.xp
         grads = scale_shift_grads(xp, dy, cache.zhat)
         dx = normalize_backward(xp, dy * params["gamma"], cache.zhat, cache.var, 1) if need_dx else None

@@ -1,8 +1,14 @@
-"""Input standardisation as a layer: ``Y = (X - mean) / scale`` per feature, with ``mean`` and
+r"""Input standardisation as a layer: ``Y = (X - mean) / scale`` per feature, with ``mean`` and
 ``scale`` as saved state (no parameters), learned from the training rows by
 :meth:`Standardize.learn_state` (``fit`` calls it; ``fit(..., preprocess=False)`` keeps the state
 as it is). ``scale`` is the population standard deviation (ddof 0), 1 for a constant feature, as
 scikit-learn's ``StandardScaler``. Backward: ``dX = dY / scale``.
+
+.. math::
+
+    Y = \frac{X - \text{mean}}{\text{scale}}, \qquad
+    \text{scale} = \sqrt{\tfrac{1}{m} \textstyle\sum_i (X_i - \text{mean})^2} \;(1 \text{ if } 0), \qquad
+    dX = \frac{dY}{\text{scale}}
 """
 
 from __future__ import annotations
@@ -27,10 +33,12 @@ class Standardize(LayerBase):
     def __init__(self, n: int) -> None:
         self.n_in = self.n_out = check_size(n, "n")
 
-    def config(self) -> dict:
+    def config(self) -> dict[str, Any]:
+        """``{"n"}``: the keyword arguments that rebuild this layer."""
         return {"n": self.n_in}
 
     def init_state(self) -> dict[str, Any]:
+        """``mean`` zeros and ``scale`` ones of shape ``(n,)``: the identity until learned."""
         return {"mean": [0.0] * self.n_in, "scale": [1.0] * self.n_in}
 
     def learn_state(self, xp: Any, x: Any) -> dict[str, Any]:
@@ -42,8 +50,12 @@ class Standardize(LayerBase):
         std = xp.astype(xp.sqrt(xp.mean((wide - mean) ** 2, axis=0)), x.dtype)
         return {"mean": xp.astype(mean, x.dtype), "scale": xp.where(std > 0, std, xp.ones_like(std))}
 
-    def forward(self, ctx: Pass, params: dict, state: dict, x: Any) -> tuple[Any, StandardizeCache]:
+    def forward(self, ctx: Pass, params: dict[str, Any], state: dict[str, Any], x: Any) -> tuple[Any, StandardizeCache]:
+        """``Y = (X - mean) / scale`` with the saved state."""
         return (x - state["mean"]) / state["scale"], StandardizeCache(state["scale"])
 
-    def backward(self, ctx: Pass, params: dict, cache: StandardizeCache, dy: Any, need_dx: bool) -> tuple[dict, Any]:
+    def backward(
+        self, ctx: Pass, params: dict[str, Any], cache: StandardizeCache, dy: Any, need_dx: bool
+    ) -> tuple[dict[str, Any], Any]:
+        """No parameter gradients; ``dX = dY / scale``."""
         return {}, (dy / cache.scale if need_dx else None)
