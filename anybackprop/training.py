@@ -349,7 +349,8 @@ def _plan(model: Trainable, prepared: tuple, shuffle: bool, resume: Any, preproc
             return float(xp.sum(a * rows))
         return float(xp.sum(rows @ a * (xp.arange(1, a.shape[1] + 1, dtype=a.dtype, device=device))))
 
-    sums = [checksum(a) for a in (x, y, *(() if w is None else (w,)), *(() if val is None else val[:2]))]
+    with model.backend.activate():  # the data lives on the model's device
+        sums = [checksum(a) for a in (x, y, *(() if w is None else (w,)), *(() if val is None else val[:2]))]
     return {
         "the backend": f"{model.backend.name} on {model.backend.device}",
         "the dtype": model.dtype_name,
