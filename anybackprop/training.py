@@ -25,8 +25,8 @@ import array_api_compat
 from . import threads
 from .backend import gather_rows, host_rng, to_numpy
 from .checkpoint import load_checkpoint, save_checkpoint
+from .compiled import CompiledTrainer, compiles, gradients
 from .files import csv_text, write_text
-from .losses import normalized_weights
 from .optim import Optimizer, get_optimizer
 from .validation import check_positive_float, check_positive_int
 
@@ -152,15 +152,8 @@ class Trainer:
         """One training step on a batch (``w``: raw row weights or None); returns its logits.
         ``part``: the batch is this process's part of a global batch (:class:`BatchPart`)."""
         model = self.model
-        xp = model.backend.xp
-        fwd = model.forward_pass(x, training=True, rng=rng, part=part)
-        # a part's delta is that of the global batch's cost: weights over its total, rows over its count
-        wn = None if w is None else normalized_weights(xp, w, None if part is None else part.weight)
-        dz = model.head.delta(xp, model.fast, fwd.logits, y, wn)
-        if part is not None and w is None and part.stop - part.start != part.rows:
-            dz = dz * ((part.stop - part.start) / part.rows)
-        grads = self.reduce_gradients(model.backward_pass(fwd, dz))
-        self.optimizer.step(xp, model.params, grads)
+        fwd, grads = gradients(model, x, y, w, rng, part)
+        self.optimizer.step(model.backend.xp, model.params, self.reduce_gradients(grads))
         model.commit_state(fwd)
         return fwd.logits
 
@@ -411,6 +404,8 @@ def fit(
             model.learn_preprocessing(x, only_initial=preprocess is None)
         if comm is None:
             trainer = Trainer(model, opt)
+            if compiles(model):  # a backend that compiles the step (JAX) runs it in its place
+                trainer = CompiledTrainer(trainer)
         else:
             trainer = DataParallelTrainer(model, opt, comm)
             seed = comm.broadcast_value(int(host_rng(None).integers(2**62)) if seed is None else seed)  # rank 0's

@@ -1,0 +1,212 @@
+"""The training step as a pure function, and its compiled form on JAX.
+
+:func:`gradients` is the part of a step every trainer shares: forward (training mode), the head's
+output delta, backward. :func:`pure_step` adds the update and the new layer state and returns
+new values from its inputs, writing into none of them::
+
+    (params, state, slots, logits) = pure_step(model, optimizer, params, state, slots, lr, t, x, y, w, draw)
+
+``slots`` are the optimizer's state arrays (``{slot: {key: array}}``), ``lr`` the learning rate
+and ``t`` the step's number (Adam's bias corrections), both 0-d arrays so that a compiled step
+takes them as inputs; ``draw(shape, dtype)`` gives the dropout layers their uniform draws.
+
+NumPy (and CuPy, torch) train with :class:`anybackprop.training.Trainer`, which runs the same
+formulas eagerly and updates in place where it can. On JAX, :class:`CompiledTrainer` traces
+:func:`pure_step` once and lets XLA compile it: an epoch's full minibatches are one
+``jax.lax.scan`` (rows gathered on the device from the permutation, no Python and no host
+transfer per step) and a short last batch one more compiled step, with the parameters, state
+and slots donated to the call that replaces them. Dropout draws come from a device key, one
+host draw of ``fit``'s seeded generator per epoch folded with the step's number, so a seed gives
+the same run and a resumed run continues it. This is the one module that uses JAX's
+transformations (``jit``, ``lax.scan``, ``random``); the formulas it traces are the ones every
+backend runs.
+"""
+
+from __future__ import annotations
+
+import warnings
+import weakref
+from typing import Any
+
+from .losses import normalized_weights
+
+
+def gradients(model: Any, x: Any, y: Any, w: Any, rng: Any, part: Any = None, params: Any = None, state: Any = None):
+    """``(fwd, grads)`` of one training batch: forward in training mode (dropout draws from
+    ``rng``), the head's delta of the batch-mean cost (``w``: raw row weights or None), backward.
+    ``part``: the batch is this process's part of a global batch (data-parallel training);
+    ``params``/``state``: instead of the model's."""
+    xp = model.backend.xp
+    fwd = model.forward_pass(x, training=True, rng=rng, part=part, params=params, state=state)
+    # a part's delta is that of the global batch's cost: weights over its total, rows over its count
+    wn = None if w is None else normalized_weights(xp, w, None if part is None else part.weight)
+    dz = model.head.delta(xp, model.fast, fwd.logits, y, wn)
+    if part is not None and w is None and part.stop - part.start != part.rows:
+        dz = dz * ((part.stop - part.start) / part.rows)
+    return fwd, model.backward_pass(fwd, dz, params)
+
+
+def pure_step(
+    model: Any, optimizer: Any, params: dict, state: dict, slots: dict, lr: Any, t: Any, x: Any, y: Any, w: Any, draw
+) -> tuple[dict, dict, dict, Any]:
+    """One training step as a function of its inputs: new ``(params, state, slots)`` and the
+    batch's logits (see the module's docstring)."""
+    fwd, grads = gradients(model, x, y, w, draw, params=params, state=state)
+    params, slots = optimizer.apply(model.backend.xp, params, grads, slots, lr, t)
+    return params, {**state, **model.stepped_state(fwd)}, slots, fwd.logits
+
+
+def compiles(model: Any) -> bool:
+    """Whether ``fit`` trains ``model`` with :class:`CompiledTrainer` (its backend is JAX)."""
+    return getattr(model.backend, "name", None) == "jax" and hasattr(model, "stepped_state")
+
+
+# compiled functions per live model, by optimizer settings: a model's next fit reuses them
+_COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _settings(optimizer: Any) -> tuple:
+    """What a trace of ``optimizer``'s update bakes in (not the learning rate nor the step)."""
+    skip = {"lr", "base_lr", "t", "state"}
+    plain = tuple(
+        sorted((k, v) for k, v in vars(optimizer).items() if k not in skip and isinstance(v, (bool, int, float, str)))
+    )
+    return type(optimizer), plain, tuple(sorted(optimizer._decay))
+
+
+class _Compiled:
+    """The jitted epoch, step and inference logits of one model with one optimizer's settings.
+    They hold the model weakly (the cache must not keep it alive) and the optimizer whose
+    settings they were traced with."""
+
+    def __init__(self, model: Any, optimizer: Any) -> None:
+        jax = model.backend.library
+        self.jax = jax
+        self.draws = False  # whether the traced step draws random numbers (dropout), known once traced
+        ref = weakref.ref(model)
+
+        def step(params, state, slots, lr, t, x, y, w, key):
+            return pure_step(ref(), optimizer, params, state, slots, lr, t, x, y, w, _drawer(self, key))
+
+        def epoch(params, state, slots, lr, t, data, ys, ws, rows, key):
+            def body(carry, batch):
+                params, state, slots = carry
+                i, index, yb, wb = batch
+                xb = jax.numpy.take(data, index, axis=0)
+                ti = t + jax.numpy.astype(i, t.dtype)
+                params, state, slots, z = step(params, state, slots, lr, ti, xb, yb, wb, jax.random.fold_in(key, i))
+                return (params, state, slots), z
+
+            steps = rows.shape[0]
+            batches = (jax.numpy.arange(steps), rows, ys, ws)
+            (params, state, slots), z = jax.lax.scan(body, (params, state, slots), batches)
+            return params, state, slots, z
+
+        def logits(params, state, x):
+            return ref().forward_pass(x, params=params, state=state).logits
+
+        self.step = jax.jit(step, donate_argnums=(0, 1, 2))
+        self.epoch = jax.jit(epoch, donate_argnums=(0, 1, 2))
+        self.logits = jax.jit(logits)
+
+
+def _drawer(owner: _Compiled, key: Any) -> Any:
+    """``draw(shape, dtype)``: uniform draws in [0, 1), a fresh key for each call in the step's
+    trace; a trace that draws marks ``owner.draws``."""
+    random = owner.jax.random
+    calls = [0]
+
+    def draw(shape: tuple[int, ...], dtype: Any) -> Any:
+        owner.draws = True
+        calls[0] += 1
+        return random.uniform(random.fold_in(key, calls[0]), shape, dtype)
+
+    return draw
+
+
+def _peek(rng: Any) -> int:
+    """The number ``rng.integers(2**62)`` would give next, without drawing it."""
+    twin = type(rng.bit_generator)()
+    twin.state = rng.bit_generator.state
+    return int(type(rng)(twin).integers(2**62))
+
+
+def compiled_for(model: Any, optimizer: Any) -> _Compiled:
+    """The compiled functions of ``model`` with ``optimizer``'s settings (made on first use)."""
+    per_model = _COMPILED.setdefault(model, {})
+    key = _settings(optimizer)
+    if key not in per_model:
+        per_model[key] = _Compiled(model, optimizer)
+    return per_model[key]
+
+
+class CompiledTrainer:
+    """Trains a JAX model with its step compiled (see the module's docstring), in place of the
+    eager ``trainer`` it wraps (:class:`anybackprop.training.Trainer`); what ``fit`` and the
+    callbacks see is the same: after each epoch the model's ``params`` and ``state`` and the
+    optimizer's state and counters are the new ones. A model whose layers cannot be traced (a
+    custom layer that reads a value on the host) trains eagerly, with a warning that says why."""
+
+    rank = 0
+
+    def __init__(self, trainer: Any) -> None:
+        self.eager, self.model, self.optimizer = trainer, trainer.model, trainer.optimizer
+        self.functions: _Compiled | None = compiled_for(self.model, self.optimizer)
+
+    def reduce_gradients(self, grads: dict[str, Any]) -> dict[str, Any]:
+        return grads
+
+    def logits(self, x: Any) -> Any:
+        """Inference-mode logits of every row of ``x`` (the validation data), compiled."""
+        if self.functions is None:
+            return self.eager.logits(x)
+        return self.functions.logits(self.model.params, self.model.state, x)
+
+    def epoch(self, x: Any, y: Any, w: Any, batch_size: int, rng: Any, order: Any = None) -> Any:
+        """One pass over the rows in ``order`` (None: as they are), ``y`` and ``w`` already in
+        that order; returns the logits of every row from the steps themselves."""
+        if self.functions is not None:
+            try:
+                return self._compiled_epoch(x, y, w, batch_size, rng, order)
+            except self.functions.jax.errors.ConcretizationTypeError as exc:  # raised while tracing: nothing ran
+                warnings.warn(
+                    f"the jax backend cannot compile this model's training step, so it trains eagerly (slower): "
+                    f"{str(exc).splitlines()[0]}",
+                    stacklevel=3,
+                )
+                self.functions = None
+        return self.eager.epoch(x, y, w, batch_size, rng, order)
+
+    def _compiled_epoch(self, x: Any, y: Any, w: Any, batch_size: int, rng: Any, order: Any) -> Any:
+        model, opt, f = self.model, self.optimizer, self.functions
+        jnp, random = f.jax.numpy, f.jax.random
+        m = x.shape[0]
+        steps, full = m // batch_size, m - m % batch_size
+        order = jnp.arange(m) if order is None else order
+        key = random.key(_peek(rng))
+        lr = jnp.asarray(opt.lr, dtype=model.dtype)
+        t0 = opt._step_count()
+        arrays = (model.params, model.state, opt.state)
+        logits = []
+        if steps:
+            ys = jnp.reshape(y[:full], (steps, batch_size, *y.shape[1:]))
+            ws = None if w is None else jnp.reshape(w[:full], (steps, batch_size))
+            rows = jnp.reshape(order[:full], (steps, batch_size))
+            *arrays, z = f.epoch(*arrays, lr, jnp.asarray(t0 + 1, dtype=model.dtype), x, ys, ws, rows, key)
+            logits.append(jnp.reshape(z, (full, z.shape[-1])))
+        if full < m:
+            t = jnp.asarray(t0 + steps + 1, dtype=model.dtype)
+            xb = jnp.take(x, order[full:], axis=0)
+            wb = None if w is None else w[full:]
+            *arrays, z = f.step(*arrays, lr, t, xb, y[full:], wb, random.fold_in(key, steps))
+            logits.append(z)
+        if f.draws:  # the key was the generator's next number: take it (a model without dropout leaves it)
+            rng.integers(2**62)
+        # a traced dict comes back in sorted key order: keep the model's (files, reductions rely on it)
+        params, state, slots = arrays
+        model.params = {k: params[k] for k in model.params}
+        model.state = {k: state[k] for k in model.state}
+        opt.state = {slot: {k: slots[slot][k] for k in opt.state[slot]} for slot in opt.state}
+        if opt.counters:
+            opt.t = t0 + -(-m // batch_size)
+        return logits[0] if len(logits) == 1 else jnp.concat(logits, axis=0)
