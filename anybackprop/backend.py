@@ -481,7 +481,8 @@ class _Jax(Adapter):
         return np.array(x)  # a writable copy (NumPy's view of a JAX array is read-only)
 
     def sync(self, backend: Backend) -> None:
-        backend.library.effects_barrier()
+        # JAX has no device-wide wait: a computation queued last on the device finishes after the others
+        backend.library.device_put(0, backend.device).block_until_ready()
 
     def activate(self, backend: Backend) -> contextlib.AbstractContextManager:
         return backend.library.default_device(backend.device)

@@ -24,8 +24,9 @@ backend runs.
 
 from __future__ import annotations
 
+import collections
+import json
 import warnings
-import weakref
 from typing import Any
 
 from .losses import normalized_weights
@@ -61,8 +62,23 @@ def compiles(model: Any) -> bool:
     return getattr(model.backend, "name", None) == "jax" and hasattr(model, "stepped_state")
 
 
-# compiled functions per live model, by optimizer settings: a model's next fit reuses them
-_COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+# compiled functions by model structure and optimizer settings (most recent last): the next fit of
+# this model, or of another one built alike, reuses them instead of compiling again
+_COMPILED: collections.OrderedDict = collections.OrderedDict()
+_KEEP = 32
+
+
+def _structure(model: Any) -> tuple:
+    """What a trace of ``model``'s step bakes in: its layers (a built-in kind by its config, any
+    other layer by identity: its config may not say everything it does), head, dtype and device."""
+    layers = tuple(
+        (type(layer), json.dumps(layer.config(), sort_keys=True))
+        if type(layer).__module__.startswith("anybackprop.")
+        else layer
+        for layer in model.layers
+    )
+    head = json.dumps(model.head.spec(), sort_keys=True)
+    return type(model), layers, head, model.dtype_name, model.backend.name, str(model.backend.device)
 
 
 def _settings(optimizer: Any) -> tuple:
@@ -74,19 +90,28 @@ def _settings(optimizer: Any) -> tuple:
     return type(optimizer), plain, tuple(sorted(optimizer._decay))
 
 
+def compiled_for(model: Any, optimizer: Any) -> _Compiled:
+    """The compiled functions for ``model`` with ``optimizer``'s settings (made on first use)."""
+    key = (_structure(model), _settings(optimizer))
+    found = _COMPILED.pop(key, None) or _Compiled(model, optimizer)
+    _COMPILED[key] = found
+    while len(_COMPILED) > _KEEP:
+        _COMPILED.popitem(last=False)
+    return found
+
+
 class _Compiled:
-    """The jitted epoch, step and inference logits of one model with one optimizer's settings.
-    They hold the model weakly (the cache must not keep it alive) and the optimizer whose
-    settings they were traced with."""
+    """The jitted epoch, step and inference logits of models built as ``model`` is, trained with
+    ``optimizer``'s settings; they trace ``model``'s passes and ``optimizer``'s update (any model
+    of the same structure gives the same trace, on its own arrays)."""
 
     def __init__(self, model: Any, optimizer: Any) -> None:
         jax = model.backend.library
         self.jax = jax
         self.draws = False  # whether the traced step draws random numbers (dropout), known once traced
-        ref = weakref.ref(model)
 
         def step(params, state, slots, lr, t, x, y, w, key):
-            return pure_step(ref(), optimizer, params, state, slots, lr, t, x, y, w, _drawer(self, key))
+            return pure_step(model, optimizer, params, state, slots, lr, t, x, y, w, _drawer(self, key))
 
         def epoch(params, state, slots, lr, t, data, ys, ws, rows, key):
             def body(carry, batch):
@@ -103,7 +128,7 @@ class _Compiled:
             return params, state, slots, z
 
         def logits(params, state, x):
-            return ref().forward_pass(x, params=params, state=state).logits
+            return model.forward_pass(x, params=params, state=state).logits
 
         self.step = jax.jit(step, donate_argnums=(0, 1, 2))
         self.epoch = jax.jit(epoch, donate_argnums=(0, 1, 2))
@@ -129,15 +154,6 @@ def _peek(rng: Any) -> int:
     twin = type(rng.bit_generator)()
     twin.state = rng.bit_generator.state
     return int(type(rng)(twin).integers(2**62))
-
-
-def compiled_for(model: Any, optimizer: Any) -> _Compiled:
-    """The compiled functions of ``model`` with ``optimizer``'s settings (made on first use)."""
-    per_model = _COMPILED.setdefault(model, {})
-    key = _settings(optimizer)
-    if key not in per_model:
-        per_model[key] = _Compiled(model, optimizer)
-    return per_model[key]
 
 
 class CompiledTrainer:

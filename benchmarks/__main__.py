@@ -58,6 +58,8 @@ def contestants(workload: Workload, backends: list[str], tf32: bool) -> list[tup
         found.append(("gemm-floor", lambda w, X, y, p: runners.GemmFloor(w, X, y, p)))
         if _installed("sklearn"):
             found.append(("scikit-learn", lambda w, X, y, p: runners.Sklearn(w, X, y, p)))
+    if "jax" in backends:
+        found.append(("jax-jit", lambda w, X, y, p: runners.JaxJit(w, X, y, p)))
     if _installed("torch"):
         import torch
 
@@ -133,13 +135,15 @@ def table(result: dict, gpu: bool) -> str:
     floor = ref("cupy-loop", "numpy-loop")
     gemm = ref("gemm-floor[cupy]", "gemm-floor")
     torch = ref("torch[cuda]", "torch[cpu]")
+    anchor = ref("jax-jit")  # the compiled hand step, when the jax backend runs
     w = result["workload"]
     lines = [
         f"### {w['name']}: {'-'.join(map(str, w['sizes']))}, batch {w['batch']}, {w['rows']} rows "
         f"({result['steps_per_epoch']} steps/epoch)",
         "",
-        f"| contestant | {unit} | x hand loop | x GEMM floor | x torch | GFLOP/s | peak host MiB | device MiB |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        f"| contestant | {unit} | x hand loop | x GEMM floor | x torch |{' x jax-jit |' if anchor else ''} GFLOP/s | "
+        "peak host MiB | device MiB |",
+        f"|---|---:|---:|---:|---:|{'---:|' if anchor else ''}---:|---:|---:|",
     ]
     for label, row in sorted(rows.items(), key=lambda kv: kv[1][key]):
 
@@ -150,7 +154,8 @@ def table(result: dict, gpu: bool) -> str:
         memory = row.get("memory", {})
         host, device = memory.get("host_peak_growth_mib", "-"), memory.get("device_mib", "-")
         lines.append(
-            f"| {label} | {value} | {ratio(floor)} | {ratio(gemm)} | {ratio(torch)} | {row['gflops']:.1f} | "
+            f"| {label} | {value} | {ratio(floor)} | {ratio(gemm)} | {ratio(torch)} |"
+            f"{f' {ratio(anchor)} |' if anchor else ''} {row['gflops']:.1f} | "
             f"{host} | {device} |"
         )
     return "\n".join(lines)
@@ -165,7 +170,7 @@ def machine() -> dict:
         "numpy": np.__version__,
         "anybackprop": ab.__version__,
     }
-    for name in ("sklearn", "torch", "cupy", "array_api_compat"):
+    for name in ("sklearn", "torch", "cupy", "jax", "array_api_compat"):
         with contextlib.suppress(ImportError):
             info[name] = __import__(name).__version__
     try:
