@@ -12,12 +12,13 @@ takes them as inputs; ``draw(shape, dtype)`` gives the dropout layers their unif
 
 NumPy (and CuPy, torch) train with :class:`anybackprop.training.Trainer`, which runs the same
 formulas eagerly and updates in place where it can. On JAX, :class:`CompiledTrainer` traces
-:func:`pure_step` once and lets XLA compile it: an epoch's full minibatches are one
-``jax.lax.scan`` (rows gathered on the device from the permutation, no Python and no host
-transfer per step) and a short last batch one more compiled step, with the parameters, state
-and slots donated to the call that replaces them. Dropout draws come from a device key, one
-host draw of ``fit``'s seeded generator per epoch folded with the step's number, so a seed gives
-the same run and a resumed run continues it. This is the one module that uses JAX's
+:func:`pure_step` once and lets XLA compile it, for a fit of :data:`MIN_STEPS` steps or more:
+an epoch's full minibatches are one ``jax.lax.scan`` (rows gathered on the device from the
+permutation, no Python and no host transfer per step) and a short last batch one more compiled
+step, with the parameters, state and slots donated to the call that replaces them. Dropout draws
+come from a device key: the next number of ``fit``'s seeded generator at each epoch (taken from
+it only when the step draws), folded with the step's number, so a seed gives the same run and a
+resumed run continues it. This is the one module that uses JAX's
 transformations (``jit``, ``lax.scan``, ``random``); the formulas it traces are the ones every
 backend runs.
 """
@@ -57,9 +58,16 @@ def pure_step(
     return params, {**state, **model.stepped_state(fwd)}, slots, fwd.logits
 
 
-def compiles(model: Any) -> bool:
-    """Whether ``fit`` trains ``model`` with :class:`CompiledTrainer` (its backend is JAX)."""
-    return getattr(model.backend, "name", None) == "jax" and hasattr(model, "stepped_state")
+MIN_STEPS = 128
+"""A fit of fewer steps (epochs x minibatches) runs eagerly: compiling costs about what a hundred
+eager JAX steps do (0.1-0.3 s on a laptop CPU), and the compiled functions are reused only by
+later fits of a model built alike."""
+
+
+def compiles(model: Any, steps: int) -> bool:
+    """Whether ``fit`` trains ``model`` for ``steps`` steps with :class:`CompiledTrainer`: its
+    backend is JAX and the fit is long enough to pay for compiling (:data:`MIN_STEPS`)."""
+    return getattr(model.backend, "name", None) == "jax" and hasattr(model, "stepped_state") and steps >= MIN_STEPS
 
 
 # compiled functions by model structure and optimizer settings (most recent last): the next fit of

@@ -213,6 +213,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--scaling", action="store_true", help="CPU: a width x batch grid (widths 64..2048, batches 32..1024)"
     )
+    parser.add_argument(
+        "--fixed-costs",
+        action="store_true",
+        help="also time import, one-row predict and a one-epoch fit at 64 rows against hand NumPy, torch, onnxruntime",
+    )
     parser.add_argument("--json", default="benchmarks/results.json", help="where to write the JSON")
     parser.add_argument(
         "--distributed",
@@ -276,6 +281,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"running {workload.name} ...", file=sys.stderr, flush=True)
             report["scaling"].append(run_workload(workload, backends, repeats, False, (*skip, "scikit-learn"), settle))
         print(cpu.scaling_table(report["scaling"]) + "\n", flush=True)
+    if args.fixed_costs:
+        from . import fixed_costs
+
+        print("measuring fixed costs ...", file=sys.stderr, flush=True)
+        report["fixed_costs"] = fixed_costs.measure(repeats, args.quick)
+        print(fixed_costs.table(report["fixed_costs"]) + "\n", flush=True)
     with open(args.json, "w") as f:
         json.dump(report, f, indent=2)
     print(f"JSON written to {args.json}")

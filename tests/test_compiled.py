@@ -18,6 +18,12 @@ jax_only = pytest.mark.skipif("jax" not in ab.available_backends(), reason="jax 
 
 
 @pytest.fixture
+def compile_all(monkeypatch):
+    """Every fit on JAX compiled, however short (the tests' fits are)."""
+    monkeypatch.setattr(compiled, "MIN_STEPS", 1)
+
+
+@pytest.fixture
 def data():
     rng = np.random.default_rng(7)
     X = rng.standard_normal((45, 4))
@@ -67,7 +73,7 @@ def _fit(backend, X, y, w, **kwargs):
 
 
 @jax_only
-def test_compiled_fit_on_jax_equals_numpy(data):
+def test_compiled_fit_on_jax_equals_numpy(compile_all, data):
     X, y, w = data  # 45 rows in batches of 8: five scanned steps and a short last one per epoch
     want, want_history = _fit("numpy", X, y, w, validation_data=(X[:9], y[:9]))
     got, history = _fit("jax", X, y, w, validation_data=(X[:9], y[:9]))
@@ -82,7 +88,7 @@ def test_compiled_fit_on_jax_equals_numpy(data):
 
 
 @jax_only
-def test_compiled_functions_are_reused_by_the_next_fit_of_a_model_built_alike(data):
+def test_compiled_functions_are_reused_by_the_next_fit_of_a_model_built_alike(compile_all, data):
     X, y, _ = data
     with ab.use_backend("jax"):
         for seed in (1, 2):
@@ -98,7 +104,7 @@ def test_compiled_functions_are_reused_by_the_next_fit_of_a_model_built_alike(da
 
 
 @jax_only
-def test_compiled_dropout_is_seeded_and_a_resumed_run_continues_it(data, tmp_path):
+def test_compiled_dropout_is_seeded_and_a_resumed_run_continues_it(compile_all, data, tmp_path):
     X, y, _ = data
     kwargs = dict(epochs=4, batch_size=8, optimizer="momentum", seed=3, verbose=False)
 
@@ -135,7 +141,7 @@ class _Clip(LayerBase):
 
 
 @jax_only
-def test_a_layer_that_cannot_be_traced_trains_eagerly_with_a_warning(data):
+def test_a_layer_that_cannot_be_traced_trains_eagerly_with_a_warning(compile_all, data):
     X, y, _ = data
     layers = [Dense(4, 8, "tanh"), _Clip(8), Dense(8, 3)]
     want = ab.Sequential(layers, seed=0, dtype="float64", backend="numpy")
@@ -148,3 +154,16 @@ def test_a_layer_that_cannot_be_traced_trains_eagerly_with_a_warning(data):
     assert len(said) == 1 and "so it trains eagerly" in said[0]  # once per fit, not per epoch
     for k, v in want.params.items():
         np.testing.assert_allclose(ab.to_numpy(model.params[k]), ab.to_numpy(v), rtol=1e-6)
+
+
+@jax_only
+def test_only_a_fit_long_enough_to_pay_for_compiling_is_compiled(data):
+    X, y, _ = data  # 45 rows in batches of 9: 5 steps an epoch
+    model = ab.MLP([4, 5, 3], activation="tanh", seed=0, backend="jax")
+    opt = get_optimizer("sgd", 0.1)
+    opt.init(model)
+    key = (compiled._structure(model), compiled._settings(opt))
+    model.fit(X, y, epochs=compiled.MIN_STEPS // 5, batch_size=9, lr=0.1, verbose=False)
+    assert key not in compiled._COMPILED
+    model.fit(X, y, epochs=-(-compiled.MIN_STEPS // 5), batch_size=9, lr=0.1, verbose=False)
+    assert key in compiled._COMPILED
