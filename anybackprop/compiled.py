@@ -30,6 +30,7 @@ import json
 import warnings
 from typing import Any
 
+from .layers import Dense
 from .losses import normalized_weights
 
 
@@ -59,15 +60,21 @@ def pure_step(
 
 
 MIN_STEPS = 128
-"""A fit of fewer steps (epochs x minibatches) runs eagerly: compiling costs about what a hundred
-eager JAX steps do (0.1-0.3 s on a laptop CPU), and the compiled functions are reused only by
-later fits of a model built alike."""
+"""A fit of fewer steps (epochs x minibatches) runs eagerly, unless its matrix products are large
+(:data:`MIN_WORK`): compiling costs about what a hundred small eager JAX steps do (0.1-0.3 s on a
+laptop CPU), and the compiled functions are reused only by later fits of a model built alike."""
+MIN_WORK = 10**10
+"""Multiply-adds of a fit (forward and backward, every epoch) from which it is compiled however
+few its steps: about 0.1 s of CPU work, what compiling costs."""
 
 
-def compiles(model: Any, steps: int) -> bool:
-    """Whether ``fit`` trains ``model`` for ``steps`` steps with :class:`CompiledTrainer`: its
-    backend is JAX and the fit is long enough to pay for compiling (:data:`MIN_STEPS`)."""
-    return getattr(model.backend, "name", None) == "jax" and hasattr(model, "stepped_state") and steps >= MIN_STEPS
+def compiles(model: Any, epochs: int, rows: int, batch_size: int) -> bool:
+    """Whether ``fit`` trains ``model`` with :class:`CompiledTrainer`: its backend is JAX and the
+    fit is long enough to pay for compiling (:data:`MIN_STEPS`, :data:`MIN_WORK`)."""
+    if getattr(model.backend, "name", None) != "jax" or not hasattr(model, "stepped_state"):
+        return False
+    work = 3 * epochs * rows * sum(layer.n_in * layer.n_out for layer in model.layers if isinstance(layer, Dense))
+    return epochs * -(-rows // batch_size) >= MIN_STEPS or work >= MIN_WORK
 
 
 # compiled functions by model structure and optimizer settings (most recent last): the next fit of

@@ -404,7 +404,7 @@ def fit(
             model.learn_preprocessing(x, only_initial=preprocess is None)
         if comm is None:
             trainer = Trainer(model, opt)
-            if compiles(model, epochs * -(-m // batch_size)):  # a backend that compiles the step (JAX)
+            if compiles(model, epochs, m, batch_size):  # a backend that compiles the step (JAX)
                 trainer = CompiledTrainer(trainer)
         else:
             trainer = DataParallelTrainer(model, opt, comm)

@@ -167,3 +167,5 @@ def test_only_a_fit_long_enough_to_pay_for_compiling_is_compiled(data):
     assert key not in compiled._COMPILED
     model.fit(X, y, epochs=-(-compiled.MIN_STEPS // 5), batch_size=9, lr=0.1, verbose=False)
     assert key in compiled._COMPILED
+    wide = ab.MLP([784, 1024, 1024, 10], seed=0, backend="jax")  # 80 steps of large products: compiled
+    assert compiled.compiles(wide, 2, 20_000, 512) and not compiled.compiles(model, 2, 20_000, 512)
