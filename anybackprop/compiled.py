@@ -122,32 +122,55 @@ class _Compiled:
 
     def __init__(self, model: Any, optimizer: Any) -> None:
         jax = model.backend.library
+        jnp, random = jax.numpy, jax.random
         self.jax = jax
         self.draws = False  # whether the traced step draws random numbers (dropout), known once traced
 
-        def step(params, state, slots, lr, t, x, y, w, key):
-            return pure_step(model, optimizer, params, state, slots, lr, t, x, y, w, _drawer(self, key))
+        def step(carry, x, y, w, lr, t, key):
+            params, state, slots = carry
+            params, state, slots, z = pure_step(
+                model, optimizer, params, state, slots, lr, t, x, y, w, _drawer(self, key)
+            )
+            return (params, state, slots), z
 
-        def epoch(params, state, slots, lr, t, data, ys, ws, rows, key):
+        def epoch(carry, lr, t0, seed, data, y, w, order, batch_size):
+            """Every step of an epoch: the full minibatches in one scan, then a short last one."""
+            m = data.shape[0]
+            steps, full = m // batch_size, m - m % batch_size
+            lr, t0 = jnp.asarray(lr, dtype=model.dtype), jnp.asarray(t0, dtype=model.dtype)
+            key = random.key(seed)
+
             def body(carry, batch):
-                params, state, slots = carry
                 i, index, yb, wb = batch
-                xb = jax.numpy.take(data, index, axis=0)
-                ti = t + jax.numpy.astype(i, t.dtype)
-                params, state, slots, z = step(params, state, slots, lr, ti, xb, yb, wb, jax.random.fold_in(key, i))
-                return (params, state, slots), z
+                xb = jnp.take(data, index, axis=0)
+                return step(carry, xb, yb, wb, lr, t0 + jnp.astype(i, lr.dtype), random.fold_in(key, i))
 
-            steps = rows.shape[0]
-            batches = (jax.numpy.arange(steps), rows, ys, ws)
-            (params, state, slots), z = jax.lax.scan(body, (params, state, slots), batches)
-            return params, state, slots, z
+            logits = []
+            if steps:
+                batches = (
+                    jnp.arange(steps),
+                    jnp.reshape(order[:full], (steps, batch_size)),
+                    jnp.reshape(y[:full], (steps, batch_size, *y.shape[1:])),
+                    None if w is None else jnp.reshape(w[:full], (steps, batch_size)),
+                )
+                carry, z = jax.lax.scan(body, carry, batches)
+                logits.append(jnp.reshape(z, (full, z.shape[-1])))
+            if full < m:
+                xb = jnp.take(data, order[full:], axis=0)
+                wb = None if w is None else w[full:]
+                carry, z = step(carry, xb, y[full:], wb, lr, t0 + steps, random.fold_in(key, steps))
+                logits.append(z)
+            return carry, logits[0] if len(logits) == 1 else jnp.concat(logits, axis=0)
 
         def logits(params, state, x):
             return model.forward_pass(x, params=params, state=state).logits
 
-        self.step = jax.jit(step, donate_argnums=(0, 1, 2))
-        self.epoch = jax.jit(epoch, donate_argnums=(0, 1, 2))
+        def score_terms(z, y, w):
+            return model.score_terms(z, y, w)
+
+        self.epoch = jax.jit(epoch, donate_argnums=0, static_argnames="batch_size")
         self.logits = jax.jit(logits)
+        self.score_terms = jax.jit(score_terms)
 
 
 def _drawer(owner: _Compiled, key: Any) -> Any:
@@ -187,6 +210,11 @@ class CompiledTrainer:
     def reduce_gradients(self, grads: dict[str, Any]) -> dict[str, Any]:
         return grads
 
+    def scores(self, z: Any, y: Any, w: Any = None, ss_tot: float = 0.0) -> tuple[float, float]:
+        """The model's :meth:`~anybackprop.Sequential.scores`, its device part compiled."""
+        terms = None if self.functions is None else self.functions.score_terms
+        return self.model.scores(z, y, w, ss_tot, terms=terms)
+
     def logits(self, x: Any) -> Any:
         """Inference-mode logits of every row of ``x`` (the validation data), compiled."""
         if self.functions is None:
@@ -210,34 +238,17 @@ class CompiledTrainer:
 
     def _compiled_epoch(self, x: Any, y: Any, w: Any, batch_size: int, rng: Any, order: Any) -> Any:
         model, opt, f = self.model, self.optimizer, self.functions
-        jnp, random = f.jax.numpy, f.jax.random
         m = x.shape[0]
-        steps, full = m // batch_size, m - m % batch_size
-        order = jnp.arange(m) if order is None else order
-        key = random.key(_peek(rng))
-        lr = jnp.asarray(opt.lr, dtype=model.dtype)
-        t0 = opt._step_count()
-        arrays = (model.params, model.state, opt.state)
-        logits = []
-        if steps:
-            ys = jnp.reshape(y[:full], (steps, batch_size, *y.shape[1:]))
-            ws = None if w is None else jnp.reshape(w[:full], (steps, batch_size))
-            rows = jnp.reshape(order[:full], (steps, batch_size))
-            *arrays, z = f.epoch(*arrays, lr, jnp.asarray(t0 + 1, dtype=model.dtype), x, ys, ws, rows, key)
-            logits.append(jnp.reshape(z, (full, z.shape[-1])))
-        if full < m:
-            t = jnp.asarray(t0 + steps + 1, dtype=model.dtype)
-            xb = jnp.take(x, order[full:], axis=0)
-            wb = None if w is None else w[full:]
-            *arrays, z = f.step(*arrays, lr, t, xb, y[full:], wb, random.fold_in(key, steps))
-            logits.append(z)
+        order = f.jax.numpy.arange(m) if order is None else order
+        t0 = opt._step_count() + 1  # the first step's number
+        carry = (model.params, model.state, opt.state)
+        (params, state, slots), logits = f.epoch(carry, opt.lr, t0, _peek(rng), x, y, w, order, batch_size=batch_size)
         if f.draws:  # the key was the generator's next number: take it (a model without dropout leaves it)
             rng.integers(2**62)
         # a traced dict comes back in sorted key order: keep the model's (files, reductions rely on it)
-        params, state, slots = arrays
         model.params = {k: params[k] for k in model.params}
         model.state = {k: state[k] for k in model.state}
         opt.state = {slot: {k: slots[slot][k] for k in opt.state[slot]} for slot in opt.state}
         if opt.counters:
-            opt.t = t0 + -(-m // batch_size)
-        return logits[0] if len(logits) == 1 else jnp.concat(logits, axis=0)
+            opt.t = t0 - 1 + -(-m // batch_size)
+        return logits

@@ -277,15 +277,18 @@ class Sequential:
                 changed.update({g: new[k] for k, g in s_keys})
         return changed
 
-    def scores(self, z: Any, y: Any, w: Any = None, ss_tot: float = 0.0) -> tuple[float, float]:
+    def scores(self, z: Any, y: Any, w: Any = None, ss_tot: float = 0.0, terms: Any = None) -> tuple[float, float]:
         """Mean loss and metric of logits ``z`` against dense targets ``y`` (weighted by ``w``,
-        raw or None), read back in one transfer: accuracy, or R^2 against ``ss_tot``."""
+        raw or None), read back in one transfer: accuracy, or R^2 against ``ss_tot``.
+        ``terms``: :meth:`score_terms` as a backend compiled it (None: run it)."""
+        loss, term = (float(v) for v in to_numpy((terms or self.score_terms)(z, y, w)))
+        return loss, self.head.metric(term, ss_tot)
+
+    def score_terms(self, z: Any, y: Any, w: Any = None) -> Any:
+        """The device part of :meth:`scores`: ``[loss, metric term]`` as one array."""
         xp = self.backend.xp
         wn = None if w is None else normalized_weights(xp, w)
-        loss = self.head.cost(xp, z, y, wn, self.fast)
-        term = self.head.metric_terms(xp, z, y, wn)
-        loss, term = (float(v) for v in to_numpy(xp.stack([loss, term])))
-        return loss, self.head.metric(term, ss_tot)
+        return xp.stack([self.head.cost(xp, z, y, wn, self.fast), self.head.metric_terms(xp, z, y, wn)])
 
     def total_sum_of_squares(self, y: Any, w: Any = None) -> float:
         """SS_tot of dense targets, for the R^2 of :meth:`scores` (0 for classifiers)."""

@@ -148,6 +148,10 @@ class Trainer:
         """Inference-mode logits of every row of ``x`` (the validation data)."""
         return self.model.forward_pass(x).logits
 
+    def scores(self, z: Any, y: Any, w: Any, ss_tot: float) -> tuple[float, float]:
+        """The epoch's loss and metric from its logits (the model's :meth:`scores`)."""
+        return self.model.scores(z, y, w, ss_tot)
+
     def step(self, x: Any, y: Any, w: Any, rng: Any, part: Any = None) -> Any:
         """One training step on a batch (``w``: raw row weights or None); returns its logits.
         ``part``: the batch is this process's part of a global batch (:class:`BatchPart`)."""
@@ -433,10 +437,10 @@ def fit(
                 else:
                     ys, ws = y, w
                 logits = trainer.epoch(x, ys, ws, batch_size, rng, order)
-                loss, train_metric = model.scores(logits, ys, ws, ss_tot[0])
+                loss, train_metric = trainer.scores(logits, ys, ws, ss_tot[0])
                 values = {"loss": loss, metric: train_metric}
                 if val is not None:
-                    values["val_loss"], values[f"val_{metric}"] = model.scores(
+                    values["val_loss"], values[f"val_{metric}"] = trainer.scores(
                         trainer.logits(val[0]), val[1], val[2], ss_tot[1]
                     )
                 guard.check(epoch + 1, values, opt.base_lr)
