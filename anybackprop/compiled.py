@@ -12,15 +12,15 @@ takes them as inputs; ``draw(shape, dtype)`` gives the dropout layers their unif
 
 NumPy (and CuPy, torch) train with :class:`anybackprop.training.Trainer`, which runs the same
 formulas eagerly and updates in place where it can. On JAX, :class:`CompiledTrainer` traces
-:func:`pure_step` once and lets XLA compile it, for a fit of :data:`MIN_STEPS` steps or more:
-an epoch's full minibatches are one ``jax.lax.scan`` (rows gathered on the device from the
-permutation, no Python and no host transfer per step) and a short last batch one more compiled
-step, with the parameters, state and slots donated to the call that replaces them. Dropout draws
+:func:`pure_step` once and lets XLA compile it (for a fit of :data:`MIN_STEPS` steps or more,
+or of large products): an epoch is one compiled call, its full minibatches one ``jax.lax.scan``
+(rows gathered on the device from the permutation, no Python and no host transfer per step) and
+a short last batch one more step, with the parameters, state and slots donated to the call that
+replaces them; the epoch's loss and metric are one more compiled call. Dropout draws
 come from a device key: the next number of ``fit``'s seeded generator at each epoch (taken from
 it only when the step draws), folded with the step's number, so a seed gives the same run and a
-resumed run continues it. This is the one module that uses JAX's
-transformations (``jit``, ``lax.scan``, ``random``); the formulas it traces are the ones every
-backend runs.
+resumed run continues it. This is the one module that uses JAX's transformations (``jit``,
+``lax.scan``, ``random``); the formulas it traces are the ones every backend runs.
 """
 
 from __future__ import annotations
