@@ -187,6 +187,12 @@ def _drawer(owner: _Compiled, key: Any) -> Any:
     return draw
 
 
+def _tracing_errors(jax: Any) -> tuple[type, ...]:
+    """What JAX raises when a traced function reads a value on the host."""
+    errors = jax.errors
+    return (errors.ConcretizationTypeError, errors.TracerArrayConversionError, errors.TracerIntegerConversionError)
+
+
 def _peek(rng: Any) -> int:
     """The number ``rng.integers(2**62)`` would give next, without drawing it."""
     twin = type(rng.bit_generator)()
@@ -227,7 +233,7 @@ class CompiledTrainer:
         if self.functions is not None:
             try:
                 return self._compiled_epoch(x, y, w, batch_size, rng, order)
-            except self.functions.jax.errors.ConcretizationTypeError as exc:  # raised while tracing: nothing ran
+            except _tracing_errors(self.functions.jax) as exc:  # raised while tracing: nothing ran
                 warnings.warn(
                     f"the jax backend cannot compile this model's training step, so it trains eagerly (slower): "
                     f"{str(exc).splitlines()[0]}",
