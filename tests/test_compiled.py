@@ -169,3 +169,16 @@ def test_only_a_fit_long_enough_to_pay_for_compiling_is_compiled(data):
     assert key in compiled._COMPILED
     wide = ab.MLP([784, 1024, 1024, 10], seed=0, backend="jax")  # 80 steps of large products: compiled
     assert compiled.compiles(wide, 2, 20_000, 512) and not compiled.compiles(model, 2, 20_000, 512)
+
+
+@jax_only
+def test_the_jax_backend_names_its_devices_and_keeps_float64():
+    with pytest.raises(ValueError, match=r"device='tpu:0' is not a device of the jax backend: jax has no 'tpu' device"):
+        ab.backend.create_backend("jax", "tpu:0")
+    with pytest.raises(ValueError, match=r"device='cpu:3' is not a device of the jax backend: .* index 0\.\.0"):
+        ab.backend.create_backend("jax", "cpu:3")
+    model = ab.MLP([2, 3], seed=0, backend=ab.backend.create_backend("jax", "cpu:0", dtype="float64"))
+    assert str(model.params["W1"].dtype) == "float64"  # jax_enable_x64: not silently float32
+    host = ab.to_numpy(model.params["W1"])
+    host[0, 0] = 7.0  # what leaves the backend is a writable copy
+    assert float(model.params["W1"][0, 0]) != 7.0
