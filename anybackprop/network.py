@@ -203,15 +203,22 @@ class Sequential:
         return x, y, w
 
     def forward_pass(
-        self, x: Any, *, training: bool = False, rng: Any = None, params: dict | None = None, part: Any = None
+        self,
+        x: Any,
+        *,
+        training: bool = False,
+        rng: Any = None,
+        params: dict | None = None,
+        part: Any = None,
+        state: dict | None = None,
     ) -> ForwardPass:
         """Run every layer on a checked batch ``x``; ``training`` switches dropout on and batch
         norm to batch statistics (its new running averages wait in the caches for
-        :meth:`commit_state`); ``params`` replaces the model's (gradient checks); ``part``: ``x``
-        is this process's part of a global batch (data-parallel training, see
-        :class:`~anybackprop.layers.Pass`)."""
+        :meth:`commit_state`); ``params`` and ``state`` replace the model's (gradient checks, a
+        pure training step); ``part``: ``x`` is this process's part of a global batch
+        (data-parallel training, see :class:`~anybackprop.layers.Pass`)."""
         params = self.params if params is None else params
-        state = self.state
+        state = self.state if state is None else state
         ctx = Pass(self.backend, self.fast, training, rng, part)
         caches = []
         for layer, p_keys, s_keys in self._plan:
@@ -256,10 +263,11 @@ class Sequential:
             for layer, p_keys, s_keys in self._plan
         ]
 
-    def backward_pass(self, fwd: ForwardPass, dz: Any) -> dict[str, Any]:
-        """Gradients with the keys and shapes of ``params``, from the head's delta ``dz``."""
+    def backward_pass(self, fwd: ForwardPass, dz: Any, params: dict | None = None) -> dict[str, Any]:
+        """Gradients with the keys and shapes of ``params`` (default: the model's, as the
+        forward pass used them), from the head's delta ``dz``."""
         grads: dict[str, Any] = {}
-        params, caches, ctx = self.params, fwd.caches, fwd.ctx
+        params, caches, ctx = self.params if params is None else params, fwd.caches, fwd.ctx
         for i in range(len(self._plan) - 1, -1, -1):
             layer, p_keys, _ = self._plan[i]
             local, dz = layer.backward(ctx, {k: params[g] for k, g in p_keys}, caches[i], dz, i > 0)
@@ -269,23 +277,30 @@ class Sequential:
 
     def commit_state(self, fwd: ForwardPass) -> None:
         """Keep the new state (running averages) a training pass computed."""
-        if not self.state:
-            return
+        if self.state:
+            self.state.update(self.stepped_state(fwd))
+
+    def stepped_state(self, fwd: ForwardPass) -> dict[str, Any]:
+        """The state entries a training pass changed (running averages), by global name."""
+        changed = {}
         for cache, (_, _, s_keys) in zip(fwd.caches, self._plan, strict=True):
             new = getattr(cache, "state", None)
             if new:
-                for k, g in s_keys:
-                    self.state[g] = new[k]
+                changed.update({g: new[k] for k, g in s_keys})
+        return changed
 
-    def scores(self, z: Any, y: Any, w: Any = None, ss_tot: float = 0.0) -> tuple[float, float]:
+    def scores(self, z: Any, y: Any, w: Any = None, ss_tot: float = 0.0, terms: Any = None) -> tuple[float, float]:
         """Mean loss and metric of logits ``z`` against dense targets ``y`` (weighted by ``w``,
-        raw or None), read back in one transfer: accuracy, or R^2 against ``ss_tot``."""
+        raw or None), read back in one transfer: accuracy, or R^2 against ``ss_tot``.
+        ``terms``: :meth:`score_terms` as a backend compiled it (None: run it)."""
+        loss, term = (float(v) for v in to_numpy((terms or self.score_terms)(z, y, w)))
+        return loss, self.head.metric(term, ss_tot)
+
+    def score_terms(self, z: Any, y: Any, w: Any = None) -> Any:
+        """The device part of :meth:`scores`: ``[loss, metric term]`` as one array."""
         xp = self.backend.xp
         wn = None if w is None else normalized_weights(xp, w)
-        loss = self.head.cost(xp, z, y, wn, self.fast)
-        term = self.head.metric_terms(xp, z, y, wn)
-        loss, term = (float(v) for v in to_numpy(xp.stack([loss, term])))
-        return loss, self.head.metric(term, ss_tot)
+        return xp.stack([self.head.cost(xp, z, y, wn, self.fast), self.head.metric_terms(xp, z, y, wn)])
 
     def total_sum_of_squares(self, y: Any, w: Any = None) -> float:
         """SS_tot of dense targets, for the R^2 of :meth:`scores` (0 for classifiers)."""

@@ -165,29 +165,53 @@ class Optimizer:
         self.lr = self.base_lr * float(factor)  # a Python float: a NumPy scalar would not mix with every backend
 
     def step(self, xp: Any, params: dict, grads: dict) -> None:
-        """One update of ``params`` from ``grads`` (same keys)."""
+        """One update of ``params`` from ``grads`` (same keys), in place where the arrays allow it."""
         if self.state is None:
             raise ValueError(f"{type(self).__name__}.step before init: call optimizer.init(model) first (fit does)")
         self._begin_step()
-        decay, wd, inplace = self._decay, self.weight_decay, self._inplace
         with self._activate():
-            for key, g in grads.items():
-                if wd and key in decay:
-                    g = decayed(xp, params[key], g, wd)
-                u = self._update(xp, params, key, g)
-                if u is None:  # the update wrote params[key] itself
-                    continue
-                if inplace:
-                    params[key] -= u
-                else:
-                    params[key] = params[key] - u
+            self._apply(xp, params, grads, self.state, self._scalars(self.lr, self._step_count()), self._inplace)
+
+    def apply(self, xp: Any, params: dict, grads: dict, state: dict, lr: Any, t: Any) -> tuple[dict, dict]:
+        """The same update as a pure function: new ``(params, state)`` dicts from ``params``,
+        ``grads`` and the slots ``state`` (as :attr:`state` holds them), writing into none of
+        them, at learning rate ``lr`` and step number ``t`` (1 for the first step; Adam's bias
+        corrections). ``lr`` and ``t`` may be 0-d arrays, so that a compiled step takes them as
+        inputs; this optimizer's own state and counters are not touched."""
+        params = dict(params)
+        state = {slot: dict(arrays) for slot, arrays in state.items()}
+        self._apply(xp, params, grads, state, self._scalars(lr, t), False)
+        return params, state
+
+    def _apply(self, xp: Any, params: dict, grads: dict, state: dict, scalars: dict, inplace: bool) -> None:
+        decay, wd = self._decay, self.weight_decay
+        for key, g in grads.items():
+            if wd and key in decay:
+                g = decayed(xp, params[key], g, wd)
+            u = self._update(xp, params, state, key, g, scalars, inplace)
+            if u is None:  # the update wrote params[key] itself
+                continue
+            if inplace:
+                params[key] -= u
+            else:
+                params[key] = params[key] - u
 
     def _begin_step(self) -> None:
-        """Per-step scalars (Adam's bias corrections)."""
+        """Per-step counters (Adam's step count)."""
 
-    def _update(self, xp: Any, params: dict, key: str, g: Any) -> Any:
-        """The step ``U`` (``P' = P - U``) for one parameter, updating this optimizer's state; or
-        None after storing ``params[key]`` itself."""
+    def _step_count(self) -> int:
+        """The number of the step under way (1-based), for :meth:`_scalars`."""
+        return 0
+
+    def _scalars(self, lr: Any, t: Any) -> dict[str, Any]:
+        """The step's scalars from the learning rate and the step number (Python floats, or 0-d
+        arrays in a compiled step)."""
+        return {"lr": lr}
+
+    def _update(self, xp: Any, params: dict, state: dict, key: str, g: Any, scalars: dict, inplace: bool) -> Any:
+        """The step ``U`` (``P' = P - U``) for one parameter, storing the new slots in ``state``;
+        or None after storing ``params[key]`` itself (a fused in-place path, only when
+        ``inplace``)."""
         raise NotImplementedError
 
     def __repr__(self) -> str:
@@ -221,14 +245,15 @@ class SGD(Optimizer):
     def settings(self) -> dict[str, Any]:
         return {**super().settings(), "momentum": self.momentum, "nesterov": self.nesterov}
 
-    def _update(self, xp: Any, params: dict, key: str, g: Any) -> Any:
+    def _update(self, xp: Any, params: dict, state: dict, key: str, g: Any, scalars: dict, inplace: bool) -> Any:
+        lr = scalars["lr"]
         if self.momentum:
-            velocity = self.state["velocity"]  # type: ignore[index]  # init() made it
-            u, velocity[key] = momentum_step(xp, g, velocity[key], self.lr, self.momentum, self.nesterov)
+            velocity = state["velocity"]
+            u, velocity[key] = momentum_step(xp, g, velocity[key], lr, self.momentum, self.nesterov)
             return u
-        if self._sgd is sgd_update:
-            return self.lr * g
-        params[key] = self._sgd(xp, params[key], g, self.lr)  # a fused update in P's buffer
+        if self._sgd is sgd_update or not inplace:
+            return lr * g
+        params[key] = self._sgd(xp, params[key], g, lr)  # a fused update in P's buffer
         return None
 
     def __repr__(self) -> str:
@@ -264,13 +289,17 @@ class Adam(Optimizer):
 
     def _begin_step(self) -> None:
         self.t += 1
-        self._step_size = self.lr / (1.0 - self.beta1**self.t)
-        self._v_scale = 1.0 / (1.0 - self.beta2**self.t)
 
-    def _update(self, xp: Any, params: dict, key: str, g: Any) -> Any:
-        m, v = self.state["m"], self.state["v"]  # type: ignore[index]  # init() made them
+    def _step_count(self) -> int:
+        return self.t
+
+    def _scalars(self, lr: Any, t: Any) -> dict[str, Any]:
+        return {"step_size": lr / (1.0 - self.beta1**t), "v_scale": 1.0 / (1.0 - self.beta2**t)}
+
+    def _update(self, xp: Any, params: dict, state: dict, key: str, g: Any, scalars: dict, inplace: bool) -> Any:
+        m, v = state["m"], state["v"]
         u, m[key], v[key] = adam_step(
-            xp, g, m[key], v[key], self._step_size, self.beta1, self.beta2, self._v_scale, self.eps
+            xp, g, m[key], v[key], scalars["step_size"], self.beta1, self.beta2, scalars["v_scale"], self.eps
         )
         return u
 

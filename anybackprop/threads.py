@@ -6,7 +6,8 @@ core, a small product then takes milliseconds instead of microseconds (OpenBLAS'
 for the busy core). Small products gain nothing from a second thread even on an idle machine. So:
 
 * the largest matrix product of a step, ``batch x n_in x n_out`` multiply-adds, below
-  :data:`SMALL_PRODUCT` (2 M): one thread;
+  :data:`SMALL_PRODUCT` (2 M): one thread (below :data:`TINY_PRODUCT`, 65,536, the pools are not
+  touched: BLAS keeps such products on one thread itself);
 * otherwise every core this process may run on (``os.sched_getaffinity``), divided among the
   processes an MPI launcher started on this machine, and capped by ``OMP_NUM_THREADS`` /
   ``OPENBLAS_NUM_THREADS`` / ``MKL_NUM_THREADS`` where set.
@@ -30,6 +31,10 @@ from . import _launch
 from .layers import Dense
 
 SMALL_PRODUCT = 2_000_000
+TINY_PRODUCT = 65_536
+"""Below this many multiply-adds the pools are left alone: BLAS runs such a product on one thread
+by itself (OpenBLAS below 262,144), and setting a limit (about 10 us, twice) would cost more than
+the product (a one-row prediction)."""
 ENV = "ANYBACKPROP_NUM_THREADS"
 
 
@@ -144,8 +149,10 @@ def limited(backend: Any, largest_product: int, num_threads: int | None = None) 
     """Run the block with BLAS limited by :func:`choose` when ``backend`` computes on the host;
     yields the thread count applied (None where the policy does not apply). Blocks that overlap,
     nested or in several threads, share one process-wide limit (:class:`_Limits`): the latest
-    one's, and the limits from before the first once the last has ended."""
-    controller = _controller() if backend.adapter.host else None
+    one's, and the limits from before the first once the last has ended. Products under
+    ``TINY_PRODUCT`` multiply-adds leave the pools alone (setting them costs more than it saves)."""
+    tiny = num_threads is None and largest_product < TINY_PRODUCT and not os.environ.get(ENV)
+    controller = _controller() if backend.adapter.host and not tiny else None
     if controller is None:
         if num_threads is not None:
             check_num_threads(num_threads, "num_threads")

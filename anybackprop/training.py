@@ -25,9 +25,9 @@ import array_api_compat
 from . import threads
 from .backend import gather_rows, host_rng, to_numpy
 from .checkpoint import load_checkpoint, save_checkpoint
+from .compiled import CompiledTrainer, compiles, gradients
 from .distributed import agree
 from .files import csv_text, write_text
-from .losses import normalized_weights
 from .optim import Optimizer, get_optimizer
 from .validation import check_positive_float, check_positive_int
 
@@ -174,19 +174,16 @@ class Trainer:
         """Inference-mode logits of every row of ``x`` (the validation data)."""
         return self.model.forward_pass(x).logits
 
+    def scores(self, z: Any, y: Any, w: Any, ss_tot: float) -> tuple[float, float]:
+        """The epoch's loss and metric from its logits (the model's :meth:`scores`)."""
+        return self.model.scores(z, y, w, ss_tot)
+
     def step(self, x: Any, y: Any, w: Any, rng: Any, part: Any = None) -> Any:
         """One training step on a batch (``w``: raw row weights or None); returns its logits.
         ``part``: the batch is this process's part of a global batch (:class:`BatchPart`)."""
         model = self.model
-        xp = model.backend.xp
-        fwd = model.forward_pass(x, training=True, rng=rng, part=part)
-        # a part's delta is that of the global batch's cost: weights over its total, rows over its count
-        wn = None if w is None else normalized_weights(xp, w, None if part is None else part.weight)
-        dz = model.head.delta(xp, model.fast, fwd.logits, y, wn)
-        if part is not None and w is None and part.stop - part.start != part.rows:
-            dz = dz * ((part.stop - part.start) / part.rows)
-        grads = self.reduce_gradients(model.backward_pass(fwd, dz))
-        self.optimizer.step(xp, model.params, grads)
+        fwd, grads = gradients(model, x, y, w, rng, part)
+        self.optimizer.step(model.backend.xp, model.params, self.reduce_gradients(grads))
         model.commit_state(fwd)
         return fwd.logits
 
@@ -491,8 +488,11 @@ def fit(
         m = x.shape[0]
         if preprocess or preprocess is None:
             model.learn_preprocessing(x, only_initial=preprocess is None)
+        trainer: Trainer | CompiledTrainer
         if comm is None:
             trainer = Trainer(model, opt)
+            if compiles(model, epochs, m, batch_size):  # a backend that compiles the step (JAX)
+                trainer = CompiledTrainer(trainer)
         else:
             trainer = DataParallelTrainer(model, opt, comm)
             seed = comm.broadcast_value(int(host_rng(None).integers(2**62)) if seed is None else seed)  # rank 0's
@@ -527,10 +527,10 @@ def fit(
                 else:
                     ys, ws = y, w
                 logits = trainer.epoch(x, ys, ws, batch_size, rng, order)
-                loss, train_metric = model.scores(logits, ys, ws, ss_tot[0])
+                loss, train_metric = trainer.scores(logits, ys, ws, ss_tot[0])
                 values = {"loss": loss, metric: train_metric}
                 if val is not None:
-                    values["val_loss"], values[f"val_{metric}"] = model.scores(
+                    values["val_loss"], values[f"val_{metric}"] = trainer.scores(
                         trainer.logits(val[0]), val[1], val[2], ss_tot[1]
                     )
                 guard.check(epoch + 1, values, opt.base_lr)
@@ -608,7 +608,7 @@ class Run:
     validation data."""
 
     model: Trainable
-    trainer: Trainer
+    trainer: Trainer | CompiledTrainer
     rng: Any
     epochs: int
     history: History

@@ -7,6 +7,7 @@ label ranges) cost one device-to-host read per call, never one per batch.
 
 from __future__ import annotations
 
+import math
 import numbers
 from typing import Any
 
@@ -18,11 +19,21 @@ _RESHAPE_HINT = (
 )
 
 
+_SMALL = 4096  # entries: below this a boolean temporary costs less than two reductions' calls
+
+
 def _first_nonfinite(xp: Any, x: Any) -> tuple[int, ...] | None:
     """Index of the first NaN/inf entry of a 1-D or 2-D float array, or None when all are finite.
     A finite maximum and minimum prove every entry finite in two cheap reductions that cannot
-    overflow (NaN propagates through both); only otherwise are the entries checked one by one."""
-    if x.size == 0 or (bool(xp.isfinite(xp.max(x))) and bool(xp.isfinite(xp.min(x)))):
+    overflow (NaN propagates through both), with no temporary the size of ``x``; a small ``x``
+    (a row to predict) is checked in one call; only otherwise are the entries checked one by one."""
+    size = math.prod(x.shape)  # torch's .size is a method
+    if size == 0:
+        return None
+    if size <= _SMALL:
+        if bool(xp.all(xp.isfinite(x))):
+            return None
+    elif bool(xp.isfinite(xp.max(x))) and bool(xp.isfinite(xp.min(x))):
         return None
     return _first_true(xp, xp.logical_not(xp.isfinite(x)))
 

@@ -58,6 +58,8 @@ def contestants(workload: Workload, backends: list[str], tf32: bool) -> list[tup
         found.append(("gemm-floor", lambda w, X, y, p: runners.GemmFloor(w, X, y, p)))
         if _installed("sklearn"):
             found.append(("scikit-learn", lambda w, X, y, p: runners.Sklearn(w, X, y, p)))
+    if "jax" in backends:
+        found.append(("jax-jit", lambda w, X, y, p: runners.JaxJit(w, X, y, p)))
     if _installed("torch"):
         import torch
 
@@ -133,13 +135,15 @@ def table(result: dict, gpu: bool) -> str:
     floor = ref("cupy-loop", "numpy-loop")
     gemm = ref("gemm-floor[cupy]", "gemm-floor")
     torch = ref("torch[cuda]", "torch[cpu]")
+    anchor = ref("jax-jit")  # the compiled hand step, when the jax backend runs
     w = result["workload"]
     lines = [
         f"### {w['name']}: {'-'.join(map(str, w['sizes']))}, batch {w['batch']}, {w['rows']} rows "
         f"({result['steps_per_epoch']} steps/epoch)",
         "",
-        f"| contestant | {unit} | x hand loop | x GEMM floor | x torch | GFLOP/s | peak host MiB | device MiB |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        f"| contestant | {unit} | x hand loop | x GEMM floor | x torch |{' x jax-jit |' if anchor else ''} GFLOP/s | "
+        "peak host MiB | device MiB |",
+        f"|---|---:|---:|---:|---:|{'---:|' if anchor else ''}---:|---:|---:|",
     ]
     for label, row in sorted(rows.items(), key=lambda kv: kv[1][key]):
 
@@ -150,7 +154,8 @@ def table(result: dict, gpu: bool) -> str:
         memory = row.get("memory", {})
         host, device = memory.get("host_peak_growth_mib", "-"), memory.get("device_mib", "-")
         lines.append(
-            f"| {label} | {value} | {ratio(floor)} | {ratio(gemm)} | {ratio(torch)} | {row['gflops']:.1f} | "
+            f"| {label} | {value} | {ratio(floor)} | {ratio(gemm)} | {ratio(torch)} |"
+            f"{f' {ratio(anchor)} |' if anchor else ''} {row['gflops']:.1f} | "
             f"{host} | {device} |"
         )
     return "\n".join(lines)
@@ -165,7 +170,7 @@ def machine() -> dict:
         "numpy": np.__version__,
         "anybackprop": ab.__version__,
     }
-    for name in ("sklearn", "torch", "cupy", "array_api_compat"):
+    for name in ("sklearn", "torch", "cupy", "jax", "array_api_compat"):
         with contextlib.suppress(ImportError):
             info[name] = __import__(name).__version__
     try:
@@ -207,6 +212,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--scaling", action="store_true", help="CPU: a width x batch grid (widths 64..2048, batches 32..1024)"
+    )
+    parser.add_argument(
+        "--fixed-costs",
+        action="store_true",
+        help="also time import, one-row predict and a one-epoch fit at 64 rows against hand NumPy, torch, onnxruntime",
     )
     parser.add_argument("--json", default="benchmarks/results.json", help="where to write the JSON")
     parser.add_argument(
@@ -271,6 +281,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"running {workload.name} ...", file=sys.stderr, flush=True)
             report["scaling"].append(run_workload(workload, backends, repeats, False, (*skip, "scikit-learn"), settle))
         print(cpu.scaling_table(report["scaling"]) + "\n", flush=True)
+    if args.fixed_costs:
+        from . import fixed_costs
+
+        print("measuring fixed costs ...", file=sys.stderr, flush=True)
+        report["fixed_costs"] = fixed_costs.measure(repeats, args.quick)
+        print(fixed_costs.table(report["fixed_costs"]) + "\n", flush=True)
     with open(args.json, "w") as f:
         json.dump(report, f, indent=2)
     print(f"JSON written to {args.json}")

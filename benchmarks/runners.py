@@ -203,3 +203,60 @@ class Torch(Runner):
             self.opt.zero_grad(set_to_none=True)
             self.loss(self.net(X[start : start + self.batch]), y[start : start + self.batch]).backward()
             self.opt.step()
+
+
+class JaxJit(Runner):
+    """The anchor for ``anybackprop[jax]``: the hand loop's step written in ``jax.numpy`` and
+    compiled by ``jax.jit``, an epoch as one ``jax.lax.scan`` over its full minibatches (rows
+    gathered on the device from a host permutation) plus one jitted step for a short last batch,
+    parameters donated to the call that replaces them."""
+
+    label = "jax-jit"
+
+    def __init__(self, workload: Workload, X: np.ndarray, y: np.ndarray, params: dict) -> None:
+        import jax
+        import jax.numpy as jnp
+
+        self.jax, self.jnp = jax, jnp
+        n = len(workload.sizes) - 1
+        self.params = (
+            [jnp.asarray(params[f"W{i}"]) for i in range(1, n + 1)],
+            [jnp.asarray(params[f"b{i}"]) for i in range(1, n + 1)],
+        )
+        self.X = jnp.asarray(X)
+        self.Y = jnp.asarray(np.eye(workload.sizes[-1], dtype=np.float32)[y])
+        self.batch = workload.batch
+        self.rng = np.random.default_rng(0)
+
+        def step(params, xb, yb):
+            W, b = params
+            acts = [xb]
+            for i in range(n):
+                z = acts[-1] @ W[i] + b[i]
+                acts.append(jnp.maximum(z, 0) if i < n - 1 else z)
+            dz = _softmax_delta(jnp, acts[-1], yb)
+            new_W, new_b = list(W), list(b)
+            for i in range(n - 1, -1, -1):
+                new_W[i], new_b[i] = W[i] - LR * (acts[i].T @ dz), b[i] - LR * dz.sum(axis=0)
+                if i:
+                    dz = (dz @ W[i].T) * (acts[i] > 0)
+            return new_W, new_b
+
+        def epoch(params, X, Y, rows):
+            return jax.lax.scan(lambda p, index: (step(p, X[index], Y[index]), None), params, rows)[0]
+
+        self.step = jax.jit(step, donate_argnums=0)
+        self.scan = jax.jit(epoch, donate_argnums=0)
+
+    def epoch(self) -> None:
+        order = self.rng.permutation(len(self.X))
+        full = len(order) - len(order) % self.batch
+        if full:
+            rows = self.jnp.asarray(order[:full].reshape(-1, self.batch))
+            self.params = self.scan(self.params, self.X, self.Y, rows)
+        if full < len(order):
+            rest = self.jnp.asarray(order[full:])
+            self.params = self.step(self.params, self.X[rest], self.Y[rest])
+
+    def sync(self) -> None:
+        self.jax.block_until_ready(self.params)

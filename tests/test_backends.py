@@ -38,7 +38,7 @@ def test_environment_selects_backend_and_dtype():
         (
             {"ANYBACKPROP_BACKEND": "tensorflow"},
             "ANYBACKPROP_BACKEND='tensorflow' is not a backend; accepted values: numpy, array_api_strict, cupy, "
-            "torch, auto",
+            "torch, jax, auto",
         ),
         (
             {"ANYBACKPROP_DTYPE": "float16"},
@@ -193,7 +193,7 @@ def test_numpy_readonly_makes_read_only_arrays_and_results_for_the_tests_only():
     assert "numpy_readonly" not in ab.available_backends() and b.asarray(x) is x
 
 
-@pytest.mark.parametrize("requested", ["jax", "cupy"])
+@pytest.mark.parametrize("requested", ["tensorflow", "cupy"])
 def test_a_requested_backend_that_cannot_run_stops_the_suite_with_the_reason(requested):
     reason = unavailable_reason("cupy") if requested == "cupy" else "not a backend"
     if reason is None:

@@ -141,7 +141,7 @@ CASES = {
     "backend name": (
         lambda: ab.set_backend("tensorflow"),
         ValueError,
-        r"backend='tensorflow' is not a backend; accepted values: numpy, array_api_strict, cupy, torch, auto",
+        r"backend='tensorflow' is not a backend; accepted values: numpy, array_api_strict, cupy, torch, jax, auto",
     ),
 }
 

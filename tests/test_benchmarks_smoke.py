@@ -89,9 +89,12 @@ def test_quick_busy_and_scaling_modes(tmp_path):
 
 def test_unusable_backend_is_refused():
     result = subprocess.run(
-        [sys.executable, "-m", "benchmarks", "--quick", "--backend", "jax"], capture_output=True, text=True, cwd=ROOT
+        [sys.executable, "-m", "benchmarks", "--quick", "--backend", "tensorflow"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
     )
-    assert result.returncode == 2 and "backend 'jax' is not usable here" in result.stderr
+    assert result.returncode == 2 and "backend 'tensorflow' is not usable here" in result.stderr
 
 
 def test_flop_count_of_a_workload():

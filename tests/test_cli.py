@@ -73,7 +73,7 @@ def test_info_and_gradcheck():
         (["train", "--hidden", "128,x"], "argument --hidden: expected comma-separated positive ints"),
         (["train", "--epochs", "0"], "argument --epochs: expected a positive int, got '0'"),
         (["train", "--dataset", "mnist"], "argument --dataset: invalid choice: 'mnist'"),
-        (["train", "--backend", "jax"], "argument --backend: invalid choice: 'jax'"),
+        (["train", "--backend", "tensorflow"], "argument --backend: invalid choice: 'tensorflow'"),
         (["fly"], "invalid choice: 'fly'"),
     ],
 )

@@ -86,7 +86,7 @@ def blas_available():
 
 
 @pytest.mark.skipif(not blas_available(), reason="threadpoolctl sees no BLAS library in this NumPy")
-@pytest.mark.parametrize("width,expected", [(16, 1), (1024, 2)])
+@pytest.mark.parametrize("width,expected", [(64, 1), (1024, 2)])
 def test_fit_and_predict_apply_the_policy_and_restore_it(two_cores, width, expected, rng):
     before = threads.blas_threads()
     spy = Spy(width)
@@ -102,6 +102,17 @@ def test_fit_and_predict_apply_the_policy_and_restore_it(two_cores, width, expec
     model.predict(X)  # 40 x width x width multiply-adds
     assert set(spy.seen) == {1 if 40 * width * width < threads.SMALL_PRODUCT else 2}
     assert threads.blas_threads() == before
+
+
+@pytest.mark.skipif(not blas_available(), reason="threadpoolctl sees no BLAS library in this NumPy")
+def test_a_tiny_product_leaves_the_pools_alone(two_cores, rng):
+    spy = Spy(16)
+    model = ab.Sequential([ab.Dense(16, 16, "relu"), spy, ab.Dense(16, 3)], backend="numpy")
+    with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):
+        model.predict(rng.standard_normal((1, 16)))  # 256 multiply-adds: BLAS keeps it on one thread itself
+        assert spy.seen == [2]
+        model.predict(rng.standard_normal((400, 16)))  # 102,400: the policy applies
+        assert spy.seen == [2, 1]
 
 
 def test_backends_off_the_host_are_left_alone(rng):

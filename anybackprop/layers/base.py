@@ -46,7 +46,8 @@ class Pass:
     """What one forward/backward pass hands every layer: the ``backend`` and its namespace ``xp``,
     its fast paths ``fast`` (:class:`anybackprop.fastpaths.FastPaths`), whether it is
     ``training``, and the host generator ``rng`` that training-only randomness (dropout masks)
-    draws from.
+    draws from (or, in a compiled step, a function ``(shape, dtype) -> uniform draws`` made on
+    the device from a random key; see :mod:`anybackprop.compiled`).
 
     ``part`` is None when the pass sees its whole batch. In data-parallel training each process
     sees only rows ``part.start:part.stop`` of a global batch of ``part.rows`` rows, and
@@ -80,6 +81,8 @@ class Pass:
     def uniform(self, shape: tuple[int, ...], dtype: Any) -> Any:
         """Uniform draws in [0, 1) for the rows of ``shape`` from :attr:`rng`: a part draws those of
         the whole batch and keeps its rows, so that the draws do not depend on the split."""
+        if callable(self.rng):  # a compiled step's device draws (never split over processes)
+            return self.rng(tuple(shape), dtype)
         if self.part is None:
             return self.backend.uniform(self.rng, tuple(shape), dtype)
         whole = self.backend.uniform(self.rng, (self.part.rows, *shape[1:]), dtype)

@@ -1,0 +1,261 @@
+"""The training step as a pure function, and its compiled form on JAX.
+
+:func:`gradients` is the part of a step every trainer shares: forward (training mode), the head's
+output delta, backward. :func:`pure_step` adds the update and the new layer state and returns
+new values from its inputs, writing into none of them::
+
+    (params, state, slots, logits) = pure_step(model, optimizer, params, state, slots, lr, t, x, y, w, draw)
+
+``slots`` are the optimizer's state arrays (``{slot: {key: array}}``), ``lr`` the learning rate
+and ``t`` the step's number (Adam's bias corrections), both 0-d arrays so that a compiled step
+takes them as inputs; ``draw(shape, dtype)`` gives the dropout layers their uniform draws.
+
+NumPy (and CuPy, torch) train with :class:`anybackprop.training.Trainer`, which runs the same
+formulas eagerly and updates in place where it can. On JAX, :class:`CompiledTrainer` traces
+:func:`pure_step` once and lets XLA compile it (for a fit of :data:`MIN_STEPS` steps or more,
+or of large products): an epoch is one compiled call, its full minibatches one ``jax.lax.scan``
+(rows gathered on the device from the permutation, no Python and no host transfer per step) and
+a short last batch one more step, with the parameters, state and slots donated to the call that
+replaces them; the epoch's loss and metric are one more compiled call. Dropout draws
+come from a device key: the next number of ``fit``'s seeded generator at each epoch (taken from
+it only when the step draws), folded with the step's number, so a seed gives the same run and a
+resumed run continues it. This is the one module that uses JAX's transformations (``jit``,
+``lax.scan``, ``random``); the formulas it traces are the ones every backend runs.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import warnings
+from typing import Any
+
+from .layers import Dense
+from .losses import normalized_weights
+
+
+def gradients(model: Any, x: Any, y: Any, w: Any, rng: Any, part: Any = None, params: Any = None, state: Any = None):
+    """``(fwd, grads)`` of one training batch: forward in training mode (dropout draws from
+    ``rng``), the head's delta of the batch-mean cost (``w``: raw row weights or None), backward.
+    ``part``: the batch is this process's part of a global batch (data-parallel training);
+    ``params``/``state``: instead of the model's."""
+    xp = model.backend.xp
+    fwd = model.forward_pass(x, training=True, rng=rng, part=part, params=params, state=state)
+    # a part's delta is that of the global batch's cost: weights over its total, rows over its count
+    wn = None if w is None else normalized_weights(xp, w, None if part is None else part.weight)
+    dz = model.head.delta(xp, model.fast, fwd.logits, y, wn)
+    if part is not None and w is None and part.stop - part.start != part.rows:
+        dz = dz * ((part.stop - part.start) / part.rows)
+    return fwd, model.backward_pass(fwd, dz, params)
+
+
+def pure_step(
+    model: Any, optimizer: Any, params: dict, state: dict, slots: dict, lr: Any, t: Any, x: Any, y: Any, w: Any, draw
+) -> tuple[dict, dict, dict, Any]:
+    """One training step as a function of its inputs: new ``(params, state, slots)`` and the
+    batch's logits (see the module's docstring)."""
+    fwd, grads = gradients(model, x, y, w, draw, params=params, state=state)
+    params, slots = optimizer.apply(model.backend.xp, params, grads, slots, lr, t)
+    return params, {**state, **model.stepped_state(fwd)}, slots, fwd.logits
+
+
+MIN_STEPS = 128
+"""A fit of fewer steps (epochs x minibatches) runs eagerly, unless its matrix products are large
+(:data:`MIN_WORK`): compiling costs about what a hundred small eager JAX steps do (0.1-0.3 s on a
+laptop CPU), and the compiled functions are reused only by later fits of a model built alike."""
+MIN_WORK = 10**10
+"""Multiply-adds of a fit (forward and backward, every epoch) from which it is compiled however
+few its steps: about 0.1 s of CPU work, what compiling costs."""
+
+
+def compiles(model: Any, epochs: int, rows: int, batch_size: int) -> bool:
+    """Whether ``fit`` trains ``model`` with :class:`CompiledTrainer`: its backend is JAX and the
+    fit is long enough to pay for compiling (:data:`MIN_STEPS`, :data:`MIN_WORK`)."""
+    if getattr(model.backend, "name", None) != "jax" or not hasattr(model, "stepped_state"):
+        return False
+    work = 3 * epochs * rows * sum(layer.n_in * layer.n_out for layer in model.layers if isinstance(layer, Dense))
+    return epochs * -(-rows // batch_size) >= MIN_STEPS or work >= MIN_WORK
+
+
+# compiled functions by model structure and optimizer settings (most recent last): the next fit of
+# this model, or of another one built alike, reuses them instead of compiling again
+_COMPILED: collections.OrderedDict = collections.OrderedDict()
+_KEEP = 32
+
+
+def _structure(model: Any) -> tuple:
+    """What a trace of ``model``'s step bakes in: its layers (a built-in kind by its config, any
+    other layer by identity: its config may not say everything it does), head, dtype and device."""
+    layers = tuple(
+        (type(layer), json.dumps(layer.config(), sort_keys=True))
+        if type(layer).__module__.startswith("anybackprop.")
+        else layer
+        for layer in model.layers
+    )
+    head = json.dumps(model.head.spec(), sort_keys=True)
+    return type(model), layers, head, model.dtype_name, model.backend.name, str(model.backend.device)
+
+
+def _settings(optimizer: Any) -> tuple:
+    """What a trace of ``optimizer``'s update bakes in (not the learning rate nor the step)."""
+    skip = {"lr", "base_lr", "t", "state"}
+    plain = tuple(
+        sorted((k, v) for k, v in vars(optimizer).items() if k not in skip and isinstance(v, (bool, int, float, str)))
+    )
+    return type(optimizer), plain, tuple(sorted(optimizer._decay))
+
+
+def compiled_for(model: Any, optimizer: Any) -> _Compiled:
+    """The compiled functions for ``model`` with ``optimizer``'s settings (made on first use)."""
+    key = (_structure(model), _settings(optimizer))
+    found = _COMPILED.pop(key, None) or _Compiled(model, optimizer)
+    _COMPILED[key] = found
+    while len(_COMPILED) > _KEEP:
+        _COMPILED.popitem(last=False)
+    return found
+
+
+class _Compiled:
+    """The jitted epoch, step and inference logits of models built as ``model`` is, trained with
+    ``optimizer``'s settings; they trace ``model``'s passes and ``optimizer``'s update (any model
+    of the same structure gives the same trace, on its own arrays)."""
+
+    def __init__(self, model: Any, optimizer: Any) -> None:
+        jax = model.backend.library
+        jnp, random = jax.numpy, jax.random
+        self.jax = jax
+        self.draws = False  # whether the traced step draws random numbers (dropout), known once traced
+
+        def step(carry, x, y, w, lr, t, key):
+            params, state, slots = carry
+            params, state, slots, z = pure_step(
+                model, optimizer, params, state, slots, lr, t, x, y, w, _drawer(self, key)
+            )
+            return (params, state, slots), z
+
+        def epoch(carry, lr, t0, seed, data, y, w, order, batch_size):
+            """Every step of an epoch: the full minibatches in one scan, then a short last one."""
+            m = data.shape[0]
+            steps, full = m // batch_size, m - m % batch_size
+            lr, t0 = jnp.asarray(lr, dtype=model.dtype), jnp.asarray(t0, dtype=model.dtype)
+            key = random.key(seed)
+
+            def body(carry, batch):
+                i, index, yb, wb = batch
+                xb = jnp.take(data, index, axis=0)
+                return step(carry, xb, yb, wb, lr, t0 + jnp.astype(i, lr.dtype), random.fold_in(key, i))
+
+            logits = []
+            if steps:
+                batches = (
+                    jnp.arange(steps),
+                    jnp.reshape(order[:full], (steps, batch_size)),
+                    jnp.reshape(y[:full], (steps, batch_size, *y.shape[1:])),
+                    None if w is None else jnp.reshape(w[:full], (steps, batch_size)),
+                )
+                carry, z = jax.lax.scan(body, carry, batches)
+                logits.append(jnp.reshape(z, (full, z.shape[-1])))
+            if full < m:
+                xb = jnp.take(data, order[full:], axis=0)
+                wb = None if w is None else w[full:]
+                carry, z = step(carry, xb, y[full:], wb, lr, t0 + steps, random.fold_in(key, steps))
+                logits.append(z)
+            return carry, logits[0] if len(logits) == 1 else jnp.concat(logits, axis=0)
+
+        def logits(params, state, x):
+            return model.forward_pass(x, params=params, state=state).logits
+
+        def score_terms(z, y, w):
+            return model.score_terms(z, y, w)
+
+        self.epoch = jax.jit(epoch, donate_argnums=0, static_argnames="batch_size")
+        self.logits = jax.jit(logits)
+        self.score_terms = jax.jit(score_terms)
+
+
+def _drawer(owner: _Compiled, key: Any) -> Any:
+    """``draw(shape, dtype)``: uniform draws in [0, 1), a fresh key for each call in the step's
+    trace; a trace that draws marks ``owner.draws``."""
+    random = owner.jax.random
+    calls = [0]
+
+    def draw(shape: tuple[int, ...], dtype: Any) -> Any:
+        owner.draws = True
+        calls[0] += 1
+        return random.uniform(random.fold_in(key, calls[0]), shape, dtype)
+
+    return draw
+
+
+def _tracing_errors(jax: Any) -> tuple[type[BaseException], ...]:
+    """What JAX raises when a traced function reads a value on the host."""
+    errors = jax.errors
+    return (errors.ConcretizationTypeError, errors.TracerArrayConversionError, errors.TracerIntegerConversionError)
+
+
+def _peek(rng: Any) -> int:
+    """The number ``rng.integers(2**62)`` would give next, without drawing it."""
+    twin = type(rng.bit_generator)()
+    twin.state = rng.bit_generator.state
+    return int(type(rng)(twin).integers(2**62))
+
+
+class CompiledTrainer:
+    """Trains a JAX model with its step compiled (see the module's docstring), in place of the
+    eager ``trainer`` it wraps (:class:`anybackprop.training.Trainer`); what ``fit`` and the
+    callbacks see is the same: after each epoch the model's ``params`` and ``state`` and the
+    optimizer's state and counters are the new ones. A model whose layers cannot be traced (a
+    custom layer that reads a value on the host) trains eagerly, with a warning that says why."""
+
+    rank = 0
+
+    def __init__(self, trainer: Any) -> None:
+        self.eager, self.model, self.optimizer = trainer, trainer.model, trainer.optimizer
+        self.functions: _Compiled | None = compiled_for(self.model, self.optimizer)
+
+    def reduce_gradients(self, grads: dict[str, Any]) -> dict[str, Any]:
+        """The gradients as they are: a compiled fit runs in one process."""
+        return grads
+
+    def scores(self, z: Any, y: Any, w: Any = None, ss_tot: float = 0.0) -> tuple[float, float]:
+        """The model's :meth:`~anybackprop.Sequential.scores`, its device part compiled."""
+        terms = None if self.functions is None else self.functions.score_terms
+        return self.model.scores(z, y, w, ss_tot, terms=terms)
+
+    def logits(self, x: Any) -> Any:
+        """Inference-mode logits of every row of ``x`` (the validation data), compiled."""
+        if self.functions is None:
+            return self.eager.logits(x)
+        return self.functions.logits(self.model.params, self.model.state, x)
+
+    def epoch(self, x: Any, y: Any, w: Any, batch_size: int, rng: Any, order: Any = None) -> Any:
+        """One pass over the rows in ``order`` (None: as they are), ``y`` and ``w`` already in
+        that order; returns the logits of every row from the steps themselves."""
+        if self.functions is not None:
+            try:
+                return self._compiled_epoch(self.functions, x, y, w, batch_size, rng, order)
+            except _tracing_errors(self.functions.jax) as exc:  # raised while tracing: nothing ran
+                warnings.warn(
+                    f"the jax backend cannot compile this model's training step, so it trains eagerly (slower): "
+                    f"{str(exc).splitlines()[0]}",
+                    stacklevel=3,
+                )
+                self.functions = None
+        return self.eager.epoch(x, y, w, batch_size, rng, order)
+
+    def _compiled_epoch(self, f: _Compiled, x: Any, y: Any, w: Any, batch_size: int, rng: Any, order: Any) -> Any:
+        model, opt = self.model, self.optimizer
+        m = x.shape[0]
+        order = f.jax.numpy.arange(m) if order is None else order
+        t0 = opt._step_count() + 1  # the first step's number
+        carry = (model.params, model.state, opt.state)
+        (params, state, slots), logits = f.epoch(carry, opt.lr, t0, _peek(rng), x, y, w, order, batch_size=batch_size)
+        if f.draws:  # the key was the generator's next number: take it (a model without dropout leaves it)
+            rng.integers(2**62)
+        # a traced dict comes back in sorted key order: keep the model's (files, reductions rely on it)
+        model.params = {k: params[k] for k in model.params}
+        model.state = {k: state[k] for k in model.state}
+        opt.state = {slot: {k: slots[slot][k] for k in opt.state[slot]} for slot in opt.state}
+        if opt.counters:
+            opt.t = t0 - 1 + -(-m // batch_size)
+        return logits

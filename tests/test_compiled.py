@@ -1,0 +1,185 @@
+"""The training step as a pure function (anybackprop/compiled.py) on every backend, and fit's
+compiled epochs on JAX against NumPy: same results, seeded dropout, resume, the compiled
+functions reused by the next fit, and the eager fallback for a layer that cannot be traced."""
+
+import warnings
+
+import numpy as np
+import pytest
+
+import anybackprop as ab
+from anybackprop import compiled
+from anybackprop.backend import host_rng
+from anybackprop.layers import Dense, LayerBase
+from anybackprop.optim import get_optimizer
+from anybackprop.training import Trainer
+
+jax_only = pytest.mark.skipif("jax" not in ab.available_backends(), reason="jax is not installed")
+
+
+@pytest.fixture
+def compile_all(monkeypatch):
+    """Every fit on JAX compiled, however short (the tests' fits are)."""
+    monkeypatch.setattr(compiled, "MIN_STEPS", 1)
+
+
+@pytest.fixture
+def data():
+    rng = np.random.default_rng(7)
+    X = rng.standard_normal((45, 4))
+    return X, (X[:, 0] + X[:, 1] > 0).astype(int) + (X[:, 2] > 0.5), rng.uniform(0.5, 2.0, 45)
+
+
+def _host(arrays):
+    return {k: ab.to_numpy(v).copy() for k, v in arrays.items()}
+
+
+@pytest.mark.parametrize("optimizer", ["momentum", "adam"])
+def test_pure_step_equals_the_trainers_step_and_writes_nothing(backend, data, optimizer):
+    X, y, w = data
+    model = ab.MLP([4, 8, 6, 3], dropout=0.3, norm="batch", dtype="float64", seed=2)
+    opt = get_optimizer(optimizer, 0.05, weight_decay=1e-2)
+    trainer = Trainer(model, opt)
+    with model.backend.activate():  # formulas called directly: on the model's device
+        x, yd, wd = model.check_data(X, y, w)
+        for _ in range(2):  # the second step starts from non-zero slots
+            params, state = dict(model.params), dict(model.state)
+            slots = {s: dict(a) for s, a in opt.state.items()}
+            before = (_host(params), _host(state), {s: _host(a) for s, a in slots.items()})
+            t = opt.t + 1 if optimizer == "adam" else 0
+            new = compiled.pure_step(model, opt, params, state, slots, opt.lr, t, x, yd, wd, host_rng(9))
+            for k, v in {**before[0], **before[1]}.items():  # pure_step wrote into none of its inputs
+                np.testing.assert_array_equal(ab.to_numpy({**params, **state}[k]), v)
+            for s, arrays in before[2].items():
+                for k, v in arrays.items():
+                    np.testing.assert_array_equal(ab.to_numpy(slots[s][k]), v)
+            logits = trainer.step(x, yd, wd, host_rng(9))
+            np.testing.assert_allclose(ab.to_numpy(new[3]), ab.to_numpy(logits), rtol=1e-12)
+            for got, want in ((new[0], model.params), (new[1], model.state)):
+                assert list(got) == list(want)
+                for k in want:
+                    np.testing.assert_allclose(ab.to_numpy(got[k]), ab.to_numpy(want[k]), rtol=1e-12, atol=1e-15)
+            for s in opt.state:
+                for k in opt.state[s]:
+                    np.testing.assert_allclose(ab.to_numpy(new[2][s][k]), ab.to_numpy(opt.state[s][k]), rtol=1e-12)
+
+
+def _fit(backend, X, y, w, **kwargs):
+    with ab.use_backend(backend):
+        model = ab.MLP([4, 8, 6, 3], norm="batch", standardize=True, dtype="float64", seed=1)
+        history = model.fit(
+            X, y, sample_weight=w, epochs=4, batch_size=8, optimizer="adam", lr=0.01, seed=4, verbose=False, **kwargs
+        )
+    return model, history
+
+
+@jax_only
+def test_compiled_fit_on_jax_equals_numpy(compile_all, data):
+    X, y, w = data  # 45 rows in batches of 8: five scanned steps and a short last one per epoch
+    want, want_history = _fit("numpy", X, y, w, validation_data=(X[:9], y[:9]))
+    got, history = _fit("jax", X, y, w, validation_data=(X[:9], y[:9]))
+    assert list(got.params) == list(want.params) and list(got.state) == list(want.state)
+    for k in want.params:
+        np.testing.assert_allclose(ab.to_numpy(got.params[k]), ab.to_numpy(want.params[k]), rtol=1e-10, atol=1e-9)
+    for k in want.state:
+        np.testing.assert_allclose(ab.to_numpy(got.state[k]), ab.to_numpy(want.state[k]), rtol=1e-10, atol=1e-9)
+    np.testing.assert_allclose(history.loss, want_history.loss, rtol=1e-10)
+    np.testing.assert_allclose(history.val_loss, want_history.val_loss, rtol=1e-10)
+    np.testing.assert_allclose(ab.to_numpy(got.predict_proba(X)), ab.to_numpy(want.predict_proba(X)), rtol=1e-9)
+
+
+@jax_only
+def test_compiled_functions_are_reused_by_the_next_fit_of_a_model_built_alike(compile_all, data):
+    X, y, _ = data
+    with ab.use_backend("jax"):
+        for seed in (1, 2):
+            model = ab.MLP([4, 8, 3], seed=seed)
+            for _ in range(2):
+                model.fit(X, y, epochs=2, batch_size=8, lr=0.1, seed=seed, verbose=False)
+        opt = get_optimizer("sgd", 0.1)
+        opt.init(model)
+        functions = compiled.compiled_for(model, opt)
+        assert functions.epoch._cache_size() == 1 and functions.score_terms._cache_size() == 1
+        other = ab.MLP([4, 8, 3], activation="tanh", seed=1)
+        assert compiled.compiled_for(other, opt) is not functions
+
+
+@jax_only
+def test_compiled_dropout_is_seeded_and_a_resumed_run_continues_it(compile_all, data, tmp_path):
+    X, y, _ = data
+    kwargs = dict(epochs=4, batch_size=8, optimizer="momentum", seed=3, verbose=False)
+
+    def build():
+        return ab.MLP([4, 16, 3], dropout=0.5, dtype="float64", seed=0, backend="jax")
+
+    whole, again, other = build(), build(), build()
+    full = whole.fit(X, y, **kwargs)
+    assert again.fit(X, y, **kwargs).loss == full.loss
+    assert other.fit(X, y, **{**kwargs, "seed": 4}).loss != full.loss  # another seed, other masks
+    stopped = build()
+    stopped.fit(X, y, callbacks=[lambda epoch, history, model: epoch == 2], checkpoint=tmp_path / "ck", **kwargs)
+    resumed = build()
+    history = resumed.fit(X, y, resume=tmp_path / "ck", **kwargs)
+    np.testing.assert_allclose(history.loss, full.loss, rtol=1e-12)
+    for k, v in whole.params.items():
+        np.testing.assert_allclose(ab.to_numpy(resumed.params[k]), ab.to_numpy(v), rtol=1e-12, atol=1e-15)
+
+
+class _Clip(LayerBase):
+    """Scales its input by 1 / max|x| read on the host: a value a traced step cannot read."""
+
+    kind = "test_host_clip"
+
+    def __init__(self, n):
+        self.n_in = self.n_out = n
+
+    def forward(self, ctx, params, state, x):
+        scale = 1.0 / max(float(ctx.xp.max(ctx.xp.abs(x))), 1.0)
+        return x * scale, scale
+
+    def backward(self, ctx, params, cache, dy, need_dx):
+        return {}, dy * cache
+
+
+@jax_only
+def test_a_layer_that_cannot_be_traced_trains_eagerly_with_a_warning(compile_all, data):
+    X, y, _ = data
+    layers = [Dense(4, 8, "tanh"), _Clip(8), Dense(8, 3)]
+    want = ab.Sequential(layers, seed=0, dtype="float64", backend="numpy")
+    want.fit(X, y, epochs=3, batch_size=8, seed=1, verbose=False)
+    model = ab.Sequential(layers, seed=0, dtype="float64", backend="jax")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.fit(X, y, epochs=3, batch_size=8, seed=1, verbose=False)
+    said = [str(c.message) for c in caught if "cannot compile" in str(c.message)]
+    assert len(said) == 1 and "so it trains eagerly" in said[0]  # once per fit, not per epoch
+    for k, v in want.params.items():
+        np.testing.assert_allclose(ab.to_numpy(model.params[k]), ab.to_numpy(v), rtol=1e-6)
+
+
+@jax_only
+def test_only_a_fit_long_enough_to_pay_for_compiling_is_compiled(data):
+    X, y, _ = data  # 45 rows in batches of 9: 5 steps an epoch
+    model = ab.MLP([4, 5, 3], activation="tanh", seed=0, backend="jax")
+    opt = get_optimizer("sgd", 0.1)
+    opt.init(model)
+    key = (compiled._structure(model), compiled._settings(opt))
+    model.fit(X, y, epochs=compiled.MIN_STEPS // 5, batch_size=9, lr=0.1, verbose=False)
+    assert key not in compiled._COMPILED
+    model.fit(X, y, epochs=-(-compiled.MIN_STEPS // 5), batch_size=9, lr=0.1, verbose=False)
+    assert key in compiled._COMPILED
+    wide = ab.MLP([784, 1024, 1024, 10], seed=0, backend="jax")  # 80 steps of large products: compiled
+    assert compiled.compiles(wide, 2, 20_000, 512) and not compiled.compiles(model, 2, 20_000, 512)
+
+
+@jax_only
+def test_the_jax_backend_names_its_devices_and_keeps_float64():
+    with pytest.raises(ValueError, match=r"device='tpu:0' is not a device of the jax backend: jax has no 'tpu' device"):
+        ab.backend.create_backend("jax", "tpu:0")
+    with pytest.raises(ValueError, match=r"device='cpu:3' is not a device of the jax backend: .* index 0\.\.0"):
+        ab.backend.create_backend("jax", "cpu:3")
+    model = ab.MLP([2, 3], seed=0, backend=ab.backend.create_backend("jax", "cpu:0", dtype="float64"))
+    assert str(model.params["W1"].dtype) == "float64"  # jax_enable_x64: not silently float32
+    host = ab.to_numpy(model.params["W1"])
+    host[0, 0] = 7.0  # what leaves the backend is a writable copy
+    assert float(model.params["W1"][0, 0]) != 7.0
