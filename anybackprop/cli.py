@@ -34,7 +34,7 @@ from .files import csv_text, write_text
 from .gradcheck import gradcheck
 from .heads import DEFAULT_LOSS, HEADS
 from .io import load, save
-from .layers import NORMS
+from .layers import NORMS, SCALERS
 from .losses import LOSSES
 from .network import HIDDEN_ACTIVATIONS, MLP
 from .optim import OPTIMIZERS, SCHEDULES
@@ -147,6 +147,25 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         metavar="N",
         help="stop after N epochs without a better test loss and keep the best weights (None: off)",
+    )
+    train.add_argument(
+        "--validation-fraction",
+        type=_probability,
+        default=0.1,
+        help="share of the training rows held out to pick the best epoch, whose weights are kept (0: none; the "
+        "test rows are never used)",
+    )
+    train.add_argument(
+        "--scaling",
+        choices=(*SCALERS, "none"),
+        default="standard",
+        help="input scaling learned from the training rows (robust: median, quartiles, smooth clipping)",
+    )
+    train.add_argument(
+        "--no-target-scaling",
+        dest="scale_target",
+        action="store_false",
+        help="regression: train on the raw target instead of the standardised one",
     )
     train.add_argument("--dropout", type=_probability, default=0.0, help="dropout after each hidden layer (0: none)")
     train.add_argument(
@@ -351,7 +370,8 @@ def _train(args: argparse.Namespace, comm: distributed.Communicator) -> int:
     mlp = {"activation": args.activation, "seed": args.seed, "dropout": args.dropout or None, "norm": args.norm}
     if args.loss is not None:
         mlp["loss"] = args.loss
-    model = TabularModel(args.hidden, task=task, impute=args.impute, output=args.output, **mlp)
+    scaling = {"standardize": args.scaling != "none" and args.scaling, "scale_target": args.scale_target}
+    model = TabularModel(args.hidden, task=task, impute=args.impute, output=args.output, **scaling, **mlp)
     model.prepare(train_cols, y_train, target)
     lead = comm.rank == 0  # only rank 0 prints, saves and plots
     chatty = not (args.quiet or args.json) and lead
@@ -391,6 +411,9 @@ def _train(args: argparse.Namespace, comm: distributed.Communicator) -> int:
         "impute": args.impute,
         "seed": args.seed,
         "test_size": args.test_size,
+        "validation_fraction": args.validation_fraction,
+        "scaling": args.scaling,
+        "scale_target": args.scale_target,
     }
     start = time.perf_counter()
     history = model.fit(
@@ -402,7 +425,11 @@ def _train(args: argparse.Namespace, comm: distributed.Communicator) -> int:
         optimizer=args.optimizer,
         lr=args.lr,
         seed=args.seed,
-        validation_data=(test_cols, y_test),
+        **(
+            {"validation_fraction": args.validation_fraction}
+            if args.validation_fraction
+            else {"validation_data": (test_cols, y_test)}
+        ),
         verbose=chatty,
         early_stopping=args.early_stopping,
         class_weight=args.class_weight,

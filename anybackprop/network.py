@@ -21,7 +21,7 @@ from . import fastpaths, threads
 from .activations import Activation, get_activation
 from .backend import Backend, backend_for, host_rng, to_numpy
 from .heads import Head, get_head
-from .layers import NORMS, ActivationLayer, Dense, Dropout, Layer, Pass, Standardize
+from .layers import NORMS, SCALERS, ActivationLayer, Dense, Dropout, Layer, Pass, TargetScale
 from .layers.dropout import check_rate
 from .losses import normalized_weights
 from .validation import check_finite, check_sample_weight, check_X
@@ -228,6 +228,12 @@ class Sequential:
                 self.state.update({names[k]: value for k, value in layer.learn_state(ctx.xp, x).items()})
             x, _ = layer.forward(ctx, {k: self.params[g] for k, g in p_keys}, {k: self.state[g] for k, g in s_keys}, x)
 
+    def set_layer_state(self, i: int, values: dict) -> None:
+        """Replace the state of layer ``i`` (``values`` under its local names, as its
+        ``init_state()`` has them), checked as :meth:`set_state` checks."""
+        names = dict(self._plan[i][2])
+        self.set_state({**self.state, **{names[k]: v for k, v in values.items()}})
+
     def _initial_state(self, i: int) -> bool:
         """Whether layer ``i``'s state is still its ``init_state()`` (one host read)."""
         xp = self.backend.xp
@@ -387,8 +393,12 @@ class MLP(Sequential):
     ("cross_entropy", "binary_cross_entropy", "mse"), and "mse" is allowed with any output.
     ``dropout`` (a probability, or one per hidden layer) adds inverted dropout after each hidden
     activation; ``norm`` ("batch" or "layer") normalises each hidden layer's pre-activation.
-    ``standardize=True`` puts a :class:`~anybackprop.layers.Standardize` layer first, whose mean
-    and scale ``fit`` learns from the training rows and saves as state, so the model takes raw inputs.
+    ``standardize=True`` (or "standard") puts a :class:`~anybackprop.layers.Standardize` layer first,
+    whose mean and scale ``fit`` learns from the training rows and saves as state, so the model
+    takes raw inputs; "robust" puts a :class:`~anybackprop.layers.RobustScale` (median, quartile
+    spread, smooth clipping) there instead. ``target_scale=True`` (identity output only) ends the
+    network with a :class:`~anybackprop.layers.TargetScale` layer whose state maps standardised
+    outputs to the target's units (:class:`~anybackprop.tables.TabularModel` sets it).
     Initial weights come from ``numpy.random.default_rng(seed)`` on the host, so a seed gives
     the same model on every backend. ``init`` is "auto" (He for the relu family, Glorot
     otherwise), "he" or "glorot". The model lives on ``backend`` (default: the current one) in
@@ -408,7 +418,8 @@ class MLP(Sequential):
         backend: str | Backend | None = None,
         dropout: float | list | None = None,
         norm: str | None = None,
-        standardize: bool = False,
+        standardize: bool | str = False,
+        target_scale: bool = False,
     ) -> None:
         sizes = list(layer_sizes) if isinstance(layer_sizes, (list, tuple)) else None
         if (
@@ -426,9 +437,12 @@ class MLP(Sequential):
         if norm is not None and (not isinstance(norm, str) or norm not in NORMS):
             raise ValueError(f"unknown norm {norm!r}; accepted values: {', '.join(NORMS)} or None")
         head = get_head(output, loss)
-        if not isinstance(standardize, bool):
-            raise TypeError(f"standardize must be True or False, got {standardize!r}")
-        layers: list = [Standardize(sizes[0])] if standardize else []
+        if standardize is not True and standardize is not False and standardize not in SCALERS:
+            raise ValueError(f"standardize must be True, False or one of {', '.join(SCALERS)}, got {standardize!r}")
+        if not isinstance(target_scale, bool) or (target_scale and head.output.name != "identity"):
+            raise ValueError(f"target_scale must be True (identity output only) or False, got {target_scale!r}")
+        scaler = SCALERS["standard" if standardize is True else standardize] if standardize else None
+        layers: list = [scaler(sizes[0])] if scaler else []
         for i, act in enumerate(hidden):
             scheme = act.init if init == "auto" else init
             if norm is None:
@@ -442,12 +456,15 @@ class MLP(Sequential):
             if rates[i] > 0:
                 layers.append(Dropout(sizes[i + 1], rates[i]))
         layers.append(Dense(sizes[-2], sizes[-1], "identity", head.output.init if init == "auto" else init))
+        if target_scale:
+            layers.append(TargetScale(sizes[-1]))
         self.layer_sizes = sizes
         self.hidden_activations = hidden
         self.init = init
         self.dropout = rates if any(rates) else None
         self.norm = norm
         self.standardize = standardize
+        self.target_scale = target_scale
         super().__init__(layers, head, seed=seed, dtype=dtype, backend=backend)
 
     def mlp_config(self) -> dict:
@@ -467,7 +484,9 @@ class MLP(Sequential):
         if self.norm is not None:
             config["norm"] = self.norm
         if self.standardize:
-            config["standardize"] = True
+            config["standardize"] = self.standardize
+        if self.target_scale:
+            config["target_scale"] = True
         return config
 
     def config(self) -> dict:
@@ -475,7 +494,7 @@ class MLP(Sequential):
 
     def __repr__(self) -> str:
         c = self.mlp_config()
-        extra = "".join(f", {k}={c[k]!r}" for k in ("init", "dropout", "norm", "standardize") if k in c)
+        extra = "".join(f", {k}={c[k]!r}" for k in ("init", "dropout", "norm", "standardize", "target_scale") if k in c)
         return (
             f"MLP({c['layer_sizes']}, activation={c['activation']!r}, output={c['output']!r}, "
             f"loss={c['loss']!r}{extra}, dtype={c['dtype']!r}, backend={self.backend.name!r})"

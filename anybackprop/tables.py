@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import csv
 import math
+import numbers
 import os
 import warnings
 from typing import Any
@@ -30,13 +31,39 @@ from typing import Any
 import numpy as np
 
 from .backend import to_numpy
+from .layers.target_scale import target_state
 from .network import MLP
+from .splits import train_test_split
+from .validation import check_positive_int
 
 TASKS = ("classification", "regression")
 IMPUTE = ("mean",)
 MISSING = frozenset({"", "na", "n/a", "nan", "null", "none", "?"})
+MIN_VALIDATION_ROWS = 30
+"""Fewer validation rows than this draw a warning: the best epoch would be chosen on noise."""
+TARGET_SCALE_WARNING = 10.0
+"""A regression target whose mean or standard deviation is this far from 0 and 1 (above the
+factor, or its standard deviation below its inverse) draws a warning when it is not scaled."""
 MAX_CLASSES_INFERRED = 20
 """A numeric target of integers with at most this many distinct values is taken as class labels."""
+
+
+def _standard(t: np.ndarray, stats: dict) -> np.ndarray:
+    """Regression targets ``t`` standardised by the ``{"mean", "scale"}`` of the training rows."""
+    return (t.reshape(len(t), -1) - stats["mean"]) / stats["scale"]
+
+
+def _warn_unscaled(t: np.ndarray) -> None:
+    """A warning when the regression targets ``t`` are far from unit scale (target scaling off)."""
+    mean, std = float(np.mean(t)), float(np.std(t))
+    if abs(mean) > TARGET_SCALE_WARNING or std > TARGET_SCALE_WARNING or 0 < std < 1 / TARGET_SCALE_WARNING:
+        warnings.warn(
+            f"the target has mean {mean:.4g} and standard deviation {std:.4g}, far from unit scale, and "
+            "scale_target=False (--no-target-scaling): the network must learn that scale itself, which takes "
+            "many epochs; scale the target (the default) unless its units matter to the loss",
+            UserWarning,
+            stacklevel=3,
+        )
 
 
 def _missing_text(value: str) -> bool:
@@ -308,10 +335,14 @@ def _valid_column(column: Any) -> bool:
 class TabularModel:
     """A network that takes raw table columns: see the module docstring. The network is an
     :class:`~anybackprop.MLP` ``[n_features, *hidden, n_outputs]`` with ``standardize`` (default
-    True) and the other keywords (``activation``, ``dropout``, ``norm``, ``seed``, ``dtype``,
-    ``backend``...) as :class:`~anybackprop.MLP` takes them; it is built by :meth:`fit` once the
-    encoded width and the classes are known. ``task`` is "classification", "regression" or None
-    (inferred from the target by :func:`infer_task`)."""
+    True; "robust" for median/quartile scaling with smooth clipping, False for none) and the other
+    keywords (``activation``, ``dropout``, ``norm``, ``seed``, ``dtype``, ``backend``...) as
+    :class:`~anybackprop.MLP` takes them; it is built by :meth:`fit` once the encoded width and
+    the classes are known. ``task`` is "classification", "regression" or None (inferred from the
+    target by :func:`infer_task`). ``scale_target`` (default True; regression only): the network
+    is trained on the standardised target (mean and standard deviation of the training rows) and
+    ends with a :class:`~anybackprop.layers.TargetScale` layer that maps its output back to the
+    target's units, saved and exported with it."""
 
     def __init__(
         self,
@@ -319,8 +350,9 @@ class TabularModel:
         *,
         task: str | None = None,
         impute: str | None = None,
-        standardize: bool = True,
+        standardize: bool | str = True,
         output: str | None = None,
+        scale_target: bool = True,
         **mlp_options: Any,
     ) -> None:
         if task is not None and task not in TASKS:
@@ -337,6 +369,9 @@ class TabularModel:
             output,
             mlp_options,
         )
+        if not isinstance(scale_target, bool):
+            raise TypeError(f"scale_target must be True or False, got {scale_target!r}")
+        self.scale_target = scale_target
         self.encoder = TableEncoder(impute)
         self.network: MLP | None = None
         self.target: str | None = None
@@ -371,7 +406,11 @@ class TabularModel:
                 raise ValueError(f"output={self.output!r} is for classification; regression uses identity")
             n_out, output = 1, "identity"
         self.network = MLP(
-            [X.shape[1], *self.hidden, n_out], output=output, standardize=self.standardize, **self.mlp_options
+            [X.shape[1], *self.hidden, n_out],
+            output=output,
+            standardize=self.standardize,
+            target_scale=self.scale_target and self.task == "regression",
+            **self.mlp_options,
         )
         return X, self.encode_target(y)
 
@@ -382,14 +421,73 @@ class TabularModel:
         *,
         target: str | None = None,
         validation_data: tuple | None = None,
+        validation_fraction: float | None = None,
         **fit_options: Any,
     ) -> Any:
         """:meth:`prepare`, then train the network (:func:`anybackprop.training.fit` options;
-        ``validation_data`` as raw ``(columns, y)``). Returns the :class:`~anybackprop.training.History`."""
+        ``validation_data`` as raw ``(columns, y)``). Returns the :class:`~anybackprop.training.History`.
+
+        ``validation_fraction`` (in (0, 1)) instead holds out that share of the rows given
+        (stratified by class, drawn from ``seed``) as the validation data, and the network keeps
+        the weights of the epoch with the best validation loss: training stops after
+        ``early_stopping`` epochs without improvement (default: it runs every epoch). A warning
+        says when the held-out part is small or misses a class."""
+        if validation_fraction is not None:
+            if validation_data is not None:
+                raise ValueError("give validation_data or validation_fraction, not both")
+            columns, y, validation_data = self._hold_out(columns, y, validation_fraction, fit_options.get("seed", 0))
+            fit_options.setdefault("early_stopping", None)
+            if fit_options["early_stopping"] is None:
+                fit_options["early_stopping"] = check_positive_int(fit_options.get("epochs", 30), "epochs")
         X, t = self.prepare(columns, y, target)
         if validation_data is not None:
             validation_data = (self.encode(validation_data[0]), self.encode_target(validation_data[1]))
-        return self.network.fit(X, t, validation_data=validation_data, **fit_options)
+        if self.task != "regression":
+            return self.network.fit(X, t, validation_data=validation_data, **fit_options)
+        if not self.scale_target:
+            _warn_unscaled(t)
+            return self.network.fit(X, t, validation_data=validation_data, **fit_options)
+        stats = target_state(t.reshape(len(t), -1))
+        if validation_data is not None:
+            validation_data = (validation_data[0], _standard(validation_data[1], stats))
+        history = self.network.fit(X, _standard(t, stats), validation_data=validation_data, **fit_options)
+        self.network.set_layer_state(len(self.network.layers) - 1, stats)
+        return history
+
+    def _hold_out(
+        self, columns: dict[str, np.ndarray], y: np.ndarray, fraction: float, seed: int | None
+    ) -> tuple[dict, np.ndarray, tuple]:
+        """``(training columns, training y, (validation columns, validation y))``: ``fraction``
+        of the rows held out, stratified by class for classification."""
+        if isinstance(fraction, bool) or not isinstance(fraction, numbers.Real) or not 0 < fraction < 1:
+            raise ValueError(f"validation_fraction must be in (0, 1), got {fraction!r}")
+        y = np.asarray(y)
+        classify = (self.task or infer_task(y)) == "classification"
+        strata = np.unique(y.astype(str), return_inverse=True)[1] if classify else y
+        train, held, _, _ = train_test_split(np.arange(len(y)), strata, fraction, seed=seed, stratify=classify)
+        if len(held) < MIN_VALIDATION_ROWS:
+            warnings.warn(
+                f"validation_fraction={fraction:g} of {len(y)} rows holds out only {len(held)} rows: the best epoch "
+                f"is chosen on noise; train on more rows, raise it, or fix the epochs without one "
+                f"(--validation-fraction 0)",
+                UserWarning,
+                stacklevel=3,
+            )
+        if classify:
+            labels, counts = np.unique(y.astype(str), return_counts=True)
+            missed = [
+                f"{str(label)!r} ({n} rows)" for label, n in zip(labels, counts, strict=True) if round(n * fraction) < 2
+            ]
+            if missed:
+                warnings.warn(
+                    f"the class(es) {', '.join(missed[:5])} are too rare for validation_fraction={fraction:g}: "
+                    "the validation rows hold at most one row of each, so the best epoch hardly sees them",
+                    UserWarning,
+                    stacklevel=3,
+                )
+        train_columns = {k: np.asarray(v)[train] for k, v in columns.items()}
+        held_columns = {k: np.asarray(v)[held] for k, v in columns.items()}
+        return train_columns, y[train], (held_columns, y[held])
 
     def _check_fitted(self) -> MLP:
         if self.network is None:
@@ -461,7 +559,11 @@ class TabularModel:
         """The model :meth:`table_config` described, around a loaded ``network``."""
         if not isinstance(config, dict) or config.get("task") not in TASKS:
             raise ValueError("its table section has no valid task")
-        model = cls(task=config["task"], standardize=getattr(network, "standardize", False))
+        model = cls(
+            task=config["task"],
+            standardize=getattr(network, "standardize", False),
+            scale_target=getattr(network, "target_scale", False),
+        )
         model.network, model.target, model.info = network, config.get("target"), dict(info or {})
         model.encoder = TableEncoder.from_config(config.get("encoder") or {})
         classes = config.get("classes")
