@@ -162,6 +162,12 @@ def _parser() -> argparse.ArgumentParser:
         help="input scaling learned from the training rows (robust: median, quartiles, smooth clipping)",
     )
     train.add_argument(
+        "--bins",
+        type=int,
+        default=0,
+        help="piecewise-linear encoding of each input in this many quantile bins (0: none)",
+    )
+    train.add_argument(
         "--no-target-scaling",
         dest="scale_target",
         action="store_false",
@@ -371,6 +377,8 @@ def _train(args: argparse.Namespace, comm: distributed.Communicator) -> int:
     if args.loss is not None:
         mlp["loss"] = args.loss
     scaling = {"standardize": args.scaling != "none" and args.scaling, "scale_target": args.scale_target}
+    if args.bins:
+        scaling["bins"] = args.bins
     model = TabularModel(args.hidden, task=task, impute=args.impute, output=args.output, **scaling, **mlp)
     model.prepare(train_cols, y_train, target)
     lead = comm.rank == 0  # only rank 0 prints, saves and plots

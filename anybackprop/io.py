@@ -194,6 +194,7 @@ def _build(meta: dict, backend: Any, capacity: int | None = None) -> Sequential:
             "norm",
             "standardize",
             "target_scale",
+            "bins",
         }
         kwargs = {k: v for k, v in config.items() if k in allowed}
         kwargs.setdefault("activation", [])

@@ -21,7 +21,7 @@ from . import fastpaths, threads
 from .activations import Activation, get_activation
 from .backend import Backend, backend_for, host_rng, to_numpy
 from .heads import Head, get_head
-from .layers import NORMS, SCALERS, ActivationLayer, Dense, Dropout, Layer, Pass, TargetScale
+from .layers import NORMS, SCALERS, ActivationLayer, Dense, Dropout, Layer, Pass, PiecewiseLinear, TargetScale
 from .layers.dropout import check_rate
 from .losses import normalized_weights
 from .validation import check_finite, check_sample_weight, check_X
@@ -420,6 +420,7 @@ class MLP(Sequential):
         norm: str | None = None,
         standardize: bool | str = False,
         target_scale: bool = False,
+        bins: int | None = None,
     ) -> None:
         sizes = list(layer_sizes) if isinstance(layer_sizes, (list, tuple)) else None
         if (
@@ -443,19 +444,22 @@ class MLP(Sequential):
             raise ValueError(f"target_scale must be True (identity output only) or False, got {target_scale!r}")
         scaler = SCALERS["standard" if standardize is True else standardize] if standardize else None
         layers: list = [scaler(sizes[0])] if scaler else []
+        if bins is not None:
+            layers.append(PiecewiseLinear(sizes[0], bins))
+        widths = [layers[-1].n_out if bins is not None else sizes[0], *sizes[1:]]
         for i, act in enumerate(hidden):
             scheme = act.init if init == "auto" else init
             if norm is None:
-                layers.append(Dense(sizes[i], sizes[i + 1], act, scheme))
+                layers.append(Dense(widths[i], sizes[i + 1], act, scheme))
             else:
                 layers += [
-                    Dense(sizes[i], sizes[i + 1], "identity", scheme),
+                    Dense(widths[i], sizes[i + 1], "identity", scheme),
                     NORMS[norm](sizes[i + 1]),
                     ActivationLayer(sizes[i + 1], act),
                 ]
             if rates[i] > 0:
                 layers.append(Dropout(sizes[i + 1], rates[i]))
-        layers.append(Dense(sizes[-2], sizes[-1], "identity", head.output.init if init == "auto" else init))
+        layers.append(Dense(widths[-2], sizes[-1], "identity", head.output.init if init == "auto" else init))
         if target_scale:
             layers.append(TargetScale(sizes[-1]))
         self.layer_sizes = sizes
@@ -465,6 +469,7 @@ class MLP(Sequential):
         self.norm = norm
         self.standardize = standardize
         self.target_scale = target_scale
+        self.bins = bins
         super().__init__(layers, head, seed=seed, dtype=dtype, backend=backend)
 
     def mlp_config(self) -> dict:
@@ -487,6 +492,8 @@ class MLP(Sequential):
             config["standardize"] = self.standardize
         if self.target_scale:
             config["target_scale"] = True
+        if self.bins is not None:
+            config["bins"] = self.bins
         return config
 
     def config(self) -> dict:
@@ -494,7 +501,9 @@ class MLP(Sequential):
 
     def __repr__(self) -> str:
         c = self.mlp_config()
-        extra = "".join(f", {k}={c[k]!r}" for k in ("init", "dropout", "norm", "standardize", "target_scale") if k in c)
+        extra = "".join(
+            f", {k}={c[k]!r}" for k in ("init", "dropout", "norm", "standardize", "target_scale", "bins") if k in c
+        )
         return (
             f"MLP({c['layer_sizes']}, activation={c['activation']!r}, output={c['output']!r}, "
             f"loss={c['loss']!r}{extra}, dtype={c['dtype']!r}, backend={self.backend.name!r})"

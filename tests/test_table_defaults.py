@@ -10,7 +10,7 @@ import pytest
 from conftest import grad_criterion
 
 import anybackprop as ab
-from anybackprop.layers import RobustScale, TargetScale
+from anybackprop.layers import PiecewiseLinear, RobustScale, TargetScale
 from anybackprop.tables import TabularModel
 
 # --- the layers' formulas -------------------------------------------------------------------------
@@ -51,21 +51,40 @@ def test_robust_scale_forward_is_the_smooth_clip_of_the_scaled_value(backend):
     assert np.all(np.abs(ab.to_numpy(out)) < 3.0)
 
 
+def test_piecewise_linear_learns_quantile_bins_and_encodes_how_far_a_value_passed(backend):
+    x = np.array([[0.0, 1.0], [1.0, 1.0], [2.0, 1.0], [3.0, 1.0], [4.0, 1.0]])
+    layer = PiecewiseLinear(2, bins=2)
+    state = layer.learn_state(backend.xp, backend.asarray(x))
+    # column 0: edges 0, 2, 4 (the 0, 1/2, 1 quantiles); column 1: constant, widths 0 -> 1
+    np.testing.assert_allclose(ab.to_numpy(state["lower"]), [[0.0, 2.0], [1.0, 1.0]])
+    np.testing.assert_allclose(ab.to_numpy(state["width"]), [[2.0, 2.0], [1.0, 1.0]])
+    model = ab.Sequential([layer, ab.Dense(4, 1)], head="identity", dtype="float64")
+    model.set_state({"lower1": state["lower"], "width1": state["width"]})
+    ctx = ab.layers.Pass(model.backend, model.fast)
+    new = backend.asarray(np.array([[-1.0, 0.0], [1.0, 1.5], [3.0, 9.0], [7.0, 1.0]]), model.dtype)
+    out, _ = layer.forward(ctx, {}, {"lower": model.state["lower1"], "width": model.state["width1"]}, new)
+    expected = [[0, 0, 0, 0], [0.5, 0, 0.5, 0.5], [1, 0.5, 1, 1], [1, 1, 0, 0]]
+    np.testing.assert_allclose(ab.to_numpy(out), expected)
+
+
 def network_with_both(seed=3):
-    """Dense -> RobustScale -> Dense -> TargetScale, so that both layers' dX is on the gradient's path."""
+    """Dense -> RobustScale -> PiecewiseLinear -> Dense -> TargetScale, so that every new layer's
+    dX is on the gradient's path."""
     model = ab.Sequential(
-        [ab.Dense(3, 4, "tanh"), RobustScale(4, clip=1.5), ab.Dense(4, 2), TargetScale(2)],
+        [ab.Dense(3, 4, "tanh"), RobustScale(4, clip=1.5), PiecewiseLinear(4, 3), ab.Dense(12, 2), TargetScale(2)],
         head="identity",
         seed=seed,
         dtype="float64",
     )
-    # state away from the identity, with inputs that reach the clip's curved part
+    # state away from the identity, with inputs that reach the clip's curved part and every bin
     model.set_state(
         {
             "center1": [0.1, -0.2, 0.0, 0.3],
             "scale1": [0.5, 0.2, 1.5, 0.3],
-            "mean1": [100.0, -3.0],
-            "scale2": [40.0, 0.25],
+            "lower1": [[-1.0, -0.3, 0.4]] * 4,
+            "width1": [[0.7, 0.7, 0.9]] * 4,
+            "mean1": [10.0, -3.0],
+            "scale2": [4.0, 0.25],
         }
     )
     return model
@@ -73,7 +92,7 @@ def network_with_both(seed=3):
 
 def test_robust_and_target_scale_match_central_differences(backend, rng):
     model = network_with_both()
-    X, Y = rng.standard_normal((7, 3)) * 2, rng.standard_normal((7, 2)) * [40, 0.25] + [100, -3]
+    X, Y = rng.standard_normal((7, 3)) * 2, rng.standard_normal((7, 2)) * [4, 0.25] + [10, -3]
     _, analytic = model.loss_and_grads(X, Y)
     numeric = ab.numerical_grads(model, X, Y, eps=1e-6)
     for key in model.params:
@@ -84,13 +103,14 @@ def test_robust_and_target_scale_match_central_differences(backend, rng):
 def test_robust_and_target_scale_equal_torch_autograd(backend, rng):
     torch = pytest.importorskip("torch")
     model = network_with_both()
-    X, Y = rng.standard_normal((7, 3)) * 2, rng.standard_normal((7, 2)) * [40, 0.25] + [100, -3]
+    X, Y = rng.standard_normal((7, 3)) * 2, rng.standard_normal((7, 2)) * [4, 0.25] + [10, -3]
     _, grads = model.loss_and_grads(X, Y)
     p = {k: torch.tensor(ab.to_numpy(v), requires_grad=True) for k, v in model.params.items()}
     s = {k: torch.tensor(ab.to_numpy(v)) for k, v in model.state.items()}
     c = (torch.tanh(torch.tensor(X) @ p["W1"] + p["b1"]) - s["center1"]) / s["scale1"]
     a = c / torch.sqrt(1 + (c / 1.5) ** 2)
-    out = (a @ p["W2"] + p["b2"]) * s["scale2"] + s["mean1"]
+    e = torch.clamp((a[:, :, None] - s["lower1"]) / s["width1"], 0, 1).reshape(len(X), 12)
+    out = (e @ p["W2"] + p["b2"]) * s["scale2"] + s["mean1"]
     loss = 0.5 * ((out - torch.tensor(Y)) ** 2).sum() / X.shape[0]
     loss.backward()
     for key, tensor in p.items():
@@ -141,11 +161,12 @@ def test_unscaled_regression_target_warns(rng):
 
 def test_scaled_model_saves_loads_and_exports_in_the_targets_units(rng, tmp_path):
     columns, y = regression_table(rng, 200)
-    model = TabularModel([16], standardize="robust", seed=0)
+    model = TabularModel([16], standardize="robust", bins=4, seed=0)
     model.fit(columns, y, epochs=5, optimizer="adam", verbose=False)
     ab.save(model, tmp_path / "m.npz")
     loaded = ab.load(tmp_path / "m.npz")
-    assert loaded.network.layers[0].kind == "robust_scale"
+    kinds = [layer.kind for layer in loaded.network.layers]
+    assert kinds[:2] == ["robust_scale", "piecewise_linear"] and kinds[-1] == "target_scale"
     np.testing.assert_allclose(loaded.predict(columns), model.predict(columns), rtol=1e-6)
     pytest.importorskip("onnx")
     ort = pytest.importorskip("onnxruntime")

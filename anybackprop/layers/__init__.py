@@ -11,13 +11,24 @@ from .base import Layer, LayerBase, Pass
 from .dense import INIT_SCHEMES, Dense, affine, bias_grad
 from .dropout import Dropout
 from .norm import BatchNorm, LayerNorm
+from .piecewise_linear import PiecewiseLinear
 from .robust_scale import RobustScale
 from .standardize import Standardize
 from .target_scale import TargetScale
 
 LAYERS: dict[str, type] = {
     cls.kind: cls
-    for cls in (Dense, ActivationLayer, Dropout, BatchNorm, LayerNorm, Standardize, RobustScale, TargetScale)
+    for cls in (
+        Dense,
+        ActivationLayer,
+        Dropout,
+        BatchNorm,
+        LayerNorm,
+        Standardize,
+        RobustScale,
+        TargetScale,
+        PiecewiseLinear,
+    )
 }
 NORMS = {"batch": BatchNorm, "layer": LayerNorm}
 SCALERS = {"standard": Standardize, "robust": RobustScale}
@@ -58,6 +69,7 @@ __all__ = [
     "LayerBase",
     "LayerNorm",
     "Pass",
+    "PiecewiseLinear",
     "RobustScale",
     "Standardize",
     "TargetScale",
