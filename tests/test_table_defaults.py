@@ -3,6 +3,7 @@ scale as layers (formulas, central differences in float64 and PyTorch autograd o
 saved and exported), the regression target standardised by TabularModel, the validation split
 it holds out with the best epoch kept, and the warnings where a default is likely wrong."""
 
+import json
 import warnings
 
 import numpy as np
@@ -236,3 +237,31 @@ def test_small_tables_and_rare_classes_warn(rng):
     messages = [str(w.message) for w in caught]
     assert any("holds out only 12 rows" in m for m in messages), messages
     assert any("'rare' (3 rows) are too rare" in m for m in messages), messages
+
+
+# --- the command line ---------------------------------------------------------------------------
+
+
+def write_table(path, columns, y):
+    names = [*columns, "y"]
+    rows = zip(*(columns[n] for n in columns), y, strict=True)
+    path.write_text(",".join(names) + "\n" + "".join(",".join(map(str, row)) + "\n" for row in rows))
+
+
+def test_cli_defaults_scale_the_target_and_pick_the_epoch_on_held_out_training_rows(rng, tmp_path, capsys):
+    from anybackprop.cli import main
+
+    columns, y = regression_table(rng, 400)
+    data, saved = str(tmp_path / "t.csv"), str(tmp_path / "m.npz")
+    write_table(tmp_path / "t.csv", columns, y)
+    assert main(["train", "--data", data, "--target", "y", "--json", "--save", saved]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["test"]["r2"] > 0.9
+    assert result["history"]["best_epoch"] is not None
+    model = ab.load(saved)
+    assert model.info["training"]["validation_fraction"] == 0.1
+    assert model.network.layers[-1].kind == "target_scale"
+
+    argv = ["train", "--data", data, "--target", "y", "--quiet", "--no-target-scaling"]
+    assert main([*argv, "--scaling", "none", "--validation-fraction", "0", "--epochs", "2"]) == 0
+    assert "far from unit scale" in capsys.readouterr().err
