@@ -40,6 +40,9 @@ from .network import HIDDEN_ACTIVATIONS, MLP
 from .optim import OPTIMIZERS, SCHEDULES
 from .tables import IMPUTE, TASKS, TabularModel, check_complete, infer_task
 
+DEFAULT_PATIENCE = 20
+"""Epochs without a better validation loss after which ``train`` stops (with a validation split)."""
+
 
 def _hidden_sizes(text: str) -> list[int]:
     try:
@@ -124,8 +127,10 @@ def _parser() -> argparse.ArgumentParser:
         help="output activation (None: sigmoid for 2 classes, softmax for more, identity for regression)",
     )
     train.add_argument("--loss", choices=tuple(LOSSES), default=None, help="loss (None: the output's pair)")
-    train.add_argument("--epochs", type=_positive(int), default=30, help="number of epochs")
-    train.add_argument("--batch-size", type=_positive(int), default=64, help="rows per step")
+    train.add_argument(
+        "--epochs", type=_positive(int), default=100, help="most epochs (early stopping usually ends sooner)"
+    )
+    train.add_argument("--batch-size", type=_positive(int), default=128, help="rows per step")
     lrs = ", ".join(f"{spec.lr:g} for {name}" for name, spec in OPTIMIZERS.items())
     train.add_argument(
         "--lr", type=_positive(float), default=None, help=f"learning rate (None: the optimizer's: {lrs})"
@@ -146,7 +151,8 @@ def _parser() -> argparse.ArgumentParser:
         type=_positive(int),
         default=None,
         metavar="N",
-        help="stop after N epochs without a better test loss and keep the best weights (None: off)",
+        help=f"stop after N epochs without a better validation loss and keep the best weights (None: "
+        f"{DEFAULT_PATIENCE} with a --validation-fraction, else off)",
     )
     train.add_argument(
         "--validation-fraction",
@@ -158,8 +164,9 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--scaling",
         choices=(*SCALERS, "none"),
-        default="standard",
-        help="input scaling learned from the training rows (robust: median, quartiles, smooth clipping)",
+        default="robust",
+        help="input scaling learned from the training rows (robust: median, quartiles, smooth clipping; "
+        "standard: mean and standard deviation)",
     )
     train.add_argument(
         "--bins",
@@ -399,6 +406,9 @@ def _train(args: argparse.Namespace, comm: distributed.Communicator) -> int:
         if args.optimizer == "adam":
             raise ValueError("--momentum applies to the sgd, momentum and nesterov optimizers, not adam")
         optimizer_options["momentum"] = args.momentum
+    patience = args.early_stopping
+    if patience is None and args.validation_fraction:
+        patience = DEFAULT_PATIENCE
     settings = {
         "data": name,
         "target": target,
@@ -412,7 +422,7 @@ def _train(args: argparse.Namespace, comm: distributed.Communicator) -> int:
         "optimizer": args.optimizer,
         "lr": args.lr,
         **optimizer_options,
-        "early_stopping": args.early_stopping,
+        "early_stopping": patience,
         "dropout": args.dropout,
         "norm": args.norm,
         "class_weight": args.class_weight,
@@ -439,7 +449,7 @@ def _train(args: argparse.Namespace, comm: distributed.Communicator) -> int:
             else {"validation_data": (test_cols, y_test)}
         ),
         verbose=chatty,
-        early_stopping=args.early_stopping,
+        early_stopping=patience,
         class_weight=args.class_weight,
         checkpoint=args.checkpoint if lead else None,
         resume=args.resume,

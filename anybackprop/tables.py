@@ -13,8 +13,9 @@ and a :class:`TabularModel` that carries that encoding, its class labels and a n
   value is an error naming the column and the first row, unless ``impute="mean"`` (numeric:
   the training mean; categorical: all zeros).
 * :class:`TabularModel` = encoder + target name + task + class labels (their original values and
-  dtype) + an :class:`~anybackprop.MLP` whose first layer standardises (statistics learned by
-  ``fit``, saved as layer state). ``predict`` on raw columns returns the original labels;
+  dtype) + an :class:`~anybackprop.MLP` whose first layer scales the inputs (statistics learned by
+  ``fit``, saved as layer state) and, for regression, whose last layer maps the standardised
+  target back to its units. ``predict`` on raw columns returns the original labels;
   ``predict_proba`` has one column per class in :attr:`TabularModel.classes` order.
   :func:`anybackprop.save` writes all of it; :func:`anybackprop.load` gives it back.
 """
@@ -335,7 +336,8 @@ def _valid_column(column: Any) -> bool:
 class TabularModel:
     """A network that takes raw table columns: see the module docstring. The network is an
     :class:`~anybackprop.MLP` ``[n_features, *hidden, n_outputs]`` with ``standardize`` (default
-    True; "robust" for median/quartile scaling with smooth clipping, False for none) and the other
+    "robust": median/quartile scaling with smooth clipping; True for mean and standard deviation,
+    False for none) and the other
     keywords (``activation``, ``dropout``, ``norm``, ``seed``, ``dtype``, ``backend``...) as
     :class:`~anybackprop.MLP` takes them; it is built by :meth:`fit` once the encoded width and
     the classes are known. ``task`` is "classification", "regression" or None (inferred from the
@@ -350,7 +352,7 @@ class TabularModel:
         *,
         task: str | None = None,
         impute: str | None = None,
-        standardize: bool | str = True,
+        standardize: bool | str = "robust",
         output: str | None = None,
         scale_target: bool = True,
         **mlp_options: Any,
