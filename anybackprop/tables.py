@@ -449,7 +449,7 @@ class TabularModel:
         if not self.scale_target:
             _warn_unscaled(t)
             return self.network.fit(X, t, validation_data=validation_data, **fit_options)
-        stats = target_state(t.reshape(len(t), -1))
+        stats = target_state(np, t.reshape(len(t), -1))
         if validation_data is not None:
             validation_data = (validation_data[0], _standard(validation_data[1], stats))
         history = self.network.fit(X, _standard(t, stats), validation_data=validation_data, **fit_options)

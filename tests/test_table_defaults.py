@@ -265,3 +265,19 @@ def test_cli_defaults_scale_the_target_and_pick_the_epoch_on_held_out_training_r
     argv = ["train", "--data", data, "--target", "y", "--quiet", "--no-target-scaling"]
     assert main([*argv, "--scaling", "none", "--validation-fraction", "0", "--epochs", "2"]) == 0
     assert "far from unit scale" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "layer,key", [(RobustScale(2), "scale1"), (TargetScale(2), "scale1"), (PiecewiseLinear(2, 1), "width1")]
+)
+def test_a_model_file_with_a_scale_that_is_not_positive_is_refused(layer, key, tmp_path):
+    model = ab.Sequential([layer, ab.Dense(layer.n_out, 2)], head="identity")
+    ab.save(model, tmp_path / "m.npz")
+    with np.load(tmp_path / "m.npz") as archive:
+        arrays = dict(archive)
+    stored = next(k for k in arrays if k.endswith(key))
+    bad = [[1.0], [0.0]] if layer.kind == "piecewise_linear" else [1.0, -2.0]
+    arrays[stored] = np.array(bad, dtype=arrays[stored].dtype)
+    np.savez(tmp_path / "bad.npz", **arrays)
+    with pytest.raises(ValueError, match=f"state '{key[:-1]}' must be positive"):
+        ab.load(tmp_path / "bad.npz")

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from .base import LayerBase, Pass, check_size
+from .base import LayerBase, Pass, check_positive_state, check_size
 
 
 class PiecewiseLinearCache(NamedTuple):
@@ -50,6 +50,10 @@ class PiecewiseLinear(LayerBase):
         edges = xp.stack([s[round(last * t / self.bins), :] for t in range(self.bins + 1)], axis=1)
         width = edges[:, 1:] - edges[:, :-1]
         return {"lower": edges[:, :-1], "width": xp.where(width > 0, width, xp.ones_like(width))}
+
+    def check_state(self, xp: Any, state: dict) -> None:
+        """Refuse a ``width`` that is not positive (see :meth:`anybackprop.Sequential.set_state`)."""
+        check_positive_state(xp, state, "width", type(self).__name__)
 
     def forward(self, ctx: Pass, params: dict, state: dict, x: Any) -> tuple[Any, PiecewiseLinearCache]:
         xp = ctx.xp

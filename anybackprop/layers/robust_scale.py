@@ -18,7 +18,7 @@ import math
 import numbers
 from typing import Any, NamedTuple
 
-from .base import LayerBase, Pass, check_size
+from .base import LayerBase, Pass, check_positive_state, check_size
 
 NORMAL_IQR = 1.349
 """The interquartile range of a standard normal distribution (2 * 0.6745)."""
@@ -71,6 +71,10 @@ class RobustScale(LayerBase):
         std = xp.sqrt(xp.mean((x - xp.mean(x, axis=0)) ** 2, axis=0))
         scale = xp.where(iqr > 0, iqr, xp.where(std > 0, std, xp.ones_like(std)))
         return {"center": center, "scale": scale}
+
+    def check_state(self, xp: Any, state: dict) -> None:
+        """Refuse a ``scale`` that is not positive (see :meth:`anybackprop.Sequential.set_state`)."""
+        check_positive_state(xp, state, "scale", type(self).__name__)
 
     def forward(self, ctx: Pass, params: dict, state: dict, x: Any) -> tuple[Any, RobustScaleCache]:
         xp = ctx.xp

@@ -11,15 +11,14 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from .base import LayerBase, Pass, check_size
+from .base import LayerBase, Pass, check_positive_state, check_size
 
 
-def target_state(t: Any) -> dict[str, Any]:
-    """``{"mean", "scale"}`` of NumPy targets ``t (m, n)``: column means and population standard
+def target_state(xp: Any, t: Any) -> dict[str, Any]:
+    """``{"mean", "scale"}`` of targets ``t (m, n)``: column means and population standard
     deviations (1 where a column is constant)."""
-    mean = t.mean(axis=0)
-    std = t.std(axis=0)
-    return {"mean": mean, "scale": std + (std == 0)}
+    std = xp.std(t, axis=0)
+    return {"mean": xp.mean(t, axis=0), "scale": xp.where(std > 0, std, xp.ones_like(std))}
 
 
 class TargetScaleCache(NamedTuple):
@@ -41,6 +40,10 @@ class TargetScale(LayerBase):
 
     def init_state(self) -> dict[str, Any]:
         return {"mean": [0.0] * self.n_in, "scale": [1.0] * self.n_in}
+
+    def check_state(self, xp: Any, state: dict) -> None:
+        """Refuse a ``scale`` that is not positive (see :meth:`anybackprop.Sequential.set_state`)."""
+        check_positive_state(xp, state, "scale", type(self).__name__)
 
     def forward(self, ctx: Pass, params: dict, state: dict, x: Any) -> tuple[Any, TargetScaleCache]:
         return x * state["scale"] + state["mean"], TargetScaleCache(state["scale"])
