@@ -337,13 +337,13 @@ class TabularModel:
     """A network that takes raw table columns: see the module docstring. The network is an
     :class:`~anybackprop.MLP` ``[n_features, *hidden, n_outputs]`` with ``standardize`` (default
     "robust": median/quartile scaling with smooth clipping; True for mean and standard deviation,
-    False for none) and the other
-    keywords (``activation``, ``dropout``, ``norm``, ``seed``, ``dtype``, ``backend``...) as
-    :class:`~anybackprop.MLP` takes them; it is built by :meth:`fit` once the encoded width and
-    the classes are known. ``task`` is "classification", "regression" or None (inferred from the
-    target by :func:`infer_task`). ``scale_target`` (default True; regression only): the network
-    is trained on the standardised target (mean and standard deviation of the training rows) and
-    ends with a :class:`~anybackprop.layers.TargetScale` layer that maps its output back to the
+    False for none) and the other keywords (``activation``, ``dropout``, ``norm``, ``bins``,
+    ``seed``, ``dtype``, ``backend``...) as :class:`~anybackprop.MLP` takes them; it is built by
+    :meth:`fit` once the encoded width and the classes are known. ``task`` is "classification",
+    "regression" or None (inferred from the target by :func:`infer_task`). ``scale_target``
+    (default True; regression only): the network is trained on the standardised target (mean and
+    standard deviation of the training rows; the history's losses are in those units) and ends
+    with a :class:`~anybackprop.layers.TargetScale` layer that maps its output back to the
     target's units, saved and exported with it."""
 
     def __init__(
