@@ -293,7 +293,7 @@ def summary(results: list[dict]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks --tables", description=__doc__.splitlines()[0])
     parser.add_argument("--subset", choices=("tuning", "held-out", "all"), default="all")
-    parser.add_argument("--tables", dest="only", default=None, help="comma-separated table names (default: the subset)")
+    parser.add_argument("--only", default=None, help="comma-separated table names (default: the subset's)")
     parser.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1: the split and every contestant's seed")
     parser.add_argument(
         "--contestants", default=",".join(CONTESTANTS), help=f"comma-separated, from {', '.join(CONTESTANTS)}"

@@ -183,3 +183,28 @@ def test_quick_distributed_benchmark_compares_processes_and_threads(tmp_path):
         and rows["2x1"]["bus_bandwidth_GBs"] > 0
         and rows["1x2"]["model_ms_per_step"] is None
     )
+
+
+def test_table_benchmark_runs_the_cli_and_both_baselines_on_the_same_split(tmp_path):
+    out = tmp_path / "tables.json"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANYBACKPROP_")}
+    command = [sys.executable, "-m", "benchmarks", "--tables", "--only", "wine,diabetes", "--seeds", "1"]
+    result = subprocess.run(
+        [*command, "--args=--epochs 5", "--json", str(out)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "**held-out, classification**" in result.stdout and "**tuning, regression**" in result.stdout
+    report = json.loads(out.read_text())
+    assert [r["table"] for r in report["results"]] == ["diabetes", "wine"]
+    for r in report["results"]:
+        assert r["rows"] == {"diabetes": 442, "wine": 178}[r["table"]]
+        assert set(r["results"]) == {"anybackprop", "sklearn-mlp", "hgb"}
+        for contestant in r["results"].values():
+            assert len(contestant["scores"]) == len(contestant["seconds"]) == 1
+    wine = report["results"][1]["results"]
+    assert all(0.5 < row["scores"][0] <= 1.0 for row in wine.values())  # 3 classes: chance is 0.4
