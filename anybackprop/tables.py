@@ -466,7 +466,13 @@ class TabularModel:
         y = np.asarray(y)
         classify = (self.task or infer_task(y)) == "classification"
         strata = np.unique(y.astype(str), return_inverse=True)[1] if classify else y
-        train, held, _, _ = train_test_split(np.arange(len(y)), strata, fraction, seed=seed, stratify=classify)
+        try:
+            train, held, _, _ = train_test_split(np.arange(len(y)), strata, fraction, seed=seed, stratify=classify)
+        except ValueError:
+            raise ValueError(
+                f"validation_fraction={fraction:g} of {len(y)} rows leaves no validation rows; train on more rows or "
+                "without a validation split (validation_fraction=None, --validation-fraction 0)"
+            ) from None
         if len(held) < MIN_VALIDATION_ROWS:
             warnings.warn(
                 f"validation_fraction={fraction:g} of {len(y)} rows holds out only {len(held)} rows: the best epoch "

@@ -224,6 +224,8 @@ def test_validation_fraction_is_checked_and_exclusive(rng):
     columns, y = classification_table(rng, 40)
     with pytest.raises(ValueError, match=r"validation_fraction must be in \(0, 1\)"):
         TabularModel([4]).fit(columns, y, epochs=1, validation_fraction=1.0, verbose=False)
+    with pytest.raises(ValueError, match=r"validation_fraction=0\.01 of 40 rows leaves no validation rows"):
+        TabularModel([4]).fit(columns, y, epochs=1, validation_fraction=0.01, verbose=False)
     with pytest.raises(ValueError, match="not both"):
         TabularModel([4]).fit(columns, y, epochs=1, validation_fraction=0.2, validation_data=(columns, y))
 
