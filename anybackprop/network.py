@@ -403,7 +403,10 @@ class MLP(Sequential):
     takes raw inputs; "robust" puts a :class:`~anybackprop.layers.RobustScale` (median, quartile
     spread, smooth clipping) there instead. ``target_scale=True`` (identity output only) ends the
     network with a :class:`~anybackprop.layers.TargetScale` layer whose state maps standardised
-    outputs to the target's units (:class:`~anybackprop.tables.TabularModel` sets it).
+    outputs to the target's units (:class:`~anybackprop.tables.TabularModel` sets it). ``bins=T``
+    encodes each input, after the scaling, in ``T`` quantile bins
+    (:class:`~anybackprop.layers.PiecewiseLinear`, learned by ``fit``), so the first dense layer
+    takes ``layer_sizes[0] * T`` inputs.
     Initial weights come from ``numpy.random.default_rng(seed)`` on the host, so a seed gives
     the same model on every backend. ``init`` is "auto" (He for the relu family, Glorot
     otherwise), "he" or "glorot". The model lives on ``backend`` (default: the current one) in
@@ -443,7 +446,7 @@ class MLP(Sequential):
         if norm is not None and (not isinstance(norm, str) or norm not in NORMS):
             raise ValueError(f"unknown norm {norm!r}; accepted values: {', '.join(NORMS)} or None")
         head = get_head(output, loss)
-        if standardize is not True and standardize is not False and standardize not in SCALERS:
+        if not isinstance(standardize, bool) and not (isinstance(standardize, str) and standardize in SCALERS):
             raise ValueError(f"standardize must be True, False or one of {', '.join(SCALERS)}, got {standardize!r}")
         if not isinstance(target_scale, bool) or (target_scale and head.output.name != "identity"):
             raise ValueError(f"target_scale must be True (identity output only) or False, got {target_scale!r}")

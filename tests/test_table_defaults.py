@@ -123,8 +123,9 @@ def test_layer_arguments_are_checked():
         RobustScale(3, clip=float("nan"))
     with pytest.raises(ValueError, match="clip must be a positive finite number"):
         RobustScale(3, clip=True)
-    with pytest.raises(ValueError, match="standardize must be"):
-        ab.MLP([3, 2], standardize="quantile")
+    for standardize in ("quantile", ["robust"], 1):
+        with pytest.raises(ValueError, match="standardize must be True, False or one of standard, robust"):
+            ab.MLP([3, 2], standardize=standardize)
     with pytest.raises(ValueError, match="target_scale must be True"):
         ab.MLP([3, 2], output="softmax", target_scale=True)
 
