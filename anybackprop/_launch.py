@@ -65,6 +65,14 @@ def cores() -> int:
         return os.cpu_count() or 1
 
 
+def memory() -> int | None:
+    """This machine's physical memory in bytes, or None where the system does not say."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
 def limit_blas_threads() -> int | None:
     """Under a launcher, BLAS threads per process = cores / processes on this node (at least 1),
     unless the user set one of :data:`BLAS_THREAD_VARIABLES`; returns the number set or None.

@@ -93,6 +93,16 @@ def _leaky_relu_pair(slope: float) -> tuple[Callable, Callable]:
     return leaky_relu, leaky_relu_backward
 
 
+def exp(xp: Any, z: Any) -> Any:
+    """g(z) = e^z: the log link of Poisson regression (an output activation)."""
+    return xp.exp(z)
+
+
+def exp_backward(xp: Any, z: Any, a: Any, da: Any) -> Any:
+    """g'(z) = e^z = a, so dZ = a * dA."""
+    return a * da
+
+
 def softmax(xp: Any, z: Any) -> Any:
     """Row-wise a_i = e^(z_i - max z) / sum_k e^(z_k - max z); rows sum to 1 exactly enough
     for any finite logits (the max shift keeps every exponent <= 0)."""
@@ -121,9 +131,10 @@ ACTIVATIONS: dict[str, Activation] = {
     "relu": Activation("relu", relu, relu_backward, init="he"),
     "leaky_relu": leaky_relu_activation(),
     "softmax": Activation("softmax", softmax, softmax_backward),
+    "exp": Activation("exp", exp, exp_backward),
 }
 HIDDEN_ACTIVATIONS = ("identity", "sigmoid", "tanh", "relu", "leaky_relu")
-OUTPUT_ACTIVATIONS = ("softmax", "sigmoid", "identity")
+OUTPUT_ACTIVATIONS = ("softmax", "sigmoid", "identity", "exp")
 
 
 def get_activation(spec: str | dict | Activation, allowed: tuple[str, ...] = tuple(ACTIVATIONS)) -> Activation:

@@ -29,8 +29,10 @@ from typing import Any
 import array_api_compat
 import numpy as np
 
+from . import _devices, _launch
+
 BACKEND_NAMES = ("numpy", "array_api_strict", "cupy", "torch")
-"""The backends offered to users (``numpy_readonly``, for tests, is in ``ADAPTERS`` only)."""
+"""The backends offered to users (``numpy_readonly`` and ``numpy_device``, for tests, are in ``ADAPTERS`` only)."""
 DTYPE_NAMES = ("float32", "float64")
 _ACCEPTED = (*BACKEND_NAMES, "auto")
 _CUPY_INSTALL = "pip install 'anybackprop[cuda12]' or 'anybackprop[cuda13]'"
@@ -60,6 +62,24 @@ class Backend:
     @property
     def adapter(self) -> Adapter:
         return ADAPTERS[self.name]
+
+    @functools.cached_property
+    def holds_float64(self) -> bool:
+        """Whether this backend's device holds float64 arrays (array_api_strict's "no_float64"
+        device does not); asked of the namespace's inspection API, assumed where it has none."""
+        try:
+            return "float64" in self.xp.__array_namespace_info__().dtypes(device=self.device)
+        except (AttributeError, TypeError, ValueError):
+            return True
+
+    def host_float64(self, x: Any) -> tuple[Any, np.ndarray] | None:
+        """``(NumPy's namespace, x as a NumPy array)`` when ``x`` is host float64 data (a NumPy
+        array or a list) that this backend's device cannot hold, to be checked and cast to float32
+        on the host; else None."""
+        if self.holds_float64 or not isinstance(x, (np.ndarray, list, tuple)):
+            return None
+        host = np.asarray(x)
+        return (_numpy_namespace(), host) if host.dtype == np.float64 else None
 
     def float_dtype(self, dtype: Any = None) -> Any:
         """The namespace's float dtype for a name ("float32", "float64"), a dtype, or None."""
@@ -101,7 +121,7 @@ class Backend:
         return self.adapter.from_host(self, host)
 
     def _check_device(self, x: Any, name: str) -> None:
-        got = array_api_compat.device(x)
+        got = self.adapter.device_of(x)
         if str(got) != str(self.device):
             raise ValueError(
                 f"{name} is on device {got!r} but the {self.name} backend uses device "
@@ -115,10 +135,11 @@ class Backend:
         return self.adapter.activate(self)
 
     def uniform(self, rng: np.random.Generator, shape: tuple[int, ...], dtype: Any = None) -> Any:
-        """Uniform numbers in [0, 1) of ``shape`` in ``dtype`` (default: the backend's), drawn
-        from the host generator ``rng`` and moved once: the same seed, the same draws on every
-        backend."""
-        return self.asarray(rng.random(shape), self.float_dtype(dtype))
+        """Uniform numbers in [0, 1) of ``shape`` in ``dtype`` (default: the backend's), drawn in
+        that dtype from the host generator ``rng`` and moved once (float32 draws move half the
+        bytes): the same seed, the same draws on every backend."""
+        name = _dtype_name(self.float_dtype(dtype))
+        return self.asarray(rng.random(shape, dtype=np.dtype(name)))
 
     def sync(self) -> None:
         """Wait for queued device work (for timing); a no-op on the CPU."""
@@ -175,6 +196,10 @@ class _BadDevice(_Unusable):
     """The library is usable, the device asked for is not one of it."""
 
 
+class _CannotCompute(_Unusable):
+    """The library imports and sees a device but cannot compute on it (missing CUDA libraries)."""
+
+
 class Adapter:
     """What anybackprop needs to know about one array library. ``host`` adapters hold NumPy
     arrays, which every backend accepts as host data."""
@@ -196,6 +221,10 @@ class Adapter:
 
     def to_numpy(self, x: Any) -> np.ndarray:
         return np.asarray(x)
+
+    def device_of(self, x: Any) -> Any:
+        """The device an array of this library lives on."""
+        return array_api_compat.device(x)
 
     def sync(self, backend: Backend) -> None:
         """Wait for ``backend``'s queued device work."""
@@ -293,6 +322,40 @@ class _NumPyReadOnly(_NumPy):
         return np.array(x)  # a writable copy: what leaves the backend is the caller's
 
 
+class _NumPyOnDevice(_NumPy):
+    """NumPy standing in for a library with a current device, as CuPy has (:mod:`anybackprop._devices`):
+    each array remembers its device, new arrays land on the current one, and using an array
+    outside its device's :meth:`activate` raises. Its default device is 1 while each thread's
+    current device starts at 0, so that the test suite run on it finds every array made or
+    combined outside ``Backend.activate()``. Not offered to users."""
+
+    name = "numpy_device"
+    host = False
+
+    def load(self, device: str | None) -> tuple[Any, Any, Any]:
+        try:
+            index = 1 if device in (None, "") else int(device)
+            dev = _devices.VirtualDevice(index)
+        except ValueError as exc:
+            raise _BadDevice(f"numpy_device has devices 0..{_devices.COUNT - 1}, got device {device!r}") from exc
+        return _devices.Namespace(_numpy_namespace()), np, dev
+
+    def owns(self, x: Any) -> bool:
+        return isinstance(x, _devices.DeviceArray)
+
+    def from_host(self, backend: Backend, host: np.ndarray) -> Any:
+        return Adapter.from_host(self, backend, host)
+
+    def to_numpy(self, x: Any) -> np.ndarray:
+        return np.array(x.view(np.ndarray))
+
+    def device_of(self, x: Any) -> Any:
+        return x.device
+
+    def activate(self, backend: Backend) -> contextlib.AbstractContextManager:
+        return _devices.VirtualDevice(backend.device.id)  # a context of its own: threads share the backend
+
+
 class _ArrayApiStrict(Adapter):
     name = "array_api_strict"
 
@@ -333,7 +396,7 @@ class _CuPy(Adapter):
         if count == 0:
             raise _Unusable("no CUDA device is usable here (CUDA reports 0 devices)")
         try:
-            index = int(device or 0)
+            index = rank_gpu(count) if device in (None, "") else int(device)
         except ValueError as exc:
             raise _BadDevice(f"cupy devices are integers 0..{count - 1}, got {device!r}") from exc
         if not 0 <= index < count:
@@ -349,27 +412,44 @@ class _CuPy(Adapter):
         return x.get()
 
     def sync(self, backend: Backend) -> None:
-        backend.library.cuda.get_current_stream().synchronize()
+        with backend.device:  # the backend's device's stream, whichever device is current
+            backend.library.cuda.get_current_stream().synchronize()
 
     def activate(self, backend: Backend) -> contextlib.AbstractContextManager:
         return _cupy_activated(backend)
 
 
+PROBE_INPUT = np.arange(4, dtype=np.float32).reshape(2, 2)
+"""The usability probe's input; it computes ``square(X) @ X`` with an elementwise kernel then cuBLAS."""
+
+
+def rank_gpu(count: int, environ: dict | None = None) -> int:
+    """The GPU a process takes when no device is named: under an MPI launcher that started several
+    processes, its local rank modulo the ``count`` GPUs it sees (one each on a node of several
+    GPUs; 0 where Slurm shows each task its own single GPU); else 0."""
+    launch = _launch.detect(environ)
+    return 0 if launch is None else launch["local_rank"] % count
+
+
 def _check_cupy_computes(cupy: Any, device: Any) -> None:
     """Compile and run a tiny elementwise kernel (NVRTC and the CUDA headers) and a matrix
-    product (cuBLAS) on ``device``: CuPy imports and counts devices without either library."""
+    product (cuBLAS) on ``device``: CuPy imports and counts devices without either library.
+    The result must equal NumPy's ``(X * X) @ X`` exactly (small integers)."""
     try:
         with device:
-            x = cupy.arange(4, dtype=cupy.float32).reshape(2, 2)
+            x = cupy.asarray(PROBE_INPUT)
             square = cupy.ElementwiseKernel("T x", "T y", "y = x * x", "anybackprop_probe")
-            got = (square(x) @ x).get().tolist()
+            got = cupy.asnumpy(square(x) @ x)
     except Exception as exc:
-        raise _Unusable(
+        raise _CannotCompute(
             f"cupy cannot compute on device {device.id} ({type(exc).__name__}: {exc}); "
             f"install CuPy with its CUDA libraries: {_CUPY_INSTALL}"
         ) from exc
-    if got != [[2.0, 3.0], [6.0, 11.0]]:
-        raise _Unusable(f"cupy computed a wrong matrix product on device {device.id}: {got}")
+    expected = (PROBE_INPUT * PROBE_INPUT) @ PROBE_INPUT
+    if not np.array_equal(got, expected):
+        raise _CannotCompute(
+            f"cupy computed a wrong matrix product on device {device.id}: {got.tolist()}, expected {expected.tolist()}"
+        )
 
 
 @contextlib.contextmanager
@@ -433,9 +513,9 @@ class _Torch(Adapter):
         return x.detach() if x.requires_grad else x
 
     def from_host(self, backend: Backend, host: np.ndarray) -> Any:
-        # torch cannot wrap negative strides (a reversed view such as x[::-1])
-        if any(stride < 0 for stride in host.strides):
-            host = np.ascontiguousarray(host)
+        # torch cannot wrap negative strides (a reversed view such as x[::-1]) nor read-only memory (it warns)
+        if any(stride < 0 for stride in host.strides) or not host.flags.writeable:
+            host = np.array(host, order="C")
         return super().from_host(backend, host)
 
     def sync(self, backend: Backend) -> None:
@@ -444,10 +524,11 @@ class _Torch(Adapter):
 
 
 ADAPTERS: dict[str, Adapter] = {
-    adapter.name: adapter for adapter in (_NumPyReadOnly(), _NumPy(), _ArrayApiStrict(), _CuPy(), _Torch())
+    adapter.name: adapter
+    for adapter in (_NumPyReadOnly(), _NumPyOnDevice(), _NumPy(), _ArrayApiStrict(), _CuPy(), _Torch())
 }
 """Every array library anybackprop knows, by backend name; the first that owns an array is its
-library (the read-only NumPy before NumPy, whose arrays it also is)."""
+library (the read-only and device-tracking NumPys before NumPy, whose arrays theirs also are)."""
 
 
 def _adapter_of(x: Any) -> Adapter | None:
@@ -468,6 +549,19 @@ def to_numpy(x: Any) -> np.ndarray:
     return np.asarray(x) if adapter is None else adapter.to_numpy(x)
 
 
+def host_namespace() -> Any:
+    """NumPy's array API namespace, for checks that run on host data before it moves."""
+    return _numpy_namespace()
+
+
+def wider_host_floats(x: Any, dtype: Any) -> bool:
+    """Whether ``x`` is a NumPy float array with more bytes per value than ``dtype`` (float64 data
+    for a float32 model): data to check and cast on the host, so that half the bytes move."""
+    return (
+        isinstance(x, np.ndarray) and x.dtype.kind == "f" and x.dtype.itemsize > np.dtype(_dtype_name(dtype)).itemsize
+    )
+
+
 def gather_rows(xp: Any, x: Any, order: Any, out: Any = None) -> Any:
     """The rows of ``x`` in ``order`` (a shuffled copy); ``out`` is an array of the same shape
     that the caller no longer needs, which a backend's fast path may fill instead of allocating."""
@@ -485,13 +579,18 @@ def host_rng(seed: int | None) -> np.random.Generator:
 
 
 @functools.cache
-def _probe(name: str) -> str | None:
+def _probe_error(name: str) -> _Unusable | None:
     """None when backend ``name`` is usable on its default device, else why not."""
     try:
         ADAPTERS[name].load(None)
     except _Unusable as exc:
-        return str(exc)
+        return exc
     return None
+
+
+def _probe(name: str) -> str | None:
+    error = _probe_error(name)
+    return None if error is None else str(error)
 
 
 def available_backends() -> tuple[str, ...]:
@@ -509,9 +608,9 @@ def _make_backend(name: Any, device: Any, dtype: Any, tf32: bool | None, source:
         if reason is not None:
             warnings.warn(f"{source}='auto': cupy is not usable here ({reason}); using numpy", stacklevel=4)
         name = "numpy" if reason else "cupy"
+    what = "ANYBACKPROP_DTYPE" if dtype is None else "dtype"
     dtype = os.environ.get("ANYBACKPROP_DTYPE", "float32") if dtype is None else _dtype_name(dtype)
     if dtype not in DTYPE_NAMES:
-        what = "ANYBACKPROP_DTYPE" if source == "ANYBACKPROP_BACKEND" else "dtype"
         raise ValueError(f"{what}={dtype!r} is not a float dtype; accepted values: {', '.join(DTYPE_NAMES)}")
     if tf32 is not None and not isinstance(tf32, bool):
         raise TypeError(f"tf32 must be True, False or None (leave CuPy's setting), got {tf32!r}")
@@ -528,17 +627,29 @@ def _make_backend(name: Any, device: Any, dtype: Any, tf32: bool | None, source:
     return Backend(name=name, xp=xp, library=library, device=dev, dtype=dtype, tf32=tf32)
 
 
-def _backend_from_env() -> Backend:
+def _env_tf32() -> bool | None:
     tf32 = os.environ.get("ANYBACKPROP_TF32", "")
     if tf32 not in ("0", "1", ""):
         raise ValueError(f"ANYBACKPROP_TF32={tf32!r} is not valid; accepted values: 0, 1")
+    return {"0": False, "1": True, "": None}[tf32]
+
+
+def environment_backend(name: str | None = None, device: Any = None, dtype: Any = None) -> Backend:
+    """The backend the environment variables describe, where each of ``name``, ``device`` and
+    ``dtype`` that is not None replaces only its own variable (a command's ``--backend``,
+    ``--device``, ``--dtype``); ``ANYBACKPROP_TF32`` always applies, and ``ANYBACKPROP_DEVICE``
+    applies unless ``name`` names another backend than ``ANYBACKPROP_BACKEND``."""
+    env_name = os.environ.get("ANYBACKPROP_BACKEND", "numpy")
+    same = name is None or name.strip().lower() == env_name.strip().lower()
+    if device is None and same:
+        device = os.environ.get("ANYBACKPROP_DEVICE") or None
     return _make_backend(
-        os.environ.get("ANYBACKPROP_BACKEND", "numpy"),
-        os.environ.get("ANYBACKPROP_DEVICE") or None,
-        None,
-        {"0": False, "1": True, "": None}[tf32],
-        "ANYBACKPROP_BACKEND",
+        env_name if name is None else name, device, dtype, _env_tf32(), "ANYBACKPROP_BACKEND" if same else "backend"
     )
+
+
+def _backend_from_env() -> Backend:
+    return environment_backend()
 
 
 _current: contextvars.ContextVar[Backend | None] = contextvars.ContextVar("anybackprop_backend", default=None)
@@ -580,9 +691,12 @@ def set_backend(name: str, device: Any = None, *, dtype: Any = None, tf32: bool 
 
 
 @contextlib.contextmanager
-def use_backend(name: str, device: Any = None, *, dtype: Any = None, tf32: bool | None = None) -> Iterator[Backend]:
-    """``with use_backend("array_api_strict"): ...`` runs the block on that backend, then restores."""
-    token = _current.set(create_backend(name, device, dtype=dtype, tf32=tf32))
+def use_backend(
+    name: str | Backend, device: Any = None, *, dtype: Any = None, tf32: bool | None = None
+) -> Iterator[Backend]:
+    """``with use_backend("array_api_strict"): ...`` runs the block on that backend (a name, or a
+    :class:`Backend` as it is), then restores."""
+    token = _current.set(name if isinstance(name, Backend) else create_backend(name, device, dtype=dtype, tf32=tf32))
     try:
         yield _current.get()
     finally:
@@ -597,3 +711,10 @@ def asarray(x: Any, dtype: Any = None) -> Any:
 def unavailable_reason(name: str) -> str | None:
     """Why backend ``name`` is not usable here, or None when it is."""
     return _probe(name)
+
+
+def broken_reason(name: str) -> str | None:
+    """Why backend ``name`` cannot compute although its library imports and sees a device (CuPy
+    without its CUDA libraries), or None: such a backend is broken, not merely absent."""
+    error = _probe_error(name)
+    return str(error) if isinstance(error, _CannotCompute) else None

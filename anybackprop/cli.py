@@ -23,7 +23,9 @@ from .backend import (
     DTYPE_NAMES,
     Backend,
     available_backends,
+    broken_reason,
     create_backend,
+    environment_backend,
     get_backend,
     to_numpy,
     unavailable_reason,
@@ -38,7 +40,7 @@ from .layers import NORMS, SCALERS
 from .losses import LOSSES
 from .network import HIDDEN_ACTIVATIONS, MLP
 from .optim import OPTIMIZERS, SCHEDULES
-from .tables import IMPUTE, TASKS, TabularModel, check_complete, infer_task
+from .tables import IMPUTE, MAX_CATEGORIES, TASKS, TabularModel, check_complete, infer_task
 
 DEFAULT_PATIENCE = 20
 """Epochs without a better validation loss after which ``train`` stops (with a validation split)."""
@@ -46,7 +48,7 @@ DEFAULT_PATIENCE = 20
 
 def _hidden_sizes(text: str) -> list[int]:
     try:
-        sizes = [int(part) for part in text.split(",") if part.strip()]
+        sizes = [int(part) for part in text.split(",")]  # an empty entry (",,,") is not a layer
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"expected comma-separated positive ints such as 128,64, got {text!r}"
@@ -67,6 +69,36 @@ def _positive(kind: type) -> callable:
         return value
 
     return parse
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative int, got {text!r}")
+    return value
+
+
+def _non_negative(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text!r}")
+    return value
+
+
+def _share(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"expected a share of the rows in (0, 1), got {text!r}")
+    return value
 
 
 def _probability(text: str) -> float:
@@ -99,6 +131,14 @@ def _parser() -> argparse.ArgumentParser:
             "--dtype", choices=DTYPE_NAMES, default=None, help="float dtype (None: ANYBACKPROP_DTYPE or float32)"
         )
 
+    def file_flags(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--encoding", default=None, help="text encoding of a CSV file (None: UTF-8)")
+        p.add_argument(
+            "--delimiter",
+            default=None,
+            help="field delimiter of a CSV file, e.g. ';' or '\\t' (None: the most frequent of , ; tab | on line 1)",
+        )
+
     train = sub.add_parser(
         "train",
         help="train an MLP on a bundled dataset or your own table and print its test metric",
@@ -111,8 +151,25 @@ def _parser() -> argparse.ArgumentParser:
         "--target", metavar="COLUMN", default=None, help="the column of --data to predict (None: y for .npz)"
     )
     train.add_argument("--task", choices=TASKS, default=None, help="None: inferred from the target and printed")
+    file_flags(train)
     train.add_argument(
-        "--impute", choices=IMPUTE, default=None, help="fill missing feature values (None: a missing value is an error)"
+        "--impute",
+        choices=IMPUTE,
+        default=None,
+        help="fill missing feature values (text columns: their most frequent value; None: a missing value is an error)",
+    )
+    train.add_argument(
+        "--max-categories",
+        type=_positive(int),
+        default=MAX_CATEGORIES,
+        help="one-hot features per text column at most; rarer categories are grouped as <other>",
+    )
+    train.add_argument(
+        "--min-frequency",
+        type=_positive(int),
+        default=None,
+        metavar="N",
+        help="categories of fewer than N training rows are grouped as <other> (None: no minimum)",
     )
     train.add_argument(
         "--dataset", choices=datasets.DATASETS, default="digits", help="bundled dataset, used without --data"
@@ -142,7 +199,7 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="momentum of sgd/momentum/nesterov (None: 0 for sgd, 0.9 for the others)",
     )
-    train.add_argument("--weight-decay", type=float, default=1e-3, help="L2 penalty on the weights")
+    train.add_argument("--weight-decay", type=_non_negative, default=1e-3, help="L2 penalty on the weights")
     train.add_argument(
         "--schedule", choices=SCHEDULES, default="constant", help="learning-rate schedule over the epochs"
     )
@@ -152,14 +209,7 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         metavar="N",
         help=f"stop after N epochs without a better validation loss and keep the best weights (None: "
-        f"{DEFAULT_PATIENCE} with a --validation-fraction, else off)",
-    )
-    train.add_argument(
-        "--validation-fraction",
-        type=_probability,
-        default=0.1,
-        help="share of the training rows held out to pick the best epoch, whose weights are kept (0: none; the "
-        "test rows are never used)",
+        f"{DEFAULT_PATIENCE} with a --validation-size, else off)",
     )
     train.add_argument(
         "--scaling",
@@ -191,10 +241,16 @@ def _parser() -> argparse.ArgumentParser:
         help="weigh classes inversely to their frequency (None: equal)",
     )
     train.add_argument(
-        "--seed", type=int, default=0, help="seed of the split, the initial weights, the shuffles and dropout"
+        "--seed", type=_seed, default=0, help="seed of the split, the initial weights, the shuffles and dropout"
     )
     train.add_argument(
-        "--test-size", type=float, default=0.2, help="share of the rows held out for the test (stratified for classes)"
+        "--test-size", type=_share, default=0.2, help="share of the rows held out for the test (stratified for classes)"
+    )
+    train.add_argument(
+        "--validation-size",
+        type=_probability,
+        default=0.1,
+        help="share of the training rows held out for validation (early stopping, curves); 0: none",
     )
     train.add_argument(
         "--save",
@@ -222,6 +278,7 @@ def _parser() -> argparse.ArgumentParser:
     predict.add_argument("data", metavar="DATA", help="a .csv, .parquet or .npz table with the model's feature columns")
     predict.add_argument("--output", metavar="PATH", default=None, help="CSV file to write (None: standard output)")
     predict.add_argument("--proba", action="store_true", help="one probability column per class instead of the label")
+    file_flags(predict)
     backend_flags(predict)
 
     evaluate = sub.add_parser(
@@ -235,6 +292,7 @@ def _parser() -> argparse.ArgumentParser:
         "--target", metavar="COLUMN", default=None, help="the target column (None: the one the model was trained on)"
     )
     evaluate.add_argument("--json", action="store_true", help="print a JSON result")
+    file_flags(evaluate)
     backend_flags(evaluate)
 
     export = sub.add_parser(
@@ -255,10 +313,20 @@ def _parser() -> argparse.ArgumentParser:
         help="array backend (None: ANYBACKPROP_BACKEND or numpy)",
     )
 
-    sub.add_parser(
+    selftest = sub.add_parser(
         "selftest",
         help="check every usable backend against NumPy and its fast paths against their formulas",
         formatter_class=fmt,
+    )
+    selftest.add_argument(
+        "--backend",
+        dest="check_backend",
+        choices=(*BACKEND_NAMES, "auto"),
+        default=None,
+        help="a backend that must be usable and pass (None: ANYBACKPROP_BACKEND where set)",
+    )
+    selftest.add_argument(
+        "--device", dest="check_device", default=None, help="its device (None: ANYBACKPROP_DEVICE or the default)"
     )
     return parser
 
@@ -278,17 +346,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     comm: distributed.Communicator = distributed.SingleProcess()
     try:
-        comm = distributed.init()  # several processes when started by mpiexec/srun
-        if comm.size > 1 and getattr(args, "backend", None) == "cupy" and not getattr(args, "device", None):
-            args.device = str(comm.local_rank)  # one GPU per process
+        comm = distributed.init()  # several processes when started by mpiexec/srun (a GPU each: backend.rank_gpu)
         with _backend_of(args), warnings.catch_warnings():  # the caller's backend and warning display are left alone
             warnings.showwarning = _show_warning
             if args.command in ("train", "info"):
                 return commands[args.command](args, comm)
             return commands[args.command](args)
-    except (ValueError, TypeError, ImportError, FileNotFoundError, RuntimeError) as exc:
-        _abort_others(comm, exc)
-        print(f"anybackprop: error: {exc}", file=sys.stderr)
+    except _FailedOnRankZero:
+        return 2
+    except USER_ERRORS as exc:
+        if isinstance(exc, RuntimeError):  # a device or library failure may strike one process alone
+            _abort_others(comm, exc)
+        if comm.rank == 0:  # every process meets an input error alike (they read the same files): rank 0 says it
+            print(f"anybackprop: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("anybackprop: interrupted", file=sys.stderr)
@@ -299,6 +369,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         _abort_others(comm, exc)
         raise
+
+
+USER_ERRORS = (ValueError, TypeError, ImportError, FileNotFoundError, RuntimeError)
+"""What a user's input or environment causes: one line on standard error and exit status 2."""
+
+
+class _FailedOnRankZero(Exception):
+    """Rank 0 met a user error (and said so) after the collective part of a command."""
 
 
 def _show_warning(message: Any, category: type, filename: str, lineno: int, file: Any = None, line: Any = None) -> None:
@@ -315,11 +393,26 @@ def _abort_others(comm: distributed.Communicator, exc: BaseException) -> None:
 
 
 def _backend_of(args: argparse.Namespace) -> contextlib.AbstractContextManager:
-    """The backend the command asks for (``--backend``/``--device``/``--dtype``), for its duration."""
+    """The backend the command asks for, for its duration: each of ``--backend``/``--device``/
+    ``--dtype`` given replaces its own environment variable, the others still apply."""
     name, device, dtype = (getattr(args, key, None) for key in ("backend", "device", "dtype"))
     if not (name or device or dtype):
         return contextlib.nullcontext()
-    return use_backend(name or get_backend().name, device, dtype=dtype)
+    return use_backend(environment_backend(name, device, dtype))
+
+
+def _where(network: MLP, batch_size: int, processes: int) -> dict:
+    """Where a training ran, for ``train --json``: backend, device, dtype, processes, and the BLAS
+    threads of each process (None where the arrays are not on the host)."""
+    backend = network.backend
+    blas = threads.choose(threads.largest_product(network.layers, batch_size))[0] if backend.adapter.host else None
+    return {
+        "backend": backend.name,
+        "device": str(backend.device),
+        "dtype": network.dtype_name,
+        "processes": processes,
+        "threads": blas,
+    }
 
 
 def _training_data(args: argparse.Namespace) -> tuple[str, dict, np.ndarray, str | None]:
@@ -329,8 +422,17 @@ def _training_data(args: argparse.Namespace) -> tuple[str, dict, np.ndarray, str
             raise ValueError("--target needs --data (the bundled datasets know their target)")
         X, y = datasets.load(args.dataset, seed=args.seed)
         return args.dataset, {f"x{j}": X[:, j] for j in range(X.shape[1])}, y, "y"
-    columns, y = datasets.load_table(args.data, target=args.target)
+    columns, y = datasets.load_table(args.data, target=args.target, **_file_options(args))
     return args.data, columns, y, args.target or "y"
+
+
+def _file_options(args: argparse.Namespace) -> dict:
+    """``--encoding`` and ``--delimiter`` as :func:`~anybackprop.tables.read_table` takes them
+    (``\\t`` written out in a shell means a tab)."""
+    delimiter = args.delimiter
+    if delimiter in ("\\t", "tab"):
+        delimiter = "\t"
+    return {"encoding": args.encoding, "delimiter": delimiter}
 
 
 def _check_destination(path: str | None, flag: str) -> None:
@@ -369,24 +471,50 @@ def _check_plot(path: str | None) -> None:
 
 
 def _train(args: argparse.Namespace, comm: distributed.Communicator) -> int:
-    if comm.rank == 0:  # the files rank 0 will write, before any work
-        _check_destination(args.save, "--save")
-        _check_destination(args.checkpoint, "--checkpoint")
-        _check_plot(args.plot)
+    # every process checks what rank 0 will write, so that a user error stops them all alike
+    _check_destination(args.save, "--save")
+    _check_destination(args.checkpoint, "--checkpoint")
+    _check_plot(args.plot)
+    if args.early_stopping is not None and not args.validation_size:
+        raise ValueError(
+            "--early-stopping needs a validation split carved from the training rows: --validation-size > 0"
+        )
     name, columns, y, target = _training_data(args)
     if args.impute is None:
-        check_complete(columns)  # row numbers of the file, before the split shuffles them
+        check_complete(columns)
     task = args.task or infer_task(y)
+    stratify = task == "classification"
     train_cols, test_cols, y_train, y_test = datasets.split_table(
-        columns, y, args.test_size, seed=args.seed, stratify=task == "classification"
+        columns, y, args.test_size, seed=args.seed, stratify=stratify
     )
+    validation = None  # carved from the training rows: the test rows are used once, at the end
+    if args.validation_size:
+        try:
+            train_cols, val_cols, y_train, y_val = datasets.split_table(
+                train_cols, y_train, args.validation_size, seed=args.seed, stratify=stratify
+            )
+        except ValueError as exc:
+            raise ValueError(
+                f"the validation split of the {len(y_train)} training rows (--validation-size {args.validation_size}): "
+                f"{exc}; --validation-size 0 trains without one"
+            ) from None
+        validation = (val_cols, y_val)
     mlp = {"activation": args.activation, "seed": args.seed, "dropout": args.dropout or None, "norm": args.norm}
     if args.loss is not None:
         mlp["loss"] = args.loss
     scaling = {"standardize": args.scaling != "none" and args.scaling, "scale_target": args.scale_target}
     if args.bins:
         scaling["bins"] = args.bins
-    model = TabularModel(args.hidden, task=task, impute=args.impute, output=args.output, **scaling, **mlp)
+    model = TabularModel(
+        args.hidden,
+        task=task,
+        impute=args.impute,
+        output=args.output,
+        max_categories=args.max_categories,
+        min_frequency=args.min_frequency,
+        **scaling,
+        **mlp,
+    )
     model.prepare(train_cols, y_train, target)
     lead = comm.rank == 0  # only rank 0 prints, saves and plots
     chatty = not (args.quiet or args.json) and lead
@@ -400,14 +528,17 @@ def _train(args: argparse.Namespace, comm: distributed.Communicator) -> int:
                 more = " ..." if len(model.classes) > 10 else ""
                 labels = f": {len(model.classes)} classes {', '.join(map(str, model.classes[:10]))}{more}"
             print(f"task: {task} ({how} {target!r}{labels})")
-        print(f"{name}: {len(y_train)} training and {len(y_test)} test rows; {model.network}")
+        if model.encoder.filled:
+            print(model.encoder.describe_filled())
+        held = f", {len(validation[1])} validation" if validation else ""
+        print(f"{name}: {len(y_train)} training{held} and {len(y_test)} test rows; {model.network}")
     optimizer_options = {"weight_decay": args.weight_decay, "schedule": args.schedule}
     if args.momentum is not None:
         if args.optimizer == "adam":
             raise ValueError("--momentum applies to the sgd, momentum and nesterov optimizers, not adam")
         optimizer_options["momentum"] = args.momentum
     patience = args.early_stopping
-    if patience is None and args.validation_fraction:
+    if patience is None and args.validation_size:
         patience = DEFAULT_PATIENCE
     settings = {
         "data": name,
@@ -429,9 +560,12 @@ def _train(args: argparse.Namespace, comm: distributed.Communicator) -> int:
         "impute": args.impute,
         "seed": args.seed,
         "test_size": args.test_size,
-        "validation_fraction": args.validation_fraction,
+        "validation_size": args.validation_size,
+        "max_categories": args.max_categories,
+        "min_frequency": args.min_frequency,
         "scaling": args.scaling,
         "scale_target": args.scale_target,
+        "bins": args.bins,
     }
     start = time.perf_counter()
     history = model.fit(
@@ -443,11 +577,7 @@ def _train(args: argparse.Namespace, comm: distributed.Communicator) -> int:
         optimizer=args.optimizer,
         lr=args.lr,
         seed=args.seed,
-        **(
-            {"validation_fraction": args.validation_fraction}
-            if args.validation_fraction
-            else {"validation_data": (test_cols, y_test)}
-        ),
+        validation_data=validation,
         verbose=chatty,
         early_stopping=patience,
         class_weight=args.class_weight,
@@ -457,17 +587,32 @@ def _train(args: argparse.Namespace, comm: distributed.Communicator) -> int:
         **optimizer_options,
     )
     seconds = time.perf_counter() - start
+    failure = None
     if lead:
-        _report(args, model, history, seconds, settings, (name, task, target, test_cols, y_train, y_test))
-    comm.barrier()  # no process ends before rank 0 has saved (or failed to)
+        try:
+            data = (name, task, target, test_cols, y_train, y_test, validation)
+            _report(args, model, history, seconds, settings, data, comm.size)
+        except USER_ERRORS as exc:
+            failure = exc
+    # no process ends before rank 0 has saved (or failed to), and all end as rank 0 did
+    if comm.size > 1 and comm.broadcast_value(failure is not None) and failure is None:
+        raise _FailedOnRankZero
+    if failure is not None:
+        raise failure
     return 0
 
 
 def _report(
-    args: argparse.Namespace, model: TabularModel, history: Any, seconds: float, settings: dict, data: tuple
+    args: argparse.Namespace,
+    model: TabularModel,
+    history: Any,
+    seconds: float,
+    settings: dict,
+    data: tuple,
+    processes: int = 1,
 ) -> None:
     """Rank 0's part of ``train``: the test figures, the saved model, the JSON or the lines, the plot."""
-    _name, task, target, test_cols, y_train, y_test = data
+    _name, task, target, test_cols, y_train, y_test, validation = data
     test = model.evaluate(test_cols, y_test)
     metric = test["metric"]
     model.info = {
@@ -482,10 +627,10 @@ def _report(
             "task": task,
             "target": target,
             "classes": test.get("classes"),
-            "rows": {"train": len(y_train), "test": len(y_test)},
+            "rows": {"train": len(y_train), "validation": len(validation[1]) if validation else 0, "test": len(y_test)},
             "epochs": history.epochs,
             "seconds": seconds,
-            "backend": model.network.backend.name,
+            **_where(model.network, args.batch_size, processes),
             "test": test,
             "history": history.to_dict(),
             "model": args.save,
@@ -524,7 +669,7 @@ def _load_tabular(path: str) -> TabularModel:
 def _predict(args: argparse.Namespace) -> int:
     _check_destination(args.output, "--output")
     model = _load_tabular(args.model)
-    columns = datasets.read_table(args.data)
+    columns = datasets.read_table(args.data, **_file_options(args))
     if args.proba:
         probabilities = model.predict_proba(columns)  # a ValueError for a regressor
         header = [str(c) for c in model.classes]
@@ -543,7 +688,7 @@ def _predict(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace) -> int:
     model = _load_tabular(args.model)
     target = args.target or model.target
-    columns, y = datasets.load_table(args.data, target=target)
+    columns, y = datasets.load_table(args.data, target=target, **_file_options(args))
     result = model.evaluate(columns, y)
     if args.json:
         print(json.dumps(result))
@@ -551,6 +696,13 @@ def _evaluate(args: argparse.Namespace) -> int:
     metric = result["metric"]
     print(f"{metric}: {result[metric]:.4f} on {result['rows']} rows of {args.data}")
     print(f"loss: {result['loss']:.4f} ({model.network.head.loss.name})")
+    if "mae" in result:
+        print(f"mae: {result['mae']:.4g}  rmse: {result['rmse']:.4g}")
+    if "per_class" in result:
+        width = max(9, *(len(str(c)) for c in result["per_class"]))
+        print(f"{'class':>{width}} {'precision':>9} {'recall':>9} {'f1':>9} {'support':>9}")
+        for label, m in result["per_class"].items():
+            print(f"{label:>{width}} {m['precision']:>9.4f} {m['recall']:>9.4f} {m['f1']:>9.4f} {m['support']:>9d}")
     if "confusion" in result:
         names = [str(c) for c in result["classes"]]
         width = max(6, *(len(n) for n in names), *(len(str(v)) for row in result["confusion"] for v in row))
@@ -600,8 +752,9 @@ def _gradcheck(args: argparse.Namespace) -> int:
     backend = get_backend()
     rng = np.random.default_rng(0)
     X = rng.standard_normal((8, 4))
-    print(f"central differences in float64 on {backend.name}: max relative error per pairing")
-    print(f"{'hidden':<11} {'output':<9} {'loss':<21} {'error':>10}")
+    print(f"central differences in float64 on {backend.name}: worst relative error per pairing; an entry passes")
+    print("when |analytic - numeric| <= 1e-07 + 1e-05 |numeric| (see help(anybackprop.gradcheck))")
+    print(f"{'hidden':<11} {'output':<9} {'loss':<21} {'error':>10}  {'kinks':>5}")
     failures = 0
     for output in HEADS:
         n_out = 3 if output != "sigmoid" else 1
@@ -613,10 +766,11 @@ def _gradcheck(args: argparse.Namespace) -> int:
         for loss in dict.fromkeys([DEFAULT_LOSS[output], "mse"]):
             for activation in HIDDEN_ACTIVATIONS:
                 model = MLP([4, 6, 5, n_out], activation=activation, output=output, loss=loss, seed=1, dtype="float64")
-                error = gradcheck(model, X, Y)
-                status = "ok" if error < 1e-4 else "FAIL"
+                result = gradcheck(model, X, Y)
+                status = "ok" if result.passed else "FAIL"
                 failures += status == "FAIL"
-                print(f"{activation:<11} {output:<9} {loss:<21} {error:>10.2e}  {status}")
+                kinks = len(result.rechecked)
+                print(f"{activation:<11} {output:<9} {loss:<21} {result:>10.2e}  {kinks:>5}  {status}")
     print("all pairings agree" if not failures else f"{failures} pairings FAILED")
     return 1 if failures else 0
 
@@ -643,12 +797,34 @@ def _selftest_run(backend: Backend, fast: fastpaths.FastPaths | None = None) -> 
     return found + [to_numpy(p) for p in model.params.values()]
 
 
-def _selftest_backends() -> list[tuple[str, str | None]]:
-    """Every usable backend on its default device, and torch on CUDA where it has one."""
-    found = [(name, None) for name in available_backends()]
+def _selftest_backends(args: argparse.Namespace) -> list[tuple[str, str | None, str | None]]:
+    """``(name, device, why it cannot run or None)`` for every usable backend (on its default
+    device, or on the one asked for), torch on CUDA where it has one, a backend that imports but
+    cannot compute, and the backend asked for (``--backend``, else ``ANYBACKPROP_BACKEND``) even
+    when it is not usable: the last two fail the test."""
+    asked = args.check_backend or os.environ.get("ANYBACKPROP_BACKEND", "").strip().lower() or None
+    device = args.check_device
+    if device is None and (args.check_backend is None or asked == os.environ.get("ANYBACKPROP_BACKEND", "").lower()):
+        device = os.environ.get("ANYBACKPROP_DEVICE") or None
+    if asked == "auto":
+        asked = "numpy" if unavailable_reason("cupy") else "cupy"
+    found: list[tuple[str, str | None, str | None]] = []
+    for name in (*BACKEND_NAMES, *([asked] if asked and asked not in BACKEND_NAMES else [])):
+        reason = unavailable_reason(name) if name != asked else _unusable(name, device)
+        if reason is None or name == asked or broken_reason(name):
+            found.append((name, device if name == asked else None, reason))
     if "torch" in available_backends() and create_backend("torch").library.cuda.is_available():
-        found.append(("torch", "cuda"))
+        found.append(("torch", "cuda", None))
     return found
+
+
+def _unusable(name: str, device: str | None) -> str | None:
+    """Why backend ``name`` cannot run on ``device`` here, or None."""
+    try:
+        create_backend(name, device)
+    except ValueError as exc:
+        return str(exc)
+    return None
 
 
 def _selftest(args: argparse.Namespace) -> int:
@@ -663,7 +839,12 @@ def _selftest(args: argparse.Namespace) -> int:
     print(f"{'backend':<17} {'device':<12} {'version':<14} {'max error':>10}  {'fast paths':<11} result")
     reference = _selftest_run(create_backend("numpy"), fastpaths.NONE)
     failures = 0
-    for name, device in _selftest_backends():
+    for name, device, reason in _selftest_backends(args):
+        if reason is not None:
+            print(f"{name:<17} {device or 'default':<12} {'-':<14} {'-':>10}  {'-':<11} FAIL")
+            print(f"    not usable: {reason}")
+            failures += 1
+            continue
         backend = create_backend(name, device)
         version = getattr(backend.library, "__version__", "?")
         try:

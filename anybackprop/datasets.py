@@ -15,7 +15,8 @@ from importlib import resources
 
 import numpy as np
 
-from .splits import train_test_split
+from .splits import split_rows, train_test_split
+from .tablefiles import Table
 from .tables import load_table, read_table
 from .validation import check_positive_int
 
@@ -29,6 +30,7 @@ __all__ = [
     "one_hot",
     "read_table",
     "spirals",
+    "split_rows",
     "split_table",
     "standardize",
     "train_test_split",
@@ -112,17 +114,27 @@ def load(name: str, seed: int | None = 0) -> tuple[np.ndarray, np.ndarray]:
 def split_table(
     columns: dict[str, np.ndarray], y: np.ndarray, test_size: float = 0.2, seed: int | None = 0, stratify: bool = True
 ) -> tuple[dict, dict, np.ndarray, np.ndarray]:
-    """``train_columns, test_columns, y_train, y_test``: :func:`train_test_split`
-    on rows (stratified by ``y`` when ``stratify``)."""
-    rows = np.arange(len(y))
-    train, test, y_train, y_test = train_test_split(rows, y, test_size, seed=seed, stratify=stratify)
-    return {k: v[train] for k, v in columns.items()}, {k: v[test] for k, v in columns.items()}, y_train, y_test
+    """``train_columns, test_columns, y_train, y_test``: the rows split as
+    :func:`train_test_split` does, stratified by ``y`` as class labels when ``stratify`` (whatever
+    their dtype: labels read from a file may be floats). A :class:`~anybackprop.tablefiles.Table`
+    stays one, so that errors still name rows by their place in the file."""
+    y = np.asarray(y)
+    train, test = split_rows(y if stratify else None, len(y), test_size, seed)
+    if isinstance(columns, Table):
+        return columns.take(train), columns.take(test), y[train], y[test]
+    return (
+        {k: np.asarray(v)[train] for k, v in columns.items()},
+        {k: np.asarray(v)[test] for k, v in columns.items()},
+        y[train],
+        y[test],
+    )
 
 
 def standardize(X_train: np.ndarray, *others: np.ndarray) -> tuple[np.ndarray, ...]:
-    """``(X - mean) / std`` with the train statistics (constant columns are only centred)."""
-    mean = X_train.mean(axis=0)
-    std = X_train.std(axis=0)
+    """``(X - mean) / std`` with the train statistics, computed in float64 (constant columns are
+    only centred); the results are float64."""
+    mean = np.mean(X_train, axis=0, dtype=np.float64)
+    std = np.std(X_train, axis=0, dtype=np.float64)
     std[std == 0] = 1.0
     return tuple((X - mean) / std for X in (X_train, *others))
 
@@ -132,7 +144,11 @@ def one_hot(y: np.ndarray, n_classes: int | None = None) -> np.ndarray:
     y = np.asarray(y)
     if y.ndim != 1 or y.dtype.kind not in "iu":
         raise ValueError(f"y must be 1-D integer labels, got shape {y.shape} dtype {y.dtype}")
-    n_classes = int(y.max()) + 1 if n_classes is None else n_classes
+    if n_classes is None:
+        if not y.size:
+            raise ValueError("y has no labels, so the number of classes is unknown; pass n_classes")
+        n_classes = int(y.max()) + 1
+    n_classes = check_positive_int(n_classes, "n_classes")
     if y.size and (y.min() < 0 or y.max() >= n_classes):
         raise ValueError(f"y has labels in [{y.min()}, {y.max()}]; expected integers in [0, {n_classes - 1}]")
     return np.eye(n_classes)[y]

@@ -8,12 +8,16 @@ calls the methods of :class:`Communicator`.
   ``srun``; read from its environment variables) started more than one process, in which case
   it returns an :class:`MPIComm` communicator (mpi4py, imported only then: importing it starts MPI).
   MPI carries CPU arrays through host buffers. CuPy arrays go through NCCL (``cupy.cuda.nccl``) on
-  device buffers, on the current stream, with no host round trip; the NCCL id travels over MPI
-  and each process uses the GPU of its local rank (:func:`init` sets ``ANYBACKPROP_DEVICE``).
+  device buffers, on the stream of the backend's device, with no host round trip; the NCCL id
+  travels over MPI. Each process takes the GPU of its local rank (modulo the GPUs it sees) unless
+  a device is named (:func:`anybackprop.backend.rank_gpu`), whichever way CuPy was chosen.
 * :func:`run_in_threads` runs a function on a world of threads (:class:`ThreadComm`), the same
   algorithm in one process on any backend: what the tests use.
 
-An exception on one process leaves the others waiting in their next all-reduce. Run scripts as
+Before its first collective, a data-parallel ``fit`` has every process check its arguments and
+data and then agree (:func:`agree`, one all-gather of a small description) on what must be alike:
+a failure or a difference on any process raises the same error, naming the rank, on every one.
+An exception on one process later, in training, leaves the others waiting in their next all-reduce. Run scripts as
 ``mpiexec -n 4 python -m mpi4py script.py`` (mpi4py then aborts the whole job on an uncaught
 exception); the ``anybackprop`` command does the same itself.
 """
@@ -21,8 +25,8 @@ exception); the ``anybackprop`` command does the same itself.
 from __future__ import annotations
 
 import contextvars
-import os
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -51,6 +55,10 @@ class Communicator:
         """Rank 0's Python value (picklable), on every process."""
         return value
 
+    def allgather_value(self, value: Any) -> list:
+        """Every process's Python value (picklable), in rank order, on every process."""
+        return [value]
+
     def barrier(self) -> None:
         """Returns once every process has called it."""
 
@@ -76,11 +84,13 @@ class MPIComm(Communicator):
         self.library = f"MPI ({version}) through mpi4py"
         self._nccl: _Nccl | None = None
 
-    def _gpu(self, backend: Backend) -> _Nccl | None:
-        if backend.name != "cupy":
+    def _gpu(self, backend: Backend, x: Any) -> _Nccl | None:
+        """The NCCL communicator for a CuPy array ``x`` (made on the first call, on the backend's
+        device, which the caller has made current), or None: other arrays go through host buffers."""
+        if backend.name != "cupy" or not backend.owns(x):
             return None
-        if self._nccl is None:  # here, inside fit's backend.activate(): the rank's device is current
-            self._nccl = _Nccl(self._world, backend.library)
+        if self._nccl is None:
+            self._nccl = _Nccl(self._mpi, backend.library)
             self.library += " and NCCL"
         return self._nccl
 
@@ -92,24 +102,38 @@ class MPIComm(Communicator):
             return host, True
         return np.array(host, order="C"), False
 
+    @staticmethod
+    def _back(backend: Backend, x: Any, host: np.ndarray, same: bool) -> Any:
+        """The collective's result ``host`` as ``x`` was: ``x`` itself, a NumPy array for host
+        input, else an array of the backend (made on its device)."""
+        if same or not backend.owns(x):
+            return x if same else host
+        with backend.activate():
+            return backend.asarray(host, host.dtype)
+
     def allreduce_sum(self, backend: Backend, x: Any) -> Any:
-        gpu = self._gpu(backend)
-        if gpu is not None:
-            return gpu.allreduce_sum(x)
+        with backend.activate():  # NCCL works on the current device: the backend's
+            gpu = self._gpu(backend, x)
+            if gpu is not None:
+                return gpu.allreduce_sum(x)
         host, same = self._host(x)
         self._world.Allreduce(self._mpi.IN_PLACE, host, op=self._mpi.SUM)
-        return x if same else backend.asarray(host, host.dtype)
+        return self._back(backend, x, host, same)
 
     def broadcast(self, backend: Backend, x: Any) -> Any:
-        gpu = self._gpu(backend)
-        if gpu is not None:
-            return gpu.broadcast(x)
+        with backend.activate():
+            gpu = self._gpu(backend, x)
+            if gpu is not None:
+                return gpu.broadcast(x)
         host, same = self._host(x)
         self._world.Bcast(host, root=0)
-        return x if same else backend.asarray(host, host.dtype)
+        return self._back(backend, x, host, same)
 
     def broadcast_value(self, value: Any) -> Any:
         return self._world.bcast(value, root=0)
+
+    def allgather_value(self, value: Any) -> list:
+        return self._world.allgather(value)
 
     def barrier(self) -> None:
         self._world.Barrier()
@@ -124,14 +148,15 @@ class _Nccl:
     broadcast, a barrier (so that no process enters the blocking init before the id has arrived
     everywhere), then ``NcclCommunicator(size, id, rank)`` on the current device."""
 
-    def __init__(self, world: Any, cupy: Any) -> None:
+    def __init__(self, mpi: Any, cupy: Any) -> None:
+        world = mpi.COMM_WORLD
         try:
             from cupy.cuda import nccl
 
             ok = bool(nccl.available)  # False when the NCCL library (the nvidia-nccl wheel) is missing
         except ImportError:
             nccl, ok = None, False
-        if world.allreduce(int(ok), op=_mpi_module().MIN) == 0:
+        if world.allreduce(int(ok), op=mpi.MIN) == 0:
             raise RuntimeError(
                 "NCCL is not available on every process; install the NCCL wheel CuPy needs: "
                 "pip install nvidia-nccl-cu12 (CUDA 12) or nvidia-nccl-cu13 (CUDA 13)"
@@ -155,6 +180,42 @@ class _Nccl:
         return x
 
 
+_SHARED_ERRORS = {"ValueError": ValueError, "TypeError": TypeError}
+
+
+def agree(comm: Communicator, compute: Callable[[], Any], plan: Callable[[Any], dict[str, Any]]) -> Any:
+    """``compute()`` on every process of ``comm``, then one small collective (an all-gather of
+    ``plan(result)``, or of the error ``compute`` raised): returns the result where every
+    process succeeded with the same plan as rank 0, else raises the same error on every process,
+    naming the first rank that failed and its error, or the first entry of the plan where a rank
+    differs from rank 0. So that no process waits forever in a collective that another never
+    reaches (or reaches with other shapes), call it before the first collective that depends on
+    what ``compute`` checks."""
+    if comm.size == 1:  # nobody to wait for: the error as it came
+        return compute()
+    failure: Exception | None = None
+    try:
+        result = compute()
+        mine: tuple = (plan(result), None, None)
+    except Exception as exc:  # every failure is shared: the others must not wait for this rank
+        result, mine = None, (None, type(exc).__name__, str(exc))
+        failure = exc
+    everyone = comm.allgather_value(mine)
+    for rank, (_, kind, message) in enumerate(everyone):
+        if kind is not None:
+            error = _SHARED_ERRORS.get(kind, RuntimeError)(f"rank {rank} of {comm.size}: {message}")
+            raise error from (failure if rank == comm.rank else None)
+    reference = everyone[0][0]
+    for key, value in reference.items():
+        for rank, (other, _, _) in enumerate(everyone[1:], start=1):
+            if other.get(key) != value:
+                raise ValueError(
+                    f"the processes disagree on {key}: rank 0 has {value!r}, rank {rank} has {other.get(key)!r}; "
+                    "every process must pass the same data and arguments"
+                )
+    return result
+
+
 def _mpi_module() -> Any:
     from mpi4py import MPI as mpi
 
@@ -163,9 +224,8 @@ def _mpi_module() -> Any:
 
 def init() -> Communicator:
     """The communicator of this job: :class:`MPIComm` when an MPI launcher started several
-    processes, else :class:`SingleProcess` (mpi4py is then not imported). Under a launcher with
-    ``ANYBACKPROP_BACKEND=cupy`` and no ``ANYBACKPROP_DEVICE``, each process takes the GPU of its
-    local rank. Raises RuntimeError when launched but mpi4py or its MPI library is missing."""
+    processes, else :class:`SingleProcess` (mpi4py is then not imported). Raises RuntimeError when
+    launched but mpi4py or its MPI library is missing."""
     launch = _launch.detect()
     if launch is None:
         return SingleProcess()
@@ -176,8 +236,6 @@ def init() -> Communicator:
             f"started by {launch['launcher']} as {launch['size']} processes, but mpi4py cannot start MPI ({exc}); "
             "install it with pip install 'anybackprop[mpi]' (and, on a machine without MPI, pip install mpich)"
         ) from exc
-    if os.environ.get("ANYBACKPROP_BACKEND", "").strip().lower() == "cupy":
-        os.environ.setdefault("ANYBACKPROP_DEVICE", str(launch["local_rank"]))
     return MPIComm(mpi, launch["local_rank"])
 
 
@@ -232,6 +290,9 @@ class ThreadComm(Communicator):
 
     def broadcast_value(self, value: Any) -> Any:
         return self._exchange(value)[0]
+
+    def allgather_value(self, value: Any) -> list:
+        return self._exchange(value)
 
     def barrier(self) -> None:
         self._world.barrier.wait()

@@ -10,6 +10,8 @@ The three paired heads (note 004, Theorem 6.1) have the output delta ``dZ = (A -
 * :class:`SoftmaxCrossEntropy`: softmax + categorical cross-entropy (integer labels or one-hot),
 * :class:`SigmoidBinaryCrossEntropy`: sigmoid + binary cross-entropy (0/1 labels, multi-label),
 * :class:`IdentityMSE`: identity + squared error ``1/2 ||a - y||^2`` (regression);
+* :class:`ExpPoisson`: exp + half Poisson deviance (counts, rates: regression with ``y >= 0``),
+  ``dZ = (e^Z - Y) / m`` by the same theorem (the exp is the Poisson loss's canonical link);
 
 :class:`ChainRuleHead` pairs another output with a loss through ``dZ = g'(Z) * dJ/dA`` (a
 sigmoid output with MSE, notes 002 and 003). :func:`get_head` builds one from names.
@@ -17,6 +19,7 @@ sigmoid output with MSE, notes 002 and 003). :func:`get_head` builds one from na
 
 from __future__ import annotations
 
+import numbers
 from typing import Any
 
 import array_api_compat
@@ -26,9 +29,9 @@ from . import losses
 from .activations import Activation, get_activation
 from .backend import Backend
 from .losses import Loss, get_loss
-from .validation import as_finite, check_finite
+from .validation import as_finite, check_finite, to_backend
 
-OUTPUTS = ("softmax", "sigmoid", "identity")
+OUTPUTS = ("softmax", "sigmoid", "identity", "exp")
 
 
 class Head:
@@ -103,7 +106,7 @@ class Head:
         or ``(m, n_out)``, finite."""
         if Y is None:
             raise ValueError(f"{name} is None; this model requires targets of {m} rows")
-        y = backend.asarray(Y, name=name)
+        y = to_backend(backend, Y, name)
         _check_rows(y, m, n_out, name)
         return self._dense(backend, y, n_out, m, dtype, name)
 
@@ -184,11 +187,12 @@ class _Classifier(Head):
         elif isinstance(class_weight, dict):
             values = [1.0] * n_classes
             for key, value in class_weight.items():
-                if isinstance(key, bool) or not isinstance(key, int) or not 0 <= key < n_classes:
+                if isinstance(key, bool) or not isinstance(key, numbers.Integral) or not 0 <= key < n_classes:
                     raise ValueError(f"{name} has key {key!r}; expected class indices 0..{n_classes - 1}")
+                key = int(key)
                 if (
                     isinstance(value, bool)
-                    or not isinstance(value, (int, float))
+                    or not isinstance(value, numbers.Real)
                     or not value >= 0
                     or value == float("inf")
                 ):
@@ -268,6 +272,20 @@ class IdentityMSE(Head):
         super().__init__(output or act.ACTIVATIONS["identity"], loss or losses.LOSSES["mse"])
 
 
+class ExpPoisson(Head):
+    """Exp output ``A = e^Z``, half Poisson deviance (Poisson regression); targets ``y >= 0``."""
+
+    def __init__(self, output: Activation | None = None, loss: Loss | None = None) -> None:
+        super().__init__(output or act.ACTIVATIONS["exp"], loss or losses.LOSSES["poisson"])
+
+    def _dense(self, backend: Backend, y: Any, n_out: int, m: int, dtype: Any, name: str) -> Any:
+        y = super()._dense(backend, y, n_out, m, dtype, name)
+        low = float(backend.xp.min(y))
+        if low < 0:
+            raise ValueError(f"{name} has a value {low}; the Poisson loss (exp output) expects targets >= 0")
+        return y
+
+
 class ChainRuleHead(Head):
     """Any output with a loss that is not its pair (sigmoid or softmax with MSE): the output delta
     is ``g'(Z) * dJ/dA`` (notes 002 and 003); targets, predictions and metric follow the
@@ -305,8 +323,9 @@ _PAIRED: dict[str, type[Head]] = {
     "softmax": SoftmaxCrossEntropy,
     "sigmoid": SigmoidBinaryCrossEntropy,
     "identity": IdentityMSE,
+    "exp": ExpPoisson,
 }
-HEADS = tuple(_PAIRED)
+HEADS = ("softmax", "sigmoid", "identity")  # the output kinds the command line offers; MLP also takes "exp"
 DEFAULT_LOSS = {name: cls().loss.name for name, cls in _PAIRED.items()}
 
 
@@ -341,6 +360,11 @@ def _check_unit_interval(xp: Any, y: Any, name: str, output: str) -> None:
         raise ValueError(f"{name} has values in [{low}, {high}]; a {output} output expects targets in [0, 1]")
 
 
+def _label(value: float) -> str:
+    """A label as a message shows it: ``3``, not ``3.0``; ``1e+300`` in full."""
+    return str(int(value)) if value.is_integer() and abs(value) < 2**53 else f"{value:g}"
+
+
 def _one_hot_labels(backend: Backend, y: Any, n_classes: int, dtype: Any, name: str) -> Any:
     """One-hot rows from integer class labels, after checking every label is in range.
 
@@ -353,12 +377,12 @@ def _one_hot_labels(backend: Backend, y: Any, n_classes: int, dtype: Any, name: 
             raise ValueError(f"{name} holds non-integer values; a softmax output expects integer class labels")
     elif not xp.isdtype(y.dtype, "integral"):
         raise ValueError(f"{name} has dtype {y.dtype}; a softmax output expects integer class labels")
-    y = xp.astype(y, xp.int64)
-    low, high = int(xp.min(y)), int(xp.max(y))
+    low, high = float(xp.min(y)), float(xp.max(y))  # before the cast to int64, which a label like 1e300 overflows
     if low < 0 or high >= n_classes:
         raise ValueError(
-            f"{name} has labels in [{low}, {high}]; the softmax output has {n_classes} classes, "
+            f"{name} has labels in [{_label(low)}, {_label(high)}]; the softmax output has {n_classes} classes, "
             f"expected integers in [0, {n_classes - 1}]"
         )
+    y = xp.astype(y, xp.int64)
     classes = xp.arange(n_classes, dtype=xp.int64, device=backend.device)
     return xp.astype(xp.expand_dims(y, axis=1) == classes, dtype)

@@ -6,9 +6,12 @@ Each loss gives one value per row, ``l_i`` (shape ``(m,)``); the cost is their m
 * ``mse``: ``l_i = 1/2 ||a_i - y_i||^2``,
 * ``binary_cross_entropy``: ``l_i = sum_k softplus(z_ik) - y_ik z_ik`` (the logit form of
   ``-y log a - (1 - y) log(1 - a)``, with ``softplus(z) = max(z, 0) + log1p(e^-|z|)``),
-* ``cross_entropy``: ``l_i = logsumexp(z_i) - sum_k y_ik z_ik``.
+* ``cross_entropy``: ``l_i = logsumexp(z_i) - sum_k y_ik z_ik``,
+* ``poisson``: ``l_i = sum_k e^(z_ik) - y_ik z_ik + y_ik log y_ik - y_ik``, half the Poisson
+  deviance ``y log(y / a) - y + a`` of the mean ``a = e^z`` (``0 log 0 = 0``; targets ``y >= 0``).
 
-All three are finite and exact for logits of 1e4 in float32. Each loss is paired with the output
+The first three are finite and exact for logits of 1e4 in float32 (the Poisson loss grows as
+``e^z``, as its mean does). Each loss is paired with the output
 activation for which the output delta is ``dZ = (A - Y) / m`` (note 004, Theorem 6.1), or
 ``dZ_i = w_i (A_i - Y_i) / sum w`` with weights; any other pairing goes through the general chain
 rule ``dZ = g'(Z) * dJ/dA`` (notes 002 and 003). The heads (:mod:`anybackprop.heads`) use these.
@@ -53,6 +56,13 @@ def cross_entropy(xp: Any, z: Any, a: Any, y: Any) -> Any:
     return logsumexp_rows(xp, z) - xp.sum(y * z, axis=1)
 
 
+def poisson(xp: Any, z: Any, a: Any, y: Any) -> Any:
+    """l_i = sum_k e^(z_ik) - y_ik z_ik + y_ik log y_ik - y_ik, shape (m,); paired with the exp
+    output its delta is dl_i/dz_i = e^(z_i) - y_i = a_i - y_i."""
+    ylogy = xp.where(y > 0, y * xp.log(xp.where(y > 0, y, 1.0)), 0.0)
+    return xp.sum(xp.exp(z) - y * z + ylogy - y, axis=1)
+
+
 def batch_mean(xp: Any, rows: Any, w: Any = None) -> Any:
     """J = 1/m sum_i l_i, or sum_i w_i l_i with row weights ``w (m, 1)`` already divided by
     their sum (:func:`normalized_weights`); a 0-d array."""
@@ -94,6 +104,7 @@ LOSSES: dict[str, Loss] = {
     "mse": Loss("mse", mse, "identity", mse_grad_output),
     "binary_cross_entropy": Loss("binary_cross_entropy", binary_cross_entropy, "sigmoid", uses_activation=False),
     "cross_entropy": Loss("cross_entropy", cross_entropy, "softmax", uses_activation=False),
+    "poisson": Loss("poisson", poisson, "exp", uses_activation=False),
 }
 
 

@@ -17,13 +17,14 @@ import numbers
 from dataclasses import dataclass
 from typing import Any
 
-from . import fastpaths, threads
+from . import _launch, fastpaths, threads
 from .activations import Activation, get_activation
 from .backend import Backend, backend_for, host_rng, to_numpy
 from .heads import Head, get_head
 from .layers import NORMS, SCALERS, ActivationLayer, Dense, Dropout, Layer, Pass, PiecewiseLinear, TargetScale
 from .layers.dropout import check_rate
 from .losses import normalized_weights
+from .summary import model_summary
 from .validation import check_finite, check_sample_weight, check_X
 
 HIDDEN_ACTIVATIONS = ("identity", "sigmoid", "tanh", "relu", "leaky_relu")
@@ -173,13 +174,15 @@ class Sequential:
             raise ValueError(f"{what} must have the keys {sorted(current)}, got {got}")
         out = {}
         xp = self.backend.xp
-        for key, value in new.items():
-            arr = self.backend.asarray(value, self.dtype, name=f"{what}[{key!r}]")
-            if tuple(arr.shape) != tuple(current[key].shape):
-                raise ValueError(f"{what}[{key!r}] has shape {tuple(arr.shape)}, expected {tuple(current[key].shape)}")
-            check_finite(xp, arr, f"{what}[{key!r}]")
-            # training updates in place: never alias the caller's; device= since a copy lands on the current device
-            out[key] = xp.asarray(arr, copy=True, device=self.backend.device)
+        with self.backend.activate():  # the checks and copies run on the model's device
+            for key, value in new.items():
+                arr = self.backend.asarray(value, self.dtype, name=f"{what}[{key!r}]")
+                if tuple(arr.shape) != tuple(current[key].shape):
+                    raise ValueError(
+                        f"{what}[{key!r}] has shape {tuple(arr.shape)}, expected {tuple(current[key].shape)}"
+                    )
+                check_finite(xp, arr, f"{what}[{key!r}]")
+                out[key] = xp.asarray(arr, copy=True)  # training updates in place: never alias the caller's
         return out
 
     # --- the trainer's interface -----------------------------------------------------------
@@ -246,6 +249,11 @@ class Sequential:
         return all(
             bool(xp.all(self.state[g] == self.backend.asarray(initial[k], self.dtype))) for k, g in self._plan[i][2]
         )
+
+    def summary(self) -> str:
+        """One line per layer (kind and settings, output shape, parameter and state counts), the
+        totals and the head; see :mod:`anybackprop.summary`."""
+        return model_summary(self)
 
     def layer_arrays(self) -> list[tuple[Any, dict, dict]]:
         """Each layer with its parameters and its state under their local names
@@ -339,14 +347,16 @@ class Sequential:
     def predict(self, X: Any) -> Any:
         """Class labels (softmax: ``argmax``; sigmoid: ``a >= 0.5``) or values (identity);
         shape ``(m,)`` for one output (and for softmax), else ``(m, n_outputs)``."""
-        return self.head.predict(self.backend.xp, self.forward(X))
+        with self.backend.activate():
+            return self.head.predict(self.backend.xp, self.forward(X))
 
     def predict_proba(self, X: Any) -> Any:
         """Class probabilities: softmax rows ``(m, C)``; one sigmoid output gives ``(m, 2)``
         columns ``[P(0), P(1)]``, several give ``(m, k)``."""
         if not self.is_classifier:
             return self.head.predict_proba(self.backend.xp, None)
-        return self.head.predict_proba(self.backend.xp, self.forward(X))
+        with self.backend.activate():
+            return self.head.predict_proba(self.backend.xp, self.forward(X))
 
     def score(self, X: Any, Y: Any, sample_weight: Any = None) -> float:
         """Accuracy (classification) or R^2 = 1 - SS_res / SS_tot with both sums pooled over
@@ -386,6 +396,14 @@ def _check_layers(layers: Any) -> list:
             raise ValueError(
                 f"layers[{i}] takes {layers[i].n_in} inputs but layers[{i - 1}] gives {layers[i - 1].n_out}"
             )
+    count = sum(layer.n_in * layer.n_out + layer.n_out for layer in layers if isinstance(layer, Dense))
+    memory = _launch.memory()
+    if memory and count * 8 > memory:  # before any allocation: the initial weights are drawn in float64
+        sizes = [layers[0].n_in, *(layer.n_out for layer in layers)]
+        raise ValueError(
+            f"layer sizes {sizes} make {count:,} parameters, whose initial weights alone need "
+            f"{count * 8 / 2**30:,.0f} GiB, more than this machine's {memory / 2**30:,.0f} GiB; choose smaller layers"
+        )
     return list(layers)
 
 
@@ -394,8 +412,9 @@ class MLP(Sequential):
 
     ``activation`` is one name for every hidden layer or a list with one per hidden layer
     ("identity", "sigmoid", "tanh", "relu", "leaky_relu" or ``{"name": "leaky_relu", "slope": s}``);
-    ``output`` is "softmax", "sigmoid" or "identity"; ``loss`` defaults to the output's pair
-    ("cross_entropy", "binary_cross_entropy", "mse"), and "mse" is allowed with any output.
+    ``output`` is "softmax", "sigmoid", "identity" or "exp" (Poisson regression); ``loss`` defaults
+    to the output's pair ("cross_entropy", "binary_cross_entropy", "mse", "poisson"), and "mse" is
+    allowed with any output.
     ``dropout`` (a probability, or one per hidden layer) adds inverted dropout after each hidden
     activation; ``norm`` ("batch" or "layer") normalises each hidden layer's pre-activation.
     ``standardize=True`` (or "standard") puts a :class:`~anybackprop.layers.Standardize` layer first,

@@ -1,6 +1,8 @@
 """ONNX export of a model's inference graph (needs the optional extra ``onnx``).
 
-The graph takes ``input`` (float32, ``(m, n_features)``: the network's input, which for a
+The graph computes in the model's dtype (float32 or float64: a float64 model with a feature of
+large values, a timestamp, would lose it in float32) and takes ``input`` (that dtype,
+``(m, n_features)``: the network's input, which for a
 :class:`~anybackprop.tables.TabularModel` is the encoded table, numeric columns in training order
 and one 0/1 column per category; the column names are in the metadata ``feature_names``) and
 runs every layer in inference mode:
@@ -12,13 +14,16 @@ runs every layer in inference mode:
 * :class:`~anybackprop.layers.PiecewiseLinear`: ``Unsqueeze`` to ``(m, n, 1)``, ``Sub`` lower
   edges, ``Div`` widths, ``Clip`` to [0, 1], ``Reshape`` to ``(m, n T)``;
 * :class:`~anybackprop.layers.Dense`: ``Gemm`` (``X W + b``) and its activation;
-* activations: ``Relu``, ``Tanh``, ``Sigmoid``, ``LeakyRelu(alpha=slope)``, identity (no node);
+* activations: ``Relu``, ``Tanh``, ``Sigmoid``, ``Exp`` (Poisson), identity (no node), leaky relu as the model
+  computes it, ``Where(x > 0, x, slope * x)`` with the slope in the model's dtype (``LeakyRelu``'s
+  ``alpha`` is a float32 attribute, which would round a float64 model's slope);
 * :class:`~anybackprop.layers.Dropout`: nothing (inference);
 * :class:`~anybackprop.layers.BatchNorm`: ``BatchNormalization`` with the running averages;
 * :class:`~anybackprop.layers.LayerNorm`: ``LayerNormalization`` over the features.
 
 Outputs: a classifier gives ``probabilities`` (as ``predict_proba``: softmax rows, or
-``[1 - p, p]`` for one sigmoid output) and ``label`` (int64 index into the metadata ``classes``);
+``[1 - p, p]`` for one sigmoid output) and ``label`` (int64 index into the metadata ``classes``,
+by ``predict``'s rule: the first largest softmax probability, a sigmoid ``p >= 0.5``);
 a regressor gives ``prediction`` ``(m, n_outputs)``. Built with ``onnx.helper`` and checked by
 ``onnx.checker``; opset 17.
 """
@@ -36,7 +41,7 @@ from .backend import to_numpy
 from .files import atomic_open
 
 OPSET = 17
-_ACTIVATIONS = {"relu": "Relu", "tanh": "Tanh", "sigmoid": "Sigmoid", "leaky_relu": "LeakyRelu"}
+_ACTIVATIONS = {"relu": "Relu", "tanh": "Tanh", "sigmoid": "Sigmoid", "exp": "Exp"}
 
 
 def _onnx() -> Any:
@@ -50,18 +55,21 @@ def _onnx() -> Any:
 
 
 class _Graph:
-    """Nodes and float32 initializers, each new value named ``v{n}``."""
+    """Nodes and initializers (floats in the model's ``dtype``), each new value named ``v{n}``."""
 
-    def __init__(self, onnx: Any) -> None:
+    def __init__(self, onnx: Any, dtype: Any) -> None:
         self.onnx, self.nodes, self.initializers, self.count = onnx, [], [], 0
+        self.dtype = np.dtype(dtype)
+        self.elem = onnx.helper.np_dtype_to_tensor_dtype(self.dtype)
 
     def name(self) -> str:
         self.count += 1
         return f"v{self.count}"
 
-    def const(self, value: Any, dtype: Any = np.float32) -> str:
+    def const(self, value: Any, dtype: Any = None) -> str:
         name = self.name()
-        self.initializers.append(self.onnx.numpy_helper.from_array(np.asarray(value, dtype=dtype), name))
+        array = np.asarray(value, dtype=self.dtype if dtype is None else dtype)
+        self.initializers.append(self.onnx.numpy_helper.from_array(array, name))
         return name
 
     def op(self, op_type: str, inputs: list[str], output: str | None = None, **attrs: Any) -> str:
@@ -75,9 +83,12 @@ class _Graph:
             return x
         if name == "softmax":
             return self.op("Softmax", [x], axis=1)
+        if name == "leaky_relu":
+            positive = self.op("Greater", [x, self.const(0.0)])
+            return self.op("Where", [positive, x, self.op("Mul", [x, self.const(spec.slope)])])
         if name not in _ACTIVATIONS:
             raise ValueError(f"activation {name!r} has no ONNX export")
-        return self.op(_ACTIVATIONS[name], [x], **({"alpha": float(spec.slope)} if name == "leaky_relu" else {}))
+        return self.op(_ACTIVATIONS[name], [x])
 
 
 def _layer(g: _Graph, layer: Any, params: dict, state: dict, x: str) -> str:
@@ -136,7 +147,7 @@ def to_onnx(model: Any) -> Any:
         raise TypeError(
             f"export_onnx expects an anybackprop model (MLP, Sequential or TabularModel), got {type(model).__name__}"
         )
-    g = _Graph(onnx)
+    g = _Graph(onnx, network.dtype_name)
     x = "input"
     for layer, params, state in network.layer_arrays():
         x = _layer(g, layer, {k: to_numpy(v) for k, v in params.items()}, {k: to_numpy(v) for k, v in state.items()}, x)
@@ -150,23 +161,28 @@ def to_onnx(model: Any) -> Any:
         else:
             proba = g.op("Identity", [a], "probabilities")
             n_cols = network.n_outputs
-        if head.output.name == "sigmoid" and network.n_outputs > 1:
-            g.op("Cast", [g.op("GreaterOrEqual", [a, g.const(0.5)])], "label", to=onnx.TensorProto.INT64)
-            label_shape = ["m", network.n_outputs]
+        if head.output.name == "sigmoid":  # predict's rule, p >= 0.5 (ArgMax of [1 - p, p] says 0 at a tie)
+            labels = g.op("Cast", [g.op("GreaterOrEqual", [a, g.const(0.5)])], to=onnx.TensorProto.INT64)
+            if network.n_outputs > 1:
+                g.op("Identity", [labels], "label")
+                label_shape = ["m", network.n_outputs]
+            else:
+                g.op("Squeeze", [labels, g.const([1], np.int64)], "label")
+                label_shape = ["m"]
         else:
             g.op("ArgMax", [proba], "label", axis=1, keepdims=0)
             label_shape = ["m"]
         outputs = [
-            float_out("probabilities", onnx.TensorProto.FLOAT, ["m", n_cols]),
+            float_out("probabilities", g.elem, ["m", n_cols]),
             float_out("label", onnx.TensorProto.INT64, label_shape),
         ]
     else:
         g.op("Identity", [g.activation(head.output, x)], "prediction")
-        outputs = [float_out("prediction", onnx.TensorProto.FLOAT, ["m", network.n_outputs])]
+        outputs = [float_out("prediction", g.elem, ["m", network.n_outputs])]
     graph = onnx.helper.make_graph(
         g.nodes,
         "anybackprop",
-        [float_out("input", onnx.TensorProto.FLOAT, ["m", network.n_features])],
+        [float_out("input", g.elem, ["m", network.n_features])],
         outputs,
         g.initializers,
     )

@@ -4,7 +4,8 @@ An optimizer's state (velocities, Adam's moments and step count) is created by :
 for one model, before the first step (``fit`` calls it); reusing the optimizer on the same model
 continues from its state, and on a model of another shape, dtype or backend is an error.
 ``step(xp, params, grads)`` updates ``params`` in place where the arrays allow it and by replacing
-the dict entry where they do not.
+the dict entry where they do not, on the device of the model given to ``init`` (inside its
+``Backend.activate()``, wherever it is called from).
 
 ``weight_decay`` adds the L2 term ``wd * P`` to the gradient of the parameters the model marks for
 decay (``model.decay``: the weights, not biases or normalisation scales). The learning rate follows
@@ -16,7 +17,9 @@ line and the estimators share.
 
 from __future__ import annotations
 
+import contextlib
 import math
+import numbers
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -35,8 +38,8 @@ def _constant(epoch: int, epochs: int) -> float:
 
 def step_schedule(step_size: int = 10, gamma: float = 0.5) -> Callable[[int, int], float]:
     """Factor ``gamma ** (epoch // step_size)``."""
-    check_positive_int(step_size, "step_size")
-    check_positive_float(gamma, "gamma")
+    step_size = check_positive_int(step_size, "step_size")
+    gamma = check_positive_float(gamma, "gamma")  # a Python float, whatever number type was given
     return lambda epoch, epochs: gamma ** (epoch // step_size)
 
 
@@ -61,17 +64,20 @@ class Optimizer:
 
     slots: tuple[str, ...] = ()
     counters: tuple[str, ...] = ()  # scalar state beside the arrays (Adam's step count "t")
+    nonnegative: tuple[str, ...] = ()  # slots whose entries are never negative (Adam's second moment "v")
 
     def __init__(self, lr: float, weight_decay: float = 0.0, schedule: str | Callable = "constant") -> None:
         self.base_lr = check_positive_float(lr, "lr")
         self.lr = self.base_lr
         self.weight_decay = check_positive_float(weight_decay, "weight_decay", allow_zero=True)
         self.schedule = get_schedule(schedule)
+        self.schedule_name = schedule if isinstance(schedule, str) else "callable"
         self.state: dict[str, dict[str, Any]] | None = None
         self._signature: tuple | None = None
         self._decay: frozenset = frozenset()
         self._inplace = False
         self._sgd: Callable = sgd_update  # the SGD update as the model's fast paths resolve it
+        self._activate: Callable = contextlib.nullcontext  # the model's Backend.activate, from init
 
     def init(self, model: Any) -> None:
         """Create the state for ``model`` (zeros for every slot and parameter), or keep the
@@ -96,6 +102,7 @@ class Optimizer:
                 }
             self._init_counters()
         self._signature = signature
+        self._activate = model.backend.activate  # steps run on the model's device, called from anywhere
         self._decay = frozenset(model.decay)
         self._inplace = all(array_api_compat.is_writeable_array(p) for p in model.params.values())
         self._sgd = model.fast.get(sgd_update, may_overwrite=self._inplace)
@@ -125,6 +132,23 @@ class Optimizer:
         for name, value in counters.items():
             setattr(self, name, int(value))
 
+    @property
+    def kind(self) -> str:
+        """The name in :data:`OPTIMIZERS` this optimizer is an instance of (a subclass of
+        another's: its class name, lower case)."""
+        return type(self).__name__.lower()
+
+    def settings(self) -> dict[str, Any]:
+        """Everything besides the state that decides this optimizer's updates, as JSON values
+        (a checkpoint records them and a resume must match them): the kind, the learning rate,
+        weight decay, the schedule's name ("callable" for a function) and the kind's own."""
+        return {
+            "kind": self.kind,
+            "lr": self.base_lr,
+            "weight_decay": self.weight_decay,
+            "schedule": self.schedule_name,
+        }
+
     def reset(self) -> None:
         """Forget the state, so that the next :meth:`init` starts afresh."""
         self.state, self._signature = None, None
@@ -135,9 +159,9 @@ class Optimizer:
     def start_epoch(self, epoch: int, epochs: int) -> None:
         """Set the learning rate for ``epoch`` (0-based) of ``epochs``."""
         factor = self.schedule(epoch, epochs)
-        if isinstance(factor, bool) or not isinstance(factor, (int, float)) or not 0 <= factor < float("inf"):
+        if isinstance(factor, bool) or not isinstance(factor, numbers.Real) or not 0 <= factor < float("inf"):
             raise ValueError(f"schedule returned {factor!r} for epoch {epoch}; expected a finite factor >= 0")
-        self.lr = self.base_lr * factor
+        self.lr = self.base_lr * float(factor)  # a Python float: a NumPy scalar would not mix with every backend
 
     def step(self, xp: Any, params: dict, grads: dict) -> None:
         """One update of ``params`` from ``grads`` (same keys)."""
@@ -145,16 +169,17 @@ class Optimizer:
             raise ValueError(f"{type(self).__name__}.step before init: call optimizer.init(model) first (fit does)")
         self._begin_step()
         decay, wd, inplace = self._decay, self.weight_decay, self._inplace
-        for key, g in grads.items():
-            if wd and key in decay:
-                g = decayed(xp, params[key], g, wd)
-            u = self._update(xp, params, key, g)
-            if u is None:  # the update wrote params[key] itself
-                continue
-            if inplace:
-                params[key] -= u
-            else:
-                params[key] = params[key] - u
+        with self._activate():
+            for key, g in grads.items():
+                if wd and key in decay:
+                    g = decayed(xp, params[key], g, wd)
+                u = self._update(xp, params, key, g)
+                if u is None:  # the update wrote params[key] itself
+                    continue
+                if inplace:
+                    params[key] -= u
+                else:
+                    params[key] = params[key] - u
 
     def _begin_step(self) -> None:
         """Per-step scalars (Adam's bias corrections)."""
@@ -188,6 +213,13 @@ class SGD(Optimizer):
         self.nesterov = bool(nesterov)
         self.slots = ("velocity",) if self.momentum else ()
 
+    @property
+    def kind(self) -> str:
+        return "sgd" if not self.momentum else "nesterov" if self.nesterov else "momentum"
+
+    def settings(self) -> dict[str, Any]:
+        return {**super().settings(), "momentum": self.momentum, "nesterov": self.nesterov}
+
     def _update(self, xp: Any, params: dict, key: str, g: Any) -> Any:
         if self.momentum:
             velocity = self.state["velocity"]
@@ -210,6 +242,7 @@ class Adam(Optimizer):
 
     slots = ("m", "v")
     counters = ("t",)
+    nonnegative = ("v",)
 
     def __init__(
         self, lr: float = 1e-3, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8, **kwargs: Any
@@ -221,6 +254,9 @@ class Adam(Optimizer):
         self.beta1, self.beta2 = float(beta1), float(beta2)
         self.eps = check_positive_float(eps, "eps")
         self.t = 0
+
+    def settings(self) -> dict[str, Any]:
+        return {**super().settings(), "beta1": self.beta1, "beta2": self.beta2, "eps": self.eps}
 
     def _init_counters(self) -> None:
         self.t = 0

@@ -1,28 +1,36 @@
 """Your own tables, on the host (NumPy): read a CSV, Parquet or ``.npz`` file, encode its columns,
 and a :class:`TabularModel` that carries that encoding, its class labels and a network together.
 
-* :func:`load_table` reads ``{column name: values}`` and the target column. CSV files (a header
-  row) are read with the standard library: a column whose values all parse as numbers is
-  numeric (float64, NaN where missing), any other is categorical (strings). Parquet needs
-  pandas and pyarrow (``pip install 'anybackprop[tables]'``). An ``.npz`` file holds ``X (m, n)``
-  and ``y (m,)``: columns ``x0 .. x{n-1}`` and the target ``y``.
-* :class:`TableEncoder` learns from the training rows, per column, either nothing (numeric) or
-  its categories (categorical, one-hot encoded; a category unseen in training encodes as all
-  zeros, with a warning that counts the rows). It matches columns by name, so a file with its
-  columns in another order works and one that lacks a column is refused naming it. A missing
-  value is an error naming the column and the first row, unless ``impute="mean"`` (numeric:
-  the training mean; categorical: all zeros).
+* :func:`load_table` reads the feature columns and the target column through
+  :mod:`anybackprop.tablefiles` (pyarrow or the standard library for CSV, with the same results
+  and errors; int64, float64 or text columns; ``encoding``, ``delimiter``). The columns come as a
+  :class:`~anybackprop.tablefiles.Table`, which remembers each row's line in the file, also after
+  :func:`~anybackprop.datasets.split_table`, so that any later error names that line.
+* :class:`TableEncoder` learns from the training rows, per column, either its fill value
+  (numeric) or its categories (text, one-hot encoded; at most ``max_categories`` features, rare
+  categories grouped as ``<other>`` with a warning naming the column and its number of values;
+  an unseen category joins ``<other>``, or encodes as all zeros with a warning that names it).
+  It matches columns by name, so a file with its columns in another order works and one that
+  lacks a column is refused naming it. A missing value (NaN, None, ``pd.NA``, an empty field) is
+  an error naming the column and the row, unless ``impute`` is "mean", "median" or
+  "most_frequent" (numeric columns; text columns take their most frequent category); a row with
+  no value at all gets a warning.
 * :class:`TabularModel` = encoder + target name + task + class labels (their original values and
-  dtype) + an :class:`~anybackprop.MLP` whose first layer scales the inputs (statistics learned by
-  ``fit``, saved as layer state) and, for regression, whose last layer maps the standardised
-  target back to its units. ``predict`` on raw columns returns the original labels;
-  ``predict_proba`` has one column per class in :attr:`TabularModel.classes` order.
+  dtype; a missing label is an error) + an :class:`~anybackprop.MLP` whose first layer scales
+  the inputs (statistics learned by ``fit``, saved as layer state) and, for regression, whose last
+  layer maps the standardised target back to its units. It takes a dict of
+  columns, a DataFrame or a 2-D array in the training column order; ``predict`` returns the
+  original labels, ``predict_proba`` has one column per class in :attr:`TabularModel.classes`
+  order, ``evaluate`` adds per-class precision, recall, F1 and support (classification) or MAE
+  and RMSE (regression), ``summary`` shows the encoding and the layers. A checkpoint of its
+  ``fit`` holds a fingerprint of the run, which ``resume`` checks.
   :func:`anybackprop.save` writes all of it; :func:`anybackprop.load` gives it back.
 """
 
 from __future__ import annotations
 
-import csv
+import hashlib
+import json
 import math
 import numbers
 import os
@@ -32,14 +40,31 @@ from typing import Any
 import numpy as np
 
 from .backend import to_numpy
+from .checkpoint import check_fingerprint
 from .layers.target_scale import target_state
 from .network import MLP
-from .splits import train_test_split
+from .splits import split_rows
+from .tablefiles import MISSING, Table, as_columns, columns_from_frame, is_missing, read_table, where
+from .training import Checkpoint
 from .validation import check_positive_int
 
+__all__ = [
+    "IMPUTE",
+    "MISSING",
+    "TASKS",
+    "Table",
+    "TableEncoder",
+    "TabularModel",
+    "check_complete",
+    "class_labels",
+    "columns_from_frame",
+    "infer_task",
+    "load_table",
+    "read_table",
+]
+
 TASKS = ("classification", "regression")
-IMPUTE = ("mean",)
-MISSING = frozenset({"", "na", "n/a", "nan", "null", "none", "?"})
+IMPUTE = ("mean", "median", "most_frequent")
 MIN_VALIDATION_ROWS = 30
 """Fewer validation rows than this draw a warning: the best epoch would be chosen on noise."""
 TARGET_SCALE_WARNING = 10.0
@@ -47,6 +72,10 @@ TARGET_SCALE_WARNING = 10.0
 factor, or its standard deviation below its inverse) draws a warning when it is not scaled."""
 MAX_CLASSES_INFERRED = 20
 """A numeric target of integers with at most this many distinct values is taken as class labels."""
+MAX_CATEGORIES = 100
+"""Default cap on the one-hot features of one text column (the most frequent categories, the rest
+grouped as ``<other>``)."""
+OTHER = "<other>"
 
 
 def _standard(t: np.ndarray, stats: dict) -> np.ndarray:
@@ -67,106 +96,19 @@ def _warn_unscaled(t: np.ndarray) -> None:
         )
 
 
-def _missing_text(value: str) -> bool:
-    return value.strip().lower() in MISSING
-
-
-def _column(values: list[str]) -> np.ndarray:
-    """Strings from a CSV column as float64 (NaN where missing) if every present value is a
-    number, else as an object array of strings (None where missing)."""
-    numbers = []
-    for value in values:
-        if _missing_text(value):
-            numbers.append(math.nan)
-            continue
-        try:
-            numbers.append(float(value))
-        except ValueError:
-            return np.array([None if _missing_text(v) else v.strip() for v in values], dtype=object)
-    return np.array(numbers, dtype=np.float64)
-
-
-def _read_csv(path: str) -> dict[str, np.ndarray]:
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        rows = list(csv.reader(f))
-    if not rows or not rows[0]:
-        raise ValueError(f"{path} has no header row; expected column names on the first line")
-    header = [name.strip() for name in rows[0]]
-    duplicates = sorted({n for n in header if header.count(n) > 1})
-    if duplicates:
-        raise ValueError(f"{path} names the column(s) {', '.join(map(repr, duplicates))} more than once")
-    body = [row for row in rows[1:] if row]
-    for i, row in enumerate(body):
-        if len(row) != len(header):
-            raise ValueError(f"{path}: data row {i + 1} has {len(row)} fields, the header has {len(header)}")
-    return {name: _column([row[j] for row in body]) for j, name in enumerate(header)}
-
-
-def _read_parquet(path: str) -> dict[str, np.ndarray]:
-    try:
-        import pandas as pd
-    except ImportError:
-        raise ImportError(
-            "reading Parquet needs pandas and pyarrow, an optional extra: pip install 'anybackprop[tables]'"
-        ) from None
-    try:
-        frame = pd.read_parquet(path)
-    except ImportError as exc:
-        raise ImportError(f"reading Parquet needs pyarrow: pip install 'anybackprop[tables]' ({exc})") from None
-    return columns_from_frame(frame)
-
-
-def columns_from_frame(frame: Any) -> dict[str, np.ndarray]:
-    """A pandas DataFrame as ``{name: values}``: numeric columns float64 (NaN where missing),
-    others object arrays of strings (None where missing)."""
-    import pandas as pd
-
-    out = {}
-    for name in frame.columns:
-        series = frame[name]
-        if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
-            out[str(name)] = series.to_numpy(dtype=np.float64, na_value=np.nan)
-        else:
-            out[str(name)] = np.array([None if pd.isna(v) else str(v) for v in series], dtype=object)
-    return out
-
-
-def _read_npz(path: str) -> dict[str, np.ndarray]:
-    with np.load(path, allow_pickle=False) as archive:
-        if "X" not in archive.files:
-            raise ValueError(
-                f"{path} holds {archive.files}; an .npz table needs an array 'X' (m, n) and optionally 'y' (m,)"
-            )
-        X = np.asarray(archive["X"])
-        y = np.asarray(archive["y"]) if "y" in archive.files else None
-    if X.ndim != 2:
-        raise ValueError(f"{path}: X has shape {X.shape}; expected (m, n_features)")
-    columns = {
-        f"x{j}": X[:, j].astype(np.float64) if X.dtype.kind in "fiub" else X[:, j].astype(object)
-        for j in range(X.shape[1])
-    }
-    if y is not None:
-        if y.shape != (X.shape[0],):
-            raise ValueError(f"{path}: y has shape {y.shape}; expected ({X.shape[0]},), one value per row of X")
-        columns["y"] = y.astype(np.float64) if y.dtype.kind in "fiub" else y.astype(str).astype(object)
-    return columns
-
-
-def read_table(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """Every column of a ``.csv``, ``.parquet`` or ``.npz`` file as ``{name: 1-D array}`` in the
-    file's order (see the module docstring for the types)."""
-    path = os.fspath(path)
-    ext = os.path.splitext(path)[1].lower()
-    readers = {".csv": _read_csv, ".parquet": _read_parquet, ".pq": _read_parquet, ".npz": _read_npz}
-    if ext not in readers:
-        raise ValueError(f"cannot read {path!r}: expected a .csv, .parquet or .npz file")
-    return readers[ext](path)
-
-
-def load_table(path: str | os.PathLike, target: str | None = None) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """``(features, y)``: the feature columns ``{name: values}`` and the ``target`` column
-    (``"y"`` by default for an ``.npz`` file)."""
-    columns = read_table(path)
+def load_table(
+    path: str | os.PathLike,
+    target: str | None = None,
+    *,
+    encoding: str | None = None,
+    delimiter: str | None = None,
+    reader: str | None = None,
+) -> tuple[Table, np.ndarray]:
+    """``(features, y)``: the feature columns (a :class:`~anybackprop.tablefiles.Table`, which
+    remembers each row's place in the file) and the ``target`` column (``"y"`` by default for an
+    ``.npz`` file); a missing target value is an error naming its line. ``encoding``,
+    ``delimiter`` and ``reader`` are :func:`read_table`'s."""
+    columns = read_table(path, encoding=encoding, delimiter=delimiter, reader=reader)
     if target is None:
         if "y" not in columns or not os.fspath(path).endswith(".npz"):
             raise ValueError("target is required: the name of the column to predict")
@@ -174,31 +116,33 @@ def load_table(path: str | os.PathLike, target: str | None = None) -> tuple[dict
     if target not in columns:
         raise ValueError(f"target column {target!r} is not in {os.fspath(path)}; its columns are {', '.join(columns)}")
     y = columns.pop(target)
-    _first_missing(target, y, "the target cannot be imputed")
+    check_target(y, target, columns)
     return columns, y
 
 
-def _missing_mask(values: np.ndarray) -> np.ndarray:
-    if values.dtype == object:
-        return np.array([v is None for v in values], dtype=bool)
-    return np.isnan(values)
-
-
-def _first_missing(name: str, values: np.ndarray, hint: str) -> None:
-    mask = _missing_mask(values)
+def check_target(y: np.ndarray, name: str | None, columns: Any = None) -> None:
+    """A missing target value is an error naming the first one's row (a label cannot be imputed)."""
+    mask = is_missing(y)
     if mask.any():
+        first = int(np.argmax(mask))
         raise ValueError(
-            f"column {name!r} has a missing value in data row {int(np.argmax(mask)) + 1} "
-            f"({int(mask.sum())} in all); {hint}"
+            f"target {name or 'y'!r} has a missing value in {where(columns, first)} ({int(mask.sum())} in all); "
+            "a label cannot be imputed: drop those rows or fill them in"
         )
 
 
 def check_complete(
     columns: dict[str, np.ndarray], hint: str = "fill it in or impute (impute='mean', --impute mean)"
 ) -> None:
-    """A ValueError naming the first column with a missing value and its first such row (1-based)."""
+    """A ValueError naming the first column with a missing value and its first such row (its
+    line in the file for a table read from one)."""
     for name, values in columns.items():
-        _first_missing(name, np.asarray(values), hint)
+        mask = is_missing(np.asarray(values))
+        if mask.any():
+            raise ValueError(
+                f"column {name!r} has a missing value in {where(columns, int(np.argmax(mask)))} "
+                f"({int(mask.sum())} in all); {hint}"
+            )
 
 
 def infer_task(y: np.ndarray) -> str:
@@ -212,102 +156,196 @@ def infer_task(y: np.ndarray) -> str:
 
 
 def class_labels(y: np.ndarray) -> np.ndarray:
-    """The sorted distinct labels of ``y`` in their natural dtype: str, or int64 for whole
-    numbers (CSV reads them as floats), else the values as they are."""
+    """The sorted distinct labels of ``y`` in their natural dtype: str, int64 for whole numbers
+    held as floats (exactly representable ones), else the values as they are (int64 and uint64
+    labels keep every digit)."""
     y = np.asarray(y)
     if y.dtype == object or y.dtype.kind in "US":
         return np.unique(y.astype(str))
-    if y.dtype.kind == "f" and np.all(np.mod(y, 1) == 0):
+    if y.dtype.kind == "f" and np.all(np.mod(y, 1) == 0) and np.all(np.abs(y) <= 2.0**53):
         return np.unique(y).astype(np.int64)
     return np.unique(y)
 
 
-class TableEncoder:
-    """Numeric columns as they are and categorical columns one-hot, in the training order;
-    see the module docstring. ``impute`` is None (a missing value is an error) or "mean"."""
+def _mode(values: np.ndarray) -> Any:
+    """The most frequent of ``values`` (the smallest among ties)."""
+    distinct, counts = np.unique(values, return_counts=True)
+    return distinct[int(np.argmax(counts))]
 
-    def __init__(self, impute: str | None = None) -> None:
+
+class TableEncoder:
+    """Numeric columns as they are and text columns one-hot, in the training order; see the
+    module docstring. ``impute`` is None (a missing value is an error), "mean", "median" or
+    "most_frequent" (numeric columns; text columns always take their most frequent category).
+    A text column keeps at most ``max_categories`` one-hot features: its most frequent categories
+    (at least ``min_frequency`` rows each: a count, or a share of the rows when a float below 1)
+    and one ``<other>`` feature for the rest, as scikit-learn's ``OneHotEncoder`` groups
+    infrequent categories; capping a column warns, naming it and its number of distinct values."""
+
+    def __init__(
+        self, impute: str | None = None, max_categories: int | None = MAX_CATEGORIES, min_frequency: Any = None
+    ) -> None:
         if impute is not None and impute not in IMPUTE:
             raise ValueError(f"unknown impute {impute!r}; accepted values: {', '.join(IMPUTE)} or None")
-        self.impute = impute
+        if max_categories is not None and (
+            isinstance(max_categories, bool) or not isinstance(max_categories, int) or max_categories < 2
+        ):
+            raise ValueError(f"max_categories must be an int >= 2 or None, got {max_categories!r}")
+        if min_frequency is not None and (
+            isinstance(min_frequency, bool)
+            or not isinstance(min_frequency, (int, float))
+            or not (min_frequency >= 1 if isinstance(min_frequency, int) else 0 < min_frequency < 1)
+        ):
+            raise ValueError(f"min_frequency must be a count >= 1, a share in (0, 1) or None, got {min_frequency!r}")
+        self.impute, self.max_categories, self.min_frequency = impute, max_categories, min_frequency
         self.columns: list[dict] | None = None
+        self.filled: dict[str, int] = {}
+        """How many missing values the last :meth:`transform` filled, per column."""
 
-    def fit(self, columns: dict[str, np.ndarray]) -> TableEncoder:
-        """Learn each column's kind, its categories (categorical) and its mean (numeric)."""
-        if not isinstance(columns, dict) or not columns:
+    def fit(self, columns: Any) -> TableEncoder:
+        """Learn each column's kind, its categories (text) and its fill value (with ``impute``)."""
+        if not isinstance(columns, dict) and not hasattr(columns, "iloc"):
             raise TypeError(f"columns must be a non-empty dict {{name: values}}, got {type(columns).__name__}")
+        columns = as_columns(columns)
         if self.impute is None:
             check_complete(columns)
-        spec = []
-        for name, values in columns.items():
-            values = np.asarray(values)
-            if values.dtype.kind in "fiub":
-                values = values.astype(np.float64)
-                present = values[~np.isnan(values)]
-                spec.append({"name": name, "kind": "numeric", "fill": float(present.mean()) if present.size else 0.0})
-            else:
-                present = [str(v) for v in values if v is not None]
-                spec.append({"name": name, "kind": "categorical", "categories": sorted(set(present))})
-        self.columns = spec
+        self.columns = [self._learn(name, np.asarray(values)) for name, values in columns.items()]
         return self
+
+    def _learn(self, name: str, values: np.ndarray) -> dict:
+        present = values[~is_missing(values)]
+        if values.dtype.kind in "fiub":
+            present = present.astype(np.float64)
+            if not present.size:
+                fill = 0.0
+            elif self.impute == "median":
+                fill = float(np.median(present))
+            elif self.impute == "most_frequent":
+                fill = float(_mode(present))
+            else:
+                fill = float(np.mean(present))
+            return {"name": name, "kind": "numeric", "fill": fill}
+        distinct, counts = np.unique(np.array([str(v) for v in present], dtype=str), return_counts=True)
+        order = np.lexsort((distinct, -counts))  # most frequent first, then by name
+        keep = order
+        if self.min_frequency is not None:
+            least = self.min_frequency if isinstance(self.min_frequency, int) else self.min_frequency * len(values)
+            keep = keep[counts[keep] >= least]
+        if self.max_categories is not None and len(keep) > self.max_categories:
+            keep = keep[: self.max_categories - 1]
+        spec = {"name": name, "kind": "categorical", "categories": sorted(distinct[keep].tolist())}
+        if len(keep) < len(distinct):
+            spec["other"] = True
+            warnings.warn(
+                f"column {name!r} has {len(distinct)} distinct values in {len(values)} rows: kept the "
+                f"{len(keep)} most frequent as categories and grouped the other {len(distinct) - len(keep)} as "
+                f"{OTHER!r} (max_categories={self.max_categories}, min_frequency={self.min_frequency}); "
+                "an identifier column is better left out",
+                UserWarning,
+                stacklevel=4,
+            )
+        if self.impute is not None and present.size:
+            spec["fill"] = str(distinct[order[0]])
+        return spec
 
     @property
     def feature_names(self) -> list[str]:
-        """The encoded features: numeric column names, and ``column=category`` per category."""
+        """The encoded features: numeric column names, and ``column=category`` per category
+        (``column=<other>`` for a capped column's grouped categories)."""
         self._check_fitted()
         return [
             c["name"] if c["kind"] == "numeric" else f"{c['name']}={cat}"
             for c in self.columns
-            for cat in c.get("categories", [None])
+            for cat in (*c.get("categories", [None]), *([OTHER] if c.get("other") else []))
         ]
 
     def _check_fitted(self) -> None:
         if self.columns is None:
             raise ValueError("this TableEncoder is not fitted yet: call fit(columns) first")
 
-    def transform(self, columns: dict[str, np.ndarray]) -> np.ndarray:
-        """The encoded ``(m, n_features)`` float64 matrix of raw ``columns`` (matched by name)."""
+    def transform(self, columns: Any) -> np.ndarray:
+        """The encoded ``(m, n_features)`` float64 matrix of raw ``columns``: a dict or a
+        DataFrame (matched by name) or a 2-D array of the training columns in order."""
         self._check_fitted()
-        absent = [c["name"] for c in self.columns if c["name"] not in columns]
+        names = [c["name"] for c in self.columns]
+        columns = as_columns(columns, names, "the data")
+        absent = [n for n in names if n not in columns]
         if absent:
             raise ValueError(
                 f"the data lacks the column(s) {', '.join(map(repr, absent))} that the model was trained with"
             )
         if self.impute is None:
             check_complete(
-                {c["name"]: columns[c["name"]] for c in self.columns},
+                Table({n: columns[n] for n in names}, *_origin(columns)),
                 "fill it in (the model was trained without impute)",
             )
-        parts, unknown = [], {}
+        parts, unknown, filled = [], {}, {}
+        missing_all = None
         for c in self.columns:
             name = c["name"]
             values = np.asarray(columns[name])
+            missing = is_missing(values)
+            missing_all = missing if missing_all is None else missing_all & missing
+            if missing.any():
+                filled[name] = int(missing.sum())
             if c["kind"] == "numeric":
-                if values.dtype.kind not in "fiub":
-                    bad = next(v for v in values if v is not None)
-                    raise ValueError(f"column {name!r} was numeric in training but holds {bad!r} here")
-                values = values.astype(np.float64)
-                parts.append(np.where(np.isnan(values), c["fill"], values)[:, None])
-            else:
-                text = np.array(["" if v is None else str(v) for v in values], dtype=object)
-                cats = np.array(c["categories"], dtype=object)
-                onehot = (text[:, None] == cats[None, :]).astype(np.float64)
-                seen = onehot.any(axis=1) | _missing_mask(values)
-                if not seen.all():
-                    unknown[name] = int((~seen).sum())
-                parts.append(onehot)
+                numbers = _numbers(name, values, missing, columns)
+                parts.append(np.where(missing, c["fill"], numbers)[:, None])
+                continue
+            text = np.array(["" if m else str(v) for v, m in zip(values, missing, strict=True)], dtype=object)
+            if "fill" in c:
+                text[missing] = c["fill"]
+            cats = np.array(c["categories"], dtype=object)
+            onehot = (text[:, None] == cats[None, :]).astype(np.float64)
+            rest = ~onehot.any(axis=1) & (text != "")
+            if c.get("other"):
+                onehot = np.concatenate([onehot, rest[:, None].astype(np.float64)], axis=1)
+            elif rest.any():
+                unknown[name] = (int(rest.sum()), sorted(set(text[rest].tolist())))
+            parts.append(onehot)
+        self.filled = filled
         if unknown:
-            counts = ", ".join(f"{n!r}: {k} rows" for n, k in unknown.items())
+            counts = "; ".join(
+                f"{n!r}: {k} rows: {', '.join(map(repr, seen[:5]))}{', ...' if len(seen) > 5 else ''}"
+                for n, (k, seen) in unknown.items()
+            )
             warnings.warn(f"categories not seen in training encode as all zeros ({counts})", UserWarning, stacklevel=3)
+        if missing_all is not None and missing_all.any():
+            first = int(np.argmax(missing_all))
+            warnings.warn(
+                f"{int(missing_all.sum())} row(s) have no value in any column (the first in {where(columns, first)}); "
+                "their predictions come from the imputed values alone",
+                UserWarning,
+                stacklevel=3,
+            )
         return np.concatenate(parts, axis=1)
+
+    def describe_filled(self) -> str:
+        """What the last :meth:`transform` filled, per column, in words ("" if nothing)."""
+        if not self.filled:
+            return ""
+        fills = {c["name"]: c.get("fill") for c in self.columns or ()}
+        shown = {
+            name: "zeros" if v is None else f"{v:.6g}" if isinstance(v, float) else repr(v) for name, v in fills.items()
+        }
+        parts = [f"{k} in {name!r} (with {shown[name]})" for name, k in self.filled.items()]
+        return f"impute {self.impute}: filled {sum(self.filled.values())} missing values: {', '.join(parts)}"
 
     def config(self) -> dict:
         self._check_fitted()
-        return {"impute": self.impute, "columns": self.columns}
+        return {
+            "impute": self.impute,
+            "max_categories": self.max_categories,
+            "min_frequency": self.min_frequency,
+            "columns": self.columns,
+        }
 
     @classmethod
     def from_config(cls, config: dict) -> TableEncoder:
-        encoder = cls(config.get("impute"))
+        impute = config.get("impute")
+        if impute is not None and impute not in IMPUTE:
+            raise ValueError(f"its table encoder names an unknown impute {impute!r}")
+        encoder = cls(impute, config.get("max_categories", MAX_CATEGORIES), config.get("min_frequency"))
         columns = config.get("columns")
         if not isinstance(columns, list) or not all(_valid_column(c) for c in columns):
             raise ValueError(
@@ -317,9 +355,42 @@ class TableEncoder:
         return encoder
 
 
+def _origin(columns: Any) -> tuple:
+    """What a :class:`Table` made from ``columns`` needs to keep naming rows as ``columns`` does."""
+    if isinstance(columns, Table):
+        return columns.source, columns.records, columns._locate
+    return ()
+
+
+def _numbers(name: str, values: np.ndarray, missing: np.ndarray, columns: Any) -> np.ndarray:
+    """A numeric column's values as float64 (anything at missing places): text that holds
+    numbers is read as numbers; other text, and infinity, is an error naming the row."""
+    if values.dtype.kind not in "fiub":
+        numbers = np.zeros(len(values))
+        for i, (v, m) in enumerate(zip(values, missing, strict=True)):
+            if m:
+                continue
+            try:
+                numbers[i] = float(v)
+            except (TypeError, ValueError):
+                raise ValueError(
+                    f"column {name!r} was numeric in training but holds {v!r} in {where(columns, i)}"
+                ) from None
+        values = numbers
+    values = values.astype(np.float64)
+    infinite = np.isinf(values)
+    if infinite.any():
+        i = int(np.argmax(infinite))
+        raise ValueError(
+            f"column {name!r} holds {float(values[i])!r} (infinity) in {where(columns, i)}; expected finite numbers"
+        )
+    return values
+
+
 def _valid_column(column: Any) -> bool:
     """A saved column spec: a string name, and a finite numeric ``fill`` or a list of string
-    ``categories`` (a file is untrusted input: predict must not meet a KeyError later)."""
+    ``categories`` with an optional string ``fill`` and bool ``other`` (a file is untrusted input:
+    predict must not meet a KeyError later)."""
     if not isinstance(column, dict) or not isinstance(column.get("name"), str):
         return False
     if column.get("kind") == "numeric":
@@ -330,6 +401,8 @@ def _valid_column(column: Any) -> bool:
         column.get("kind") == "categorical"
         and isinstance(categories, list)
         and all(isinstance(c, str) for c in categories)
+        and isinstance(column.get("fill", ""), str)
+        and isinstance(column.get("other", False), bool)
     )
 
 
@@ -340,11 +413,19 @@ class TabularModel:
     False for none) and the other keywords (``activation``, ``dropout``, ``norm``, ``bins``,
     ``seed``, ``dtype``, ``backend``...) as :class:`~anybackprop.MLP` takes them; it is built by
     :meth:`fit` once the encoded width and the classes are known. ``task`` is "classification",
-    "regression" or None (inferred from the target by :func:`infer_task`). ``scale_target``
+    "regression" or None (inferred from the target by :func:`infer_task`); ``impute``,
+    ``max_categories`` and ``min_frequency`` are :class:`TableEncoder`'s. ``scale_target``
     (default True; regression only): the network is trained on the standardised target (mean and
     standard deviation of the training rows; the history's losses are in those units) and ends
     with a :class:`~anybackprop.layers.TargetScale` layer that maps its output back to the
-    target's units, saved and exported with it."""
+    target's units, saved and exported with it.
+
+    Once fitted it is used like any model: :meth:`predict`, :meth:`predict_proba`,
+    :meth:`evaluate` and :meth:`forward` take a dict of columns or a DataFrame (matched by name)
+    or a 2-D array of the training columns in their order (:attr:`columns`); :attr:`params`,
+    :attr:`state`, :attr:`layers`, :attr:`layer_sizes` and :attr:`network` are the network's;
+    :meth:`summary` shows the encoding in front of the layers. :meth:`encode` gives the network's
+    input (what the ONNX graph of :func:`anybackprop.export_onnx` takes)."""
 
     def __init__(
         self,
@@ -354,6 +435,8 @@ class TabularModel:
         impute: str | None = None,
         standardize: bool | str = "robust",
         output: str | None = None,
+        max_categories: int | None = MAX_CATEGORIES,
+        min_frequency: Any = None,
         scale_target: bool = True,
         **mlp_options: Any,
     ) -> None:
@@ -374,7 +457,7 @@ class TabularModel:
         if not isinstance(scale_target, bool):
             raise TypeError(f"scale_target must be True or False, got {scale_target!r}")
         self.scale_target = scale_target
-        self.encoder = TableEncoder(impute)
+        self.encoder = TableEncoder(impute, max_categories, min_frequency)
         self.network: MLP | None = None
         self.target: str | None = None
         self.classes: np.ndarray | None = None
@@ -382,13 +465,16 @@ class TabularModel:
 
     # --- fitting ---------------------------------------------------------------------------------
 
-    def prepare(
-        self, columns: dict[str, np.ndarray], y: np.ndarray, target: str | None = None
-    ) -> tuple[np.ndarray, np.ndarray]:
+    def prepare(self, columns: Any, y: np.ndarray, target: str | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Learn the encoding, the task and the labels from ``(columns, y)`` and build the
         network (untrained); returns the encoded ``(X, targets)``. :meth:`fit` starts here."""
+        columns = as_columns(columns)
         y = np.asarray(y)
+        rows = len(next(iter(columns.values())))
+        if y.ndim != 1 or len(y) != rows:
+            raise ValueError(f"y has shape {y.shape}; expected ({rows},), one target value per row of the columns")
         self.target = target if target is not None else self.target
+        check_target(y, self.target, columns)
         self.task = self.task or infer_task(y)
         X = self.encoder.fit(columns).transform(columns)
         if self.task == "classification":
@@ -418,7 +504,7 @@ class TabularModel:
 
     def fit(
         self,
-        columns: dict[str, np.ndarray],
+        columns: Any,
         y: np.ndarray,
         *,
         target: str | None = None,
@@ -433,7 +519,9 @@ class TabularModel:
         (stratified by class, drawn from ``seed``) as the validation data, and the network keeps
         the weights of the epoch with the best validation loss: training stops after
         ``early_stopping`` epochs without improvement (default: it runs every epoch). A warning
-        says when the held-out part is small or misses a class."""
+        says when the held-out part is small or misses a class.
+        A ``checkpoint`` records a fingerprint of the run (:meth:`fingerprint`); ``resume`` refuses
+        a checkpoint whose fingerprint differs, naming what differs."""
         if validation_fraction is not None:
             if validation_data is not None:
                 raise ValueError("give validation_data or validation_fraction, not both")
@@ -444,6 +532,17 @@ class TabularModel:
         X, t = self.prepare(columns, y, target)
         if validation_data is not None:
             validation_data = (self.encode(validation_data[0]), self.encode_target(validation_data[1]))
+        if fit_options.get("checkpoint") is not None or fit_options.get("resume") is not None:
+            stamp = self.fingerprint(X, t, fit_options)
+            hook = fit_options.get("checkpoint")
+            if isinstance(hook, Checkpoint):
+                hook.fingerprint = stamp
+            elif hook is not None:
+                fit_options["checkpoint"] = Checkpoint(hook, fingerprint=stamp)
+            if fit_options.get("resume") is not None:
+                epoch = check_fingerprint(fit_options["resume"], stamp)
+                if fit_options.get("verbose", True):
+                    print(f"resumed from {os.fspath(fit_options['resume'])} at epoch {epoch}")
         if self.task != "regression":
             return self.network.fit(X, t, validation_data=validation_data, **fit_options)
         if not self.scale_target:
@@ -457,27 +556,26 @@ class TabularModel:
         return history
 
     def _hold_out(
-        self, columns: dict[str, np.ndarray], y: np.ndarray, fraction: float, seed: int | None
+        self, columns: Any, y: np.ndarray, fraction: float, seed: int | None
     ) -> tuple[dict, np.ndarray, tuple]:
         """``(training columns, training y, (validation columns, validation y))``: ``fraction``
         of the rows held out, stratified by class for classification."""
         if isinstance(fraction, bool) or not isinstance(fraction, numbers.Real) or not 0 < fraction < 1:
             raise ValueError(f"validation_fraction must be in (0, 1), got {fraction!r}")
-        y = np.asarray(y)
+        columns, y = as_columns(columns), np.asarray(y)
         classify = (self.task or infer_task(y)) == "classification"
-        strata = np.unique(y.astype(str), return_inverse=True)[1] if classify else y
         try:
-            train, held, _, _ = train_test_split(np.arange(len(y)), strata, fraction, seed=seed, stratify=classify)
-        except ValueError:
+            train, held = split_rows(y.astype(str) if classify else None, len(y), fraction, seed)
+        except ValueError as exc:
             raise ValueError(
-                f"validation_fraction={fraction:g} of {len(y)} rows leaves no validation rows; train on more rows or "
-                "without a validation split (validation_fraction=None, --validation-fraction 0)"
+                f"validation_fraction={fraction:g} of {len(y)} rows cannot be held out: {exc}; train on more rows or "
+                "without a validation split (validation_fraction=None, --validation-size 0)"
             ) from None
         if len(held) < MIN_VALIDATION_ROWS:
             warnings.warn(
                 f"validation_fraction={fraction:g} of {len(y)} rows holds out only {len(held)} rows: the best epoch "
                 f"is chosen on noise; train on more rows, raise it, or fix the epochs without one "
-                f"(--validation-fraction 0)",
+                f"(--validation-size 0)",
                 UserWarning,
                 stacklevel=3,
             )
@@ -497,13 +595,31 @@ class TabularModel:
         held_columns = {k: np.asarray(v)[held] for k, v in columns.items()}
         return train_columns, y[train], (held_columns, y[held])
 
+    def fingerprint(self, X: np.ndarray, t: np.ndarray, fit_options: dict) -> dict:
+        """What a resumed run must share with the checkpoint's: the columns and their encoding,
+        the number of training rows and a hash of the encoded rows and targets, the network's
+        settings and the training settings (all but ``epochs`` and the output options)."""
+        settings = {k: _setting(v) for k, v in sorted(fit_options.items()) if k not in _NOT_SETTINGS}
+        encoding = json.dumps(self.encoder.config(), sort_keys=True).encode()
+        data = hashlib.sha256(np.ascontiguousarray(X, dtype=np.float64).tobytes())
+        data.update(np.ascontiguousarray(t).tobytes())
+        return {
+            "columns": [f"{c['name']} ({c['kind']})" for c in self.encoder.columns],
+            "encoding": hashlib.sha256(encoding).hexdigest()[:16],
+            "rows": int(X.shape[0]),
+            "data": data.hexdigest()[:16],
+            "model": json.loads(json.dumps(self.network.mlp_config())),
+            "settings": settings,
+        }
+
     def _check_fitted(self) -> MLP:
         if self.network is None:
             raise ValueError("this TabularModel is not fitted yet: call fit(columns, y) first")
         return self.network
 
-    def encode(self, columns: dict[str, np.ndarray]) -> np.ndarray:
-        """The network's input for raw ``columns``."""
+    def encode(self, columns: Any) -> np.ndarray:
+        """The network's input ``(m, n_features)`` for raw ``columns`` (the encoded table that
+        the ONNX graph takes; :attr:`feature_names` names its columns)."""
         self._check_fitted()
         return self.encoder.transform(columns)
 
@@ -512,45 +628,118 @@ class TabularModel:
         y = np.asarray(y)
         if self.classes is None:
             return y.astype(np.float64)
-        values = y.astype(str) if self.classes.dtype.kind == "U" else y.astype(self.classes.dtype)
-        index = np.searchsorted(self.classes, values)
-        index = np.minimum(index, len(self.classes) - 1)
+        check_target(y, self.target)
+        classes = self.classes.tolist()
+        try:
+            values = y.astype(str) if self.classes.dtype.kind == "U" else y.astype(self.classes.dtype)
+        except (ValueError, TypeError, OverflowError):
+            bad = next(v for v in y.tolist() if _not_label(v, self.classes.dtype))
+            raise ValueError(f"the target holds {bad!r}, which is not one of the classes {classes}") from None
+        index = np.minimum(np.searchsorted(self.classes, values), len(self.classes) - 1)
         unknown = self.classes[index] != values
+        if y.dtype.kind == "f" and values.dtype.kind in "iu":  # 1.5 must not pass as class 1
+            unknown |= values != y
         if unknown.any():
-            raise ValueError(
-                f"the target holds {values[unknown][0]!r}, which is not one of the classes {self.classes.tolist()}"
-            )
+            raise ValueError(f"the target holds {y[unknown][0].item()!r}, which is not one of the classes {classes}")
         return index
+
+    # --- the network's parts ---------------------------------------------------------------------
+
+    @property
+    def columns(self) -> list[str]:
+        """The training columns, in the order a 2-D array's columns are read."""
+        self._check_fitted()
+        return [c["name"] for c in self.encoder.columns]
+
+    @property
+    def feature_names(self) -> list[str]:
+        """The network's input features (:meth:`encode`'s columns)."""
+        return self.encoder.feature_names
+
+    @property
+    def params(self) -> dict:
+        return self._check_fitted().params
+
+    @property
+    def state(self) -> dict:
+        return self._check_fitted().state
+
+    @property
+    def layers(self) -> list:
+        return self._check_fitted().layers
+
+    @property
+    def layer_sizes(self) -> list[int]:
+        return self._check_fitted().layer_sizes
+
+    @property
+    def backend(self) -> Any:
+        return self._check_fitted().backend
+
+    def forward(self, columns: Any) -> Any:
+        """The network's output (logits, on its backend) for raw ``columns``."""
+        return self._check_fitted().forward(self.encode(columns))
+
+    def summary(self) -> str:
+        """The encoding in front of the network's :meth:`~anybackprop.network.Sequential.summary`."""
+        network = self._check_fitted()
+        kinds = [
+            f"  {c['name']}: "
+            + (
+                "number"
+                if c["kind"] == "numeric"
+                else f"text, {len(c['categories']) + bool(c.get('other'))} one-hot features"
+                + (f" (rare ones as {OTHER!r})" if c.get("other") else "")
+            )
+            for c in self.encoder.columns
+        ]
+        task = self.task if self.classes is None else f"{self.task} of {len(self.classes)} classes"
+        impute = "missing values refused" if self.encoder.impute is None else f"impute {self.encoder.impute}"
+        head = [
+            f"TabularModel: target {self.target!r}, {task}",
+            f"{len(self.encoder.columns)} columns -> {network.n_features} features ({impute}):",
+            *kinds,
+        ]
+        return "\n".join([*head, network.summary()])
 
     # --- using it --------------------------------------------------------------------------------
 
-    def predict_proba(self, columns: dict[str, np.ndarray]) -> np.ndarray:
+    def predict_proba(self, columns: Any) -> np.ndarray:
         """``(m, n_classes)`` probabilities, columns in :attr:`classes` order (NumPy)."""
         if self.classes is None:
             raise ValueError("predict_proba is for classifiers; this model does regression")
         return to_numpy(self._check_fitted().predict_proba(self.encode(columns)))
 
-    def predict(self, columns: dict[str, np.ndarray]) -> np.ndarray:
+    def predict(self, columns: Any) -> np.ndarray:
         """The original class labels, or the predicted values (regression), as NumPy ``(m,)``."""
         out = to_numpy(self._check_fitted().predict(self.encode(columns)))
         return out if self.classes is None else self.classes[out]
 
-    def evaluate(self, columns: dict[str, np.ndarray], y: np.ndarray) -> dict:
-        """``{"metric": "accuracy" or "r2", <metric>: value, "loss": mean loss, "rows": m}``, and
-        for classification ``"classes"`` and ``"confusion"`` (rows: true class, columns:
-        predicted, both in :attr:`classes` order)."""
+    def evaluate(self, columns: Any, y: np.ndarray) -> dict:
+        """``{"metric": "accuracy" or "r2", <metric>: value, "loss": mean loss, "rows": m}``;
+        for classification ``"classes"``, ``"confusion"`` (rows: true class, columns:
+        predicted, both in :attr:`classes` order) and ``"per_class"`` (precision, recall, F1 and
+        support of each class, 0 where undefined as scikit-learn's ``zero_division=0``); for
+        regression ``"mae"`` and ``"rmse"``."""
         network = self._check_fitted()
         X, t = self.encode(columns), self.encode_target(y)
         name = network.head.metric_name
         result = {"metric": name, name: network.score(X, t), "loss": network.loss(X, t), "rows": len(t)}
+        predicted = to_numpy(network.predict(X))
         if self.classes is not None:
-            predicted = to_numpy(network.predict(X))
             confusion = np.zeros((len(self.classes), len(self.classes)), dtype=np.int64)
             np.add.at(confusion, (t, predicted), 1)
-            result.update(classes=self.classes.tolist(), confusion=confusion.tolist())
+            result.update(
+                classes=self.classes.tolist(),
+                confusion=confusion.tolist(),
+                per_class=_per_class(confusion, self.classes),
+            )
+        else:
+            error = np.asarray(predicted, dtype=np.float64).reshape(-1) - t
+            result.update(mae=float(np.mean(np.abs(error))), rmse=float(np.sqrt(np.mean(error**2))))
         return result
 
-    def score(self, columns: dict[str, np.ndarray], y: np.ndarray) -> float:
+    def score(self, columns: Any, y: np.ndarray) -> float:
         """Accuracy or R^2 on raw ``columns`` and original targets ``y``."""
         return self.evaluate(columns, y)[self._check_fitted().head.metric_name]
 
@@ -573,6 +762,7 @@ class TabularModel:
             scale_target=getattr(network, "target_scale", False),
         )
         model.network, model.target, model.info = network, config.get("target"), dict(info or {})
+        model.hidden = list(getattr(network, "layer_sizes", [0, 0])[1:-1])
         model.encoder = TableEncoder.from_config(config.get("encoder") or {})
         classes = config.get("classes")
         model.classes = None if classes is None else np.array(classes["values"], dtype=np.dtype(classes["dtype"]))
@@ -586,3 +776,41 @@ class TabularModel:
             return f"TabularModel(hidden={self.hidden}, task={self.task!r}, not fitted)"
         labels = "" if self.classes is None else f", classes={self.classes.tolist()!r}"
         return f"TabularModel(target={self.target!r}, task={self.task!r}{labels}, network={self.network!r})"
+
+
+def _setting(value: Any) -> Any:
+    """A fit option as the fingerprint keeps it: plain values as they are, arrays (sample
+    weights) as a hash of their bytes, anything else as its ``repr``."""
+    if isinstance(value, (str, int, float, bool, type(None))):
+        return value
+    if isinstance(value, (np.ndarray, list, tuple)):
+        array = np.ascontiguousarray(np.asarray(value))
+        return f"array {array.shape} sha256 {hashlib.sha256(array.tobytes()).hexdigest()[:16]}"
+    return repr(value)
+
+
+def _not_label(value: Any, dtype: np.dtype) -> bool:
+    """Whether ``value`` cannot be converted to a label of ``dtype``."""
+    try:
+        np.array([value]).astype(dtype)
+    except (ValueError, TypeError, OverflowError):
+        return True
+    return False
+
+
+_NOT_SETTINGS = frozenset({"epochs", "verbose", "checkpoint", "resume", "callbacks", "comm", "num_threads"})
+"""Fit options that a resumed run may change (more epochs, other output)."""
+
+
+def _per_class(confusion: np.ndarray, classes: np.ndarray) -> dict:
+    """``{label: {"precision", "recall", "f1", "support"}}`` from a confusion matrix (rows: true)."""
+    hits = np.diag(confusion).astype(np.float64)
+    predicted, support = confusion.sum(axis=0), confusion.sum(axis=1)
+    precision = np.divide(hits, predicted, out=np.zeros_like(hits), where=predicted > 0)
+    recall = np.divide(hits, support, out=np.zeros_like(hits), where=support > 0)
+    total = precision + recall
+    f1 = np.divide(2 * precision * recall, total, out=np.zeros_like(hits), where=total > 0)
+    return {
+        str(c): {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
+        for c, p, r, f, s in zip(classes.tolist(), precision, recall, f1, support, strict=True)
+    }

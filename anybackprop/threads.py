@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -89,10 +90,61 @@ def blas_threads() -> int | None:
     return max(pools) if pools else None
 
 
+class _Limits:
+    """The process-wide BLAS limit shared by every block of :func:`limited` running now, in any
+    thread: the first to start remembers the limits in force before it, the request of the latest
+    one still running is applied (the inner one of nested blocks), and the last to end puts the
+    remembered limits back. (Each block restoring what it found would leave the process at 1
+    thread when two overlap: the second finds the first one's limit.)"""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.requests: list[int] = []
+        self.original: Any = None  # threadpoolctl's limiter holding the limits before the first block
+
+    def enter(self, controller: Any, threads: int) -> None:
+        with self.lock:
+            _release_control()
+            if not self.requests:
+                self.original = controller.limit(limits=threads, user_api="blas")
+            elif threads != self.requests[-1]:
+                controller.limit(limits=threads, user_api="blas")
+            _release_control()
+            self.requests.append(threads)
+
+    def leave(self, controller: Any, threads: int) -> None:
+        with self.lock:
+            _release_control()
+            latest = self.requests[-1]
+            del self.requests[len(self.requests) - 1 - self.requests[::-1].index(threads)]
+            if not self.requests:
+                self.original.restore_original_limits()
+                self.original = None
+            elif self.requests[-1] != latest:
+                controller.limit(limits=self.requests[-1], user_api="blas")
+            _release_control()
+
+
+def _release_control() -> None:
+    """threadpoolctl (3.6 and later) lets only the thread that last set OpenBLAS's limit set it
+    again while that thread lives, and ignores the others; :class:`_Limits` serialises every
+    change under its lock, so it takes that control before each and hands it back after."""
+    import threadpoolctl
+
+    release = getattr(getattr(threadpoolctl, "OpenBLASController", None), "clear_controlling_thread", None)
+    if release is not None:
+        release(force=True)
+
+
+_LIMITS = _Limits()
+
+
 @contextlib.contextmanager
 def limited(backend: Any, largest_product: int, num_threads: int | None = None) -> Iterator[int | None]:
     """Run the block with BLAS limited by :func:`choose` when ``backend`` computes on the host;
-    yields the thread count applied (None where the policy does not apply)."""
+    yields the thread count applied (None where the policy does not apply). Blocks that overlap,
+    nested or in several threads, share one process-wide limit (:class:`_Limits`): the latest
+    one's, and the limits from before the first once the last has ended."""
     controller = _controller() if backend.adapter.host else None
     if controller is None:
         if num_threads is not None:
@@ -100,8 +152,11 @@ def limited(backend: Any, largest_product: int, num_threads: int | None = None) 
         yield None
         return
     threads, _ = choose(largest_product, num_threads)
-    with controller.limit(limits=threads, user_api="blas"):
+    _LIMITS.enter(controller, threads)
+    try:
         yield threads
+    finally:
+        _LIMITS.leave(controller, threads)
 
 
 def largest_product(layers: list, rows: int) -> int:

@@ -25,6 +25,7 @@ import array_api_compat
 from . import threads
 from .backend import gather_rows, host_rng, to_numpy
 from .checkpoint import load_checkpoint, save_checkpoint
+from .distributed import agree
 from .files import csv_text, write_text
 from .losses import normalized_weights
 from .optim import Optimizer, get_optimizer
@@ -217,12 +218,7 @@ class DataParallelTrainer(Trainer):
     the same everywhere."""
 
     def __init__(self, model: Trainable, optimizer: Optimizer, comm: Any) -> None:
-        missing = [a for a in ("rank", "size", "allreduce_sum", "broadcast", "broadcast_value") if not hasattr(comm, a)]
-        if missing:
-            raise TypeError(
-                f"comm must be a communicator such as anybackprop.distributed.init() returns, got {comm!r} (it "
-                f"lacks {', '.join(missing)})"
-            )
+        _check_comm(comm)
         self.comm, self.rank, self.size = comm, comm.rank, comm.size
         self.model = model
         model.params = self._broadcast(model.params)
@@ -302,6 +298,51 @@ class DataParallelTrainer(Trainer):
             parts.append((lo, hi, rows, z))
             done += hi - lo
         return self._assemble(parts)
+
+
+def _check_comm(comm: Any) -> None:
+    needed = ("rank", "size", "allreduce_sum", "broadcast", "broadcast_value", "allgather_value")
+    missing = [a for a in needed if not hasattr(comm, a)]
+    if missing:
+        raise TypeError(
+            f"comm must be a communicator such as anybackprop.distributed.init() returns, got {comm!r} (it "
+            f"lacks {', '.join(missing)})"
+        )
+
+
+def _plan(model: Trainable, prepared: tuple, shuffle: bool, resume: Any, preprocess: Any) -> dict[str, Any]:
+    """What every process of a data-parallel ``fit`` must have alike: settings, backend, dtype,
+    layer shapes, the data's shapes and sums (every process holds all of it), the batch plan."""
+    epochs, batch_size, hooks, opt, x, y, w, val = prepared
+    xp, device = model.backend.xp, model.backend.device
+
+    def checksum(a: Any) -> float:  # sum of the entries weighted by row and column: order and labels count
+        a = xp.astype(a, x.dtype)
+        rows = xp.arange(1, a.shape[0] + 1, dtype=a.dtype, device=device) / a.shape[0]
+        if a.ndim == 1:
+            return float(xp.sum(a * rows))
+        return float(xp.sum(rows @ a * (xp.arange(1, a.shape[1] + 1, dtype=a.dtype, device=device))))
+
+    sums = [checksum(a) for a in (x, y, *(() if w is None else (w,)), *(() if val is None else val[:2]))]
+    return {
+        "the backend": f"{model.backend.name} on {model.backend.device}",
+        "the dtype": model.dtype_name,
+        "the number of features": x.shape[1],
+        "the number of rows": x.shape[0],
+        "the targets' shape": tuple(y.shape[1:]),
+        "the layers": [type(layer).__name__ for layer in model.layers],
+        "the parameter shapes": {k: tuple(p.shape) for k, p in model.params.items()},
+        "sample weights": "given" if w is not None else "none",
+        "the validation rows": None if val is None else val[0].shape[0],
+        "the data (sums of X, y, weights, validation data)": sums,
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "shuffle": bool(shuffle),
+        "the optimizer": opt.settings(),
+        "the callbacks": [type(hook).__name__ for hook in hooks],
+        "resume": resume is not None,
+        "preprocess": preprocess,
+    }
 
 
 class _Progress:
@@ -395,18 +436,32 @@ def fit(
     ``batch_size`` is the global batch, and the result equals one process's (to float rounding);
     the history is the same on every process and only rank 0 prints.
     """
-    epochs = check_positive_int(epochs, "epochs")
-    batch_size = check_positive_int(batch_size, "batch_size")
-    hooks = _callbacks(callbacks, early_stopping, min_delta, checkpoint)
-    opt = get_optimizer(optimizer, lr, **optimizer_options)
+
+    def prepare() -> tuple:
+        """The checked arguments and data (on every process, before its first collective)."""
+        checked = (
+            check_positive_int(epochs, "epochs"),
+            check_positive_int(batch_size, "batch_size"),
+            _callbacks(callbacks, early_stopping, min_delta, checkpoint),
+            get_optimizer(optimizer, lr, **optimizer_options),
+        )
+        with model.backend.activate():
+            x, y, w = model.check_data(X, Y, sample_weight, class_weight)
+            val = _check_validation_data(model, validation_data)
+            _check_batch_sizes(model, x.shape[0], checked[1])
+        return (*checked, x, y, w, val)
+
+    if comm is None:
+        prepared = prepare()
+    else:  # every process checks, then all agree on what must agree (or all raise the same error)
+        _check_comm(comm)
+        prepared = agree(comm, prepare, lambda p: _plan(model, p, shuffle, resume, preprocess))
+    epochs, batch_size, hooks, opt, x, y, w, val = prepared
     with (
         model.backend.activate(),
         threads.limited(model.backend, threads.largest_product(model.layers, batch_size), num_threads),
     ):
-        x, y, w = model.check_data(X, Y, sample_weight, class_weight)
-        val = _check_validation_data(model, validation_data)
         m = x.shape[0]
-        _check_batch_sizes(model, m, batch_size)
         if preprocess or preprocess is None:
             model.learn_preprocessing(x, only_initial=preprocess is None)
         if comm is None:
@@ -416,10 +471,17 @@ def fit(
             seed = comm.broadcast_value(int(host_rng(None).integers(2**62)) if seed is None else seed)  # rank 0's
         rng = host_rng(seed)
         history = History()
-        run = Run(model, trainer, rng, epochs, history, hooks)
+        run = Run(model, trainer, rng, epochs, history, hooks, m, batch_size, val is not None)
         for hook in hooks:
             hook.on_train_begin(run)
-        first = 0 if resume is None else load_checkpoint(resume, run)
+        if resume is None:
+            first = 0
+        elif comm is None:
+            first = load_checkpoint(resume, run)
+        else:
+            first = agree(comm, lambda: load_checkpoint(resume, run), lambda epoch: {"the checkpoint's epoch": epoch})
+        # a resumed run that early stopping ended trains no further
+        last = first if any(hook.stops_after(first) for hook in hooks) else epochs
         metric = model.head.metric_name
         ss_tot = (model.total_sum_of_squares(y, w), 0.0 if val is None else model.total_sum_of_squares(val[1], val[2]))
         gather = model.fast.get(gather_rows)
@@ -428,7 +490,7 @@ def fit(
         progress = _Progress(epochs, verbose and trainer.rank == 0, first)
         guard = _DivergenceGuard(model, first)
         try:
-            for epoch in range(first, epochs):
+            for epoch in range(first, last):
                 tick = time.perf_counter()
                 opt.start_epoch(epoch, epochs)
                 if shuffle:  # last epoch's copies are free to be overwritten now
@@ -448,7 +510,10 @@ def fit(
                 history.record(values)
                 progress.update(epoch + 1, epochs, values, m / max(time.perf_counter() - tick, 1e-9))
                 history.seconds += time.perf_counter() - tick
-                if _epoch_end(hooks, epoch + 1, history, model):
+                stop = _epoch_end(hooks, epoch + 1, history, model)
+                if comm is not None:  # a callback that stops one process stops them all
+                    stop = any(comm.allgather_value(stop))
+                if stop:
                     break
         finally:
             progress.close()
@@ -511,8 +576,9 @@ class _DivergenceGuard:
 @dataclass
 class Run:
     """One ``fit`` as callbacks see it in :meth:`Callback.on_train_begin`: the model, its
-    :class:`Trainer` (and optimizer), the host generator, the number of epochs, the history
-    and the callbacks in the order they run."""
+    :class:`Trainer` (and optimizer), the host generator, the number of epochs, the history,
+    the callbacks in the order they run, the training rows, the batch size, whether there is
+    validation data."""
 
     model: Trainable
     trainer: Trainer
@@ -520,6 +586,9 @@ class Run:
     epochs: int
     history: History
     callbacks: list
+    rows: int = 0
+    batch_size: int = 1
+    validation: bool = False
 
     @property
     def optimizer(self) -> Optimizer:
@@ -548,6 +617,11 @@ class Callback:
     def restore_checkpoint_state(self, values: dict, arrays: dict[str, Any], model: Trainable) -> None:
         """Take back what :meth:`checkpoint_state` gave."""
 
+    def stops_after(self, epoch: int) -> bool:
+        """Whether, with its state restored from a checkpoint, this callback asked to stop after
+        ``epoch`` (then a resumed run trains no further)."""
+        return False
+
 
 class LambdaCallback(Callback):
     """A function ``f(epoch, history, model) -> stop?`` as a callback."""
@@ -573,7 +647,7 @@ def _callbacks(callbacks: Any, early_stopping: int | None, min_delta: float, che
     if early_stopping is not None:
         hooks.append(EarlyStopping(early_stopping, min_delta))
     if checkpoint is not None:
-        hooks.append(Checkpoint(checkpoint))
+        hooks.append(checkpoint if isinstance(checkpoint, Checkpoint) else Checkpoint(checkpoint))
     return hooks
 
 
@@ -621,7 +695,10 @@ class EarlyStopping(Callback):
             self.best, self.best_epoch = monitored, epoch
             self.saved = tuple({k: xp.asarray(v, copy=True) for k, v in d.items()} for d in (model.params, model.state))
             return False
-        return epoch - self.best_epoch >= self.patience
+        return self.stops_after(epoch)
+
+    def stops_after(self, epoch: int) -> bool:
+        return epoch > 0 and epoch - self.best_epoch >= self.patience
 
     def on_train_end(self, history: History, model: Trainable) -> None:
         if self.saved is not None:
@@ -641,7 +718,13 @@ class EarlyStopping(Callback):
         return {"best": self.best, "best_epoch": self.best_epoch}, arrays
 
     def restore_checkpoint_state(self, values: dict, arrays: dict[str, Any], model: Trainable) -> None:
-        self.best, self.best_epoch = float(values["best"]), int(values["best_epoch"])
+        best, best_epoch = float(values["best"]), values["best_epoch"]
+        if type(best_epoch) is not int or best_epoch < 0 or (best_epoch > 0) != bool(arrays) or best != best:
+            raise ValueError(
+                f"field best_epoch is {best_epoch!r} and best {best!r}, with {'' if arrays else 'no '}saved "
+                "parameters; expected an epoch >= 0, with saved parameters after the first"
+            )
+        self.best, self.best_epoch = best, best_epoch
         if arrays:
             copy = model.copy()
             copy.set_params({k[7:]: v for k, v in arrays.items() if k.startswith("params.")})
@@ -651,18 +734,19 @@ class EarlyStopping(Callback):
 
 class Checkpoint(Callback):
     """Writes a checkpoint to ``path`` at each epoch's end, atomically (see
-    :mod:`anybackprop.checkpoint`); ``fit(..., resume=path)`` continues from it."""
+    :mod:`anybackprop.checkpoint`), with the run's ``fingerprint`` when given (a table run's);
+    ``fit(..., resume=path)`` continues from it; ``fit(checkpoint=)`` takes a path or one of these."""
 
-    def __init__(self, path: str | os.PathLike) -> None:
+    def __init__(self, path: str | os.PathLike, fingerprint: dict | None = None) -> None:
         if not isinstance(path, (str, os.PathLike)):
             raise TypeError(f"checkpoint must be a path, got {type(path).__name__}")
-        self.path, self.run = path, None
+        self.path, self.run, self.fingerprint = path, None, fingerprint
 
     def on_train_begin(self, run: Run) -> None:
         self.run = run
 
     def on_epoch_end(self, epoch: int, history: History, model: Trainable) -> bool:
-        save_checkpoint(self.path, self.run, epoch)
+        save_checkpoint(self.path, self.run, epoch, self.fingerprint)
         return False
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numbers
 from typing import Any
 
-from .backend import Backend
+from .backend import Backend, host_namespace, wider_host_floats
 
 _RESHAPE_HINT = (
     "Reshape your data either using array.reshape(-1, 1) if your data has a single feature "
@@ -62,11 +62,25 @@ def check_fits(xp: Any, x: Any, dtype: Any, name: str) -> None:
     )
 
 
+def to_backend(backend: Backend, X: Any, name: str, dtype: Any = None) -> Any:
+    """``X`` on ``backend`` (:meth:`Backend.asarray`). Host float data wider than what it becomes
+    on the device is checked (finite, within range) and cast on the host first: float64 for a
+    device that holds no float64 (to float32), and wider floats than ``dtype`` for a device off
+    the host (half the bytes move)."""
+    host = backend.host_float64(X)
+    if host is not None:
+        X = as_finite(host[0], host[1], host[0].float32, name)
+    elif dtype is not None and not backend.adapter.host and wider_host_floats(X, dtype) and X.size > 0:
+        xp = host_namespace()
+        X = as_finite(xp, X, getattr(xp, "float64" if "64" in str(dtype) else "float32"), name)
+    return backend.asarray(X, name=name)
+
+
 def check_X(backend: Backend, X: Any, n_features: int, dtype: Any, name: str = "X") -> Any:
     """``X`` as a finite ``(m, n_features)`` array of the model's dtype on the backend, m >= 1."""
     if X is None:
         raise ValueError(f"{name} is None; expected an array of shape (m, {n_features})")
-    x = backend.asarray(X, name=name)
+    x = to_backend(backend, X, name, dtype)
     if x.ndim != 2:
         raise ValueError(
             f"{name} must be 2-D of shape (m, {n_features}); got {x.ndim}-D shape {tuple(x.shape)}. {_RESHAPE_HINT}"
@@ -93,7 +107,7 @@ def check_sample_weight(backend: Backend, sample_weight: Any, m: int, dtype: Any
     if sample_weight is None:
         return None
     xp = backend.xp
-    w = backend.asarray(sample_weight, name=name)
+    w = to_backend(backend, sample_weight, name)
     if w.ndim != 1 or w.shape[0] != m:
         raise ValueError(f"{name} has shape {tuple(w.shape)}; expected one weight per row, shape ({m},)")
     w = as_finite(xp, w, dtype, name)

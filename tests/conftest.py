@@ -1,4 +1,4 @@
-"""One ``backend`` fixture over every backend usable on this machine (numpy, numpy_readonly and
+"""One ``backend`` fixture over every backend usable on this machine (numpy, numpy_readonly, numpy_device and
 array_api_strict everywhere, cupy with a GPU, torch where installed).
 ``ANYBACKPROP_TEST_BACKENDS=numpy,cupy`` selects a subset; a backend named there that is not
 usable here stops the run with the reason, so a GPU run cannot pass by running nothing."""
@@ -16,7 +16,7 @@ from anybackprop import backend as backend_module
 from anybackprop.backend import ADAPTERS, unavailable_reason
 from anybackprop.heads import DEFAULT_LOSS
 
-TEST_ONLY = ("numpy_readonly",)  # not offered to users, run by the suite
+TEST_ONLY = ("numpy_readonly", "numpy_device")  # not offered to users, run by the suite
 
 
 def _selected_backends() -> list[str]:

@@ -1,7 +1,8 @@
 """Run by tests/test_distributed.py under ``mpiexec -n 2 python -m mpi4py``: trains every case of
 :data:`CASES` data-parallel and has rank 0 write the parameters (and whether every rank ended
 with bitwise the same ones) to the ``.npz`` named on the command line. ``raise`` instead makes
-rank 1 fail before its first collective, to show the job ends (not hangs)."""
+rank 1 fail before its first collective, to show the job ends (not hangs); a name of
+:data:`DISAGREEMENTS` has rank 1 pass other data or arguments to ``fit``."""
 
 import sys
 
@@ -34,8 +35,32 @@ def train(name, comm=None, seed=0):
     return model
 
 
-def main(out):
+# name: what rank 1 passes differently from rank 0 (see disagree)
+DISAGREEMENTS = {
+    "rows": lambda X, y: ((X[:150], y[:150]), {}),
+    "epochs": lambda X, y: ((X, y), {"epochs": 3}),
+    "no-rows": lambda X, y: ((X[:0], y[:0]), {}),
+    "features": lambda X, y: ((X[:, :7], y), {}),
+}
+
+
+def disagree(comm, name, folder):
+    """Rank 1 passes other data or arguments (``DISAGREEMENTS[name]``); every rank writes the
+    error it raised, ``TYPE: MESSAGE``, to ``folder/rankR.txt``."""
+    X, y, _ = data()
+    args, kwargs = ((X, y), {}) if comm.rank == 0 else DISAGREEMENTS[name](X, y)
+    try:
+        ab.MLP([8, 16, 3], dtype="float64").fit(*args, **{"epochs": 2, "verbose": False, "comm": comm, **kwargs})
+    except Exception as exc:
+        with open(f"{folder}/rank{comm.rank}.txt", "w") as f:
+            f.write(f"{type(exc).__name__}: {exc}")
+
+
+def main(out, *more):
     comm = ab.distributed.init()
+    if out in DISAGREEMENTS:
+        disagree(comm, out, *more)
+        return
     if out == "raise":
         if comm.rank == 1:
             raise RuntimeError("rank 1 failed on purpose")
@@ -53,4 +78,4 @@ def main(out):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(*sys.argv[1:])

@@ -185,7 +185,22 @@ def test_quick_distributed_benchmark_compares_processes_and_threads(tmp_path):
     )
 
 
-def test_table_benchmark_runs_the_cli_and_both_baselines_on_the_same_split(tmp_path):
+def test_table_benchmark_runs_and_the_readers_agree():
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANYBACKPROP_")}
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks.tables", "--quick"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "identical tables: True" in result.stdout and "max_categories=100: 101 features" in result.stdout
+
+
+def test_real_table_benchmark_runs_the_cli_and_both_baselines_on_the_same_split(tmp_path):
     out = tmp_path / "tables.json"
     env = {k: v for k, v in os.environ.items() if not k.startswith("ANYBACKPROP_")}
     command = [sys.executable, "-m", "benchmarks", "--tables", "--only", "wine,diabetes", "--seeds", "1"]

@@ -21,7 +21,7 @@ def test_train_prints_progress_and_test_accuracy_and_saves(tmp_path):
     result = cli("train", "--epochs", "3", "--batch-size", "64", "--save", str(tmp_path / "m.npz"))  # 3 short epochs
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0].startswith("digits: 1438 training and 359 test rows; MLP([64, 128, 64, 10]")
+    assert lines[0].startswith("digits: 1293 training, 144 validation and 360 test rows; MLP([64, 128, 64, 10]")
     assert [line.split(" - ")[0] for line in lines[1:4]] == ["epoch 1/3", "epoch 2/3", "epoch 3/3"]
     assert "val_accuracy" in lines[1]
     accuracy = float(lines[4].split()[2])

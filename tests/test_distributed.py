@@ -239,7 +239,15 @@ def test_mpiexec_the_command_line_trains_prints_and_saves_once(tmp_path):
         str(tmp_path / "no" / "dir" / "m.npz"),
         timeout=60,
     )
-    assert failed.returncode != 0 and "error on rank 0 of 2" in failed.stderr
+    assert failed.returncode == 2 and failed.stderr.count("anybackprop: error: --save") == 1, failed.stderr
+    assert "Traceback" not in failed.stderr and "MPI_Abort" not in failed.stderr
+    table = tmp_path / "t.csv"
+    table.write_text("x,label\n" + "".join(f"{i},{i % 2}\n" for i in range(40)))
+    failed = _launch_2(sys.executable, "-m", "anybackprop", "train", "--data", str(table), "--target", "y", timeout=60)
+    assert failed.returncode == 2 and "Traceback" not in failed.stderr, failed.stderr
+    assert failed.stderr.strip().splitlines() == [
+        f"anybackprop: error: target column 'y' is not in {table}; its columns are x, label"
+    ]
     info = _launch_2(sys.executable, "-m", "anybackprop", "info")
     assert info.stdout.count("processes: 2 (MPI") == 1
 

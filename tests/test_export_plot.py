@@ -20,7 +20,8 @@ def run_onnx(path, X):
     _, ort = onnx_and_runtime()
     session = ort.InferenceSession(os.fspath(path), providers=["CPUExecutionProvider"])
     names = [o.name for o in session.get_outputs()]
-    return dict(zip(names, session.run(None, {"input": np.asarray(X, dtype=np.float32)}), strict=True))
+    dtype = np.float64 if session.get_inputs()[0].type == "tensor(double)" else np.float32
+    return dict(zip(names, session.run(None, {"input": np.asarray(X, dtype=dtype)}), strict=True))
 
 
 @pytest.fixture

@@ -140,7 +140,8 @@ def test_only_the_distributed_module_knows_a_communication_library():
 
 def test_the_floor_imports_nothing_above_it():
     graph = import_graph()
-    assert graph["anybackprop.backend"] == set()
+    leaves = {"anybackprop._devices", "anybackprop._launch"}  # they import nothing of the package
+    assert graph["anybackprop.backend"] <= leaves and all(graph[leaf] == set() for leaf in leaves)
     for formula in ("anybackprop.activations", "anybackprop.losses", "anybackprop.updates"):
         assert graph[formula] <= {"anybackprop.activations"}, f"{formula} imports {graph[formula]}"
     above = {"anybackprop.network", "anybackprop.training", "anybackprop.optim", "anybackprop.heads"}

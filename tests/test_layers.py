@@ -259,8 +259,10 @@ def test_dropout_masks_are_reproducible_in_loss_and_grads(backend, rng):
 def test_dropout_zeroes_about_p_of_the_units_and_scales_by_1_over_1_minus_p(backend, p):
     model = ab.MLP([5, 100, 2], activation="sigmoid", seed=0, dropout=p, dtype="float64")
     X = np.random.default_rng(1).standard_normal((100, 5))
-    x = model.check_data(X, np.zeros(100, int))[0]
-    fwd = model.forward_pass(x, training=True, rng=np.random.default_rng(0))
+    with model.backend.activate():  # the trainer's interface runs on the model's device
+        x = model.check_data(X, np.zeros(100, int))[0]
+        fwd = model.forward_pass(x, training=True, rng=np.random.default_rng(0))
+        inf = model.forward_pass(x)
     i = next(i for i, c in enumerate(fwd.caches) if isinstance(c, DropoutCache))
     mask = ab.to_numpy(fwd.caches[i].mask)
     assert mask.shape == (100, 100)
@@ -272,7 +274,6 @@ def test_dropout_zeroes_about_p_of_the_units_and_scales_by_1_over_1_minus_p(back
     after = ab.to_numpy(fwd.caches[i + 1].a_prev)
     np.testing.assert_allclose(after, before * mask, rtol=1e-15)
     # inference: no mask, identity
-    inf = model.forward_pass(x)
     assert inf.caches[i].mask is None
 
 
@@ -280,8 +281,9 @@ def test_dropout_zeroes_about_p_of_the_units_and_scales_by_1_over_1_minus_p(back
 def test_dropout_keeps_a_float32_model_in_float32(backend, rng, norm):
     model = ab.MLP([4, 6, 5, 3], seed=0, dropout=0.3, norm=norm)
     X, y = rng.standard_normal((12, 4)), rng.integers(0, 3, 12)
-    x = model.check_data(X, y)[0]
-    fwd = model.forward_pass(x, training=True, rng=np.random.default_rng(0))
+    with model.backend.activate():  # the trainer's interface runs on the model's device
+        x = model.check_data(X, y)[0]
+        fwd = model.forward_pass(x, training=True, rng=np.random.default_rng(0))
     assert fwd.logits.dtype == model.dtype
     assert all(c.mask.dtype == model.dtype for c in fwd.caches if isinstance(c, DropoutCache))
     model.fit(X, y, epochs=1, batch_size=6, verbose=False)

@@ -128,20 +128,23 @@ def test_note_004_softmax_jacobian_eq39_against_finite_differences(backend, rng)
     """Note 004, eq. 39: do_i/dz_j = o_i (delta_ij - o_j); softmax_backward applies it to dA."""
     xp, eps = backend.xp, 1e-6
     z = rng.standard_normal(5)
-    o = ab.to_numpy(activations.softmax(xp, ab.asarray(z[None, :], "float64")))[0]
-    jacobian = np.diag(o) - np.outer(o, o)
-    numeric = np.empty((5, 5))
-    for j in range(5):
-        step = np.zeros(5)
-        step[j] = eps
-        plus = ab.to_numpy(activations.softmax(xp, ab.asarray((z + step)[None, :], "float64")))[0]
-        minus = ab.to_numpy(activations.softmax(xp, ab.asarray((z - step)[None, :], "float64")))[0]
-        numeric[:, j] = (plus - minus) / (2 * eps)
-    np.testing.assert_allclose(jacobian, numeric, atol=1e-9)
-    dA = rng.standard_normal(5)
-    a = ab.asarray(o[None, :], "float64")
-    dZ = activations.softmax_backward(xp, None, a, ab.asarray(dA[None, :], "float64"))
-    assert_close(dZ[0, :], dA @ jacobian, rtol=1e-12, atol=1e-15)
+    with backend.activate():  # formulas run on the backend's device, as inside fit
+
+        def softmax(v):
+            return ab.to_numpy(activations.softmax(xp, ab.asarray(v[None, :], "float64")))[0]
+
+        o = softmax(z)
+        jacobian = np.diag(o) - np.outer(o, o)
+        numeric = np.empty((5, 5))
+        for j in range(5):
+            step = np.zeros(5)
+            step[j] = eps
+            numeric[:, j] = (softmax(z + step) - softmax(z - step)) / (2 * eps)
+        np.testing.assert_allclose(jacobian, numeric, atol=1e-9)
+        dA = rng.standard_normal(5)
+        a = ab.asarray(o[None, :], "float64")
+        dZ = activations.softmax_backward(xp, None, a, ab.asarray(dA[None, :], "float64"))
+        assert_close(dZ[0, :], dA @ jacobian, rtol=1e-12, atol=1e-15)
 
 
 def test_note_004_fused_output_delta_is_A_minus_Y_over_m(backend, rng):

@@ -128,7 +128,7 @@ def test_state_is_created_by_init_and_tied_to_one_model(backend):
         opt.step(backend.xp, model.params, model.params)
     opt.init(model)
     assert set(opt.state) == {"m", "v"} and set(opt.state["m"]) == set(model.params) and opt.t == 0
-    assert all(float(backend.xp.max(backend.xp.abs(v))) == 0.0 for v in opt.state["m"].values())
+    assert all(not ab.to_numpy(v).any() for v in opt.state["m"].values())
     opt.init(model)  # the same model again: the state carries on
     other = ab.MLP([3, 5, 2], seed=0, dtype="float64")
     with pytest.raises(
@@ -144,7 +144,7 @@ def test_weight_decay_follows_the_models_mask_not_the_names(backend):
     model = ab.MLP([2, 3, 2], norm="layer", seed=0, dtype="float64")
     assert model.decay == {"W1", "W2"}
     params = {k: ab.asarray(ab.to_numpy(v).copy()) for k, v in model.params.items()}
-    zero = {k: v * 0.0 for k, v in params.items()}
+    zero = {k: ab.asarray(np.zeros(v.shape)) for k, v in params.items()}
     opt = optim.SGD(lr=0.1, weight_decay=0.5)
     opt.init(model)
     opt.step(backend.xp, params, zero)

@@ -89,10 +89,10 @@ CLASS1 = {
         None,
         [8, 2, 8, 2],
     ),
-    "a split leaving the test part empty": (
-        lambda: datasets.train_test_split(np.zeros((2, 1)), np.arange(2), 0.1),
+    "a split leaving the training part empty": (
+        lambda: datasets.train_test_split(np.zeros((2, 1)), np.arange(2), 0.9, stratify=False),
         ValueError,
-        r"test_size=0.1 of 2 rows leaves the test part empty",
+        r"test_size=0.9 of 2 rows leaves the training part empty",
     ),
     "a single-output softmax": (
         lambda: ab.MLP([3, 1], output="softmax"),
@@ -287,9 +287,9 @@ def test_info_works_and_explains_when_the_environment_names_an_unusable_backend(
 
 def test_ctrl_c_during_training_exits_130_with_one_line_and_no_file(tmp_path):
     model_path = tmp_path / "model.npz"
-    code = (  # --validation-fraction 0: no early stop, the epochs really run
+    code = (  # --validation-size 0: no early stop, the epochs really run
         "from anybackprop.cli import main; "
-        "raise SystemExit(main(['train', '--epochs', '100000', '--validation-fraction', '0', '--quiet', "
+        "raise SystemExit(main(['train', '--epochs', '100000', '--validation-size', '0', '--quiet', "
         f"'--save', {str(model_path)!r}]))"
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("ANYBACKPROP_")}

@@ -26,37 +26,40 @@ def strict_fp():
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_binary_cross_entropy_and_delta_at_1e4(backend, dtype, strict_fp):
-    xp = backend.xp
-    z = ab.asarray([[1e4], [-1e4], [0.0]], dtype)
-    y = ab.asarray([[0.0], [1.0], [1.0]], dtype)
-    a = activations.sigmoid(xp, z)
-    value = float(losses.batch_mean(xp, losses.binary_cross_entropy(xp, z, a, y)))
-    assert math.isclose(value, (2e4 + LN2) / 3, rel_tol=1e-6)
-    delta = ab.get_head("sigmoid").delta(xp, fastpaths.NONE, z, y)
-    assert_close(delta, np.array([[1 / 3], [-1 / 3], [-1 / 6]]), rtol=1e-7)
+    with backend.activate():  # formulas run on the backend's device, as inside fit
+        xp = backend.xp
+        z = ab.asarray([[1e4], [-1e4], [0.0]], dtype)
+        y = ab.asarray([[0.0], [1.0], [1.0]], dtype)
+        a = activations.sigmoid(xp, z)
+        value = float(losses.batch_mean(xp, losses.binary_cross_entropy(xp, z, a, y)))
+        assert math.isclose(value, (2e4 + LN2) / 3, rel_tol=1e-6)
+        delta = ab.get_head("sigmoid").delta(xp, fastpaths.NONE, z, y)
+        assert_close(delta, np.array([[1 / 3], [-1 / 3], [-1 / 6]]), rtol=1e-7)
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_cross_entropy_and_delta_at_1e4(backend, dtype, strict_fp):
-    xp = backend.xp
-    z = ab.asarray([[1e4, 0.0, -1e4], [0.0, 0.0, 0.0], [-1e4, -1e4, -1e4]], dtype)
-    y = ab.asarray(np.eye(3)[[2, 1, 0]], dtype)
-    a = activations.softmax(xp, z)
-    value = float(losses.batch_mean(xp, losses.cross_entropy(xp, z, a, y)))
-    assert math.isclose(value, (2e4 + 2 * LN3) / 3, rel_tol=1e-6)
-    delta = ab.get_head("softmax").delta(xp, fastpaths.NONE, z, y)
-    expected = (np.array([[1, 0, 0], [1 / 3, 1 / 3, 1 / 3], [1 / 3, 1 / 3, 1 / 3]]) - np.eye(3)[[2, 1, 0]]) / 3
-    assert_close(delta, expected, rtol=1e-6, atol=1e-7)
-    assert_close(xp.sum(a, axis=1), np.ones(3), rtol=1e-6)
+    with backend.activate():  # formulas run on the backend's device, as inside fit
+        xp = backend.xp
+        z = ab.asarray([[1e4, 0.0, -1e4], [0.0, 0.0, 0.0], [-1e4, -1e4, -1e4]], dtype)
+        y = ab.asarray(np.eye(3)[[2, 1, 0]], dtype)
+        a = activations.softmax(xp, z)
+        value = float(losses.batch_mean(xp, losses.cross_entropy(xp, z, a, y)))
+        assert math.isclose(value, (2e4 + 2 * LN3) / 3, rel_tol=1e-6)
+        delta = ab.get_head("softmax").delta(xp, fastpaths.NONE, z, y)
+        expected = (np.array([[1, 0, 0], [1 / 3, 1 / 3, 1 / 3], [1 / 3, 1 / 3, 1 / 3]]) - np.eye(3)[[2, 1, 0]]) / 3
+        assert_close(delta, expected, rtol=1e-6, atol=1e-7)
+        assert_close(xp.sum(a, axis=1), np.ones(3), rtol=1e-6)
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_mse_at_1e4_is_exact(backend, dtype, strict_fp):
-    xp = backend.xp
-    z = ab.asarray([[1e4], [-1e4]], dtype)
-    y = ab.asarray([[0.0], [1.0]], dtype)
-    value = float(losses.batch_mean(xp, losses.mse(xp, z, z, y)))
-    assert math.isclose(value, (1e8 + (1e4 + 1) ** 2) / 4, rel_tol=1e-6)
+    with backend.activate():  # formulas run on the backend's device, as inside fit
+        xp = backend.xp
+        z = ab.asarray([[1e4], [-1e4]], dtype)
+        y = ab.asarray([[0.0], [1.0]], dtype)
+        value = float(losses.batch_mean(xp, losses.mse(xp, z, z, y)))
+        assert math.isclose(value, (1e8 + (1e4 + 1) ** 2) / 4, rel_tol=1e-6)
 
 
 def test_a_model_with_huge_logits_has_finite_loss_and_gradients(backend, strict_fp):
@@ -69,7 +72,8 @@ def test_a_model_with_huge_logits_has_finite_loss_and_gradients(backend, strict_
 
 
 def test_sigmoid_saturates_without_overflow(backend, strict_fp):
-    a = ab.to_numpy(activations.sigmoid(backend.xp, ab.asarray([-1e4, -50.0, 0.0, 50.0, 1e4], "float32")))
+    with backend.activate():
+        a = ab.to_numpy(activations.sigmoid(backend.xp, ab.asarray([-1e4, -50.0, 0.0, 50.0, 1e4], "float32")))
     assert a[0] == 0.0 and a[2] == 0.5 and a[4] == 1.0
     assert 0 < a[1] < 1e-20 and a[3] == 1.0
 

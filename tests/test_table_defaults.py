@@ -225,7 +225,7 @@ def test_validation_fraction_is_checked_and_exclusive(rng):
     columns, y = classification_table(rng, 40)
     with pytest.raises(ValueError, match=r"validation_fraction must be in \(0, 1\)"):
         TabularModel([4]).fit(columns, y, epochs=1, validation_fraction=1.0, verbose=False)
-    with pytest.raises(ValueError, match=r"validation_fraction=0\.01 of 40 rows leaves no validation rows"):
+    with pytest.raises(ValueError, match=r"validation_fraction=0\.01 of 40 rows cannot be held out: .* 2 classes"):
         TabularModel([4]).fit(columns, y, epochs=1, validation_fraction=0.01, verbose=False)
     with pytest.raises(ValueError, match="not both"):
         TabularModel([4]).fit(columns, y, epochs=1, validation_fraction=0.2, validation_data=(columns, y))
@@ -262,11 +262,11 @@ def test_cli_defaults_scale_the_target_and_pick_the_epoch_on_held_out_training_r
     assert result["test"]["r2"] > 0.9
     assert result["history"]["best_epoch"] is not None
     model = ab.load(saved)
-    assert model.info["training"]["validation_fraction"] == 0.1
+    assert model.info["training"]["validation_size"] == 0.1 and model.info["training"]["early_stopping"] == 20
     assert model.network.layers[-1].kind == "target_scale"
 
     argv = ["train", "--data", data, "--target", "y", "--quiet", "--no-target-scaling"]
-    assert main([*argv, "--scaling", "none", "--validation-fraction", "0", "--epochs", "2"]) == 0
+    assert main([*argv, "--scaling", "none", "--validation-size", "0", "--epochs", "2"]) == 0
     assert "far from unit scale" in capsys.readouterr().err
 
 

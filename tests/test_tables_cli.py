@@ -74,7 +74,7 @@ def trained(tmp_path_factory):
 def test_train_reports_the_task_the_labels_and_the_test_accuracy(trained):
     _, result, _, y_test = trained
     assert result["task"] == "classification" and result["classes"] == ["bird", "cat", "dog"]
-    assert result["rows"] == {"train": 192, "test": 48} and len(y_test) == 48
+    assert result["rows"] == {"train": 172, "validation": 20, "test": 48} and len(y_test) == 48
     assert result["test"]["accuracy"] > 0.7 and len(result["history"]["loss"]) == 25
 
 
@@ -132,14 +132,18 @@ def test_a_missing_column_unknown_categories_and_missing_values(trained, tmp_pat
     write_csv(tmp_path / "odd.csv", odd, ["size", "colour", "weight"])
     out = cli("predict", tmp / "m.npz", tmp_path / "odd.csv")
     assert (
-        out.returncode == 0 and "categories not seen in training encode as all zeros ('colour': 5 rows)" in out.stderr
+        out.returncode == 0
+        and "categories not seen in training encode as all zeros ('colour': 5 rows: 'purple')" in out.stderr
     )
     cols = table(60)
     cols["weight"] = cols["weight"].astype(object)
     cols["weight"][[7, 9]] = ""
     write_csv(tmp_path / "gaps.csv", cols, COLUMNS)
     out = cli("train", "--data", tmp_path / "gaps.csv", "--target", "label", "--epochs", "1", "--quiet")
-    assert out.returncode == 2 and "column 'weight' has a missing value in data row 8 (2 in all)" in out.stderr
+    assert (
+        out.returncode == 2
+        and f"column 'weight' has a missing value in line 9 of {tmp_path / 'gaps.csv'} (2 in all)" in out.stderr
+    )
     out = cli(
         "train", "--data", tmp_path / "gaps.csv", "--target", "label", "--epochs", "1", "--quiet", "--impute", "mean"
     )
@@ -214,13 +218,13 @@ def test_help_shows_every_default():
             entries[flag] = line
         elif entries:
             entries[flag] += " " + line.strip()
-    assert len(entries) == 36  # -h and the 35 flags of train
+    assert len(entries) == 40  # -h and the 39 flags of train
     missing = [f for f, text in entries.items() if f != "-h" and "(default: " not in text]
     assert not missing
     for flag, default in (
         ("--epochs", "100"),
         ("--early-stopping", "None"),
-        ("--validation-fraction", "0.1"),
+        ("--validation-size", "0.1"),
         ("--scaling", "robust"),
         ("--no-target-scaling", "True"),
         ("--schedule", "constant"),

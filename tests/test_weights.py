@@ -63,22 +63,23 @@ def test_balanced_class_weight_equals_scikit_learn(backend, rng):
     X = rng.standard_normal((11, 3))
     y = np.array([0, 0, 0, 0, 0, 0, 1, 1, 2, 2, 2])
     model = ab.MLP([3, 4, 3], seed=0, dtype="float64")
-    per_class = cw.compute_class_weight("balanced", classes=np.unique(y), y=y)
-    np.testing.assert_allclose(
-        ab.to_numpy(model.check_data(X, y, class_weight="balanced")[2]), per_class[y], rtol=1e-12
-    )
-    # times sample_weight
-    sw = rng.uniform(0.5, 2.0, 11)
-    np.testing.assert_allclose(
-        ab.to_numpy(model.check_data(X, y, sw, class_weight="balanced")[2]), per_class[y] * sw, rtol=1e-12
-    )
-    # binary: one sigmoid output
-    yb = np.array([1, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0])
-    binary = ab.MLP([3, 4, 1], output="sigmoid", seed=0, dtype="float64")
-    per_class = cw.compute_class_weight("balanced", classes=np.array([0, 1]), y=yb)
-    np.testing.assert_allclose(
-        ab.to_numpy(binary.check_data(X, yb, class_weight="balanced")[2]), per_class[yb], rtol=1e-12
-    )
+    with model.backend.activate():  # the trainer's interface runs on the model's device
+        per_class = cw.compute_class_weight("balanced", classes=np.unique(y), y=y)
+        np.testing.assert_allclose(
+            ab.to_numpy(model.check_data(X, y, class_weight="balanced")[2]), per_class[y], rtol=1e-12
+        )
+        # times sample_weight
+        sw = rng.uniform(0.5, 2.0, 11)
+        np.testing.assert_allclose(
+            ab.to_numpy(model.check_data(X, y, sw, class_weight="balanced")[2]), per_class[y] * sw, rtol=1e-12
+        )
+        # binary: one sigmoid output
+        yb = np.array([1, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0])
+        binary = ab.MLP([3, 4, 1], output="sigmoid", seed=0, dtype="float64")
+        per_class = cw.compute_class_weight("balanced", classes=np.array([0, 1]), y=yb)
+        np.testing.assert_allclose(
+            ab.to_numpy(binary.check_data(X, yb, class_weight="balanced")[2]), per_class[yb], rtol=1e-12
+        )
 
 
 def test_class_weight_dict_maps_to_rows_and_equals_sample_weight(backend, rng):
@@ -86,7 +87,8 @@ def test_class_weight_dict_maps_to_rows_and_equals_sample_weight(backend, rng):
     model = ab.MLP([3, 4, 3], activation="tanh", seed=2, dtype="float64")
     weights = {0: 2.0, 2: 0.5}
     expected = np.array([weights.get(int(c), 1.0) for c in y])
-    np.testing.assert_array_equal(ab.to_numpy(model.check_data(X, y, class_weight=weights)[2]), expected)
+    with model.backend.activate():  # the trainer's interface runs on the model's device
+        np.testing.assert_array_equal(ab.to_numpy(model.check_data(X, y, class_weight=weights)[2]), expected)
     # fitting with the dict is fitting with those sample weights
     a, b = model.copy(), model.copy()
     a.fit(X, y, epochs=2, batch_size=4, class_weight=weights, verbose=False)
@@ -98,7 +100,7 @@ def test_class_weight_dict_maps_to_rows_and_equals_sample_weight(backend, rng):
         ({0: -1.0}, r"class_weight\[0\] must be a finite number >= 0"),
         ("equal", "class_weight must be None, a dict"),
     ):
-        with pytest.raises(ValueError, match=pattern):
+        with pytest.raises(ValueError, match=pattern), model.backend.activate():
             model.check_data(X, y, class_weight=bad)
 
 

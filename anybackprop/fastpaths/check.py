@@ -2,7 +2,8 @@
 check behind ``tests/test_fast_paths.py`` and ``anybackprop selftest``.
 
 A fast path gets copies of its arguments (it may write into the one it declares) and must
-leave every other argument as it was, and return the formula's dtype and shape and values:
+leave every other argument as it was, and return the formula's dtype and shape, NaN where the
+formula has NaN (the fused activations get a NaN input row), and values:
 bit for bit on NumPy (its paths do the same operations in the same order; the row-max
 cross-entropy sums in another order), to a tolerance elsewhere.
 """
@@ -50,7 +51,9 @@ def recipe(backend: Backend, rng: np.random.Generator, key: Any) -> list[Any]:
         return backend.asarray(np.eye(N)[rng.integers(0, N, M)], backend.dtype)
 
     if isinstance(key, tuple) or key is dense.affine:  # (affine, forward) fuses bias + activation
-        return [arr(M, 3), arr(3, N), arr(N)]
+        a_prev = rng.standard_normal((M, 3))
+        a_prev[0, 0] = np.nan  # a NaN row: every activation must keep NaN as its formula does
+        return [backend.asarray(a_prev, backend.dtype), arr(3, N), arr(N)]
     if key is dense.bias_grad:
         return [z]
     if key is losses.paired_delta:
@@ -81,21 +84,26 @@ def _portable(backend: Backend, key: Any, args: list[Any]) -> Any:
 def check_path(backend: Backend, path: FastPath, rng: np.random.Generator) -> PathCheck:
     """Run ``path`` and its formula on the same random inputs and compare."""
     key = path.formula
-    args = recipe(backend, rng, key)
-    with backend.activate():
+    with backend.activate():  # the inputs too are computed on the backend's device
+        args = recipe(backend, rng, key)
         expected = _portable(backend, key, args)
         copies = [backend.xp.asarray(a, copy=True) if backend.owns(a) else a for a in args]
         before = [to_numpy(a).copy() if backend.owns(a) else None for a in copies]
         got = path.function(backend.xp, *copies)
     scratch = {path.overwrites, 2 if key is gather_rows else None}  # gather_rows may fill ``out``
     for i, (arg, old) in enumerate(zip(copies, before, strict=True)):
-        if old is not None and i not in scratch and not np.array_equal(to_numpy(arg), old):
+        if old is not None and i not in scratch and not np.array_equal(to_numpy(arg), old, equal_nan=True):
             return PathCheck(path, float("nan"), f"wrote into argument {i}, which it does not declare")
     error = 0.0
     for g, e in zip(got, expected, strict=True) if isinstance(key, tuple) else [(got, expected)]:
         g, e = to_numpy(g), to_numpy(e)
         if g.dtype != e.dtype or g.shape != e.shape:
             return PathCheck(path, float("nan"), f"returned {g.dtype} {g.shape}, the formula {e.dtype} {e.shape}")
+        if not np.array_equal(np.isnan(g), np.isnan(e)):
+            return PathCheck(
+                path, float("nan"), f"NaN at {np.isnan(g).sum()} places, the formula at {np.isnan(e).sum()}"
+            )
+        g, e = np.nan_to_num(g), np.nan_to_num(e)
         error = max(error, float(np.max(np.abs(g - e) / (1 + np.abs(e)), initial=0.0)))
     exact = backend.name == "numpy" and key is not losses.cross_entropy
     limit = 0.0 if exact else TOLERANCE[backend.dtype]

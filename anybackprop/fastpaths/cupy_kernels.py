@@ -22,34 +22,41 @@ from .. import losses, updates
 from ..layers.dense import affine
 from .registry import FastPath, FastPaths
 
-
-@functools.cache
-def _elementwise(in_params: str, out_params: str, operation: str, name: str) -> Any:
-    import cupy
-
-    return cupy.ElementwiseKernel(in_params, out_params, operation, name)
-
-
-def _bias_act(body: str, name: str) -> Any:
-    return _elementwise("T b", "T z, T a", f"z = z + b; {body}", name)
-
-
 _BIAS_ACT = {
     act.identity: "a = z",
-    act.relu: "a = z > (T)0 ? z : (T)0",
+    act.relu: "a = z > (T)0 || z != z ? z : (T)0",  # max(z, 0) keeps NaN
     act.tanh: "a = tanh(z)",
     act.sigmoid: "T e = exp(-fabs(z)); a = z >= (T)0 ? (T)1 / ((T)1 + e) : e / ((T)1 + e)",
 }
 
+KERNELS: dict[str, tuple[str, str, str]] = {
+    **{f"anybackprop_bias_{f.__name__}": ("T b", "T z, T a", f"z = z + b; {body}") for f, body in _BIAS_ACT.items()},
+    "anybackprop_relu_backward": ("T z", "T da", "da = z > (T)0 ? da : (T)0"),
+    "anybackprop_tanh_backward": ("T a", "T da", "da = da * ((T)1 - a * a)"),
+    "anybackprop_sigmoid_backward": ("T a", "T da", "da = da * a * ((T)1 - a)"),
+    "anybackprop_paired_delta": ("T a, T y, T m", "T d", "d = (a - y) / m"),
+    "anybackprop_sgd_update": ("T g, T lr", "T p", "p = p - lr * g"),
+}
+"""Every fused kernel: name -> (input parameters, output parameters, operation), as
+``cupy.ElementwiseKernel`` takes them; ``tests/test_cupy_install.py`` compiles each with NVRTC."""
+
+
+@functools.cache
+def kernel(name: str) -> Any:
+    """The ``cupy.ElementwiseKernel`` of :data:`KERNELS` ``[name]`` (compiled at its first call)."""
+    import cupy
+
+    return cupy.ElementwiseKernel(*KERNELS[name], name)
+
 
 def _fused_affine(forward: Any) -> Any:
-    body = _BIAS_ACT[forward]
+    name = f"anybackprop_bias_{forward.__name__}"
 
     def affine_activation(xp: Any, a_prev: Any, w: Any, b: Any) -> tuple[Any, Any]:
         """Z = A_prev @ W (cuBLAS), then one kernel: Z += b and A = g(Z)."""
         z = a_prev @ w
         a = xp.empty_like(z)
-        _bias_act(body, f"anybackprop_bias_{forward.__name__}")(b, z, a)
+        kernel(name)(b, z, a)
         return z, a
 
     return affine_activation
@@ -57,28 +64,27 @@ def _fused_affine(forward: Any) -> Any:
 
 def relu_backward(xp: Any, z: Any, a: Any, da: Any) -> Any:
     """dZ = dA where Z > 0, else 0, into dA's buffer."""
-    return _elementwise("T z", "T da", "da = z > (T)0 ? da : (T)0", "anybackprop_relu_backward")(z, da)
+    return kernel("anybackprop_relu_backward")(z, da)
 
 
 def tanh_backward(xp: Any, z: Any, a: Any, da: Any) -> Any:
     """dZ = dA (1 - A^2), into dA's buffer."""
-    return _elementwise("T a", "T da", "da = da * ((T)1 - a * a)", "anybackprop_tanh_backward")(a, da)
+    return kernel("anybackprop_tanh_backward")(a, da)
 
 
 def sigmoid_backward(xp: Any, z: Any, a: Any, da: Any) -> Any:
     """dZ = dA A (1 - A), into dA's buffer."""
-    return _elementwise("T a", "T da", "da = da * a * ((T)1 - a)", "anybackprop_sigmoid_backward")(a, da)
+    return kernel("anybackprop_sigmoid_backward")(a, da)
 
 
 def paired_delta(xp: Any, a: Any, y: Any) -> Any:
     """dZ_L = (A - Y) / m in one kernel."""
-    kernel = _elementwise("T a, T y, T m", "T d", "d = (a - y) / m", "anybackprop_paired_delta")
-    return kernel(a, y, a.dtype.type(a.shape[0]))
+    return kernel("anybackprop_paired_delta")(a, y, a.dtype.type(a.shape[0]))
 
 
 def sgd_update(xp: Any, p: Any, g: Any, lr: float) -> Any:
     """P -= lr G in place, one kernel."""
-    return _elementwise("T g, T lr", "T p", "p = p - lr * g", "anybackprop_sgd_update")(g, p.dtype.type(lr), p)
+    return kernel("anybackprop_sgd_update")(g, p.dtype.type(lr), p)
 
 
 @functools.lru_cache(maxsize=1)

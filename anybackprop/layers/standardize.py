@@ -35,10 +35,12 @@ class Standardize(LayerBase):
 
     def learn_state(self, xp: Any, x: Any) -> dict[str, Any]:
         """``{"mean", "scale"}`` of the rows ``x (m, n)``: column means and population standard
-        deviations (1 where a column is constant)."""
-        mean = xp.mean(x, axis=0)
-        std = xp.sqrt(xp.mean((x - mean) ** 2, axis=0))
-        return {"mean": mean, "scale": xp.where(std > 0, std, xp.ones_like(std))}
+        deviations (1 where a column is constant), computed in float64 (in float32 the squares of
+        features near 1e30 overflow and those near 1e-30 underflow) and given in ``x``'s dtype."""
+        wide = xp.astype(x, xp.float64)
+        mean = xp.mean(wide, axis=0)
+        std = xp.astype(xp.sqrt(xp.mean((wide - mean) ** 2, axis=0)), x.dtype)
+        return {"mean": xp.astype(mean, x.dtype), "scale": xp.where(std > 0, std, xp.ones_like(std))}
 
     def forward(self, ctx: Pass, params: dict, state: dict, x: Any) -> tuple[Any, StandardizeCache]:
         return (x - state["mean"]) / state["scale"], StandardizeCache(state["scale"])
