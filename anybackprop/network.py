@@ -163,9 +163,10 @@ class Sequential:
         """Replace the non-parameter state (running averages) as :meth:`set_params` does; a layer
         with a ``check_state(xp, state)`` method checks its part first (a positive scale)."""
         new = self._replaced(self.state, state, "state")
-        for layer, _, s_keys in self._plan:
-            if s_keys and hasattr(layer, "check_state"):
-                layer.check_state(self.backend.xp, {k: new[g] for k, g in s_keys})
+        with self.backend.activate():  # the checks run on the model's device
+            for layer, _, s_keys in self._plan:
+                if s_keys and hasattr(layer, "check_state"):
+                    layer.check_state(self.backend.xp, {k: new[g] for k, g in s_keys})
         self.state = new
 
     def _replaced(self, current: dict, new: dict, what: str) -> dict:

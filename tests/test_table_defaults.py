@@ -27,7 +27,8 @@ def test_robust_scale_learns_median_and_quartile_spread_with_fallbacks(backend):
             [100.0, 0.0, 5.0],
         ]
     )
-    state = RobustScale(3).learn_state(backend.xp, backend.asarray(x))
+    with backend.activate():
+        state = RobustScale(3).learn_state(backend.xp, backend.asarray(x))
     center, scale = ab.to_numpy(state["center"]), ab.to_numpy(state["scale"])
     # column 0: median 3, quartiles 2 and 4; column 1: quartiles equal, so the population std
     # sqrt(0.16) = 0.4; column 2: constant, so 1
@@ -40,12 +41,13 @@ def test_robust_scale_forward_is_the_smooth_clip_of_the_scaled_value(backend):
     model = ab.Sequential([layer, ab.Dense(2, 1)], head="identity", dtype="float64")
     model.set_state({"center1": [1.0, -2.0], "scale1": [2.0, 0.5]})
     x = np.array([[1.0, -2.0], [7.0, -2.5], [-1000.0, 1000.0]])
-    out, _ = layer.forward(
-        ab.layers.Pass(model.backend, model.fast),
-        {},
-        {"center": model.state["center1"], "scale": model.state["scale1"]},
-        model.backend.asarray(x, model.dtype),
-    )
+    with model.backend.activate():
+        out, _ = layer.forward(
+            ab.layers.Pass(model.backend, model.fast),
+            {},
+            {"center": model.state["center1"], "scale": model.state["scale1"]},
+            model.backend.asarray(x, model.dtype),
+        )
     c = (x - [1.0, -2.0]) / [2.0, 0.5]  # [[0, 0], [3, -1], [-500.5, 2004]]
     expected = c / np.sqrt(1 + (c / 3) ** 2)  # 3 -> 3/sqrt(2); far values -> about +-3
     np.testing.assert_allclose(ab.to_numpy(out), expected, rtol=1e-12)
@@ -55,15 +57,17 @@ def test_robust_scale_forward_is_the_smooth_clip_of_the_scaled_value(backend):
 def test_piecewise_linear_learns_quantile_bins_and_encodes_how_far_a_value_passed(backend):
     x = np.array([[0.0, 1.0], [1.0, 1.0], [2.0, 1.0], [3.0, 1.0], [4.0, 1.0]])
     layer = PiecewiseLinear(2, bins=2)
-    state = layer.learn_state(backend.xp, backend.asarray(x))
+    with backend.activate():
+        state = layer.learn_state(backend.xp, backend.asarray(x))
     # column 0: edges 0, 2, 4 (the 0, 1/2, 1 quantiles); column 1: constant, widths 0 -> 1
     np.testing.assert_allclose(ab.to_numpy(state["lower"]), [[0.0, 2.0], [1.0, 1.0]])
     np.testing.assert_allclose(ab.to_numpy(state["width"]), [[2.0, 2.0], [1.0, 1.0]])
     model = ab.Sequential([layer, ab.Dense(4, 1)], head="identity", dtype="float64")
     model.set_state({"lower1": state["lower"], "width1": state["width"]})
     ctx = ab.layers.Pass(model.backend, model.fast)
-    new = backend.asarray(np.array([[-1.0, 0.0], [1.0, 1.5], [3.0, 9.0], [7.0, 1.0]]), model.dtype)
-    out, _ = layer.forward(ctx, {}, {"lower": model.state["lower1"], "width": model.state["width1"]}, new)
+    with backend.activate():
+        new = backend.asarray(np.array([[-1.0, 0.0], [1.0, 1.5], [3.0, 9.0], [7.0, 1.0]]), model.dtype)
+        out, _ = layer.forward(ctx, {}, {"lower": model.state["lower1"], "width": model.state["width1"]}, new)
     expected = [[0, 0, 0, 0], [0.5, 0, 0.5, 0.5], [1, 0.5, 1, 1], [1, 1, 0, 0]]
     np.testing.assert_allclose(ab.to_numpy(out), expected)
 
