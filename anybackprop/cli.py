@@ -36,11 +36,14 @@ from .files import csv_text, write_text
 from .gradcheck import gradcheck
 from .heads import DEFAULT_LOSS, HEADS
 from .io import load, save
-from .layers import NORMS
+from .layers import NORMS, SCALERS
 from .losses import LOSSES
 from .network import HIDDEN_ACTIVATIONS, MLP, Sequential
 from .optim import OPTIMIZERS, SCHEDULES
 from .tables import IMPUTE, MAX_CATEGORIES, TASKS, TabularModel, check_complete, infer_task
+
+DEFAULT_PATIENCE = 20
+"""Epochs without a better validation loss after which ``train`` stops (with a validation split)."""
 
 
 def _hidden_sizes(text: str) -> list[int]:
@@ -181,8 +184,10 @@ def _parser() -> argparse.ArgumentParser:
         help="output activation (None: sigmoid for 2 classes, softmax for more, identity for regression)",
     )
     train.add_argument("--loss", choices=tuple(LOSSES), default=None, help="loss (None: the output's pair)")
-    train.add_argument("--epochs", type=_positive(int), default=30, help="number of epochs")
-    train.add_argument("--batch-size", type=_positive(int), default=64, help="rows per step")
+    train.add_argument(
+        "--epochs", type=_positive(int), default=100, help="most epochs (early stopping usually ends sooner)"
+    )
+    train.add_argument("--batch-size", type=_positive(int), default=128, help="rows per step")
     lrs = ", ".join(f"{spec.lr:g} for {name}" for name, spec in OPTIMIZERS.items())
     train.add_argument(
         "--lr", type=_positive(float), default=None, help=f"learning rate (None: the optimizer's: {lrs})"
@@ -203,7 +208,27 @@ def _parser() -> argparse.ArgumentParser:
         type=_positive(int),
         default=None,
         metavar="N",
-        help="stop after N epochs without a better validation loss and keep the best weights (None: off)",
+        help=f"stop after N epochs without a better validation loss and keep the best weights (None: "
+        f"{DEFAULT_PATIENCE} with a --validation-size, else off)",
+    )
+    train.add_argument(
+        "--scaling",
+        choices=(*SCALERS, "none"),
+        default="robust",
+        help="input scaling learned from the training rows (robust: median, quartiles, smooth clipping; "
+        "standard: mean and standard deviation)",
+    )
+    train.add_argument(
+        "--bins",
+        type=int,
+        default=0,
+        help="piecewise-linear encoding of each input in this many quantile bins (0: none)",
+    )
+    train.add_argument(
+        "--no-target-scaling",
+        dest="scale_target",
+        action="store_false",
+        help="regression: train on the raw target instead of the standardised one",
     )
     train.add_argument("--dropout", type=_probability, default=0.0, help="dropout after each hidden layer (0: none)")
     train.add_argument(
@@ -477,6 +502,9 @@ def _train(args: argparse.Namespace, comm: distributed.Communicator) -> int:
     mlp = {"activation": args.activation, "seed": args.seed, "dropout": args.dropout or None, "norm": args.norm}
     if args.loss is not None:
         mlp["loss"] = args.loss
+    scaling = {"standardize": args.scaling != "none" and args.scaling, "scale_target": args.scale_target}
+    if args.bins:
+        scaling["bins"] = args.bins
     model = TabularModel(
         args.hidden,
         task=task,
@@ -484,6 +512,7 @@ def _train(args: argparse.Namespace, comm: distributed.Communicator) -> int:
         output=args.output,
         max_categories=args.max_categories,
         min_frequency=args.min_frequency,
+        **scaling,
         **mlp,
     )
     model.prepare(train_cols, y_train, target)
@@ -508,6 +537,9 @@ def _train(args: argparse.Namespace, comm: distributed.Communicator) -> int:
         if args.optimizer == "adam":
             raise ValueError("--momentum applies to the sgd, momentum and nesterov optimizers, not adam")
         optimizer_options["momentum"] = args.momentum
+    patience = args.early_stopping
+    if patience is None and args.validation_size:
+        patience = DEFAULT_PATIENCE
     settings = {
         "data": name,
         "target": target,
@@ -521,7 +553,7 @@ def _train(args: argparse.Namespace, comm: distributed.Communicator) -> int:
         "optimizer": args.optimizer,
         "lr": args.lr,
         **optimizer_options,
-        "early_stopping": args.early_stopping,
+        "early_stopping": patience,
         "dropout": args.dropout,
         "norm": args.norm,
         "class_weight": args.class_weight,
@@ -531,6 +563,9 @@ def _train(args: argparse.Namespace, comm: distributed.Communicator) -> int:
         "validation_size": args.validation_size,
         "max_categories": args.max_categories,
         "min_frequency": args.min_frequency,
+        "scaling": args.scaling,
+        "scale_target": args.scale_target,
+        "bins": args.bins,
     }
     start = time.perf_counter()
     history = model.fit(
@@ -544,7 +579,7 @@ def _train(args: argparse.Namespace, comm: distributed.Communicator) -> int:
         seed=args.seed,
         validation_data=validation,
         verbose=chatty,
-        early_stopping=args.early_stopping,
+        early_stopping=patience,
         class_weight=args.class_weight,
         checkpoint=args.checkpoint if lead else None,
         resume=args.resume,

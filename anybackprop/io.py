@@ -184,7 +184,19 @@ def _build(meta: dict, backend: Any, capacity: int | None = None) -> Sequential:
             raise ValueError(f"layer_sizes {sizes!r} is not a list of positive ints")
         least = sum(a * b + b for a, b in itertools.pairwise(sizes))
         _check_capacity(least, meta["dtype"], capacity)
-        allowed = {"layer_sizes", "activation", "output", "loss", "dtype", "init", "dropout", "norm", "standardize"}
+        allowed = {
+            "layer_sizes",
+            "activation",
+            "output",
+            "loss",
+            "dtype",
+            "init",
+            "dropout",
+            "norm",
+            "standardize",
+            "target_scale",
+            "bins",
+        }
         kwargs = {k: v for k, v in config.items() if k in allowed}
         kwargs.setdefault("activation", [])
         return MLP(**kwargs, backend=backend)

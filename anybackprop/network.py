@@ -21,7 +21,7 @@ from . import _launch, fastpaths, threads
 from .activations import Activation, get_activation
 from .backend import Backend, backend_for, host_rng, to_numpy
 from .heads import Head, get_head
-from .layers import NORMS, ActivationLayer, Dense, Dropout, Layer, Pass, Standardize
+from .layers import NORMS, SCALERS, ActivationLayer, Dense, Dropout, Layer, Pass, PiecewiseLinear, TargetScale
 from .layers.dropout import check_rate
 from .losses import normalized_weights
 from .summary import model_summary
@@ -164,8 +164,14 @@ class Sequential:
         self.params = self._replaced(self.params, params, "params")
 
     def set_state(self, state: dict) -> None:
-        """Replace the non-parameter state (running averages) as :meth:`set_params` does."""
-        self.state = self._replaced(self.state, state, "state")
+        """Replace the non-parameter state (running averages) as :meth:`set_params` does; a layer
+        with a ``check_state(xp, state)`` method checks its part first (a positive scale)."""
+        new = self._replaced(self.state, state, "state")
+        with self.backend.activate():  # the checks run on the model's device
+            for layer, _, s_keys in self._plan:
+                if s_keys and hasattr(layer, "check_state"):
+                    layer.check_state(self.backend.xp, {k: new[g] for k, g in s_keys})
+        self.state = new
 
     def _replaced(self, current: dict, new: dict, what: str) -> dict:
         if not isinstance(new, dict) or set(new) != set(current):
@@ -241,6 +247,12 @@ class Sequential:
                 names = dict(s_keys)
                 self.state.update({names[k]: value for k, value in layer.learn_state(ctx.xp, x).items()})
             x, _ = layer.forward(ctx, {k: self.params[g] for k, g in p_keys}, {k: self.state[g] for k, g in s_keys}, x)
+
+    def set_layer_state(self, i: int, values: dict) -> None:
+        """Replace the state of layer ``i`` (``values`` under its local names, as its
+        ``init_state()`` has them), checked as :meth:`set_state` checks."""
+        names = dict(self._plan[i][2])
+        self.set_state({**self.state, **{names[k]: v for k, v in values.items()}})
 
     def _initial_state(self, i: int) -> bool:
         """Whether layer ``i``'s state is still its ``init_state()`` (one host read)."""
@@ -425,8 +437,15 @@ class MLP(Sequential):
     allowed with any output.
     ``dropout`` (a probability, or one per hidden layer) adds inverted dropout after each hidden
     activation; ``norm`` ("batch" or "layer") normalises each hidden layer's pre-activation.
-    ``standardize=True`` puts a :class:`~anybackprop.layers.Standardize` layer first, whose mean
-    and scale ``fit`` learns from the training rows and saves as state, so the model takes raw inputs.
+    ``standardize=True`` (or "standard") puts a :class:`~anybackprop.layers.Standardize` layer first,
+    whose mean and scale ``fit`` learns from the training rows and saves as state, so the model
+    takes raw inputs; "robust" puts a :class:`~anybackprop.layers.RobustScale` (median, quartile
+    spread, smooth clipping) there instead. ``target_scale=True`` (identity output only) ends the
+    network with a :class:`~anybackprop.layers.TargetScale` layer whose state maps standardised
+    outputs to the target's units (:class:`~anybackprop.tables.TabularModel` sets it). ``bins=T``
+    encodes each input, after the scaling, in ``T`` quantile bins
+    (:class:`~anybackprop.layers.PiecewiseLinear`, learned by ``fit``), so the first dense layer
+    takes ``layer_sizes[0] * T`` inputs.
     Initial weights come from ``numpy.random.default_rng(seed)`` on the host, so a seed gives
     the same model on every backend. ``init`` is "auto" (He for the relu family, Glorot
     otherwise), "he" or "glorot". The model lives on ``backend`` (default: the current one) in
@@ -446,7 +465,9 @@ class MLP(Sequential):
         backend: str | Backend | None = None,
         dropout: float | list | None = None,
         norm: str | None = None,
-        standardize: bool = False,
+        standardize: bool | str = False,
+        target_scale: bool = False,
+        bins: int | None = None,
     ) -> None:
         sizes = list(layer_sizes) if isinstance(layer_sizes, (list, tuple)) else None
         if (
@@ -464,28 +485,38 @@ class MLP(Sequential):
         if norm is not None and (not isinstance(norm, str) or norm not in NORMS):
             raise ValueError(f"unknown norm {norm!r}; accepted values: {', '.join(NORMS)} or None")
         head = get_head(output, loss)
-        if not isinstance(standardize, bool):
-            raise TypeError(f"standardize must be True or False, got {standardize!r}")
-        layers: list = [Standardize(sizes[0])] if standardize else []
+        if not isinstance(standardize, bool) and not (isinstance(standardize, str) and standardize in SCALERS):
+            raise ValueError(f"standardize must be True, False or one of {', '.join(SCALERS)}, got {standardize!r}")
+        if not isinstance(target_scale, bool) or (target_scale and head.output.name != "identity"):
+            raise ValueError(f"target_scale must be True (identity output only) or False, got {target_scale!r}")
+        scaler = SCALERS["standard" if standardize is True else standardize] if standardize else None
+        layers: list = [scaler(sizes[0])] if scaler else []
+        if bins is not None:
+            layers.append(PiecewiseLinear(sizes[0], bins))
+        widths = [layers[-1].n_out if bins is not None else sizes[0], *sizes[1:]]
         for i, act in enumerate(hidden):
             scheme = act.init if init == "auto" else init
             if norm is None:
-                layers.append(Dense(sizes[i], sizes[i + 1], act, scheme))
+                layers.append(Dense(widths[i], sizes[i + 1], act, scheme))
             else:
                 layers += [
-                    Dense(sizes[i], sizes[i + 1], "identity", scheme),
+                    Dense(widths[i], sizes[i + 1], "identity", scheme),
                     NORMS[norm](sizes[i + 1]),
                     ActivationLayer(sizes[i + 1], act),
                 ]
             if rates[i] > 0:
                 layers.append(Dropout(sizes[i + 1], rates[i]))
-        layers.append(Dense(sizes[-2], sizes[-1], "identity", head.output.init if init == "auto" else init))
+        layers.append(Dense(widths[-2], sizes[-1], "identity", head.output.init if init == "auto" else init))
+        if target_scale:
+            layers.append(TargetScale(sizes[-1]))
         self.layer_sizes = sizes
         self.hidden_activations = hidden
         self.init = init
         self.dropout = rates if any(rates) else None
         self.norm = norm
         self.standardize = standardize
+        self.target_scale = target_scale
+        self.bins = bins
         super().__init__(layers, head, seed=seed, dtype=dtype, backend=backend)
 
     def mlp_config(self) -> dict:
@@ -505,7 +536,11 @@ class MLP(Sequential):
         if self.norm is not None:
             config["norm"] = self.norm
         if self.standardize:
-            config["standardize"] = True
+            config["standardize"] = self.standardize
+        if self.target_scale:
+            config["target_scale"] = True
+        if self.bins is not None:
+            config["bins"] = self.bins
         return config
 
     def config(self) -> dict:
@@ -513,7 +548,9 @@ class MLP(Sequential):
 
     def __repr__(self) -> str:
         c = self.mlp_config()
-        extra = "".join(f", {k}={c[k]!r}" for k in ("init", "dropout", "norm", "standardize") if k in c)
+        extra = "".join(
+            f", {k}={c[k]!r}" for k in ("init", "dropout", "norm", "standardize", "target_scale", "bins") if k in c
+        )
         return (
             f"MLP({c['layer_sizes']}, activation={c['activation']!r}, output={c['output']!r}, "
             f"loss={c['loss']!r}{extra}, dtype={c['dtype']!r}, backend={self.backend.name!r})"

@@ -8,6 +8,11 @@ and one 0/1 column per category; the column names are in the metadata ``feature_
 runs every layer in inference mode:
 
 * :class:`~anybackprop.layers.Standardize`: ``Sub`` mean, ``Div`` scale;
+* :class:`~anybackprop.layers.RobustScale`: ``C = (X - center) / scale``, then
+  ``C / Sqrt(1 + (C / k)^2)``;
+* :class:`~anybackprop.layers.TargetScale`: ``Mul`` scale, ``Add`` mean (the target's units);
+* :class:`~anybackprop.layers.PiecewiseLinear`: ``Unsqueeze`` to ``(m, n, 1)``, ``Sub`` lower
+  edges, ``Div`` widths, ``Clip`` to [0, 1], ``Reshape`` to ``(m, n T)``;
 * :class:`~anybackprop.layers.Dense`: ``Gemm`` (``X W + b``) and its activation;
 * activations: ``Relu``, ``Tanh``, ``Sigmoid``, ``Exp`` (Poisson), identity (no node), leaky relu as the model
   computes it, ``Where(x > 0, x, slope * x)`` with the slope in the model's dtype (``LeakyRelu``'s
@@ -92,6 +97,17 @@ def _layer(g: _Graph, layer: Any, params: dict, state: dict, x: str) -> str:
     kind = layer.kind
     if kind == "standardize":
         return g.op("Div", [g.op("Sub", [x, g.const(state["mean"])]), g.const(state["scale"])])
+    if kind == "robust_scale":
+        c = g.op("Div", [g.op("Sub", [x, g.const(state["center"])]), g.const(state["scale"])])
+        d = g.op("Div", [c, g.const(layer.clip)])
+        return g.op("Div", [c, g.op("Sqrt", [g.op("Add", [g.op("Mul", [d, d]), g.const(1.0)])])])
+    if kind == "piecewise_linear":
+        u = g.op("Unsqueeze", [x, g.const([2], np.int64)])
+        u = g.op("Div", [g.op("Sub", [u, g.const(state["lower"])]), g.const(state["width"])])
+        clipped = g.op("Clip", [u, g.const(0.0), g.const(1.0)])
+        return g.op("Reshape", [clipped, g.const([-1, layer.n_out], np.int64)])
+    if kind == "target_scale":
+        return g.op("Add", [g.op("Mul", [x, g.const(state["scale"])]), g.const(state["mean"])])
     if kind == "dense":
         return g.activation(layer.activation, g.op("Gemm", [x, g.const(params["W"]), g.const(params["b"])]))
     if kind == "activation":

@@ -16,8 +16,9 @@ and a :class:`TabularModel` that carries that encoding, its class labels and a n
   "most_frequent" (numeric columns; text columns take their most frequent category); a row with
   no value at all gets a warning.
 * :class:`TabularModel` = encoder + target name + task + class labels (their original values and
-  dtype; a missing label is an error) + an :class:`~anybackprop.MLP` whose first layer
-  standardises (statistics learned by ``fit``, saved as layer state). It takes a dict of
+  dtype; a missing label is an error) + an :class:`~anybackprop.MLP` whose first layer scales
+  the inputs (statistics learned by ``fit``, saved as layer state) and, for regression, whose last
+  layer maps the standardised target back to its units. It takes a dict of
   columns, a DataFrame or a 2-D array in the training column order; ``predict`` returns the
   original labels, ``predict_proba`` has one column per class in :attr:`TabularModel.classes`
   order, ``evaluate`` adds per-class precision, recall, F1 and support (classification) or MAE
@@ -31,6 +32,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import numbers
 import os
 import warnings
 from typing import Any
@@ -39,9 +41,12 @@ import numpy as np
 
 from .backend import to_numpy
 from .checkpoint import check_fingerprint
+from .layers.target_scale import target_state
 from .network import MLP, Sequential
+from .splits import split_rows
 from .tablefiles import MISSING, Table, as_columns, columns_from_frame, is_missing, read_table, where
 from .training import Checkpoint
+from .validation import check_positive_int
 
 __all__ = [
     "IMPUTE",
@@ -60,12 +65,35 @@ __all__ = [
 
 TASKS = ("classification", "regression")
 IMPUTE = ("mean", "median", "most_frequent")
+MIN_VALIDATION_ROWS = 30
+"""Fewer validation rows than this draw a warning: the best epoch would be chosen on noise."""
+TARGET_SCALE_WARNING = 10.0
+"""A regression target whose mean or standard deviation is this far from 0 and 1 (above the
+factor, or its standard deviation below its inverse) draws a warning when it is not scaled."""
 MAX_CLASSES_INFERRED = 20
 """A numeric target of integers with at most this many distinct values is taken as class labels."""
 MAX_CATEGORIES = 100
 """Default cap on the one-hot features of one text column (the most frequent categories, the rest
 grouped as ``<other>``)."""
 OTHER = "<other>"
+
+
+def _standard(t: np.ndarray, stats: dict) -> np.ndarray:
+    """Regression targets ``t`` standardised by the ``{"mean", "scale"}`` of the training rows."""
+    return (t.reshape(len(t), -1) - stats["mean"]) / stats["scale"]
+
+
+def _warn_unscaled(t: np.ndarray) -> None:
+    """A warning when the regression targets ``t`` are far from unit scale (target scaling off)."""
+    mean, std = float(np.mean(t)), float(np.std(t))
+    if abs(mean) > TARGET_SCALE_WARNING or std > TARGET_SCALE_WARNING or 0 < std < 1 / TARGET_SCALE_WARNING:
+        warnings.warn(
+            f"the target has mean {mean:.4g} and standard deviation {std:.4g}, far from unit scale, and "
+            "scale_target=False (--no-target-scaling): the network must learn that scale itself, which takes "
+            "many epochs; scale the target (the default) unless its units matter to the loss",
+            UserWarning,
+            stacklevel=3,
+        )
 
 
 def load_table(
@@ -383,11 +411,16 @@ def _valid_column(column: Any) -> bool:
 class TabularModel:
     """A network that takes raw table columns: see the module docstring. The network is an
     :class:`~anybackprop.MLP` ``[n_features, *hidden, n_outputs]`` with ``standardize`` (default
-    True) and the other keywords (``activation``, ``dropout``, ``norm``, ``seed``, ``dtype``,
-    ``backend``...) as :class:`~anybackprop.MLP` takes them; it is built by :meth:`fit` once the
-    encoded width and the classes are known. ``task`` is "classification", "regression" or None
-    (inferred from the target by :func:`infer_task`); ``impute``, ``max_categories`` and
-    ``min_frequency`` are :class:`TableEncoder`'s.
+    "robust": median/quartile scaling with smooth clipping; True for mean and standard deviation,
+    False for none) and the other keywords (``activation``, ``dropout``, ``norm``, ``bins``,
+    ``seed``, ``dtype``, ``backend``...) as :class:`~anybackprop.MLP` takes them; it is built by
+    :meth:`fit` once the encoded width and the classes are known. ``task`` is "classification",
+    "regression" or None (inferred from the target by :func:`infer_task`); ``impute``,
+    ``max_categories`` and ``min_frequency`` are :class:`TableEncoder`'s. ``scale_target``
+    (default True; regression only): the network is trained on the standardised target (mean and
+    standard deviation of the training rows; the history's losses are in those units) and ends
+    with a :class:`~anybackprop.layers.TargetScale` layer that maps its output back to the
+    target's units, saved and exported with it.
 
     Once fitted it is used like any model: :meth:`predict`, :meth:`predict_proba`,
     :meth:`evaluate` and :meth:`forward` take a dict of columns or a DataFrame (matched by name)
@@ -402,10 +435,11 @@ class TabularModel:
         *,
         task: str | None = None,
         impute: str | None = None,
-        standardize: bool = True,
+        standardize: bool | str = "robust",
         output: str | None = None,
         max_categories: int | None = MAX_CATEGORIES,
         min_frequency: Any = None,
+        scale_target: bool = True,
         **mlp_options: Any,
     ) -> None:
         if task is not None and task not in TASKS:
@@ -422,6 +456,9 @@ class TabularModel:
             output,
             mlp_options,
         )
+        if not isinstance(scale_target, bool):
+            raise TypeError(f"scale_target must be True or False, got {scale_target!r}")
+        self.scale_target = scale_target
         self.encoder = TableEncoder(impute, max_categories, min_frequency)
         self.network: Sequential | None = None
         self.target: str | None = None
@@ -459,7 +496,11 @@ class TabularModel:
                 raise ValueError(f"output={self.output!r} is for classification; regression uses identity")
             n_out, output = 1, "identity"
         self.network = MLP(
-            [X.shape[1], *self.hidden, n_out], output=output, standardize=self.standardize, **self.mlp_options
+            [X.shape[1], *self.hidden, n_out],
+            output=output,
+            standardize=self.standardize,
+            target_scale=self.scale_target and self.task == "regression",
+            **self.mlp_options,
         )
         return X, self.encode_target(y)
 
@@ -470,12 +511,26 @@ class TabularModel:
         *,
         target: str | None = None,
         validation_data: tuple | None = None,
+        validation_fraction: float | None = None,
         **fit_options: Any,
     ) -> Any:
         """:meth:`prepare`, then train the network (:func:`anybackprop.training.fit` options;
         ``validation_data`` as raw ``(columns, y)``). Returns the :class:`~anybackprop.training.History`.
+
+        ``validation_fraction`` (in (0, 1)) instead holds out that share of the rows given
+        (stratified by class, drawn from ``seed``) as the validation data, and the network keeps
+        the weights of the epoch with the best validation loss: training stops after
+        ``early_stopping`` epochs without improvement (default: it runs every epoch). A warning
+        says when the held-out part is small or misses a class.
         A ``checkpoint`` records a fingerprint of the run (:meth:`fingerprint`); ``resume`` refuses
         a checkpoint whose fingerprint differs, naming what differs."""
+        if validation_fraction is not None:
+            if validation_data is not None:
+                raise ValueError("give validation_data or validation_fraction, not both")
+            columns, y, validation_data = self._hold_out(columns, y, validation_fraction, fit_options.get("seed", 0))
+            fit_options.setdefault("early_stopping", None)
+            if fit_options["early_stopping"] is None:
+                fit_options["early_stopping"] = check_positive_int(fit_options.get("epochs", 30), "epochs")
         X, t = self.prepare(columns, y, target)
         if validation_data is not None:
             validation_data = (self.encode(validation_data[0]), self.encode_target(validation_data[1]))
@@ -490,7 +545,57 @@ class TabularModel:
                 epoch = check_fingerprint(fit_options["resume"], stamp)
                 if fit_options.get("verbose", True):
                     print(f"resumed from {os.fspath(fit_options['resume'])} at epoch {epoch}")
-        return self.network.fit(X, t, validation_data=validation_data, **fit_options)
+        if self.task != "regression":
+            return self.network.fit(X, t, validation_data=validation_data, **fit_options)
+        if not self.scale_target:
+            _warn_unscaled(t)
+            return self.network.fit(X, t, validation_data=validation_data, **fit_options)
+        stats = target_state(np, t.reshape(len(t), -1))
+        if validation_data is not None:
+            validation_data = (validation_data[0], _standard(validation_data[1], stats))
+        history = self.network.fit(X, _standard(t, stats), validation_data=validation_data, **fit_options)
+        self.network.set_layer_state(len(self.network.layers) - 1, stats)
+        return history
+
+    def _hold_out(
+        self, columns: Any, y: np.ndarray, fraction: float, seed: int | None
+    ) -> tuple[dict, np.ndarray, tuple]:
+        """``(training columns, training y, (validation columns, validation y))``: ``fraction``
+        of the rows held out, stratified by class for classification."""
+        if isinstance(fraction, bool) or not isinstance(fraction, numbers.Real) or not 0 < fraction < 1:
+            raise ValueError(f"validation_fraction must be in (0, 1), got {fraction!r}")
+        columns, y = as_columns(columns), np.asarray(y)
+        classify = (self.task or infer_task(y)) == "classification"
+        try:
+            train, held = split_rows(y.astype(str) if classify else None, len(y), fraction, seed)
+        except ValueError as exc:
+            raise ValueError(
+                f"validation_fraction={fraction:g} of {len(y)} rows cannot be held out: {exc}; train on more rows or "
+                "without a validation split (validation_fraction=None, --validation-size 0)"
+            ) from None
+        if len(held) < MIN_VALIDATION_ROWS:
+            warnings.warn(
+                f"validation_fraction={fraction:g} of {len(y)} rows holds out only {len(held)} rows: the best epoch "
+                f"is chosen on noise; train on more rows, raise it, or fix the epochs without one "
+                f"(--validation-size 0)",
+                UserWarning,
+                stacklevel=3,
+            )
+        if classify:
+            labels, counts = np.unique(y.astype(str), return_counts=True)
+            missed = [
+                f"{str(label)!r} ({n} rows)" for label, n in zip(labels, counts, strict=True) if round(n * fraction) < 2
+            ]
+            if missed:
+                warnings.warn(
+                    f"the class(es) {', '.join(missed[:5])} are too rare for validation_fraction={fraction:g}: "
+                    "the validation rows hold at most one row of each, so the best epoch hardly sees them",
+                    UserWarning,
+                    stacklevel=3,
+                )
+        train_columns = {k: np.asarray(v)[train] for k, v in columns.items()}
+        held_columns = {k: np.asarray(v)[held] for k, v in columns.items()}
+        return train_columns, y[train], (held_columns, y[held])
 
     def fingerprint(self, X: np.ndarray, t: np.ndarray, fit_options: dict) -> dict:
         """What a resumed run must share with the checkpoint's: the columns and their encoding,
@@ -662,7 +767,11 @@ class TabularModel:
         """The model :meth:`table_config` described, around a loaded ``network``."""
         if not isinstance(config, dict) or config.get("task") not in TASKS:
             raise ValueError("its table section has no valid task")
-        model = cls(task=config["task"], standardize=getattr(network, "standardize", False))
+        model = cls(
+            task=config["task"],
+            standardize=getattr(network, "standardize", False),
+            scale_target=getattr(network, "target_scale", False),
+        )
         model.network, model.target, model.info = network, config.get("target"), dict(info or {})
         model.hidden = list(getattr(network, "layer_sizes", [0, 0])[1:-1])
         model.encoder = TableEncoder.from_config(config.get("encoder") or {})

@@ -191,6 +191,10 @@ def main(argv: list[str] | None = None) -> int:
         from . import distributed
 
         return distributed.main([a for a in argv if a != "--distributed"])
+    if "--tables" in argv:  # real tables against scikit-learn: its own options (benchmarks/realtables.py)
+        from . import realtables
+
+        return realtables.main([a for a in argv if a != "--tables"])
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
     parser.add_argument(
         "--backend", default=None, help="comma-separated anybackprop backends (default: cupy where usable, else numpy)"

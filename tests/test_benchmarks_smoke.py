@@ -201,3 +201,28 @@ def test_table_benchmark_runs_and_the_readers_agree():
     )
     assert result.returncode == 0, result.stderr
     assert "identical tables: True" in result.stdout and "max_categories=100: 101 features" in result.stdout
+
+
+def test_real_table_benchmark_runs_the_cli_and_both_baselines_on_the_same_split(tmp_path):
+    out = tmp_path / "tables.json"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANYBACKPROP_")}
+    command = [sys.executable, "-m", "benchmarks", "--tables", "--only", "wine,diabetes", "--seeds", "1"]
+    result = subprocess.run(
+        [*command, "--args=--epochs 5", "--json", str(out)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "**held-out, classification**" in result.stdout and "**tuning, regression**" in result.stdout
+    report = json.loads(out.read_text())
+    assert [r["table"] for r in report["results"]] == ["diabetes", "wine"]
+    for r in report["results"]:
+        assert r["rows"] == {"diabetes": 442, "wine": 178}[r["table"]]
+        assert set(r["results"]) == {"anybackprop", "sklearn-mlp", "hgb"}
+        for contestant in r["results"].values():
+            assert len(contestant["scores"]) == len(contestant["seconds"]) == 1
+    wine = report["results"][1]["results"]
+    assert all(0.5 < row["scores"][0] <= 1.0 for row in wine.values())  # 3 classes: chance is 0.4

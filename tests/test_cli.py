@@ -18,7 +18,7 @@ def cli(*args, cwd=None):
 
 
 def test_train_prints_progress_and_test_accuracy_and_saves(tmp_path):
-    result = cli("train", "--epochs", "3", "--save", str(tmp_path / "m.npz"))
+    result = cli("train", "--epochs", "3", "--batch-size", "64", "--save", str(tmp_path / "m.npz"))  # 3 short epochs
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0].startswith("digits: 1293 training, 144 validation and 360 test rows; MLP([64, 128, 64, 10]")

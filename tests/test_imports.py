@@ -25,6 +25,9 @@ MATHS = [
     "layers/dropout",
     "layers/norm",
     "layers/standardize",
+    "layers/robust_scale",
+    "layers/target_scale",
+    "layers/piecewise_linear",
 ]
 FORBIDDEN = {"numpy", "cupy", "torch", "array_api_strict", "jax", "scipy", "mpi4py"}
 

@@ -248,8 +248,8 @@ def model_parts(wine_model, tmp_path):
     model, _, columns, _ = wine_model
     assert isinstance(model, TabularModel) and model.network is not None
     assert model.layer_sizes == [13, 16, 3] and model.columns == list(columns)
-    assert set(model.params) == {"W1", "b1", "W2", "b2"} and set(model.state) == {"mean1", "scale1"}
-    assert [layer.kind for layer in model.layers] == ["standardize", "dense", "dense"]
+    assert set(model.params) == {"W1", "b1", "W2", "b2"} and set(model.state) == {"center1", "scale1"}
+    assert [layer.kind for layer in model.layers] == ["robust_scale", "dense", "dense"]  # --scaling robust
     assert ab.to_numpy(model.forward(columns)).shape == (178, 3)
     np.testing.assert_array_equal(model.encode(columns), np.column_stack(list(columns.values())))
 

@@ -287,9 +287,10 @@ def test_info_works_and_explains_when_the_environment_names_an_unusable_backend(
 
 def test_ctrl_c_during_training_exits_130_with_one_line_and_no_file(tmp_path):
     model_path = tmp_path / "model.npz"
-    code = (
+    code = (  # --validation-size 0: no early stop, the epochs really run
         "from anybackprop.cli import main; "
-        f"raise SystemExit(main(['train', '--epochs', '100000', '--quiet', '--save', {str(model_path)!r}]))"
+        "raise SystemExit(main(['train', '--epochs', '100000', '--validation-size', '0', '--quiet', "
+        f"'--save', {str(model_path)!r}]))"
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("ANYBACKPROP_")}
     proc = subprocess.Popen(

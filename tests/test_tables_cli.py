@@ -218,12 +218,15 @@ def test_help_shows_every_default():
             entries[flag] = line
         elif entries:
             entries[flag] += " " + line.strip()
-    assert len(entries) == 37  # -h and the 36 flags of train
+    assert len(entries) == 40  # -h and the 39 flags of train
     missing = [f for f, text in entries.items() if f != "-h" and "(default: " not in text]
     assert not missing
     for flag, default in (
-        ("--epochs", "30"),
+        ("--epochs", "100"),
         ("--early-stopping", "None"),
+        ("--validation-size", "0.1"),
+        ("--scaling", "robust"),
+        ("--no-target-scaling", "True"),
         ("--schedule", "constant"),
         ("--optimizer", "adam"),
     ):

@@ -11,12 +11,28 @@ from .base import Layer, LayerBase, Pass
 from .dense import INIT_SCHEMES, Dense, affine, bias_grad
 from .dropout import Dropout
 from .norm import BatchNorm, LayerNorm
+from .piecewise_linear import PiecewiseLinear
+from .robust_scale import RobustScale
 from .standardize import Standardize
+from .target_scale import TargetScale
 
 LAYERS: dict[str, type] = {
-    cls.kind: cls for cls in (Dense, ActivationLayer, Dropout, BatchNorm, LayerNorm, Standardize)
+    cls.kind: cls
+    for cls in (
+        Dense,
+        ActivationLayer,
+        Dropout,
+        BatchNorm,
+        LayerNorm,
+        Standardize,
+        RobustScale,
+        TargetScale,
+        PiecewiseLinear,
+    )
 }
 NORMS = {"batch": BatchNorm, "layer": LayerNorm}
+SCALERS = {"standard": Standardize, "robust": RobustScale}
+"""Input scalings by name (``MLP(standardize=...)``): True means "standard"."""
 
 
 def register_layer(cls: type) -> type:
@@ -44,6 +60,7 @@ __all__ = [
     "INIT_SCHEMES",
     "LAYERS",
     "NORMS",
+    "SCALERS",
     "ActivationLayer",
     "BatchNorm",
     "Dense",
@@ -52,7 +69,10 @@ __all__ = [
     "LayerBase",
     "LayerNorm",
     "Pass",
+    "PiecewiseLinear",
+    "RobustScale",
     "Standardize",
+    "TargetScale",
     "affine",
     "bias_grad",
     "layer_from_spec",

@@ -130,6 +130,13 @@ def check_size(value: Any, name: str) -> int:
     return int(value)
 
 
+def check_positive_state(xp: Any, state: dict[str, Any], name: str, layer: str) -> None:
+    """A ValueError unless every entry of ``state[name]`` is positive (a scale or width a saved
+    file or a caller gives: zero or negative would divide by zero or flip the inputs)."""
+    if not bool(xp.all(state[name] > 0)):
+        raise ValueError(f"{layer} state {name!r} must be positive everywhere, got {float(xp.min(state[name]))!r}")
+
+
 class LayerBase:
     """Defaults for the optional parts of the protocol: no parameters, no state, no decay, and a
     ``repr`` from ``config()``. Subclassing it is a convenience, not a requirement."""

@@ -1,0 +1,290 @@
+"""The defaults for real tables (issue 19): robust scaling with smooth clipping and the target's
+scale as layers (formulas, central differences in float64 and PyTorch autograd on every backend,
+saved and exported), the regression target standardised by TabularModel, the validation split
+it holds out with the best epoch kept, and the warnings where a default is likely wrong."""
+
+import json
+import warnings
+
+import numpy as np
+import pytest
+from conftest import grad_criterion
+
+import anybackprop as ab
+from anybackprop.layers import PiecewiseLinear, RobustScale, TargetScale
+from anybackprop.tables import TabularModel
+
+# --- the layers' formulas -------------------------------------------------------------------------
+
+
+def test_robust_scale_learns_median_and_quartile_spread_with_fallbacks(backend):
+    x = np.array(
+        [
+            [1.0, 0.0, 5.0],
+            [2.0, 0.0, 5.0],
+            [3.0, 0.0, 5.0],
+            [4.0, 1.0, 5.0],
+            [100.0, 0.0, 5.0],
+        ]
+    )
+    with backend.activate():
+        state = RobustScale(3).learn_state(backend.xp, backend.asarray(x))
+    center, scale = ab.to_numpy(state["center"]), ab.to_numpy(state["scale"])
+    # column 0: median 3, quartiles 2 and 4; column 1: quartiles equal, so the population std
+    # sqrt(0.16) = 0.4; column 2: constant, so 1
+    np.testing.assert_allclose(center, [3.0, 0.0, 5.0])
+    np.testing.assert_allclose(scale, [2.0 / 1.349, 0.4, 1.0])
+
+
+def test_robust_scale_forward_is_the_smooth_clip_of_the_scaled_value(backend):
+    layer = RobustScale(2, clip=3.0)
+    model = ab.Sequential([layer, ab.Dense(2, 1)], head="identity", dtype="float64")
+    model.set_state({"center1": [1.0, -2.0], "scale1": [2.0, 0.5]})
+    x = np.array([[1.0, -2.0], [7.0, -2.5], [-1000.0, 1000.0]])
+    with model.backend.activate():
+        out, _ = layer.forward(
+            ab.layers.Pass(model.backend, model.fast),
+            {},
+            {"center": model.state["center1"], "scale": model.state["scale1"]},
+            model.backend.asarray(x, model.dtype),
+        )
+    c = (x - [1.0, -2.0]) / [2.0, 0.5]  # [[0, 0], [3, -1], [-500.5, 2004]]
+    expected = c / np.sqrt(1 + (c / 3) ** 2)  # 3 -> 3/sqrt(2); far values -> about +-3
+    np.testing.assert_allclose(ab.to_numpy(out), expected, rtol=1e-12)
+    assert np.all(np.abs(ab.to_numpy(out)) < 3.0)
+
+
+def test_piecewise_linear_learns_quantile_bins_and_encodes_how_far_a_value_passed(backend):
+    x = np.array([[0.0, 1.0], [1.0, 1.0], [2.0, 1.0], [3.0, 1.0], [4.0, 1.0]])
+    layer = PiecewiseLinear(2, bins=2)
+    with backend.activate():
+        state = layer.learn_state(backend.xp, backend.asarray(x))
+    # column 0: edges 0, 2, 4 (the 0, 1/2, 1 quantiles); column 1: constant, widths 0 -> 1
+    np.testing.assert_allclose(ab.to_numpy(state["lower"]), [[0.0, 2.0], [1.0, 1.0]])
+    np.testing.assert_allclose(ab.to_numpy(state["width"]), [[2.0, 2.0], [1.0, 1.0]])
+    model = ab.Sequential([layer, ab.Dense(4, 1)], head="identity", dtype="float64")
+    model.set_state({"lower1": state["lower"], "width1": state["width"]})
+    ctx = ab.layers.Pass(model.backend, model.fast)
+    with backend.activate():
+        new = backend.asarray(np.array([[-1.0, 0.0], [1.0, 1.5], [3.0, 9.0], [7.0, 1.0]]), model.dtype)
+        out, _ = layer.forward(ctx, {}, {"lower": model.state["lower1"], "width": model.state["width1"]}, new)
+    expected = [[0, 0, 0, 0], [0.5, 0, 0.5, 0.5], [1, 0.5, 1, 1], [1, 1, 0, 0]]
+    np.testing.assert_allclose(ab.to_numpy(out), expected)
+
+
+def network_with_both(seed=3):
+    """Dense -> RobustScale -> PiecewiseLinear -> Dense -> TargetScale, so that every new layer's
+    dX is on the gradient's path."""
+    model = ab.Sequential(
+        [ab.Dense(3, 4, "tanh"), RobustScale(4, clip=1.5), PiecewiseLinear(4, 3), ab.Dense(12, 2), TargetScale(2)],
+        head="identity",
+        seed=seed,
+        dtype="float64",
+    )
+    # state away from the identity, with inputs that reach the clip's curved part and every bin
+    model.set_state(
+        {
+            "center1": [0.1, -0.2, 0.0, 0.3],
+            "scale1": [0.5, 0.2, 1.5, 0.3],
+            "lower1": [[-1.0, -0.3, 0.4]] * 4,
+            "width1": [[0.7, 0.7, 0.9]] * 4,
+            "mean1": [10.0, -3.0],
+            "scale2": [4.0, 0.25],
+        }
+    )
+    return model
+
+
+def test_robust_and_target_scale_match_central_differences(backend, rng):
+    model = network_with_both()
+    X, Y = rng.standard_normal((7, 3)) * 2, rng.standard_normal((7, 2)) * [4, 0.25] + [10, -3]
+    _, analytic = model.loss_and_grads(X, Y)
+    numeric = ab.numerical_grads(model, X, Y, eps=1e-6)
+    for key in model.params:
+        ok, worst = grad_criterion(analytic[key], numeric[key])
+        assert ok, f"{key}: worst abs error {worst:.3e}"
+
+
+def test_robust_and_target_scale_equal_torch_autograd(backend, rng):
+    torch = pytest.importorskip("torch")
+    model = network_with_both()
+    X, Y = rng.standard_normal((7, 3)) * 2, rng.standard_normal((7, 2)) * [4, 0.25] + [10, -3]
+    _, grads = model.loss_and_grads(X, Y)
+    p = {k: torch.tensor(ab.to_numpy(v), requires_grad=True) for k, v in model.params.items()}
+    s = {k: torch.tensor(ab.to_numpy(v)) for k, v in model.state.items()}
+    c = (torch.tanh(torch.tensor(X) @ p["W1"] + p["b1"]) - s["center1"]) / s["scale1"]
+    a = c / torch.sqrt(1 + (c / 1.5) ** 2)
+    e = torch.clamp((a[:, :, None] - s["lower1"]) / s["width1"], 0, 1).reshape(len(X), 12)
+    out = (e @ p["W2"] + p["b2"]) * s["scale2"] + s["mean1"]
+    loss = 0.5 * ((out - torch.tensor(Y)) ** 2).sum() / X.shape[0]
+    loss.backward()
+    for key, tensor in p.items():
+        np.testing.assert_allclose(ab.to_numpy(grads[key]), tensor.grad.numpy(), rtol=1e-9, atol=1e-12)
+
+
+def test_layer_arguments_are_checked():
+    with pytest.raises(ValueError, match="clip must be a positive finite number"):
+        RobustScale(3, clip=float("nan"))
+    with pytest.raises(ValueError, match="clip must be a positive finite number"):
+        RobustScale(3, clip=True)
+    for standardize in ("quantile", ["robust"], 1):
+        with pytest.raises(ValueError, match="standardize must be True, False or one of standard, robust"):
+            ab.MLP([3, 2], standardize=standardize)
+    with pytest.raises(ValueError, match="target_scale must be True"):
+        ab.MLP([3, 2], output="softmax", target_scale=True)
+
+
+# --- TabularModel: the target standardised, saved and exported ------------------------------------
+
+
+def regression_table(rng, m=400):
+    x1, x2 = rng.standard_normal(m), rng.uniform(0, 50, m)
+    columns = {"a": x1, "b": x2, "kind": np.array(["u", "v"] * (m // 2), dtype=object)}
+    y = 5000.0 + 3000.0 * np.tanh(x1) + 40.0 * x2 + 500.0 * (columns["kind"] == "v")
+    return columns, y
+
+
+def test_a_target_in_the_thousands_is_learned_in_few_epochs(rng):
+    """Before target scaling, 30 epochs on a target in the thousands ended far below R^2 0."""
+    columns, y = regression_table(rng)
+    model = TabularModel([32], seed=0)
+    model.fit(columns, y, epochs=30, optimizer="adam", verbose=False)
+    assert model.score(columns, y) > 0.95
+    predicted = model.predict(columns)
+    assert abs(predicted.mean() - y.mean()) < 0.05 * y.std()  # in the target's units
+    kinds = [layer.kind for layer in model.network.layers]
+    assert kinds[-1] == "target_scale"
+    np.testing.assert_allclose(ab.to_numpy(model.network.state["scale2"]), [y.std()], rtol=1e-5)
+
+
+def test_unscaled_regression_target_warns(rng):
+    columns, y = regression_table(rng, 64)
+    model = TabularModel([8], scale_target=False, seed=0)
+    with pytest.warns(UserWarning, match="far from unit scale"):
+        model.fit(columns, y, epochs=1, verbose=False)
+    assert "target_scale" not in [layer.kind for layer in model.network.layers]
+
+
+def test_scaled_model_saves_loads_and_exports_in_the_targets_units(rng, tmp_path):
+    columns, y = regression_table(rng, 200)
+    model = TabularModel([16], standardize="robust", bins=4, seed=0)
+    model.fit(columns, y, epochs=5, optimizer="adam", verbose=False)
+    ab.save(model, tmp_path / "m.npz")
+    loaded = ab.load(tmp_path / "m.npz")
+    kinds = [layer.kind for layer in loaded.network.layers]
+    assert kinds[:2] == ["robust_scale", "piecewise_linear"] and kinds[-1] == "target_scale"
+    np.testing.assert_allclose(loaded.predict(columns), model.predict(columns), rtol=1e-6)
+    pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    ab.export_onnx(loaded, tmp_path / "m.onnx")
+    session = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    (out,) = session.run(None, {"input": model.encode(columns).astype(np.float32)})
+    np.testing.assert_allclose(out[:, 0], model.predict(columns), rtol=1e-4)
+
+
+def test_robust_scale_clip_round_trips_and_a_hostile_one_is_refused(tmp_path):
+    model = ab.Sequential([RobustScale(3, clip=2.0), ab.Dense(3, 1)], head="identity")
+    ab.save(model, tmp_path / "m.npz")
+    assert ab.load(tmp_path / "m.npz").layers[0].clip == 2.0
+    for clip in (-1.0, float("inf"), "3"):
+        with pytest.raises(ValueError, match="clip must be a positive finite number"):
+            ab.layers.layer_from_spec({"kind": "robust_scale", "config": {"n": 3, "clip": clip}})
+
+
+# --- the validation split TabularModel holds out ----------------------------------------------------
+
+
+def classification_table(rng, m=300):
+    x = rng.standard_normal((m, 3))
+    y = np.where(x[:, 0] + 0.5 * x[:, 1] > 0, "yes", "no").astype(object)
+    return {f"x{j}": x[:, j] for j in range(3)}, y
+
+
+def test_validation_fraction_keeps_the_best_epoch_of_held_out_rows(rng):
+    columns, y = classification_table(rng)
+    model = TabularModel([16], seed=0)
+    history = model.fit(
+        columns, y, epochs=12, optimizer="adam", lr=0.05, seed=1, validation_fraction=0.25, verbose=False
+    )
+    assert len(history.val_loss) == 12  # ran every epoch (no patience given), validated each
+    assert history.best_epoch == int(np.argmin(history.val_loss)) + 1
+    _, _, (held_columns, held_y) = model._hold_out(columns, y, 0.25, 1)
+    assert len(held_y) == 75
+    # the kept weights are the best epoch's: their loss on the held-out rows is the minimum
+    X, t = model.encode(held_columns), model.encode_target(held_y)
+    assert model.network.loss(X, t) == pytest.approx(min(history.val_loss), rel=1e-5)
+
+
+def test_validation_fraction_stops_after_the_patience(rng):
+    columns, y = classification_table(rng)
+    model = TabularModel([16], seed=0)
+    history = model.fit(
+        columns, y, epochs=200, lr=0.5, optimizer="adam", validation_fraction=0.2, early_stopping=3, verbose=False
+    )
+    assert history.epochs < 200
+    assert history.epochs - history.best_epoch == 3
+
+
+def test_validation_fraction_is_checked_and_exclusive(rng):
+    columns, y = classification_table(rng, 40)
+    with pytest.raises(ValueError, match=r"validation_fraction must be in \(0, 1\)"):
+        TabularModel([4]).fit(columns, y, epochs=1, validation_fraction=1.0, verbose=False)
+    with pytest.raises(ValueError, match=r"validation_fraction=0\.01 of 40 rows cannot be held out: .* 2 classes"):
+        TabularModel([4]).fit(columns, y, epochs=1, validation_fraction=0.01, verbose=False)
+    with pytest.raises(ValueError, match="not both"):
+        TabularModel([4]).fit(columns, y, epochs=1, validation_fraction=0.2, validation_data=(columns, y))
+
+
+def test_small_tables_and_rare_classes_warn(rng):
+    columns, y = classification_table(rng, 60)
+    y[:3] = "rare"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        TabularModel([4], seed=0).fit(columns, y, epochs=1, validation_fraction=0.2, verbose=False)
+    messages = [str(w.message) for w in caught]
+    assert any("holds out only 12 rows" in m for m in messages), messages
+    assert any("'rare' (3 rows) are too rare" in m for m in messages), messages
+
+
+# --- the command line ---------------------------------------------------------------------------
+
+
+def write_table(path, columns, y):
+    names = [*columns, "y"]
+    rows = zip(*(columns[n] for n in columns), y, strict=True)
+    path.write_text(",".join(names) + "\n" + "".join(",".join(map(str, row)) + "\n" for row in rows))
+
+
+def test_cli_defaults_scale_the_target_and_pick_the_epoch_on_held_out_training_rows(rng, tmp_path, capsys):
+    from anybackprop.cli import main
+
+    columns, y = regression_table(rng, 400)
+    data, saved = str(tmp_path / "t.csv"), str(tmp_path / "m.npz")
+    write_table(tmp_path / "t.csv", columns, y)
+    assert main(["train", "--data", data, "--target", "y", "--json", "--save", saved]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["test"]["r2"] > 0.9
+    assert result["history"]["best_epoch"] is not None
+    model = ab.load(saved)
+    assert model.info["training"]["validation_size"] == 0.1 and model.info["training"]["early_stopping"] == 20
+    assert model.network.layers[-1].kind == "target_scale"
+
+    argv = ["train", "--data", data, "--target", "y", "--quiet", "--no-target-scaling"]
+    assert main([*argv, "--scaling", "none", "--validation-size", "0", "--epochs", "2"]) == 0
+    assert "far from unit scale" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "layer,key", [(RobustScale(2), "scale1"), (TargetScale(2), "scale1"), (PiecewiseLinear(2, 1), "width1")]
+)
+def test_a_model_file_with_a_scale_that_is_not_positive_is_refused(layer, key, tmp_path):
+    model = ab.Sequential([layer, ab.Dense(layer.n_out, 2)], head="identity")
+    ab.save(model, tmp_path / "m.npz")
+    with np.load(tmp_path / "m.npz") as archive:
+        arrays = dict(archive)
+    stored = next(k for k in arrays if k.endswith(key))
+    bad = [[1.0], [0.0]] if layer.kind == "piecewise_linear" else [1.0, -2.0]
+    arrays[stored] = np.array(bad, dtype=arrays[stored].dtype)
+    np.savez(tmp_path / "bad.npz", **arrays)
+    with pytest.raises(ValueError, match=f"state '{key[:-1]}' must be positive"):
+        ab.load(tmp_path / "bad.npz")
