@@ -17,8 +17,10 @@ from .backend import (
     to_numpy,
     use_backend,
 )
+from .callbacks import Callback, Checkpoint, CSVLogger, EarlyStopping
 from .gradcheck import gradcheck, numerical_grads
 from .heads import HEADS, Head, get_head
+from .history import History
 from .io import load, save
 from .layers import ActivationLayer, BatchNorm, Dense, Dropout, Layer, LayerBase, LayerNorm, Standardize, register_layer
 from .losses import LOSSES, Loss, get_loss
@@ -26,7 +28,6 @@ from .network import MLP, Sequential
 from .onnx_export import export_onnx
 from .optim import OPTIMIZERS, get_optimizer
 from .tables import TabularModel
-from .training import Callback, Checkpoint, CSVLogger, EarlyStopping, History
 
 __all__ = [
     "ACTIVATIONS",

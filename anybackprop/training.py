@@ -17,140 +17,26 @@ import os
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any, Protocol
-
-import array_api_compat
+from dataclasses import dataclass
+from typing import Any
 
 from . import threads
-from .backend import gather_rows, host_rng, to_numpy
-from .checkpoint import load_checkpoint, save_checkpoint
+from .backend import gather_rows, host_rng
+from .callbacks import Callback as Callback
+from .callbacks import Checkpoint as Checkpoint
+from .callbacks import CSVLogger as CSVLogger
+from .callbacks import EarlyStopping as EarlyStopping
+from .callbacks import LambdaCallback as LambdaCallback
+from .callbacks import Run as Run
+from .callbacks import _callbacks, _epoch_end
+from .checkpoint import load_checkpoint
 from .compiled import CompiledTrainer, compiles, gradients
 from .distributed import agree
-from .files import csv_text, write_text
+from .divergence import DivergenceGuard
+from .history import History as History
 from .optim import Optimizer, get_optimizer
-from .validation import check_positive_float, check_positive_int
-
-
-class Trainable(Protocol):
-    """What :func:`fit` and :class:`Trainer` use of a model (:class:`anybackprop.Sequential` has it):
-
-    * ``backend``, ``dtype_name``, ``fast`` (its fast paths), ``head``, ``layers``, ``params``, ``state``, ``decay``;
-    * ``check_data(X, Y, sample_weight, class_weight) -> (x, y, w)``: checked arrays on the device;
-    * ``forward_pass(x, training=, rng=, part=) -> ForwardPass``: logits, caches and the pass context;
-    * ``backward_pass(fwd, dz) -> grads`` (keys of ``params``); ``commit_state(fwd)``;
-    * ``learn_preprocessing(x)``: state learned from the training rows (standardisation);
-    * ``scores(z, y, w, ss_tot) -> (loss, metric)`` in one host read; ``total_sum_of_squares(y, w)``;
-    * ``copy()``, ``set_params(params)``, ``set_state(state)``: early stopping's kept best model.
-    """
-
-    backend: Any
-    fast: Any
-    head: Any
-    layers: list
-    params: dict
-    state: dict
-
-    @property
-    def dtype_name(self) -> str:
-        """The parameters' dtype, ``"float32"`` or ``"float64"``."""
-        ...
-
-    def check_data(
-        self, X: Any, Y: Any, sample_weight: Any = None, class_weight: Any = None, names: tuple = ...
-    ) -> tuple:
-        """``(x, y, w)``: checked arrays on the model's device (labels encoded, weights from
-        ``sample_weight``/``class_weight``)."""
-
-    def forward_pass(
-        self, x: Any, *, training: bool = False, rng: Any = None, params: dict | None = None, part: Any = None
-    ) -> Any:
-        """The logits of the batch ``x``, with the caches and the pass context the backward pass needs."""
-
-    def backward_pass(self, fwd: Any, dz: Any) -> dict:
-        """The gradients (keys of ``params``) from the forward pass ``fwd`` and the output delta ``dz``."""
-
-    def commit_state(self, fwd: Any) -> None:
-        """Store the state a training pass computed (batch norm's running averages)."""
-
-    def learn_preprocessing(self, x: Any, only_initial: bool = False) -> None:
-        """Learn state from the training rows ``x`` (a standardisation), only while it is initial if asked."""
-
-    def scores(self, z: Any, y: Any, w: Any = None, ss_tot: float = 0.0) -> tuple[float, float]:
-        """``(loss, metric)`` of the logits ``z`` against ``y``, read from the device once."""
-
-    def total_sum_of_squares(self, y: Any, w: Any = None) -> float:
-        """The (weighted) total sum of squares of ``y``, the denominator of R^2."""
-
-    def copy(self) -> Trainable:
-        """An independent model with the same layers, parameters and state."""
-
-    def set_params(self, params: dict) -> None:
-        """Replace the parameters (same keys and shapes) with ``params``."""
-
-    def set_state(self, state: dict) -> None:
-        """Replace the state (same keys and shapes) with ``state``."""
-
-
-@dataclass
-class History:
-    """Per-epoch records of a ``fit``: ``loss``, ``val_loss`` (empty without validation data) and
-    ``metrics`` ("accuracy"/"val_accuracy" or "r2"/"val_r2"); ``best_epoch`` is 1-based."""
-
-    loss: list[float] = field(default_factory=list)
-    val_loss: list[float] = field(default_factory=list)
-    metrics: dict[str, list[float]] = field(default_factory=dict)
-    best_epoch: int | None = None
-    seconds: float = 0.0
-
-    @property
-    def epochs(self) -> int:
-        """The number of epochs recorded."""
-        return len(self.loss)
-
-    def record(self, values: dict[str, float]) -> None:
-        """Append one epoch's ``{"loss": ..., "val_loss": ..., metric: ...}``."""
-        for name, value in values.items():
-            if name in ("loss", "val_loss"):
-                getattr(self, name).append(value)
-            else:
-                self.metrics.setdefault(name, []).append(value)
-
-    def columns(self) -> dict[str, list[float]]:
-        """Every per-epoch series by name: ``loss``, ``val_loss`` (if any), then the metrics."""
-        return {"loss": self.loss, **({"val_loss": self.val_loss} if self.val_loss else {}), **self.metrics}
-
-    def to_dict(self) -> dict:
-        """A JSON-able dict that :meth:`from_dict` turns back into this history."""
-        return {
-            "loss": self.loss,
-            "val_loss": self.val_loss,
-            "metrics": self.metrics,
-            "best_epoch": self.best_epoch,
-            "seconds": self.seconds,
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict) -> History:
-        """The history :meth:`to_dict` described (a checkpoint's)."""
-        return cls(
-            [float(v) for v in data["loss"]],
-            [float(v) for v in data["val_loss"]],
-            {k: [float(v) for v in vs] for k, vs in data["metrics"].items()},
-            data["best_epoch"],
-            float(data["seconds"]),
-        )
-
-    def to_csv(self, path: str | os.PathLike) -> None:
-        """One row per epoch (``epoch`` 1-based, then :meth:`columns`), written atomically."""
-        columns = self.columns()
-        rows = ([i + 1, *(repr(series[i]) for series in columns.values())] for i in range(self.epochs))
-        write_text(path, csv_text(["epoch", *columns], rows))
-
-    def __repr__(self) -> str:
-        last = f", last loss {self.loss[-1]:.4g}" if self.loss else ""
-        extra = "".join(f", {k} {v[-1]:.4g}" for k, v in self.metrics.items() if v)
-        return f"History({self.epochs} epochs{last}{extra}, {self.seconds:.2f} s)"
+from .trainable import Trainable as Trainable
+from .validation import check_positive_int
 
 
 class Trainer:
@@ -515,7 +401,7 @@ def fit(
         xp = model.backend.xp
         ys = ws = order = None
         progress = _Progress(epochs, verbose and trainer.rank == 0, first)
-        guard = _DivergenceGuard(model, first)
+        guard = DivergenceGuard(model, first)
         try:
             for epoch in range(first, last):
                 tick = time.perf_counter()
@@ -549,143 +435,6 @@ def fit(
     return history
 
 
-class _DivergenceGuard:
-    """Keeps the parameters and state of the last epoch that ended finite. An epoch whose loss,
-    validation loss or parameters are not finite (a blow-up in its last update included) puts
-    them back and raises, so the model is never left with NaN or infinite parameters."""
-
-    def __init__(self, model: Trainable, epoch: int) -> None:
-        self.model = model
-        self.saved: tuple[dict, dict] = ({}, {})
-        self._keep(epoch)
-
-    def _keep(self, epoch: int) -> None:
-        """Copy the parameters and state into the kept arrays (refilled in place where they allow
-        it: no fresh allocation, and its page faults, per epoch)."""
-        xp = self.model.backend.xp
-        self.epoch = epoch
-        for kept, live in zip(self.saved, (self.model.params, self.model.state), strict=True):
-            for key, value in live.items():
-                old: Any = kept.get(key)
-                if old is not None and array_api_compat.is_writeable_array(old) and old.shape == value.shape:
-                    old[...] = value
-                else:
-                    kept[key] = xp.asarray(value, copy=True)
-
-    def check(self, epoch: int, values: dict[str, float], lr: float) -> None:
-        """After ``epoch`` (1-based): keep its parameters, or restore the last good ones and raise."""
-        bad: tuple[str, float] | None = next(
-            (
-                (name, values[name])
-                for name in ("loss", "val_loss")
-                if name in values and not math.isfinite(values[name])
-            ),
-            None,
-        )
-        if bad is None:
-            xp, params = self.model.backend.xp, self.model.params
-            # max and min of each (NaN propagates through both): no temporary the size of a parameter
-            ends = xp.stack([e for p in params.values() for e in (xp.max(p), xp.min(p))]) if params else xp.zeros(1)
-            peak = float(xp.max(xp.abs(ends)))
-            if math.isfinite(peak):
-                self._keep(epoch)
-                return
-            bad = ("largest parameter", peak)
-        self.model.params, self.model.state = (dict(d) for d in self.saved)
-        kept = f"after epoch {self.epoch}" if self.epoch else "before training"
-        raise ValueError(
-            f"training diverged at epoch {epoch}: the {bad[0]} is {bad[1]}; the model keeps its parameters from "
-            f"{kept}; "
-            f"try a smaller learning rate (lr={lr}) or scale the inputs (standardize X)"
-        )
-
-
-@dataclass
-class Run:
-    """One ``fit`` as callbacks see it in :meth:`Callback.on_train_begin`: the model, its
-    :class:`Trainer` (and optimizer), the host generator, the number of epochs, the history,
-    the callbacks in the order they run, the training rows, the batch size, whether there is
-    validation data."""
-
-    model: Trainable
-    trainer: Trainer | CompiledTrainer
-    rng: Any
-    epochs: int
-    history: History
-    callbacks: list
-    rows: int = 0
-    batch_size: int = 1
-    validation: bool = False
-
-    @property
-    def optimizer(self) -> Optimizer:
-        """The optimizer of this run's trainer."""
-        return self.trainer.optimizer
-
-
-class Callback:
-    """Hooks into :func:`fit`; override the ones you need. :meth:`on_epoch_end` returns True to
-    stop training after this epoch. A callback with state that must survive a resume gives it
-    in :meth:`checkpoint_state` (JSON-able values, host arrays) and takes it back in
-    :meth:`restore_checkpoint_state`."""
-
-    def on_train_begin(self, run: Run) -> None:
-        """Before the first epoch (and before a resumed run's state is restored)."""
-
-    def on_epoch_end(self, epoch: int, history: History, model: Trainable) -> bool | None:
-        """After epoch ``epoch`` (1-based) is recorded in ``history``."""
-        return False
-
-    def on_train_end(self, history: History, model: Trainable) -> None:
-        """After the last epoch, outside the training loop."""
-
-    def checkpoint_state(self) -> tuple[dict, dict[str, Any]]:
-        """``(values, arrays)`` to save in a checkpoint (JSON-able values, NumPy arrays); nothing by default."""
-        return {}, {}
-
-    def restore_checkpoint_state(self, values: dict, arrays: dict[str, Any], model: Trainable) -> None:
-        """Take back what :meth:`checkpoint_state` gave."""
-
-    def stops_after(self, epoch: int) -> bool:
-        """Whether, with its state restored from a checkpoint, this callback asked to stop after
-        ``epoch`` (then a resumed run trains no further)."""
-        return False
-
-
-class LambdaCallback(Callback):
-    """A function ``f(epoch, history, model) -> stop?`` as a callback."""
-
-    def __init__(self, function: Any) -> None:
-        if not callable(function):
-            raise TypeError(
-                f"callbacks must hold Callback objects or functions (epoch, history, model), got {function!r}"
-            )
-        self.function = function
-
-    def on_epoch_end(self, epoch: int, history: History, model: Trainable) -> bool | None:
-        return self.function(epoch, history, model)
-
-
-def _callbacks(callbacks: Any, early_stopping: int | None, min_delta: float, checkpoint: Any) -> list[Callback]:
-    """The callbacks of a ``fit`` in the order they run: the user's, early stopping, then the
-    checkpoint (so that it saves the epoch as the others left it)."""
-    if callbacks is not None and not isinstance(callbacks, (list, tuple)):
-        raise TypeError(f"callbacks must be a list of Callback objects or functions, got {type(callbacks).__name__}")
-    hooks = [c if isinstance(c, Callback) else LambdaCallback(c) for c in callbacks or ()]
-    check_positive_float(min_delta, "min_delta", allow_zero=True)
-    if early_stopping is not None:
-        hooks.append(EarlyStopping(early_stopping, min_delta))
-    if checkpoint is not None:
-        hooks.append(checkpoint if isinstance(checkpoint, Checkpoint) else Checkpoint(checkpoint))
-    return hooks
-
-
-def _epoch_end(hooks: list[Callback], epoch: int, history: History, model: Trainable) -> bool:
-    """Every callback sees the epoch; training stops if any asks to."""
-    stops = [bool(hook.on_epoch_end(epoch, history, model)) for hook in hooks]
-    return any(stops)
-
-
 def _check_validation_data(model: Trainable, validation_data: Any) -> tuple[Any, Any, Any] | None:
     if validation_data is None:
         return None
@@ -705,92 +454,3 @@ def _check_batch_sizes(model: Trainable, m: int, batch_size: int) -> None:
                 f"{type(layer).__name__} needs at least {needed} rows per training batch, but {m} rows in batches "
                 f"of {batch_size} leave a batch of {smallest}; choose another batch_size"
             )
-
-
-class EarlyStopping(Callback):
-    """Stops after ``patience`` epochs without the monitored loss (the validation loss, or the
-    training loss without validation data) improving by more than ``min_delta``; at the end of
-    training restores the parameters and state of the best epoch (``history.best_epoch``)."""
-
-    def __init__(self, patience: int, min_delta: float = 0.0) -> None:
-        self.patience = check_positive_int(patience, "early_stopping")
-        self.min_delta = check_positive_float(min_delta, "min_delta", allow_zero=True)
-        self.best, self.best_epoch = math.inf, 0
-        self.saved: tuple[dict[str, Any], ...] | None = None
-
-    def on_epoch_end(self, epoch: int, history: History, model: Trainable) -> bool:
-        monitored = (history.val_loss or history.loss)[-1]
-        if monitored < self.best - self.min_delta:
-            xp = model.backend.xp
-            self.best, self.best_epoch = monitored, epoch
-            self.saved = tuple({k: xp.asarray(v, copy=True) for k, v in d.items()} for d in (model.params, model.state))
-            return False
-        return self.stops_after(epoch)
-
-    def stops_after(self, epoch: int) -> bool:
-        return epoch > 0 and epoch - self.best_epoch >= self.patience
-
-    def on_train_end(self, history: History, model: Trainable) -> None:
-        if self.saved is not None:
-            model.params, model.state = self.saved
-            history.best_epoch = self.best_epoch
-
-    def checkpoint_state(self) -> tuple[dict, dict[str, Any]]:
-        """The best loss and epoch, and the kept best parameters and state as NumPy arrays."""
-        arrays: dict[str, Any] = (
-            {}
-            if self.saved is None
-            else {
-                f"{part}.{k}": to_numpy(v)
-                for part, d in zip(("params", "state"), self.saved, strict=True)
-                for k, v in d.items()
-            }
-        )
-        return {"best": self.best, "best_epoch": self.best_epoch}, arrays
-
-    def restore_checkpoint_state(self, values: dict, arrays: dict[str, Any], model: Trainable) -> None:
-        best, best_epoch = float(values["best"]), values["best_epoch"]
-        if type(best_epoch) is not int or best_epoch < 0 or (best_epoch > 0) != bool(arrays) or best != best:
-            raise ValueError(
-                f"field best_epoch is {best_epoch!r} and best {best!r}, with {'' if arrays else 'no '}saved "
-                "parameters; expected an epoch >= 0, with saved parameters after the first"
-            )
-        self.best, self.best_epoch = best, best_epoch
-        if arrays:
-            copy = model.copy()
-            copy.set_params({k[7:]: v for k, v in arrays.items() if k.startswith("params.")})
-            copy.set_state({k[6:]: v for k, v in arrays.items() if k.startswith("state.")})
-            self.saved = (copy.params, copy.state)
-
-
-class Checkpoint(Callback):
-    """Writes a checkpoint to ``path`` at each epoch's end, atomically (see
-    :mod:`anybackprop.checkpoint`), with the run's ``fingerprint`` when given (a table run's);
-    ``fit(..., resume=path)`` continues from it; ``fit(checkpoint=)`` takes a path or one of these."""
-
-    def __init__(self, path: str | os.PathLike, fingerprint: dict | None = None) -> None:
-        if not isinstance(path, (str, os.PathLike)):
-            raise TypeError(f"checkpoint must be a path, got {type(path).__name__}")
-        self.path, self.fingerprint = path, fingerprint
-        self.run: Run | None = None
-
-    def on_train_begin(self, run: Run) -> None:
-        self.run = run
-
-    def on_epoch_end(self, epoch: int, history: History, model: Trainable) -> bool:
-        save_checkpoint(self.path, self.run, epoch, self.fingerprint)
-        return False
-
-
-class CSVLogger(Callback):
-    """Writes the history (one row per epoch: ``epoch``, ``loss``, ``val_loss``, metrics) to the
-    CSV file ``path`` at each epoch's end, the whole file atomically."""
-
-    def __init__(self, path: str | os.PathLike) -> None:
-        if not isinstance(path, (str, os.PathLike)):
-            raise TypeError(f"CSVLogger's path must be a path, got {type(path).__name__}")
-        self.path = path
-
-    def on_epoch_end(self, epoch: int, history: History, model: Trainable) -> bool:
-        history.to_csv(self.path)
-        return False

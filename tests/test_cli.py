@@ -137,14 +137,15 @@ def test_selftest_checks_every_usable_backend_against_numpy():
 
 def test_selftest_fails_with_the_reason_when_a_backend_disagrees(monkeypatch, capsys):
     from anybackprop import cli as cli_module
+    from anybackprop import cli_checks
 
-    real = cli_module._selftest_run
+    real = cli_checks._selftest_run
 
     def off_by_a_little(backend, fast=None):
         found = real(backend, fast)
         return [a * (1 + 1e-6) for a in found] if backend.name == "array_api_strict" else found
 
-    monkeypatch.setattr(cli_module, "_selftest_run", off_by_a_little)
+    monkeypatch.setattr(cli_checks, "_selftest_run", off_by_a_little)
     assert cli_module.main(["selftest"]) == 1
     out = capsys.readouterr().out
     assert "array_api_strict" in out and "training differs from NumPy by 1.00e-06" in out
