@@ -94,14 +94,20 @@ def _arrays_in(x: Any) -> list:
     return []
 
 
-def _plain(x: Any) -> Any:
-    if isinstance(x, DeviceArray):
+def plain(x: Any, kind: type[np.ndarray]) -> Any:
+    """``x`` with every array of the ndarray subclass ``kind`` in it (in lists, tuples and dicts
+    too) viewed as a plain ndarray: what NumPy's own functions are handed."""
+    if isinstance(x, kind):
         return x.view(np.ndarray)
     if isinstance(x, (list, tuple)):
-        return type(x)(_plain(v) for v in x)
+        return type(x)(plain(v, kind) for v in x)
     if isinstance(x, dict):
-        return {k: _plain(v) for k, v in x.items()}
+        return {k: plain(v, kind) for k, v in x.items()}
     return x
+
+
+def _plain(x: Any) -> Any:
+    return plain(x, DeviceArray)
 
 
 def _on_current(x: Any) -> Any:

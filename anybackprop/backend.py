@@ -302,13 +302,7 @@ class ReadOnlyArray(np.ndarray):
 
 def _plain(x: Any) -> Any:
     """``x`` with every ReadOnlyArray in it viewed as a plain (still read-only) ndarray."""
-    if isinstance(x, ReadOnlyArray):
-        return x.view(np.ndarray)
-    if isinstance(x, (list, tuple)):
-        return type(x)(_plain(v) for v in x)
-    if isinstance(x, dict):
-        return {k: _plain(v) for k, v in x.items()}
-    return x
+    return _devices.plain(x, ReadOnlyArray)
 
 
 def _read_only(x: Any) -> Any:

@@ -42,6 +42,8 @@ MAX_META_DEPTH = 32
 MAX_MEMBERS = 1 << 16
 """Most members an archive's zip directory may list (read before the metadata)."""
 _MAX_HEADER = 10000  # numpy's own bound on a .npy header (read_array_header's max_header_size)
+_READ_ERRORS = (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError, RuntimeError, SyntaxError)
+"""What reading a damaged or hostile member can raise (zipfile's, the decompressor's, NumPy's header parser)."""
 _NPY_MAGIC = b"\x93NUMPY"
 
 
@@ -371,15 +373,7 @@ def read_archive(
                     arrays[key] = _member_data(zf, members[key + ".npy"], key, shape, dtype)
                 except _Invalid:  # noqa: PERF203 (one member at a time: the error names it)
                     raise
-                except (
-                    zipfile.BadZipFile,
-                    OSError,
-                    EOFError,
-                    ValueError,
-                    NotImplementedError,
-                    RuntimeError,
-                    SyntaxError,
-                ) as exc:
+                except _READ_ERRORS as exc:
                     raise _Invalid(f"cannot read member {key!r} ({type(exc).__name__}: {exc})") from None
     except _Invalid as exc:
         raise _invalid(path, str(exc), what) from None
@@ -404,16 +398,7 @@ def _read_meta(zf: zipfile.ZipFile, info: zipfile.ZipInfo, meta_key: str, max_me
         text = str(np.frombuffer(data, dtype=dtype)[0])
     except _Invalid:
         raise
-    except (
-        zipfile.BadZipFile,
-        OSError,
-        EOFError,
-        ValueError,
-        NotImplementedError,
-        RuntimeError,
-        SyntaxError,
-        UnicodeError,
-    ) as exc:
+    except (*_READ_ERRORS, UnicodeError) as exc:
         raise _Invalid(f"cannot read its metadata ({type(exc).__name__}: {exc})") from None
     try:
         meta = json.loads(text)
