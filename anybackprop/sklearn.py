@@ -88,10 +88,8 @@ class _ScikitLearnAdam(Adam):
     corrections folded into the step, ``lr sqrt(1 - b2^t) / (1 - b1^t) m / (sqrt(v) + eps)``
     (the same update as :class:`~anybackprop.optim.Adam` but for where epsilon enters)."""
 
-    def _begin_step(self) -> None:
-        self.t += 1
-        self._step_size = self.lr * math.sqrt(1.0 - self.beta2**self.t) / (1.0 - self.beta1**self.t)
-        self._v_scale = 1.0
+    def _scalars(self, lr: Any, t: Any) -> dict[str, Any]:
+        return {"step_size": lr * (1.0 - self.beta2**t) ** 0.5 / (1.0 - self.beta1**t), "v_scale": 1.0}
 
 
 class _Trainer(Trainer):

@@ -63,6 +63,7 @@ PARITY_CASES = [
     ("classifier", "sgd", {"nesterovs_momentum": False, "learning_rate": "invscaling", "power_t": 0.25}),
     ("classifier", "sgd", {"momentum": 0.0, "learning_rate": "adaptive", "tol": 1.0, "n_iter_no_change": 1}),
     ("classifier", "adam", {"beta_1": 0.8, "beta_2": 0.99, "epsilon": 1e-6}),
+    ("classifier", "adam", {"epsilon": 0.1}),  # where epsilon enters shows only when it is large
     ("classifier", "adam", {"shuffle": False, "activation": "tanh"}),
     ("classifier", "adam", {"early_stopping": True, "validation_fraction": 0.2}),
     ("classifier", "lbfgs", {"activation": "logistic"}),
