@@ -593,6 +593,8 @@ class TabularModel:
                     UserWarning,
                     stacklevel=3,
                 )
+        if isinstance(columns, Table):  # errors in either part still name the file's lines
+            return columns.take(train), y[train], (columns.take(held), y[held])
         train_columns = {k: np.asarray(v)[train] for k, v in columns.items()}
         held_columns = {k: np.asarray(v)[held] for k, v in columns.items()}
         return train_columns, y[train], (held_columns, y[held])
@@ -774,6 +776,9 @@ class TabularModel:
         )
         model.network, model.target, model.info = network, config.get("target"), dict(info or {})
         model.hidden = list(getattr(network, "layer_sizes", [0, 0])[1:-1])
+        if isinstance(network, MLP):  # a later fit rebuilds the same network (activation, bins, dropout, ...)
+            built_by_table = ("layer_sizes", "output", "standardize", "target_scale")
+            model.mlp_options = {k: v for k, v in network.mlp_config().items() if k not in built_by_table}
         model.encoder = TableEncoder.from_config(config.get("encoder") or {})
         classes = config.get("classes")
         model.classes = None if classes is None else np.array(classes["values"], dtype=np.dtype(classes["dtype"]))

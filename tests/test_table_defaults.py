@@ -182,6 +182,25 @@ def test_scaled_model_saves_loads_and_exports_in_the_targets_units(rng, tmp_path
     np.testing.assert_allclose(out[:, 0], model.predict(columns), rtol=1e-4)
 
 
+def test_a_loaded_model_fits_again_with_the_network_it_was_saved_with(rng, tmp_path):
+    columns, y = regression_table(rng, 120)
+    model = TabularModel([8], bins=4, activation="tanh", dropout=0.1, seed=0)
+    model.fit(columns, y, epochs=2, optimizer="adam", verbose=False)
+    ab.save(model, tmp_path / "m.npz")
+    loaded = ab.load(tmp_path / "m.npz")
+    loaded.fit(columns, y, epochs=1, optimizer="adam", verbose=False)  # rebuilds its network
+    assert loaded.network.mlp_config() == model.network.mlp_config()
+
+
+def test_validation_fraction_keeps_the_file_lines_in_errors(tmp_path):
+    lines = ["a,b,t"] + [f"{i % 7},{i % 3},{i % 2}" for i in range(60)]
+    lines[41] = "3,,1"  # line 42 of the file: a missing value
+    (tmp_path / "t.csv").write_text("\n".join(lines) + "\n")
+    columns, y = ab.datasets.load_table(tmp_path / "t.csv", target="t")
+    with pytest.raises(ValueError, match=r"column .b. has a missing value in line 42 of .*t\.csv"):
+        TabularModel([4], seed=0).fit(columns, y, epochs=1, validation_fraction=0.2, verbose=False)
+
+
 def test_robust_scale_clip_round_trips_and_a_hostile_one_is_refused(tmp_path):
     model = ab.Sequential([RobustScale(3, clip=2.0), ab.Dense(3, 1)], head="identity")
     ab.save(model, tmp_path / "m.npz")
