@@ -182,18 +182,6 @@ def _train(args: argparse.Namespace, comm: distributed.Communicator) -> int:
     train_cols, test_cols, y_train, y_test = datasets.split_table(
         columns, y, args.test_size, seed=args.seed, stratify=stratify
     )
-    validation = None  # carved from the training rows: the test rows are used once, at the end
-    if args.validation_size:
-        try:
-            train_cols, val_cols, y_train, y_val = datasets.split_table(
-                train_cols, y_train, args.validation_size, seed=args.seed, stratify=stratify
-            )
-        except ValueError as exc:
-            raise ValueError(
-                f"the validation split of the {len(y_train)} training rows (--validation-size {args.validation_size}): "
-                f"{exc}; --validation-size 0 trains without one"
-            ) from None
-        validation = (val_cols, y_val)
     mlp = {"activation": args.activation, "seed": args.seed, "dropout": args.dropout or None, "norm": args.norm}
     if args.loss is not None:
         mlp["loss"] = args.loss
@@ -210,6 +198,9 @@ def _train(args: argparse.Namespace, comm: distributed.Communicator) -> int:
         **scaling,
         **mlp,
     )
+    validation = None  # carved from the training rows: the test rows are used once, at the end
+    if args.validation_size:
+        train_cols, y_train, validation = model.hold_out(train_cols, y_train, args.validation_size, args.seed)
     model.prepare(train_cols, y_train, target)
     lead = comm.rank == 0  # only rank 0 prints, saves and plots
     chatty = not (args.quiet or args.json) and lead

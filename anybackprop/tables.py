@@ -527,7 +527,7 @@ class TabularModel:
         if validation_fraction is not None:
             if validation_data is not None:
                 raise ValueError("give validation_data or validation_fraction, not both")
-            columns, y, validation_data = self._hold_out(columns, y, validation_fraction, fit_options.get("seed", 0))
+            columns, y, validation_data = self.hold_out(columns, y, validation_fraction, fit_options.get("seed", 0))
             fit_options.setdefault("early_stopping", None)
             if fit_options["early_stopping"] is None:
                 fit_options["early_stopping"] = check_positive_int(fit_options.get("epochs", 30), "epochs")
@@ -557,11 +557,13 @@ class TabularModel:
         self.network.set_layer_state(len(self.network.layers) - 1, stats)
         return history
 
-    def _hold_out(
+    def hold_out(
         self, columns: Any, y: np.ndarray, fraction: float, seed: int | None
     ) -> tuple[dict, np.ndarray, tuple]:
         """``(training columns, training y, (validation columns, validation y))``: ``fraction``
-        of the rows held out, stratified by class for classification."""
+        of the rows held out, stratified by class for classification, with a warning where the
+        validation rows are too few to choose an epoch on (``fit(validation_fraction=...)`` and
+        ``train --validation-size`` both split here)."""
         if isinstance(fraction, bool) or not isinstance(fraction, numbers.Real) or not 0 < fraction < 1:
             raise ValueError(f"validation_fraction must be in (0, 1), got {fraction!r}")
         columns, y = as_columns(columns), np.asarray(y)
@@ -570,8 +572,9 @@ class TabularModel:
             train, held = split_rows(y.astype(str) if classify else None, len(y), fraction, seed)
         except ValueError as exc:
             raise ValueError(
-                f"validation_fraction={fraction:g} of {len(y)} rows cannot be held out: {exc}; train on more rows or "
-                "without a validation split (validation_fraction=None, --validation-size 0)"
+                f"the validation split of the {len(y)} training rows (validation_fraction={fraction:g}, "
+                f"--validation-size {fraction:g}): {exc}; --validation-size 0 (validation_fraction=None) trains "
+                "without one"
             ) from None
         if len(held) < MIN_VALIDATION_ROWS:
             warnings.warn(

@@ -605,8 +605,12 @@ def a_validation_split_that_cannot_be_made(tmp_path):
     path = write(tmp_path / "ten.csv", "x,y\n" + "".join(f"{i},{i % 10}\n" for i in range(30)))
     out = cli("train", "--data", path, "--target", "y", "--epochs", "1", "--test-size", "0.5")
     assert out.returncode == 2
-    assert "the validation split of the 15 training rows (--validation-size 0.1): " in out.stderr
-    assert "has a single row" in out.stderr and "--validation-size 0 trains without one" in out.stderr
+    assert (
+        "the validation split of the 15 training rows (validation_fraction=0.1, --validation-size 0.1): " in out.stderr
+    )
+    assert "has a single row" in out.stderr and "--validation-size 0 (validation_fraction=None) trains without one" in (
+        out.stderr
+    )
     out = cli("train", "--data", path, "--target", "y", "--epochs", "1", "--test-size", "0.5", "--validation-size", "0")
     assert out.returncode == 0, out.stderr
 

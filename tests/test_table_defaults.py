@@ -227,7 +227,7 @@ def test_validation_fraction_keeps_the_best_epoch_of_held_out_rows(rng):
     )
     assert len(history.val_loss) == 12  # ran every epoch (no patience given), validated each
     assert history.best_epoch == int(np.argmin(history.val_loss)) + 1
-    _, _, (held_columns, held_y) = model._hold_out(columns, y, 0.25, 1)
+    _, _, (held_columns, held_y) = model.hold_out(columns, y, 0.25, 1)
     assert len(held_y) == 75
     # the kept weights are the best epoch's: their loss on the held-out rows is the minimum
     X, t = model.encode(held_columns), model.encode_target(held_y)
@@ -248,7 +248,11 @@ def test_validation_fraction_is_checked_and_exclusive(rng):
     columns, y = classification_table(rng, 40)
     with pytest.raises(ValueError, match=r"validation_fraction must be in \(0, 1\)"):
         TabularModel([4]).fit(columns, y, epochs=1, validation_fraction=1.0, verbose=False)
-    with pytest.raises(ValueError, match=r"validation_fraction=0\.01 of 40 rows cannot be held out: .* 2 classes"):
+    with pytest.raises(
+        ValueError,
+        match=r"the validation split of the 40 training rows \(validation_fraction=0\.01, --validation-size 0\.01\): "
+        r".* 2 classes",
+    ):
         TabularModel([4]).fit(columns, y, epochs=1, validation_fraction=0.01, verbose=False)
     with pytest.raises(ValueError, match="not both"):
         TabularModel([4]).fit(columns, y, epochs=1, validation_fraction=0.2, validation_data=(columns, y))
