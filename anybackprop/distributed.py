@@ -10,7 +10,7 @@ calls the methods of :class:`Communicator`.
   MPI carries CPU arrays through host buffers. CuPy arrays go through NCCL (``cupy.cuda.nccl``) on
   device buffers, on the stream of the backend's device, with no host round trip; the NCCL id
   travels over MPI. Each process takes the GPU of its local rank (modulo the GPUs it sees) unless
-  a device is named (:func:`anybackprop.backends.cupy.rank_gpu`), whichever way CuPy was chosen.
+  a device is named (:func:`anybackprop.backend.rank_gpu`), whichever way CuPy was chosen.
 * :func:`run_in_threads` runs a function on a world of threads (:class:`ThreadComm`), the same
   algorithm in one process on any backend: what the tests use.
 
