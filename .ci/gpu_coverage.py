@@ -13,7 +13,7 @@ import sys
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 GPU_ONLY = {
-    "anybackprop/backend.py": ("_CuPy", "rank_gpu", "_check_cupy_computes", "_cupy_activated"),
+    "anybackprop/backends/cupy.py": ("_CuPy", "rank_gpu", "_check_cupy_computes", "_cupy_activated"),
     "anybackprop/distributed.py": ("MPIComm._gpu", "_Nccl"),
     "anybackprop/fastpaths/cupy_kernels.py": None,  # the whole module
 }

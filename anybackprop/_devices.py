@@ -1,5 +1,5 @@
 """NumPy standing in for a library with several devices and a *current* one, as CuPy has: the
-array type and namespace behind the ``numpy_device`` test backend (see ``backend._NumPyOnDevice``).
+array type and namespace behind the ``numpy_device`` test backend (see ``backends.numpy._NumPyOnDevice``).
 
 CuPy allocates every new array on the current device of the calling thread, whatever device
 the arrays it is computed from live on, and refuses to run a kernel on an array of another

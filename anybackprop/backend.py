@@ -1,14 +1,15 @@
-"""Backends: the one module that knows concrete array libraries.
+"""Backends: with the adapters of :mod:`anybackprop.backends`, the one place that knows array libraries.
 
 A :class:`Backend` bundles an array namespace ``xp`` (the array API standard, through
 ``array-api-compat`` where a library needs it), a device and the default float dtype. Everything
 else in anybackprop gets ``xp`` from a backend and uses only what the standard defines.
 
-Each array library is one :class:`Adapter` in ``ADAPTERS`` (load it, recognise its arrays, move
-data to and from the host, wait for its device, make its device current): adding a library is
-adding one adapter. Host data enters a backend once through :meth:`Backend.asarray` and leaves
-through :func:`to_numpy`. Random numbers are drawn on the host by a seeded ``numpy.random.Generator``
-(:func:`host_rng`) so that the same seed gives the same numbers on every backend.
+Each array library is one :class:`Adapter` (its own module of :mod:`anybackprop.backends`) in
+``ADAPTERS`` (load it, recognise its arrays, move data to and from the host, wait for its device,
+make its device current): adding a library is adding one adapter. Host data enters a backend
+once through :meth:`Backend.asarray` and leaves through :func:`to_numpy`. Random numbers are
+drawn on the host by a seeded ``numpy.random.Generator`` (:func:`host_rng`) so that the same
+seed gives the same numbers on every backend.
 
 The backend in force is chosen, in order, by :func:`use_backend` (a context manager),
 :func:`set_backend`, or the environment variables ``ANYBACKPROP_BACKEND``,
@@ -29,13 +30,21 @@ from typing import Any
 import array_api_compat
 import numpy as np
 
-from . import _devices, _launch
+from .backends.array_api_strict import _ArrayApiStrict
+from .backends.base import Adapter as Adapter
+from .backends.base import _BadDevice, _CannotCompute, _Unusable
+from .backends.cupy import PROBE_INPUT as PROBE_INPUT
+from .backends.cupy import _CuPy
+from .backends.cupy import rank_gpu as rank_gpu
+from .backends.jax import _Jax
+from .backends.numpy import ReadOnlyArray as ReadOnlyArray
+from .backends.numpy import _NumPy, _numpy_namespace, _NumPyOnDevice, _NumPyReadOnly
+from .backends.torch import _Torch
 
 BACKEND_NAMES = ("numpy", "array_api_strict", "cupy", "torch", "jax")
 """The backends offered to users (``numpy_readonly`` and ``numpy_device``, for tests, are in ``ADAPTERS`` only)."""
 DTYPE_NAMES = ("float32", "float64")
 _ACCEPTED = (*BACKEND_NAMES, "auto")
-_CUPY_INSTALL = "pip install 'anybackprop[cuda12]' or 'anybackprop[cuda13]'"
 
 
 @dataclass(frozen=True, eq=False)
@@ -189,390 +198,6 @@ def _check_real_kind(ok: bool, dtype: Any, name: str) -> None:
             f"{name} has dtype {dtype}; expected real numbers (float, int or bool). "
             "Complex, object and string data are not supported"
         )
-
-
-# --- adapters: one per array library -------------------------------------------------------------
-
-
-class _Unusable(Exception):
-    """Why a backend cannot be used here."""
-
-
-class _BadDevice(_Unusable):
-    """The library is usable, the device asked for is not one of it."""
-
-
-class _CannotCompute(_Unusable):
-    """The library imports and sees a device but cannot compute on it (missing CUDA libraries)."""
-
-
-class Adapter:
-    """What anybackprop needs to know about one array library. ``host`` adapters hold NumPy
-    arrays, which every backend accepts as host data."""
-
-    name = "?"
-    host = False
-
-    def load(self, device: str | None) -> tuple[Any, Any, Any]:
-        """``(xp, library, device)`` for ``device`` (None: the default one); raises _Unusable."""
-        raise NotImplementedError
-
-    def owns(self, x: Any) -> bool:
-        """Whether ``x`` is an array of this library."""
-        raise NotImplementedError
-
-    def from_host(self, backend: Backend, host: np.ndarray) -> Any:
-        """The NumPy array ``host`` on ``backend``'s device."""
-        return backend.xp.asarray(host, device=backend.device)
-
-    def to_numpy(self, x: Any) -> np.ndarray:
-        """``x`` as a NumPy array on the host."""
-        return np.asarray(x)
-
-    def device_of(self, x: Any) -> Any:
-        """The device an array of this library lives on."""
-        return array_api_compat.device(x)
-
-    def sync(self, backend: Backend) -> None:
-        """Wait for ``backend``'s queued device work."""
-
-    def activate(self, backend: Backend) -> contextlib.AbstractContextManager:
-        """A context in which ``backend``'s device and settings are current (nothing to do on the CPU)."""
-        return contextlib.nullcontext()
-
-    def detached(self, x: Any) -> Any:
-        """``x`` cut from any autograd graph its library keeps (anybackprop computes its own
-        gradients: training must never grow a graph)."""
-        return x
-
-
-def _numpy_namespace() -> Any:
-    # NumPy >= 2.1 implements the standard in its main namespace; older ones need the wrapper,
-    # a submodule that ``import array_api_compat`` does not load.
-    if hasattr(np, "isdtype") and hasattr(np, "unstack"):
-        return np
-    import array_api_compat.numpy
-
-    return array_api_compat.numpy
-
-
-class _NumPy(Adapter):
-    name = "numpy"
-    host = True
-
-    def load(self, device: str | None) -> tuple[Any, Any, Any]:
-        if device not in (None, "", "cpu"):
-            raise _BadDevice(f"{self.name} runs on the CPU only (device 'cpu'), got device {device!r}")
-        return _numpy_namespace(), np, "cpu"
-
-    def owns(self, x: Any) -> bool:
-        return isinstance(x, np.ndarray)
-
-    def from_host(self, backend: Backend, host: np.ndarray) -> Any:
-        return host
-
-
-class ReadOnlyArray(np.ndarray):
-    """A NumPy array that cannot be written, nor can anything computed from it: operators,
-    ufuncs, NumPy functions and ``astype``/``copy``/indexing return read-only arrays too, so a
-    formula that writes into an array it did not allocate fails with NumPy's "read-only" error.
-    (``xp.zeros`` or ``xp.asarray(x, copy=True)`` make an ordinary array the caller owns.)"""
-
-    def __array_finalize__(self, obj: Any) -> None:
-        self.flags.writeable = False
-
-    def __array_ufunc__(self, ufunc: Any, method: str, *inputs: Any, out: Any = None, **kwargs: Any) -> Any:
-        if out is None:
-            return _read_only(getattr(ufunc, method)(*_plain(inputs), **kwargs))
-        getattr(ufunc, method)(*_plain(inputs), out=_plain(out), **kwargs)  # fails if out is read-only
-        return out[0] if len(out) == 1 else out  # ``a -= b`` keeps the caller's writable ``a``
-
-    def __array_function__(self, func: Any, types: Any, args: Any, kwargs: Any) -> Any:
-        return _read_only(func(*_plain(args), **_plain(kwargs)))
-
-    def astype(self, *args: Any, **kwargs: Any) -> Any:
-        return _read_only(self.view(np.ndarray).astype(*args, **kwargs))
-
-    def copy(self, *args: Any, **kwargs: Any) -> Any:
-        return _read_only(self.view(np.ndarray).copy(*args, **kwargs))
-
-    def __getitem__(self, key: Any) -> Any:
-        return _read_only(self.view(np.ndarray)[_plain(key)])
-
-
-def _plain(x: Any) -> Any:
-    """``x`` with every ReadOnlyArray in it viewed as a plain (still read-only) ndarray."""
-    return _devices.plain(x, ReadOnlyArray)
-
-
-def _read_only(x: Any) -> Any:
-    if isinstance(x, np.ndarray) and not isinstance(x, ReadOnlyArray):
-        return x.view(ReadOnlyArray)
-    if isinstance(x, (list, tuple)):
-        return type(x)(_read_only(v) for v in x)
-    return x
-
-
-class _NumPyReadOnly(_NumPy):
-    """NumPy whose arrays are read-only (:class:`ReadOnlyArray`): the test suite runs on it to
-    prove that no formula writes into an array it does not own. Not offered to users."""
-
-    name = "numpy_readonly"
-
-    def owns(self, x: Any) -> bool:
-        return isinstance(x, ReadOnlyArray)
-
-    def from_host(self, backend: Backend, host: np.ndarray) -> Any:
-        return host if isinstance(host, ReadOnlyArray) else np.array(host).view(ReadOnlyArray)
-
-    def to_numpy(self, x: Any) -> np.ndarray:
-        return np.array(x)  # a writable copy: what leaves the backend is the caller's
-
-
-class _NumPyOnDevice(_NumPy):
-    """NumPy standing in for a library with a current device, as CuPy has (:mod:`anybackprop._devices`):
-    each array remembers its device, new arrays land on the current one, and using an array
-    outside its device's :meth:`activate` raises. Its default device is 1 while each thread's
-    current device starts at 0, so that the test suite run on it finds every array made or
-    combined outside ``Backend.activate()``. Not offered to users."""
-
-    name = "numpy_device"
-    host = False
-
-    def load(self, device: str | None) -> tuple[Any, Any, Any]:
-        try:
-            index = 1 if device in (None, "") else int(device)
-            dev = _devices.VirtualDevice(index)
-        except ValueError as exc:
-            raise _BadDevice(f"numpy_device has devices 0..{_devices.COUNT - 1}, got device {device!r}") from exc
-        return _devices.Namespace(_numpy_namespace()), np, dev
-
-    def owns(self, x: Any) -> bool:
-        return isinstance(x, _devices.DeviceArray)
-
-    def from_host(self, backend: Backend, host: np.ndarray) -> Any:
-        return Adapter.from_host(self, backend, host)
-
-    def to_numpy(self, x: Any) -> np.ndarray:
-        return np.array(x.view(np.ndarray))
-
-    def device_of(self, x: Any) -> Any:
-        return x.device
-
-    def activate(self, backend: Backend) -> contextlib.AbstractContextManager:
-        return _devices.VirtualDevice(backend.device.id)  # a context of its own: threads share the backend
-
-
-class _ArrayApiStrict(Adapter):
-    name = "array_api_strict"
-
-    def load(self, device: str | None) -> tuple[Any, Any, Any]:
-        try:
-            import array_api_strict
-        except ImportError as exc:
-            raise _Unusable("array_api_strict is not installed (pip install array-api-strict)") from exc
-        names = [str(d).split("'")[1] for d in array_api_strict.__array_namespace_info__().devices()]
-        name = device or "CPU_DEVICE"
-        if name not in names:
-            raise _BadDevice(f"array_api_strict has devices {names}, got device {device!r}")
-        return array_api_strict, array_api_strict, array_api_strict.Device(name)
-
-    def owns(self, x: Any) -> bool:
-        return type(x).__module__.split(".")[0] == "array_api_strict"
-
-    def to_numpy(self, x: Any) -> np.ndarray:
-        import array_api_strict
-
-        return np.asarray(x.to_device(array_api_strict.Device("CPU_DEVICE")))
-
-
-class _CuPy(Adapter):
-    name = "cupy"
-
-    def load(self, device: str | None) -> tuple[Any, Any, Any]:
-        try:
-            import cupy
-        except ImportError as exc:
-            raise _Unusable(f"cupy is not installed ({_CUPY_INSTALL})") from exc
-        except Exception as exc:  # a broken CUDA install fails at import with various errors
-            raise _Unusable(f"cupy failed to import: {exc}") from exc
-        try:
-            count = cupy.cuda.runtime.getDeviceCount()
-        except Exception as exc:
-            raise _Unusable(f"no CUDA device is usable here ({exc})") from exc
-        if count == 0:
-            raise _Unusable("no CUDA device is usable here (CUDA reports 0 devices)")
-        try:
-            index = rank_gpu(count) if device in (None, "") else int(device)
-        except ValueError as exc:
-            raise _BadDevice(f"cupy devices are integers 0..{count - 1}, got {device!r}") from exc
-        if not 0 <= index < count:
-            raise _BadDevice(f"cupy devices are integers 0..{count - 1}, got {device!r}")
-        dev = cupy.cuda.Device(index)
-        _check_cupy_computes(cupy, dev)
-        return array_api_compat.array_namespace(cupy.empty(0)), cupy, dev
-
-    def owns(self, x: Any) -> bool:
-        return array_api_compat.is_cupy_array(x)
-
-    def to_numpy(self, x: Any) -> np.ndarray:
-        return x.get()
-
-    def sync(self, backend: Backend) -> None:
-        with backend.device:  # the backend's device's stream, whichever device is current
-            backend.library.cuda.get_current_stream().synchronize()
-
-    def activate(self, backend: Backend) -> contextlib.AbstractContextManager:
-        return _cupy_activated(backend)
-
-
-PROBE_INPUT = np.arange(4, dtype=np.float32).reshape(2, 2)
-"""The usability probe's input; it computes ``square(X) @ X`` with an elementwise kernel then cuBLAS."""
-
-
-def rank_gpu(count: int, environ: dict | None = None) -> int:
-    """The GPU a process takes when no device is named: under an MPI launcher that started several
-    processes, its local rank modulo the ``count`` GPUs it sees (one each on a node of several
-    GPUs; 0 where Slurm shows each task its own single GPU); else 0."""
-    launch = _launch.detect(environ)
-    return 0 if launch is None else launch["local_rank"] % count
-
-
-def _check_cupy_computes(cupy: Any, device: Any) -> None:
-    """Compile and run a tiny elementwise kernel (NVRTC and the CUDA headers) and a matrix
-    product (cuBLAS) on ``device``: CuPy imports and counts devices without either library.
-    The result must equal NumPy's ``(X * X) @ X`` exactly (small integers)."""
-    try:
-        with device:
-            x = cupy.asarray(PROBE_INPUT)
-            square = cupy.ElementwiseKernel("T x", "T y", "y = x * x", "anybackprop_probe")
-            got = cupy.asnumpy(square(x) @ x)
-    except Exception as exc:
-        raise _CannotCompute(
-            f"cupy cannot compute on device {device.id} ({type(exc).__name__}: {exc}); "
-            f"install CuPy with its CUDA libraries: {_CUPY_INSTALL}"
-        ) from exc
-    expected = (PROBE_INPUT * PROBE_INPUT) @ PROBE_INPUT
-    if not np.array_equal(got, expected):
-        raise _CannotCompute(
-            f"cupy computed a wrong matrix product on device {device.id}: {got.tolist()}, expected {expected.tolist()}"
-        )
-
-
-@contextlib.contextmanager
-def _cupy_activated(backend: Backend) -> Iterator[None]:
-    """Make ``backend``'s CuPy device current, then apply its TF32 setting; restore both after.
-
-    The float32 compute type is CuPy's own switch (``cupy._core._routines_linalg``, which
-    ``CUPY_TF32=1`` also sets); ``tf32=None`` leaves it as it is. Where a CuPy version lacks the
-    switch, TF32 is left as CuPy has it and a warning says so when a setting was asked for.
-    """
-    cupy = backend.library
-    with backend.device:
-        linalg: Any = None
-        if backend.tf32 is not None:
-            try:
-                from cupy._core import _routines_linalg as linalg  # type: ignore[no-redef]
-
-                before = linalg.get_compute_type(cupy.float32)
-                wanted = linalg.COMPUTE_TYPE_TF32 if backend.tf32 else linalg.COMPUTE_TYPE_DEFAULT
-            except (ImportError, AttributeError):
-                linalg = None
-                warnings.warn(
-                    "this CuPy has no compute-type switch: TF32 stays as CuPy set it (CUPY_TF32)", stacklevel=4
-                )
-        if linalg is not None:
-            linalg.set_compute_type(cupy.float32, wanted)
-        try:
-            yield
-        finally:
-            if linalg is not None:
-                linalg.set_compute_type(cupy.float32, before)
-
-
-class _Torch(Adapter):
-    name = "torch"
-
-    def load(self, device: str | None) -> tuple[Any, Any, Any]:
-        try:
-            import torch
-        except ImportError as exc:
-            raise _Unusable("torch is not installed (pip install torch)") from exc
-        try:
-            dev = torch.device(device or "cpu")
-        except RuntimeError as exc:
-            raise _BadDevice(f"torch does not know device {device!r}") from exc
-        if dev.type == "cuda":
-            if not torch.cuda.is_available():
-                raise _Unusable("torch has no usable CUDA device here")
-            dev = torch.device("cuda", dev.index if dev.index is not None else torch.cuda.current_device())
-        elif dev.type != "cpu":
-            raise _BadDevice(f"torch devices are 'cpu' or 'cuda:N', got {device!r}")
-        return array_api_compat.array_namespace(torch.empty(0)), torch, dev
-
-    def owns(self, x: Any) -> bool:
-        return array_api_compat.is_torch_array(x)
-
-    def to_numpy(self, x: Any) -> np.ndarray:
-        return x.detach().cpu().numpy()
-
-    def detached(self, x: Any) -> Any:
-        return x.detach() if x.requires_grad else x
-
-    def from_host(self, backend: Backend, host: np.ndarray) -> Any:
-        # torch cannot wrap negative strides (a reversed view such as x[::-1]) nor read-only memory (it warns)
-        if any(stride < 0 for stride in host.strides) or not host.flags.writeable:
-            host = np.array(host, order="C")
-        return super().from_host(backend, host)
-
-    def sync(self, backend: Backend) -> None:
-        if backend.device.type == "cuda":
-            backend.library.cuda.synchronize(backend.device)
-
-
-class _Jax(Adapter):
-    """JAX (``jax.numpy`` implements the standard): immutable arrays, a device per platform
-    (``cpu``, ``gpu``/``cuda:N``, ``tpu``). float64 needs ``jax_enable_x64``, which loading turns
-    on (JAX's own default silently makes every float64 array float32): float32 work is unchanged."""
-
-    name = "jax"
-
-    def load(self, device: str | None) -> tuple[Any, Any, Any]:
-        try:
-            import jax
-        except ImportError as exc:
-            raise _Unusable("jax is not installed (pip install 'anybackprop[jax]')") from exc
-        jax.config.update("jax_enable_x64", True)
-        platform, _, index = (device or "").replace("cuda", "gpu").partition(":")
-        try:
-            devices = jax.devices(platform or None)
-        except RuntimeError as exc:
-            if not platform:
-                raise _Unusable(f"jax has no usable device here ({exc})") from exc
-            raise _BadDevice(f"jax has no {platform!r} device here") from exc
-        try:
-            dev = devices[int(index or 0)]
-        except (ValueError, IndexError) as exc:
-            raise _BadDevice(
-                f"jax devices are 'cpu', 'gpu' or 'tpu' with an index 0..{len(devices) - 1}, got {device!r}"
-            ) from exc
-        return jax.numpy, jax, dev
-
-    def owns(self, x: Any) -> bool:
-        return array_api_compat.is_jax_array(x)
-
-    def from_host(self, backend: Backend, host: np.ndarray) -> Any:
-        return backend.library.device_put(host, backend.device)
-
-    def to_numpy(self, x: Any) -> np.ndarray:
-        return np.array(x)  # a writable copy (NumPy's view of a JAX array is read-only)
-
-    def sync(self, backend: Backend) -> None:
-        # JAX has no device-wide wait: a computation queued last on the device finishes after the others
-        backend.library.device_put(0, backend.device).block_until_ready()
-
-    def activate(self, backend: Backend) -> contextlib.AbstractContextManager:
-        return backend.library.default_device(backend.device)
 
 
 ADAPTERS: dict[str, Adapter] = {

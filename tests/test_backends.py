@@ -225,7 +225,8 @@ def test_numpy_older_than_2_1_gets_the_array_api_compat_wrapper():
     with AttributeError (the minimum-dependency job, ``.ci/mindeps``, runs the real old NumPy)."""
     code = (
         "import sys, types\n"
-        "import anybackprop.backend as b\n"
+        "import anybackprop.backend\n"
+        "import anybackprop.backends.numpy as b\n"
         "assert 'array_api_compat.numpy' not in sys.modules\n"
         "b.np = types.SimpleNamespace()  # a NumPy namespace without isdtype and unstack\n"
         "xp = b._numpy_namespace()\n"

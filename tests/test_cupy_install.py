@@ -15,7 +15,7 @@ from anybackprop.fastpaths.cupy_kernels import KERNELS  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 ARCHITECTURES = ("80", "90")  # A100, H100/H200
-PROBE = ("T x", "T y", "y = x * x")  # backend._check_cupy_computes's kernel
+PROBE = ("T x", "T y", "y = x * x")  # backends.cupy._check_cupy_computes's kernel
 
 
 def _source(name, params, dtype, layout):
@@ -65,7 +65,7 @@ def test_a_kernel_with_an_error_does_not_compile():
 def _used_names():
     """``(root, dotted name, file)`` for every chain of attributes the code takes from CuPy
     (``cupy.x.y``), its NCCL module (``nccl.x``) and its compute-type switch (``linalg.x`` in
-    backend.py), plus the methods it calls on CuPy's objects."""
+    backends/cupy.py), plus the methods it calls on CuPy's objects."""
     found = set()
     for path in [*(ROOT / "anybackprop").rglob("*.py"), *(ROOT / "benchmarks").rglob("*.py")]:
         text = path.read_text()
@@ -73,10 +73,10 @@ def _used_names():
             continue
         for root in ("cupy", "nccl", "linalg"):
             for chain in re.findall(rf"\b{root}\.([A-Za-z_][\w.]*)", text):
-                if root != "linalg" or path.name == "backend.py":
+                if root != "linalg" or path.name == "cupy.py":
                     found.add((root, chain.rstrip("."), path.name))
     methods = {
-        ("cupy", "ndarray.get", "backend.py"),  # to_numpy
+        ("cupy", "ndarray.get", "cupy.py"),  # to_numpy
         ("cupy", "ndarray.data", "distributed.py"),  # x.data.ptr for NCCL
         ("nccl", "NcclCommunicator.allReduce", "distributed.py"),
         ("nccl", "NcclCommunicator.bcast", "distributed.py"),

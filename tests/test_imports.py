@@ -145,7 +145,11 @@ def test_only_the_distributed_module_knows_a_communication_library():
 def test_the_floor_imports_nothing_above_it():
     graph = import_graph()
     leaves = {"anybackprop._devices", "anybackprop._launch"}  # they import nothing of the package
-    assert graph["anybackprop.backend"] <= leaves and all(graph[leaf] == set() for leaf in leaves)
+    adapters = {name for name in graph if name.startswith("anybackprop.backends")}  # one module per library
+    assert {"anybackprop.backends.base", "anybackprop.backends.cupy"} <= adapters
+    assert graph["anybackprop.backend"] <= leaves | adapters and all(graph[leaf] == set() for leaf in leaves)
+    for adapter in adapters:
+        assert graph[adapter] <= leaves | adapters, f"{adapter} imports {graph[adapter] - leaves - adapters}"
     for formula in ("anybackprop.activations", "anybackprop.losses", "anybackprop.updates"):
         assert graph[formula] <= {"anybackprop.activations"}, f"{formula} imports {graph[formula]}"
     above = {"anybackprop.network", "anybackprop.training", "anybackprop.optim", "anybackprop.heads"}
