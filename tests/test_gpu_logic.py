@@ -264,11 +264,6 @@ def test_a_flag_replaces_only_its_own_environment_variable(monkeypatch):
             assert backend.tf32 is True
 
 
-@pytest.mark.skipif(
-    np.lib.NumpyVersion(np.__version__) < "2.0.0",
-    reason="array_api_strict (2.3, 2.4) cannot move an array off 'device1' on NumPy 1.x: its to_device calls "
-    "np.asarray(copy=), which NumPy 1 lacks",
-)
 def test_train_json_records_where_it_ran_with_the_environments_device(monkeypatch, capsys):
     monkeypatch.setenv("ANYBACKPROP_BACKEND", "array_api_strict")
     monkeypatch.setenv("ANYBACKPROP_DEVICE", "device1")

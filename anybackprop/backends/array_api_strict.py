@@ -29,4 +29,7 @@ class _ArrayApiStrict(Adapter):
     def to_numpy(self, x: Any) -> np.ndarray:
         import array_api_strict
 
-        return np.asarray(x.to_device(array_api_strict.Device("CPU_DEVICE")))
+        try:
+            return np.asarray(x.to_device(array_api_strict.Device("CPU_DEVICE")))
+        except TypeError:  # array_api_strict's to_device calls np.asarray(copy=), which NumPy 1.x lacks
+            return np.array(x._array, copy=True)  # its NumPy array (the only way off a device there)
