@@ -64,16 +64,26 @@ def test_poisson_targets_below_zero_are_refused(backend):
         model.loss(np.zeros((2, 2)), np.array([1.0, -1.0]))
 
 
-def test_poisson_model_saves_loads_and_exports_to_onnx(tmp_path, rng):
-    from test_export_plot import run_onnx
-
+def _fitted_poisson_model(rng):
     model = ab.MLP([3, 5, 2], activation="relu", output="exp", seed=2, dtype="float32")
     X = rng.standard_normal((10, 3))
     model.fit(X, _counts(rng, 10, 2), epochs=3, optimizer="adam", verbose=False)
+    return model, X
+
+
+def test_poisson_model_saves_and_loads(tmp_path, rng):
+    model, X = _fitted_poisson_model(rng)
     ab.save(model, tmp_path / "poisson.npz")
     loaded = ab.load(tmp_path / "poisson.npz")
     assert loaded.head.spec() == {"output": "exp", "loss": "poisson"}
     np.testing.assert_allclose(ab.to_numpy(loaded.predict(X)), ab.to_numpy(model.predict(X)), rtol=1e-6)
+
+
+def test_poisson_model_exports_to_onnx(tmp_path, rng):
+    from test_export_plot import onnx_and_runtime, run_onnx
+
+    onnx_and_runtime()  # skips where onnx or onnxruntime is not installed
+    model, X = _fitted_poisson_model(rng)
     ab.export_onnx(model, tmp_path / "poisson.onnx")
     got = run_onnx(tmp_path / "poisson.onnx", X)["prediction"]
     np.testing.assert_allclose(got, ab.to_numpy(model.forward(X)), rtol=1e-5)

@@ -425,6 +425,11 @@ def in_memory_columns(wine_model, tmp_path):
     assert table["m"].dtype == np.float64 and np.isnan(table["m"][1])
     with pytest.raises(ValueError, match=r"column 'm' has a missing value in data row 2"):
         small_model().fit(frame, np.array([0, 1, 0, 1]), **FAST)
+
+
+def parquet_infinity(wine_model, tmp_path):
+    pd = pytest.importorskip("pandas")
+    pytest.importorskip("pyarrow")  # pandas writes Parquet with pyarrow
     infinite = pd.DataFrame({"v": [1.0, np.inf]})
     infinite.to_parquet(tmp_path / "inf.parquet")
     with pytest.raises(ValueError, match=rf"column 'v' holds inf \(infinity\) in data row 2 of {tmp_path}"):
@@ -437,6 +442,7 @@ REAL_FILES = [
     delimiters_and_encodings,
     bad_values_are_named_by_column_and_line,
     in_memory_columns,
+    parquet_infinity,
 ]
 
 
