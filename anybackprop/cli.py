@@ -185,7 +185,11 @@ def _train(args: argparse.Namespace, comm: distributed.Communicator) -> int:
     mlp = {"activation": args.activation, "seed": args.seed, "dropout": args.dropout or None, "norm": args.norm}
     if args.loss is not None:
         mlp["loss"] = args.loss
-    scaling = {"standardize": args.scaling != "none" and args.scaling, "scale_target": args.scale_target}
+    scaling = {
+        "standardize": args.scaling != "none" and args.scaling,
+        "scale_target": args.scale_target,
+        "ensemble": args.ensemble,
+    }
     if args.bins:
         scaling["bins"] = args.bins
     model = TabularModel(
@@ -252,6 +256,7 @@ def _train(args: argparse.Namespace, comm: distributed.Communicator) -> int:
         "scaling": args.scaling,
         "scale_target": args.scale_target,
         "bins": args.bins,
+        "ensemble": args.ensemble,
     }
     start = time.perf_counter()
     history = model.fit(
