@@ -278,6 +278,7 @@ def _train(args: argparse.Namespace, comm: distributed.Communicator) -> int:
         **optimizer_options,
     )
     seconds = time.perf_counter() - start
+    settings["ensemble"] = len(model.members)
     failure = None
     if lead:
         try:

@@ -15,7 +15,7 @@ from .layers import NORMS, SCALERS
 from .losses import LOSSES
 from .network import HIDDEN_ACTIVATIONS
 from .optim import OPTIMIZERS, SCHEDULES
-from .tables import ENSEMBLE, IMPUTE, MAX_CATEGORIES, TASKS
+from .tables import ENSEMBLE_MAX, ENSEMBLE_ROWS, IMPUTE, MAX_CATEGORIES, TASKS
 
 DEFAULT_PATIENCE = 20
 """Epochs without a better validation loss after which ``train`` stops (with a validation split)."""
@@ -218,9 +218,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--ensemble",
         type=_members,
-        default=ENSEMBLE,
+        default=None,
         metavar="N",
-        help="train N networks (seeds seed, seed+1, ...) and average their outputs (1: one network)",
+        help="train N networks (seeds seed, seed+1, ...) and average their outputs (1: one network; None: 1 for "
+        f"classification, for regression {ENSEMBLE_ROWS:,} // training rows, 1 to {ENSEMBLE_MAX})",
     )
     train.add_argument(
         "--no-target-scaling",

@@ -8,7 +8,7 @@ sigmoid of the mean logit, or, for regression, the mean of the members' predicti
 :class:`~anybackprop.layers.TargetScale` last layer is linear, so the mean in the target's
 units is the members' mean). Members differ by their seed (initial weights, shuffles, dropout);
 :class:`~anybackprop.tables.TabularModel` trains them (``ensemble=N``), saves them in one file and
-exports the mean into one ONNX graph (``Mean`` of the members' logits).
+exports the mean of the members' logits into one ONNX graph.
 
 An ensemble is a :class:`~anybackprop.network.Sequential` for inference: ``forward``,
 ``predict``, ``predict_proba``, ``score`` and ``loss`` work as for one network; it has no

@@ -22,8 +22,8 @@ runs every layer in inference mode:
 * :class:`~anybackprop.layers.LayerNorm`: ``LayerNormalization`` over the features.
 
 A :class:`~anybackprop.tables.TabularModel` with an ensemble of several networks runs each one's
-layers on ``input`` and averages their last layers' outputs with one ``Mean`` node before the
-head (:class:`~anybackprop.ensemble.Ensemble`'s rule), all in one graph.
+layers on ``input`` and averages their last layers' outputs (``Add``, then ``Div`` by their
+number) before the head (:class:`~anybackprop.ensemble.Ensemble`'s rule), all in one graph.
 
 Outputs: a classifier gives ``probabilities`` (as ``predict_proba``: softmax rows, or
 ``[1 - p, p]`` for one sigmoid output) and ``label`` (int64 index into the metadata ``classes``,
@@ -161,7 +161,11 @@ def to_onnx(model: Any) -> Any:
             arrays = {k: to_numpy(v) for k, v in params.items()}
             x = _layer(g, layer, arrays, {k: to_numpy(v) for k, v in state.items()}, x)
         logits.append(x)
-    x = logits[0] if len(logits) == 1 else g.op("Mean", logits)
+    x = logits[0]
+    for other in logits[1:]:  # the mean as Add and Div (onnxruntime has no float64 Mean)
+        x = g.op("Add", [x, other])
+    if len(logits) > 1:
+        x = g.op("Div", [x, g.const(float(len(logits)))])
     head = network.head
     float_out = onnx.helper.make_tensor_value_info
     if head.is_classifier:
