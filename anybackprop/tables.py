@@ -598,6 +598,8 @@ class TabularModel:
         self.histories = []
         for k, member in enumerate(self.members):  # member k shuffles (and drops out) from seed + k
             options = fit_options if k == 0 else {**fit_options, "seed": None if seed is None else seed + k}
+            if len(self.members) > 1 and fit_options.get("verbose", True):
+                print(f"network {k + 1} of {len(self.members)} (seed {options.get('seed', 0)})")
             self.histories.append(member.fit(X, t, validation_data=validation_data, **options))
             if stats is not None:
                 member.set_layer_state(len(member.layers) - 1, stats)
