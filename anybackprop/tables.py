@@ -819,7 +819,12 @@ class TabularModel:
         """What :func:`anybackprop.save` keeps beside the network (JSON-able)."""
         self._check_fitted()
         classes = None if self.classes is None else {"values": self.classes.tolist(), "dtype": self.classes.dtype.str}
-        config = {"target": self.target, "task": self.task, "encoder": self.encoder.config(), "classes": classes}
+        config: dict[str, Any] = {
+            "target": self.target,
+            "task": self.task,
+            "encoder": self.encoder.config(),
+            "classes": classes,
+        }
         if len(self.members) > 1:  # the file holds the other members' arrays too (anybackprop.io)
             config["ensemble"] = len(self.members)
         return config
