@@ -436,7 +436,10 @@ class TabularModel:
     (default True; regression only): the network is trained on the standardised target (mean and
     standard deviation of the training rows; the history's losses are in those units) and ends
     with a :class:`~anybackprop.layers.TargetScale` layer that maps its output back to the
-    target's units, saved and exported with it.
+    target's units, saved and exported with it. ``ensemble`` (an int from 1 to 64, or None: the
+    default, :func:`auto_ensemble`'s count, 1 for classification and up to 5 for regression) is the
+    number of networks :meth:`fit` trains, from seeds ``seed, seed+1, ...``; they predict together
+    (their logits averaged, :meth:`predictor`), are all saved in one file and exported in one graph.
 
     Once fitted it is used like any model: :meth:`predict`, :meth:`predict_proba`,
     :meth:`evaluate` and :meth:`forward` take a dict of columns or a DataFrame (matched by name)
@@ -550,7 +553,11 @@ class TabularModel:
         **fit_options: Any,
     ) -> Any:
         """:meth:`prepare`, then train the network (:func:`anybackprop.training.fit` options;
-        ``validation_data`` as raw ``(columns, y)``). Returns the :class:`~anybackprop.training.History`.
+        ``validation_data`` as raw ``(columns, y)``). Returns the :class:`~anybackprop.training.History`
+        (the first network's; :attr:`histories` holds each one's). Network ``k`` of an ensemble
+        starts from the model's ``seed + k`` and shuffles from ``seed + k`` (the fit option), on the
+        same training and validation rows; a ``checkpoint`` or ``resume`` needs one network
+        (``ensemble=None`` then trains one).
 
         ``validation_fraction`` (in (0, 1)) instead holds out that share of the rows given
         (stratified by class, drawn from ``seed``) as the validation data, and the network keeps
