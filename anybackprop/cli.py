@@ -188,7 +188,8 @@ def _train(args: argparse.Namespace, comm: distributed.Communicator) -> int:
     scaling = {
         "standardize": args.scaling != "none" and args.scaling,
         "scale_target": args.scale_target,
-        "ensemble": args.ensemble,
+        # a checkpoint follows one network: the default then trains one (as TabularModel.fit would)
+        "ensemble": 1 if args.ensemble is None and (args.checkpoint or args.resume) else args.ensemble,
     }
     if args.bins:
         scaling["bins"] = args.bins
@@ -257,7 +258,6 @@ def _train(args: argparse.Namespace, comm: distributed.Communicator) -> int:
         "scaling": args.scaling,
         "scale_target": args.scale_target,
         "bins": args.bins,
-        "ensemble": args.ensemble,
     }
     start = time.perf_counter()
     history = model.fit(

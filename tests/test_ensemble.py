@@ -184,6 +184,9 @@ def test_cli_ensemble_flag(rng, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "144 training, 16 validation and 40 test rows; 5 x MLP(" in out and "network 5 of 5 (seed 4)" in out
     assert "(5 networks averaged, 3/3/3/3/3 epochs in" in out
+    assert main([*argv, "--checkpoint", str(tmp_path / "c.ckpt")]) == 0  # a checkpoint follows one network
+    out = capsys.readouterr().out
+    assert "test rows; MLP(" in out and "network 1 of" not in out and "(3 epochs in" in out
     with pytest.raises(SystemExit):
         main([*argv, "--ensemble", "0"])
     assert "--ensemble: expected a count of networks from 1 to" in capsys.readouterr().err
