@@ -28,7 +28,8 @@ def test_an_ensemble_predicts_from_its_members_mean_logits(backend, rng):
     X = rng.standard_normal((7, 3))
     members = [ab.MLP([3, 5, 4], seed=k, dtype="float64") for k in range(3)]
     ensemble = Ensemble(members)
-    mean = sum(ab.to_numpy(m.forward_pass(m.backend.asarray(X, m.dtype)).logits) for m in members) / 3
+    with ensemble.backend.activate():  # the members' own logits, each on the device
+        mean = sum(ab.to_numpy(m.forward_pass(m.backend.asarray(X, m.dtype)).logits) for m in members) / 3
     expected = np.exp(mean - mean.max(axis=1, keepdims=True))
     expected /= expected.sum(axis=1, keepdims=True)
     np.testing.assert_allclose(ab.to_numpy(ensemble.predict_proba(X)), expected, rtol=1e-12)
