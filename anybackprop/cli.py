@@ -185,7 +185,12 @@ def _train(args: argparse.Namespace, comm: distributed.Communicator) -> int:
     mlp = {"activation": args.activation, "seed": args.seed, "dropout": args.dropout or None, "norm": args.norm}
     if args.loss is not None:
         mlp["loss"] = args.loss
-    scaling = {"standardize": args.scaling != "none" and args.scaling, "scale_target": args.scale_target}
+    scaling = {
+        "standardize": args.scaling != "none" and args.scaling,
+        "scale_target": args.scale_target,
+        # a checkpoint follows one network: the default then trains one (as TabularModel.fit would)
+        "ensemble": 1 if args.ensemble is None and (args.checkpoint or args.resume) else args.ensemble,
+    }
     if args.bins:
         scaling["bins"] = args.bins
     model = TabularModel(
@@ -217,7 +222,8 @@ def _train(args: argparse.Namespace, comm: distributed.Communicator) -> int:
         if model.encoder.filled:
             print(model.encoder.describe_filled())
         held = f", {len(validation[1])} validation" if validation else ""
-        print(f"{name}: {len(y_train)} training{held} and {len(y_test)} test rows; {model.network}")
+        networks = f"{len(model.members)} x " if len(model.members) > 1 else ""
+        print(f"{name}: {len(y_train)} training{held} and {len(y_test)} test rows; {networks}{model.network}")
     optimizer_options = {"weight_decay": args.weight_decay, "schedule": args.schedule}
     if args.momentum is not None:
         if args.optimizer == "adam":
@@ -273,6 +279,7 @@ def _train(args: argparse.Namespace, comm: distributed.Communicator) -> int:
         **optimizer_options,
     )
     seconds = time.perf_counter() - start
+    settings["ensemble"] = len(model.members)
     failure = None
     if lead:
         try:
@@ -315,6 +322,8 @@ def _report(
             "classes": test.get("classes"),
             "rows": {"train": len(y_train), "validation": len(validation[1]) if validation else 0, "test": len(y_test)},
             "epochs": history.epochs,
+            "ensemble": len(model.members),
+            "member_epochs": [h.epochs for h in model.histories],
             "seconds": seconds,
             **_where(model._check_fitted(), args.batch_size, processes),
             "test": test,
@@ -323,10 +332,10 @@ def _report(
         }
         print(json.dumps(result))
         return
-    print(
-        f"test {metric}: {test[metric]:.4f} ({history.epochs} epochs in {seconds:.2f} s on "
-        f"{model.network.backend.name})"
-    )
+    epochs = f"{history.epochs} epochs"
+    if len(model.histories) > 1:
+        epochs = f"{len(model.histories)} networks averaged, {'/'.join(str(h.epochs) for h in model.histories)} epochs"
+    print(f"test {metric}: {test[metric]:.4f} ({epochs} in {seconds:.2f} s on {model.network.backend.name})")
     if args.save:
         print(f"saved the model to {args.save}")
     if args.plot:

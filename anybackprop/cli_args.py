@@ -9,12 +9,13 @@ from typing import Any
 
 from . import __version__, datasets
 from .backend import BACKEND_NAMES, DTYPE_NAMES
+from .ensemble import MAX_MEMBERS
 from .heads import HEADS
 from .layers import NORMS, SCALERS
 from .losses import LOSSES
 from .network import HIDDEN_ACTIVATIONS
 from .optim import OPTIMIZERS, SCHEDULES
-from .tables import IMPUTE, MAX_CATEGORIES, TASKS
+from .tables import ENSEMBLE_MAX, ENSEMBLE_ROWS, IMPUTE, MAX_CATEGORIES, TASKS
 
 DEFAULT_PATIENCE = 20
 """Epochs without a better validation loss after which ``train`` stops (with a validation split)."""
@@ -43,6 +44,16 @@ def _positive(kind: type) -> Callable[[str], Any]:
         return value
 
     return parse
+
+
+def _members(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= MAX_MEMBERS:
+        raise argparse.ArgumentTypeError(f"expected a count of networks from 1 to {MAX_MEMBERS}, got {text!r}")
+    return value
 
 
 def _seed(text: str) -> int:
@@ -203,6 +214,14 @@ def build_parser() -> argparse.ArgumentParser:
         type=_seed,
         default=0,
         help="piecewise-linear encoding of each input in this many quantile bins (0: none)",
+    )
+    train.add_argument(
+        "--ensemble",
+        type=_members,
+        default=None,
+        metavar="N",
+        help="train N networks (seeds seed, seed+1, ...) and average their outputs (1: one network; None: 1 for "
+        f"classification, for regression {ENSEMBLE_ROWS:,} // training rows, 1 to {ENSEMBLE_MAX})",
     )
     train.add_argument(
         "--no-target-scaling",

@@ -7,10 +7,12 @@ unicode array, so it loads with ``allow_pickle=False``. Format version 3 (2 and 
 for an :class:`~anybackprop.MLP`, its constructor arguments, the anybackprop version and creation
 time, optional ``info`` (training settings, test metric) and, for a
 :class:`~anybackprop.tables.TabularModel`, a ``table`` section (target, task, column encoding,
-class labels with their dtype); version 2 files lack the last three; version 1 files (an MLP's layer sizes,
-activations, output, loss, dtype) still load. Files are written atomically: a temporary file in
-the same directory, flushed and fsynced, then ``os.replace``; on any error the previous file is
-untouched and the temporary file is removed. :func:`save` first checks that the file would load
+class labels with their dtype, and the number of networks of an ensemble, whose members after the
+first store their arrays as ``member2.W1``, ``member2.state.center1``, ...); version 2 files lack
+the last three; version 1 files (an MLP's layer sizes, activations, output, loss, dtype) still
+load. Files are written atomically: a temporary file in the same directory, flushed and fsynced,
+then ``os.replace``; on any error the previous file is untouched and the temporary file is
+removed. :func:`save` first checks that the file would load
 back (every array of the dtype and shape the metadata implies, and finite).
 
 A model file is untrusted input: :func:`load` reads the metadata first (bounded in size and
@@ -32,6 +34,7 @@ import numpy as np
 
 from ._version import __version__
 from .backend import to_numpy
+from .ensemble import MAX_MEMBERS
 from .files import Contents, _invalid, atomic_open, display_name, read_archive
 from .heads import get_head
 from .layers import BatchNorm, Dense, LayerNorm, Standardize, layer_from_spec
@@ -41,6 +44,8 @@ FORMAT = "anybackprop"
 VERSION = 3
 _META_KEY = "__anybackprop__"
 _STATE = "state."
+_MEMBER = "member{}."
+"""Prefix of the arrays of an ensemble's member ``k`` (2, 3, ...; the first member's have none)."""
 __all__ = ["FORMAT", "VERSION", "atomic_open", "load", "read_archive", "save"]
 
 
@@ -52,17 +57,19 @@ def save(model: Any, path: str | os.PathLike, info: dict | None = None) -> None:
     TabularModel's ``info`` by default)."""
     from .tables import TabularModel
 
-    table = None
+    table, others = None, []
     if isinstance(model, TabularModel):
-        table, info, model = model.table_config(), model.info if info is None else info, model.network
+        table, info, others = model.table_config(), model.info if info is None else info, model.members[1:]
+        model = model.network
     if not isinstance(model, Sequential):
         raise TypeError(
             f"save expects an anybackprop model (MLP, Sequential or TabularModel), got {type(model).__name__}"
         )
     if info is not None and not isinstance(info, dict):
         raise TypeError(f"info must be a dict of JSON-able values, got {type(info).__name__}")
-    arrays = {key: to_numpy(value) for key, value in model.params.items()}
-    arrays.update({_STATE + key: to_numpy(value) for key, value in model.state.items()})
+    arrays = _arrays(model)
+    for k, member in enumerate(others, start=2):
+        arrays.update({_MEMBER.format(k) + key: value for key, value in _arrays(member).items()})
     meta = {
         "format": FORMAT,
         "version": VERSION,
@@ -79,7 +86,9 @@ def save(model: Any, path: str | os.PathLike, info: dict | None = None) -> None:
     try:
         # the arrays a fresh model of the same layers has (built from the layers, not from their
         # specs: a model of an unregistered layer kind saves, and loads once the kind is registered)
-        expected = _expected(Sequential(model.layers, model.head, dtype=model.dtype_name, backend="numpy"))
+        expected = _expected(
+            Sequential(model.layers, model.head, dtype=model.dtype_name, backend="numpy"), 1 + len(others)
+        )
         for key, (shape, dtype) in expected.items():
             _check_array(key, arrays.get(key), shape, dtype)
     except ValueError as exc:
@@ -96,6 +105,13 @@ def save(model: Any, path: str | os.PathLike, info: dict | None = None) -> None:
         np.savez(f, **arrays)  # type: ignore[arg-type]  # NumPy's stub types allow_pickle among **kwds
 
 
+def _arrays(model: Sequential) -> dict[str, np.ndarray]:
+    """A network's parameters and (prefixed) state as NumPy arrays, named as a file holds them."""
+    arrays = {key: to_numpy(value) for key, value in model.params.items()}
+    arrays.update({_STATE + key: to_numpy(value) for key, value in model.state.items()})
+    return arrays
+
+
 def _check_array(key: str, value: Any, shape: tuple, dtype: np.dtype) -> None:
     if not isinstance(value, np.ndarray):
         raise ValueError(f"{key} is missing")
@@ -105,12 +121,25 @@ def _check_array(key: str, value: Any, shape: tuple, dtype: np.dtype) -> None:
         raise ValueError(f"{key} contains NaN or infinity")
 
 
-def _expected(model: Sequential) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
-    """The members a file of ``model`` holds: its parameters and (prefixed) state."""
+def _expected(model: Sequential, networks: int = 1) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+    """The members a file of ``model`` holds: its parameters and (prefixed) state, and as many
+    again per further network of an ensemble of ``networks`` like it (prefixed ``member{k}.``)."""
     dtype = np.dtype(model.dtype_name)
-    found = {key: (tuple(value.shape), dtype) for key, value in model.params.items()}
-    found.update({_STATE + key: (tuple(value.shape), dtype) for key, value in model.state.items()})
+    one = {key: (tuple(value.shape), dtype) for key, value in model.params.items()}
+    one.update({_STATE + key: (tuple(value.shape), dtype) for key, value in model.state.items()})
+    found = dict(one)
+    for k in range(2, networks + 1):
+        found.update({_MEMBER.format(k) + key: spec for key, spec in one.items()})
     return found
+
+
+def _networks(meta: dict) -> int:
+    """How many networks the file holds: its table section's ``ensemble`` (1 without one)."""
+    table = meta.get("table")
+    count = table.get("ensemble", 1) if isinstance(table, dict) else 1
+    if type(count) is not int or not 1 <= count <= MAX_MEMBERS:
+        raise ValueError(f"its table section's ensemble {count!r} is not a count of networks from 1 to {MAX_MEMBERS}")
+    return count
 
 
 def _check_meta(meta: dict) -> None:
@@ -131,23 +160,27 @@ def load(path: Any, backend: Any = None) -> Any:
 
     def expect(meta: dict, contents: Contents) -> dict:
         _check_meta(meta)
-        try:
-            model = _build(meta, backend, contents.nbytes)
+        networks = _networks(meta)
+        try:  # the file must hold every network's parameters before the first one is built
+            model = _build(meta, backend, contents.nbytes // networks)
+            built.extend([model, *(_build(meta, backend) for _ in range(networks - 1))])
         except ValueError as exc:
             raise ValueError(str(exc)) from None
         except TypeError as exc:  # a layer config with arguments of the wrong kind
             raise ValueError(f"its layers are not valid ({exc})") from None
-        built.append(model)
-        return _expected(model)
+        return _expected(model, networks)
 
     meta, arrays = read_archive(path, expect)
     model = built[0]
-    state = {key[len(_STATE) :]: arrays.pop(key) for key in list(arrays) if key.startswith(_STATE)}
-    try:
-        model.set_params(arrays)
-        model.set_state(state)
-    except ValueError as exc:
-        raise _invalid(path, str(exc)) from None
+    for k, network in reversed(list(enumerate(built, start=1))):  # the prefixed members first
+        prefix = _MEMBER.format(k) if k > 1 else ""
+        mine = {key[len(prefix) :]: arrays.pop(key) for key in list(arrays) if key.startswith(prefix)}
+        state = {key[len(_STATE) :]: mine.pop(key) for key in list(mine) if key.startswith(_STATE)}
+        try:
+            network.set_params(mine)
+            network.set_state(state)
+        except ValueError as exc:
+            raise _invalid(path, str(exc)) from None
     if "table" not in meta:
         return model
     from .tables import TabularModel
@@ -157,7 +190,7 @@ def load(path: Any, backend: Any = None) -> Any:
         saved_info if isinstance(saved_info, dict) else {}
     )
     try:
-        return TabularModel.from_saved(model, meta["table"], info)
+        return TabularModel.from_saved(model, meta["table"], info, built)
     except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
         raise _invalid(path, f"its table section is not valid ({exc})") from None
 

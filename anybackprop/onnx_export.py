@@ -21,6 +21,10 @@ runs every layer in inference mode:
 * :class:`~anybackprop.layers.BatchNorm`: ``BatchNormalization`` with the running averages;
 * :class:`~anybackprop.layers.LayerNorm`: ``LayerNormalization`` over the features.
 
+A :class:`~anybackprop.tables.TabularModel` with an ensemble of several networks runs each one's
+layers on ``input`` and averages their last layers' outputs (``Add``, then ``Div`` by their
+number) before the head (:class:`~anybackprop.ensemble.Ensemble`'s rule), all in one graph.
+
 Outputs: a classifier gives ``probabilities`` (as ``predict_proba``: softmax rows, or
 ``[1 - p, p]`` for one sigmoid output) and ``label`` (int64 index into the metadata ``classes``,
 by ``predict``'s rule: the first largest softmax probability, a sigmoid ``p >= 0.5``);
@@ -139,9 +143,9 @@ def to_onnx(model: Any) -> Any:
     from .tables import TabularModel
 
     meta = {"anybackprop_version": __version__}
-    network = model
+    network, members = model, [model]
     if isinstance(model, TabularModel):
-        network = model._check_fitted()
+        network, members = model._check_fitted(), model.members
         meta.update(feature_names=json.dumps(model.encoder.feature_names), table=json.dumps(model.table_config()))
         if model.classes is not None:
             meta["classes"] = json.dumps(model.classes.tolist())
@@ -150,9 +154,18 @@ def to_onnx(model: Any) -> Any:
             f"export_onnx expects an anybackprop model (MLP, Sequential or TabularModel), got {type(model).__name__}"
         )
     g = _Graph(onnx, network.dtype_name)
-    x = "input"
-    for layer, params, state in network.layer_arrays():
-        x = _layer(g, layer, {k: to_numpy(v) for k, v in params.items()}, {k: to_numpy(v) for k, v in state.items()}, x)
+    logits = []
+    for member in members:
+        x = "input"
+        for layer, params, state in member.layer_arrays():
+            arrays = {k: to_numpy(v) for k, v in params.items()}
+            x = _layer(g, layer, arrays, {k: to_numpy(v) for k, v in state.items()}, x)
+        logits.append(x)
+    x = logits[0]
+    for other in logits[1:]:  # the mean as Add and Div (onnxruntime has no float64 Mean)
+        x = g.op("Add", [x, other])
+    if len(logits) > 1:
+        x = g.op("Div", [x, g.const(float(len(logits)))])
     head = network.head
     float_out = onnx.helper.make_tensor_value_info
     if head.is_classifier:

@@ -218,7 +218,7 @@ def test_help_shows_every_default():
             entries[flag] = line
         elif entries:
             entries[flag] += " " + line.strip()
-    assert len(entries) == 40  # -h and the 39 flags of train
+    assert len(entries) == 41  # -h and the 40 flags of train
     missing = [f for f, text in entries.items() if f != "-h" and "(default: " not in text]
     assert not missing
     for flag, default in (
@@ -226,6 +226,7 @@ def test_help_shows_every_default():
         ("--early-stopping", "None"),
         ("--validation-size", "0.1"),
         ("--scaling", "robust"),
+        ("--ensemble", "None"),
         ("--no-target-scaling", "True"),
         ("--schedule", "constant"),
         ("--optimizer", "adam"),
