@@ -311,6 +311,7 @@ def _report(
     model.info = {
         "training": settings,
         "epochs_trained": history.epochs,
+        **({"member_epochs": [h.epochs for h in model.histories]} if len(model.histories) > 1 else {}),
         "test": {metric: test[metric], "loss": test["loss"], "rows": test["rows"]},
     }
     if args.save:
@@ -345,7 +346,7 @@ def _report(
         plot_training(
             history,
             args.plot,
-            model=model.network if two_d else None,
+            model=model.predictor() if two_d else None,
             data=(model.encode(test_cols), model.encode_target(y_test)) if two_d else None,
         )
         print(f"saved the curves to {args.plot}")

@@ -80,6 +80,10 @@ class Ensemble(Sequential):
     def fit(self, X: Any, Y: Any, **kwargs: Any) -> Any:
         raise TypeError("an Ensemble only predicts: train each of its members instead")
 
+    def copy(self, *, dtype: Any = None, backend: Any = None) -> Ensemble:
+        """An ensemble of the members' copies (:meth:`Sequential.copy`'s options)."""
+        return Ensemble([member.copy(dtype=dtype, backend=backend) for member in self.members])
+
     def summary(self) -> str:
         return f"Ensemble of {len(self.members)} members (their logits averaged), each:\n{self.members[0].summary()}"
 

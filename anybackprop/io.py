@@ -34,7 +34,7 @@ import numpy as np
 
 from ._version import __version__
 from .backend import to_numpy
-from .ensemble import MAX_MEMBERS
+from .ensemble import MAX_MEMBERS, Ensemble
 from .files import Contents, _invalid, atomic_open, display_name, read_archive
 from .heads import get_head
 from .layers import BatchNorm, Dense, LayerNorm, Standardize, layer_from_spec
@@ -61,9 +61,10 @@ def save(model: Any, path: str | os.PathLike, info: dict | None = None) -> None:
     if isinstance(model, TabularModel):
         table, info, others = model.table_config(), model.info if info is None else info, model.members[1:]
         model = model.network
-    if not isinstance(model, Sequential):
+    if not isinstance(model, Sequential) or isinstance(model, Ensemble):
         raise TypeError(
-            f"save expects an anybackprop model (MLP, Sequential or TabularModel), got {type(model).__name__}"
+            f"save expects an anybackprop model (MLP, Sequential or TabularModel; an ensemble is saved "
+            f"by the TabularModel that trained it), got {type(model).__name__}"
         )
     if info is not None and not isinstance(info, dict):
         raise TypeError(f"info must be a dict of JSON-able values, got {type(info).__name__}")

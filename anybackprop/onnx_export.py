@@ -139,11 +139,14 @@ def _layer(g: _Graph, layer: Any, params: dict, state: dict, x: str) -> str:
 def to_onnx(model: Any) -> Any:
     """The ``onnx.ModelProto`` of ``model`` (a network or a fitted TabularModel), checked."""
     onnx = _onnx()
+    from .ensemble import Ensemble
     from .network import Sequential
     from .tables import TabularModel
 
     meta = {"anybackprop_version": __version__}
     network, members = model, [model]
+    if isinstance(model, Ensemble):
+        network, members = model.members[0], model.members
     if isinstance(model, TabularModel):
         network, members = model._check_fitted(), model.members
         meta.update(feature_names=json.dumps(model.encoder.feature_names), table=json.dumps(model.table_config()))

@@ -29,6 +29,7 @@ and a :class:`TabularModel` that carries that encoding, its class labels and a n
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import math
@@ -44,6 +45,7 @@ from .checkpoint import check_fingerprint
 from .ensemble import MAX_MEMBERS, Ensemble
 from .layers.target_scale import target_state
 from .network import MLP, Sequential
+from .optim import Optimizer
 from .splits import split_rows
 from .tablefiles import MISSING, Table, as_columns, columns_from_frame, is_missing, read_table, where
 from .training import Checkpoint
@@ -535,7 +537,7 @@ class TabularModel:
                 output=output,
                 standardize=self.standardize,
                 target_scale=self.scale_target and self.task == "regression",
-                **{**self.mlp_options, "seed": None if seed is None else seed + k},
+                **{**self.mlp_options, "seed": _member_seed(seed, k)},
             )
             for k in range(self.ensemble or (1 if self._one_network else auto_ensemble(self.task, len(y))))
         ]
@@ -573,11 +575,13 @@ class TabularModel:
             fit_options.setdefault("early_stopping", None)
             if fit_options["early_stopping"] is None:
                 fit_options["early_stopping"] = check_positive_int(fit_options.get("epochs", 30), "epochs")
-        self._one_network = fit_options.get("checkpoint") is not None or fit_options.get("resume") is not None
-        if self._one_network and (self.ensemble or 1) > 1:
+        followed = [name for name in ("checkpoint", "resume", "callbacks") if fit_options.get(name)]
+        self._one_network = bool(followed)
+        if followed and (self.ensemble or 1) > 1:
             raise ValueError(
-                f"checkpoint and resume follow one network; this model trains ensemble={self.ensemble} "
-                "(--ensemble 1 to checkpoint)"
+                f"{' and '.join(followed)} {'follow' if len(followed) > 1 else 'follows'} one network; this "
+                f"model trains ensemble={self.ensemble} "
+                "(ensemble=1, --ensemble 1 on the command line, to use them)"
             )
         X, t = self.prepare(columns, y, target)
         if validation_data is not None:
@@ -601,11 +605,18 @@ class TabularModel:
             t = _standard(t, stats)
             if validation_data is not None:
                 validation_data = (validation_data[0], _standard(validation_data[1], stats))
-        seed = fit_options.get("seed", 0)
+        seed, optimizer = fit_options.get("seed", 0), fit_options.get("optimizer")
+        pristine = copy.deepcopy(optimizer) if len(self.members) > 1 and isinstance(optimizer, Optimizer) else None
+        comm = fit_options.get("comm")
+        chatty = fit_options.get("verbose", True) and (comm is None or comm.rank == 0)
         self.histories = []
         for k, member in enumerate(self.members):  # member k shuffles (and drops out) from seed + k
-            options = fit_options if k == 0 else {**fit_options, "seed": None if seed is None else seed + k}
-            if len(self.members) > 1 and fit_options.get("verbose", True):
+            options = fit_options
+            if k > 0:  # its own seed, and its own copy of an optimizer object (no slots carried over)
+                options = {**fit_options, "seed": _member_seed(seed, k)}
+                if pristine is not None:
+                    options["optimizer"] = copy.deepcopy(pristine)
+            if len(self.members) > 1 and chatty:
                 print(f"network {k + 1} of {len(self.members)} (seed {options.get('seed', 0)})")
             self.histories.append(member.fit(X, t, validation_data=validation_data, **options))
             if stats is not None:
@@ -869,7 +880,14 @@ class TabularModel:
         if self.network is None:
             return f"TabularModel(hidden={self.hidden}, task={self.task!r}, not fitted)"
         labels = "" if self.classes is None else f", classes={self.classes.tolist()!r}"
+        if len(self.members) > 1:
+            labels += f", ensemble={len(self.members)}"
         return f"TabularModel(target={self.target!r}, task={self.task!r}{labels}, network={self.network!r})"
+
+
+def _member_seed(seed: Any, k: int) -> int | None:
+    """Member ``k``'s seed: ``seed + k`` (None stays None); ``seed`` is checked first."""
+    return None if seed is None else check_positive_int(seed, "seed", minimum=0) + k
 
 
 def _setting(value: Any) -> Any:

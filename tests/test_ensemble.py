@@ -9,6 +9,7 @@ import pytest
 
 import anybackprop as ab
 from anybackprop.ensemble import MAX_MEMBERS, Ensemble
+from anybackprop.optim import Adam
 from anybackprop.tables import TabularModel, auto_ensemble
 
 
@@ -95,7 +96,7 @@ def test_ensemble_is_checked_and_refuses_a_checkpoint(rng, tmp_path):
         with pytest.raises(ValueError, match=f"ensemble must be an int from 1 to {MAX_MEMBERS}"):
             TabularModel([4], ensemble=bad)
     columns, y = classification_table(rng, 60)
-    with pytest.raises(ValueError, match=r"checkpoint and resume follow one network.*ensemble=2"):
+    with pytest.raises(ValueError, match=r"checkpoint follows one network.*ensemble=2"):
         TabularModel([4], ensemble=2).fit(columns, y, epochs=1, checkpoint=tmp_path / "c.npz", verbose=False)
 
 
@@ -191,3 +192,45 @@ def test_cli_ensemble_flag(rng, tmp_path, capsys):
     with pytest.raises(SystemExit):
         main([*argv, "--ensemble", "0"])
     assert "--ensemble: expected a count of networks from 1 to" in capsys.readouterr().err
+    assert model.info["member_epochs"] == [3, 3]  # the saved file says what each network trained
+
+
+def test_each_member_trains_with_its_own_optimizer_and_callbacks_follow_one_network(rng):
+    columns, y = regression_table(rng)
+    model = TabularModel([8], ensemble=2, seed=5)
+    model.fit(columns, y, epochs=3, optimizer=Adam(lr=0.01), seed=2, verbose=False)
+    alone = TabularModel([8], ensemble=1, seed=6)  # member 1, with a fresh Adam: no moments carried over
+    alone.fit(columns, y, epochs=3, optimizer=Adam(lr=0.01), seed=3, verbose=False)
+    X = model.encode(columns)
+    np.testing.assert_array_equal(ab.to_numpy(model.members[1].predict(X)), alone.predict(columns))
+    stopper = ab.EarlyStopping(100)
+    auto = TabularModel([4], seed=0)  # regression would average 5 networks; callbacks follow one
+    auto.fit(columns, y, epochs=2, callbacks=[stopper], verbose=False)
+    assert len(auto.members) == 1
+    with pytest.raises(ValueError, match=r"callbacks follows one network.*ensemble=3"):
+        TabularModel([4], ensemble=3).fit(columns, y, epochs=1, callbacks=[stopper], verbose=False)
+
+
+@pytest.mark.parametrize("seed", [True, "x", -1, 1.5])
+def test_a_bad_seed_is_refused_before_members_are_seeded(rng, seed):
+    columns, y = regression_table(rng, 40)
+    with pytest.raises(ValueError, match=r"seed must be .*got"):
+        TabularModel([4], ensemble=2, seed=seed).fit(columns, y, epochs=1, verbose=False)
+    with pytest.raises(ValueError, match=r"seed must be .*got"):
+        TabularModel([4], ensemble=2).fit(columns, y, epochs=1, seed=seed, verbose=False)
+
+
+def test_an_ensemble_copies_exports_and_is_saved_by_its_tabular_model(rng, tmp_path):
+    X = rng.standard_normal((6, 3))
+    ensemble = Ensemble([ab.MLP([3, 5, 4], seed=k, dtype="float64") for k in range(2)])
+    clone = ensemble.copy(dtype="float32")
+    assert isinstance(clone, Ensemble) and clone.dtype_name == "float32" and len(clone.members) == 2
+    np.testing.assert_allclose(ab.to_numpy(clone.predict_proba(X)), ab.to_numpy(ensemble.predict_proba(X)), rtol=1e-5)
+    with pytest.raises(TypeError, match="an ensemble is saved by the TabularModel that trained it"):
+        ab.save(ensemble, tmp_path / "e.npz")
+    pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    ab.export_onnx(ensemble, tmp_path / "e.onnx")
+    session = ort.InferenceSession(str(tmp_path / "e.onnx"), providers=["CPUExecutionProvider"])
+    (proba,) = session.run(["probabilities"], {"input": X})
+    np.testing.assert_allclose(proba, ab.to_numpy(ensemble.predict_proba(X)), rtol=1e-9, atol=1e-12)
