@@ -135,6 +135,10 @@ class Head:
         """Values ``(m,)`` for one output, else ``(m, k)``."""
         return a[:, 0] if a.shape[1] == 1 else a
 
+    def predict_logits(self, xp: Any, z: Any, fast: Any = None) -> Any:
+        """:meth:`predict` of the output activations of the logits ``z`` (what ``Sequential.predict`` returns)."""
+        return self.predict(xp, self.activate(xp, z, fast))
+
     def predict_proba(self, xp: Any, a: Any) -> Any:
         """Class probabilities from the output activations ``a`` (classification heads only)."""
         raise ValueError(
@@ -237,7 +241,12 @@ class SoftmaxCrossEntropy(_Classifier):
         return y
 
     def predict(self, xp: Any, a: Any) -> Any:
-        return xp.argmax(a, axis=1)
+        return act.row_argmax(xp, a)
+
+    def predict_logits(self, xp: Any, z: Any, fast: Any = None) -> Any:
+        """The class of the largest logit: softmax is increasing in each logit, so it is the class
+        of the largest probability, as the accuracy counts it (no exponentials for a prediction)."""
+        return (act.row_argmax if fast is None else fast.get(act.row_argmax))(xp, z)
 
     def metric_terms(self, xp: Any, z: Any, y: Any, w: Any = None) -> Any:
         """(Weighted) accuracy: argmax of the logits against argmax of the targets."""
@@ -312,6 +321,9 @@ class ChainRuleHead(Head):
 
     def predict(self, xp: Any, a: Any) -> Any:
         return self._like.predict(xp, a)
+
+    def predict_logits(self, xp: Any, z: Any, fast: Any = None) -> Any:
+        return self._like.predict_logits(xp, z, fast)
 
     def predict_proba(self, xp: Any, a: Any) -> Any:
         """Class probabilities, as the output's paired head gives them."""

@@ -144,15 +144,24 @@ def _release_control() -> None:
 _LIMITS = _Limits()
 
 
-@contextlib.contextmanager
-def limited(backend: Any, largest_product: int, num_threads: int | None = None) -> Iterator[int | None]:
+_UNTOUCHED = contextlib.nullcontext(None)
+
+
+def limited(backend: Any, largest_product: int, num_threads: int | None = None) -> contextlib.AbstractContextManager:
     """Run the block with BLAS limited by :func:`choose` when ``backend`` computes on the host;
-    yields the thread count applied (None where the policy does not apply). Blocks that overlap,
-    nested or in several threads, share one process-wide limit (:class:`_Limits`): the latest
-    one's, and the limits from before the first once the last has ended. Products under
-    ``TINY_PRODUCT`` multiply-adds leave the pools alone (setting them costs more than it saves)."""
-    tiny = num_threads is None and largest_product < TINY_PRODUCT and not os.environ.get(ENV)
-    controller = _controller() if backend.adapter.host and not tiny else None
+    the block gets the thread count applied (None where the policy does not apply). Blocks that
+    overlap, nested or in several threads, share one process-wide limit (:class:`_Limits`): the
+    latest one's, and the limits from before the first once the last has ended. Products under
+    ``TINY_PRODUCT`` multiply-adds leave the pools alone (setting them costs more than it saves),
+    and such a block costs nothing but this test (a one-row prediction)."""
+    if num_threads is None and largest_product < TINY_PRODUCT and not os.environ.get(ENV):
+        return _UNTOUCHED
+    return _limited(backend, largest_product, num_threads)
+
+
+@contextlib.contextmanager
+def _limited(backend: Any, largest_product: int, num_threads: int | None) -> Iterator[int | None]:
+    controller = _controller() if backend.adapter.host else None
     if controller is None:
         if num_threads is not None:
             check_num_threads(num_threads, "num_threads")

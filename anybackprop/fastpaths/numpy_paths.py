@@ -22,10 +22,18 @@ from .registry import FastPath, FastPaths
 
 
 def affine_inplace(xp: Any, a_prev: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Z = A_prev @ W, then Z += b in place."""
-    z = a_prev @ w
-    z += b
+    """Z = A_prev @ W, then Z += b in place. Row-major operands go through ``ndarray.dot``: the
+    same BLAS call and bits as ``@`` for them, without the ufunc machinery that costs more than a
+    one-row product (a prediction); one row adds ``b`` as a row of the same shape (NumPy's quick
+    loop, not its broadcasting one)."""
+    z = a_prev.dot(w) if a_prev.flags.c_contiguous and w.flags.c_contiguous else a_prev @ w
+    z += b[None] if z.shape[0] == 1 else b
     return z
+
+
+def row_argmax_method(xp: Any, z: np.ndarray) -> np.ndarray:
+    """argmax(Z, axis=1) through the array's method (``np.argmax`` wraps it in a Python layer)."""
+    return z.argmax(axis=1)
 
 
 def bias_grad_reduce(xp: Any, dz: np.ndarray) -> np.ndarray:
@@ -99,6 +107,7 @@ PATHS = FastPaths(
         FastPath(bias_grad, bias_grad_reduce),
         FastPath(gather_rows, gather_rows_into),
         FastPath(act.softmax, softmax_rowmax),
+        FastPath(act.row_argmax, row_argmax_method),
         FastPath(losses.cross_entropy, cross_entropy_rowmax),
         FastPath(act.relu, relu_inplace, overwrites=0),
         FastPath(act.relu_backward, relu_backward_inplace, overwrites=2),
