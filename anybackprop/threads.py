@@ -100,20 +100,24 @@ class _Limits:
     thread: the first to start remembers the limits in force before it, the request of the latest
     one still running is applied (the inner one of nested blocks), and the last to end puts the
     remembered limits back. (Each block restoring what it found would leave the process at 1
-    thread when two overlap: the second finds the first one's limit.)"""
+    thread when two overlap: the second finds the first one's limit.) The BLAS pools are read and
+    set through threadpoolctl's library controllers, each only where its count differs (its
+    ``limit()`` gathers every library's details first: tens of microseconds, more than a small
+    ``fit`` step)."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.requests: list[int] = []
-        self.original: Any = None  # threadpoolctl's limiter holding the limits before the first block
+        self.original: list[tuple[Any, int]] = []  # each BLAS pool and its count before the first block
 
     def enter(self, controller: Any, threads: int) -> None:
         with self.lock:
             _release_control()
             if not self.requests:
-                self.original = controller.limit(limits=threads, user_api="blas")
+                self.original = [(pool, pool.get_num_threads()) for pool in _blas_pools(controller)]
+                _set(self.original, threads)
             elif threads != self.requests[-1]:
-                controller.limit(limits=threads, user_api="blas")
+                _set(self.original, threads)
             _release_control()
             self.requests.append(threads)
 
@@ -123,11 +127,24 @@ class _Limits:
             latest = self.requests[-1]
             del self.requests[len(self.requests) - 1 - self.requests[::-1].index(threads)]
             if not self.requests:
-                self.original.restore_original_limits()
-                self.original = None
+                for pool, count in self.original:
+                    _set([(pool, count)], count)
+                self.original = []
             elif self.requests[-1] != latest:
-                controller.limit(limits=self.requests[-1], user_api="blas")
+                _set(self.original, self.requests[-1])
             _release_control()
+
+
+def _blas_pools(controller: Any) -> list:
+    """threadpoolctl's controllers of the BLAS libraries loaded in this process."""
+    return [pool for pool in controller.lib_controllers if pool.user_api == "blas"]
+
+
+def _set(pools: list[tuple[Any, Any]], threads: int | None) -> None:
+    """Set each pool of ``(pool, _)`` to ``threads`` where it differs (None: leave it)."""
+    for pool, _ in pools:
+        if threads is not None and pool.get_num_threads() != threads:
+            pool.set_num_threads(threads)
 
 
 def _release_control() -> None:

@@ -17,6 +17,7 @@ import numpy as np
 from .. import activations as act
 from .. import losses
 from ..backend import gather_rows
+from ..divergence import largest_magnitude
 from ..layers.dense import affine, bias_grad
 from .registry import FastPath, FastPaths
 
@@ -29,6 +30,15 @@ def affine_inplace(xp: Any, a_prev: np.ndarray, w: np.ndarray, b: np.ndarray) ->
     z = a_prev.dot(w) if a_prev.flags.c_contiguous and w.flags.c_contiguous else a_prev @ w
     z += b[None] if z.shape[0] == 1 else b
     return z
+
+
+def largest_magnitude_reduce(xp: Any, arrays: list) -> Any:
+    """The portable largest magnitude with the ufunc reductions called directly (``np.max`` and
+    ``np.min`` wrap them in a Python layer that costs more than a small parameter's reduction)."""
+    if not arrays:
+        return np.maximum.reduce(np.zeros(1))
+    ends = np.array([f(a, axis=None) for a in arrays for f in (np.maximum.reduce, np.minimum.reduce)])
+    return np.maximum.reduce(np.abs(ends))
 
 
 def row_argmax_method(xp: Any, z: np.ndarray) -> np.ndarray:
@@ -108,6 +118,7 @@ PATHS = FastPaths(
         FastPath(gather_rows, gather_rows_into),
         FastPath(act.softmax, softmax_rowmax),
         FastPath(act.row_argmax, row_argmax_method),
+        FastPath(largest_magnitude, largest_magnitude_reduce),
         FastPath(losses.cross_entropy, cross_entropy_rowmax),
         FastPath(act.relu, relu_inplace, overwrites=0),
         FastPath(act.relu_backward, relu_backward_inplace, overwrites=2),
