@@ -171,9 +171,25 @@ def limited(backend: Any, largest_product: int, num_threads: int | None = None) 
     latest one's, and the limits from before the first once the last has ended. Products under
     ``TINY_PRODUCT`` multiply-adds leave the pools alone (setting them costs more than it saves),
     and such a block costs nothing but this test (a one-row prediction)."""
-    if num_threads is None and largest_product < TINY_PRODUCT and not os.environ.get(ENV):
+    if _untouched(largest_product, num_threads):
         return _UNTOUCHED
     return _limited(backend, largest_product, num_threads)
+
+
+def _untouched(largest_product: int, num_threads: int | None) -> bool:
+    """Whether :func:`limited` leaves the pools alone: a tiny product and no override."""
+    return num_threads is None and largest_product < TINY_PRODUCT and not os.environ.get(ENV)
+
+
+def in_force(backend: Any, largest_product: int, num_threads: int | None = None) -> int | None:
+    """The BLAS threads a block of :func:`limited` with these arguments runs with: the policy's
+    count where it sets the pools, the pools' own where it leaves them alone (tiny products), None
+    where it does not apply (arrays off the host, no BLAS visible to threadpoolctl)."""
+    if not backend.adapter.host or _controller() is None:
+        return None
+    if _untouched(largest_product, num_threads):
+        return blas_threads()
+    return choose(largest_product, num_threads)[0]
 
 
 @contextlib.contextmanager

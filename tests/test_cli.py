@@ -62,7 +62,14 @@ def test_info_and_gradcheck():
     check = cli("gradcheck", "--backend", "numpy")
     assert check.returncode == 0, check.stdout
     rows = [line for line in check.stdout.splitlines() if line.endswith(("ok", "FAIL"))]
-    assert len(rows) == 5 * 5 and all(row.endswith("ok") for row in rows)
+    assert len(rows) == 5 * 7 and all(row.endswith("ok") for row in rows)  # softmax, sigmoid, exp: 2 losses each
+    assert {row.split()[0] for row in rows if row.split()[1:3] == ["exp", "poisson"]} == {
+        "identity",
+        "sigmoid",
+        "tanh",
+        "relu",
+        "leaky_relu",
+    }
     assert check.stdout.strip().endswith("all pairings agree")
 
 

@@ -58,6 +58,8 @@ def recipe(backend: Backend, rng: np.random.Generator, key: Any) -> list[Any]:
         return [backend.asarray(a_prev, backend.dtype), arr(3, N), arr(N)]
     if key is dense.bias_grad or key is activations.row_argmax:
         return [z]
+    if key is losses.batch_mean:
+        return [arr(M)]
     if key is largest_magnitude:
         return [[z, arr(N), arr(2, 3, 4)]]
     if key is losses.paired_delta:

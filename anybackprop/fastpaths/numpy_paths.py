@@ -41,6 +41,15 @@ def largest_magnitude_reduce(xp: Any, arrays: list) -> Any:
     return np.maximum.reduce(np.abs(ends))
 
 
+def batch_mean_reduce(xp: Any, rows: np.ndarray, w: Any = None) -> Any:
+    """The unweighted batch mean as ``np.mean`` computes it (the sum's own dtype divided by the
+    count), with the ufunc reduction called directly; weighted rows take the formula."""
+    if w is not None:
+        return losses.batch_mean(xp, rows, w)
+    total = np.add.reduce(rows, axis=None)
+    return total.dtype.type(total / rows.shape[0])
+
+
 def row_argmax_method(xp: Any, z: np.ndarray) -> np.ndarray:
     """argmax(Z, axis=1) through the array's method (``np.argmax`` wraps it in a Python layer)."""
     return z.argmax(axis=1)
@@ -118,6 +127,7 @@ PATHS = FastPaths(
         FastPath(gather_rows, gather_rows_into),
         FastPath(act.softmax, softmax_rowmax),
         FastPath(act.row_argmax, row_argmax_method),
+        FastPath(losses.batch_mean, batch_mean_reduce),
         FastPath(largest_magnitude, largest_magnitude_reduce),
         FastPath(losses.cross_entropy, cross_entropy_rowmax),
         FastPath(act.relu, relu_inplace, overwrites=0),
