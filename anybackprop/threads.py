@@ -62,16 +62,26 @@ def cores() -> int:
     return share
 
 
+def count(largest_product: int, num_threads: int | None = None) -> int:
+    """The thread count of :func:`choose` without its explanation (what a block of :func:`limited` needs)."""
+    if num_threads is not None:
+        return check_num_threads(num_threads, "num_threads")
+    if os.environ.get(ENV):
+        return check_num_threads(os.environ[ENV], ENV)
+    return 1 if largest_product < SMALL_PRODUCT else cores()
+
+
 def choose(largest_product: int, num_threads: int | None = None) -> tuple[int, str]:
     """``(threads, why)`` for a step whose largest product has ``largest_product``
     multiply-adds; ``num_threads`` (or the environment) overrides the rule."""
+    threads = count(largest_product, num_threads)
     if num_threads is not None:
-        return check_num_threads(num_threads, "num_threads"), "num_threads"
+        return threads, "num_threads"
     if os.environ.get(ENV):
-        return check_num_threads(os.environ[ENV], ENV), ENV
+        return threads, ENV
     if largest_product < SMALL_PRODUCT:
-        return 1, f"largest product {largest_product:,} < {SMALL_PRODUCT:,} multiply-adds"
-    return cores(), f"largest product {largest_product:,} multiply-adds: the {cores()} cores this process may use"
+        return threads, f"largest product {largest_product:,} < {SMALL_PRODUCT:,} multiply-adds"
+    return threads, f"largest product {largest_product:,} multiply-adds: the {threads} cores this process may use"
 
 
 @functools.lru_cache(maxsize=1)
@@ -151,11 +161,17 @@ def _release_control() -> None:
     """threadpoolctl (3.6 and later) lets only the thread that last set OpenBLAS's limit set it
     again while that thread lives, and ignores the others; :class:`_Limits` serialises every
     change under its lock, so it takes that control before each and hands it back after."""
-    import threadpoolctl
-
-    release = getattr(getattr(threadpoolctl, "OpenBLASController", None), "clear_controlling_thread", None)
+    release = _releaser()
     if release is not None:
         release(force=True)
+
+
+@functools.lru_cache(maxsize=1)
+def _releaser() -> Any:
+    """threadpoolctl's ``OpenBLASController.clear_controlling_thread`` (None before 3.6)."""
+    import threadpoolctl
+
+    return getattr(getattr(threadpoolctl, "OpenBLASController", None), "clear_controlling_thread", None)
 
 
 _LIMITS = _Limits()
@@ -189,7 +205,7 @@ def in_force(backend: Any, largest_product: int, num_threads: int | None = None)
         return None
     if _untouched(largest_product, num_threads):
         return blas_threads()
-    return choose(largest_product, num_threads)[0]
+    return count(largest_product, num_threads)
 
 
 @contextlib.contextmanager
@@ -200,7 +216,7 @@ def _limited(backend: Any, largest_product: int, num_threads: int | None) -> Ite
             check_num_threads(num_threads, "num_threads")
         yield None
         return
-    threads, _ = choose(largest_product, num_threads)
+    threads = count(largest_product, num_threads)
     _LIMITS.enter(controller, threads)
     try:
         yield threads

@@ -116,3 +116,17 @@ def test_a_tiny_product_leaves_the_pools_alone_and_a_limit_comes_back(monkeypatc
             assert inner == 2 and threads.blas_threads() == 2
         assert threads.blas_threads() == 1
     assert threads.blas_threads() == before
+
+
+@pytest.mark.parametrize("entries", [10, 70_000])  # one concatenation, or each array's max and min
+def test_the_largest_magnitude_fast_path_is_its_formula(rng, entries):
+    from anybackprop.divergence import largest_magnitude
+    from anybackprop.fastpaths.numpy_paths import largest_magnitude_reduce
+
+    arrays = [rng.standard_normal((entries, 2)).astype(np.float32), rng.standard_normal(7).astype(np.float32)]
+    assert largest_magnitude_reduce(np, arrays) == largest_magnitude(np, arrays)
+    arrays[1][3] = -1e30
+    assert largest_magnitude_reduce(np, arrays) == largest_magnitude(np, arrays) == np.float32(1e30)
+    arrays[0][entries - 1, 1] = np.nan
+    assert np.isnan(largest_magnitude_reduce(np, arrays)) and np.isnan(largest_magnitude(np, arrays))
+    assert largest_magnitude_reduce(np, []) == largest_magnitude(np, []) == 0.0

@@ -32,11 +32,19 @@ def affine_inplace(xp: Any, a_prev: np.ndarray, w: np.ndarray, b: np.ndarray) ->
     return z
 
 
+_FEW_ENTRIES = 1 << 16
+"""Parameters of at most this many entries in all are reduced as one concatenation (a copy of
+256 KiB in float32 at most, against two reductions' calls per array)."""
+
+
 def largest_magnitude_reduce(xp: Any, arrays: list) -> Any:
     """The portable largest magnitude with the ufunc reductions called directly (``np.max`` and
-    ``np.min`` wrap them in a Python layer that costs more than a small parameter's reduction)."""
+    ``np.min`` wrap them in a Python layer that costs more than a small parameter's reduction);
+    few entries in all are reduced as one array (max and min do not depend on the order)."""
     if not arrays:
         return np.maximum.reduce(np.zeros(1))
+    if sum(a.size for a in arrays) <= _FEW_ENTRIES:
+        arrays = [np.concatenate([a.ravel() for a in arrays])]
     ends = np.array([f(a, axis=None) for a in arrays for f in (np.maximum.reduce, np.minimum.reduce)])
     return np.maximum.reduce(np.abs(ends))
 
