@@ -402,12 +402,12 @@ def _one_hot_labels(backend: Backend, y: Any, n_classes: int, dtype: Any, name: 
     The range is checked explicitly: CuPy wraps out-of-range indices around instead of raising.
     """
     xp = backend.xp
-    if xp.isdtype(y.dtype, "real floating"):
+    if not xp.isdtype(y.dtype, "integral"):  # integer labels, the common case, take one dtype test
+        if not xp.isdtype(y.dtype, "real floating"):
+            raise ValueError(f"{name} has dtype {y.dtype}; a softmax output expects integer class labels")
         check_finite(xp, y, name)
         if not bool(xp.all(y == xp.round(y))):
             raise ValueError(f"{name} holds non-integer values; a softmax output expects integer class labels")
-    elif not xp.isdtype(y.dtype, "integral"):
-        raise ValueError(f"{name} has dtype {y.dtype}; a softmax output expects integer class labels")
     low, high = float(xp.min(y)), float(xp.max(y))  # before the cast to int64, which a label like 1e300 overflows
     if low < 0 or high >= n_classes:
         raise ValueError(

@@ -130,3 +130,25 @@ def test_the_largest_magnitude_fast_path_is_its_formula(rng, entries):
     arrays[0][entries - 1, 1] = np.nan
     assert np.isnan(largest_magnitude_reduce(np, arrays)) and np.isnan(largest_magnitude(np, arrays))
     assert largest_magnitude_reduce(np, []) == largest_magnitude(np, []) == 0.0
+
+
+def test_the_quick_predict_reads_the_parameters_in_force(model, rng, tmp_path):
+    """Nothing of the parameters is kept between calls: new parameters, a float64 copy and a
+    loaded model predict what their own forward pass gives."""
+    X = rng.standard_normal((20, 4)).astype(np.float32)
+
+    def by_hand(m, x):
+        a = np.maximum(x @ ab.to_numpy(m.params["W1"]) + ab.to_numpy(m.params["b1"]), 0)
+        return (a @ ab.to_numpy(m.params["W2"]) + ab.to_numpy(m.params["b2"])).argmax(axis=1)
+
+    first = [int(model.predict(X[i : i + 1])[0]) for i in range(20)]
+    np.testing.assert_array_equal(first, by_hand(model, X))
+    model.set_params({k: -ab.to_numpy(v) for k, v in model.params.items()})
+    second = [int(model.predict(X[i : i + 1])[0]) for i in range(20)]
+    np.testing.assert_array_equal(second, by_hand(model, X))
+    assert second != first
+    wide = model.copy(dtype="float64")
+    np.testing.assert_array_equal([int(wide.predict(X[i : i + 1].astype(np.float64))[0]) for i in range(20)], second)
+    ab.save(model, tmp_path / "m.npz")
+    loaded = ab.load(tmp_path / "m.npz")
+    np.testing.assert_array_equal([int(loaded.predict(X[i : i + 1])[0]) for i in range(20)], second)
