@@ -355,7 +355,7 @@ HEADS = ("softmax", "sigmoid", "identity")  # the output kinds the command line 
 DEFAULT_LOSS = {name: cls().loss.name for name, cls in _PAIRED.items()}
 
 
-def _path(fast: Any, formula: Callable) -> Callable:
+def _path(fast: Any, formula: Callable[..., Any]) -> Callable[..., Any]:
     """``formula`` as the fast paths ``fast`` resolve it (None: the formula itself)."""
     return formula if fast is None else fast.get(formula)
 

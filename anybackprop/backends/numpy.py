@@ -38,11 +38,12 @@ class _NumPy(Adapter):
     def from_host(self, backend: BackendLike, host: np.ndarray) -> Any:
         return host
 
-    array_type: type = np.ndarray
+    array_type: type[np.ndarray] = np.ndarray
 
     def ready_rows(self, x: Any, n_features: int, dtype: Any, most: int) -> bool:
         return (
-            type(x) is self.array_type
+            isinstance(x, np.ndarray)
+            and type(x) is self.array_type
             and x.dtype == dtype
             and x.ndim == 2
             and x.shape[1] == n_features
