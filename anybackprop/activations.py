@@ -125,6 +125,12 @@ def softmax(xp: Any, z: Any) -> Any:
     return e / xp.sum(e, axis=1, keepdims=True)
 
 
+def row_argmax(xp: Any, z: Any) -> Any:
+    """The index of each row's largest entry, the first of equals: ``(m, k) -> (m,)`` (a softmax
+    output's class, from its probabilities or, softmax being increasing, from its logits)."""
+    return xp.argmax(z, axis=1)
+
+
 def softmax_backward(xp: Any, z: Any, a: Any, da: Any) -> Any:
     """The Jacobian of note 004 (eq. 39), da_i/dz_j = a_i (delta_ij - a_j), applied row-wise
     to dA: dZ = a * (dA - sum(dA * a, axis=1))."""

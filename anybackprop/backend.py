@@ -249,7 +249,7 @@ def host_rng(seed: int | None) -> np.random.Generator:
     """The seeded host generator every random draw in anybackprop comes from."""
     if seed is not None and (not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0):
         raise ValueError(f"seed must be a non-negative int or None, got {seed!r}")
-    return np.random.default_rng(seed)
+    return np.random.Generator(np.random.PCG64(seed))  # default_rng(seed)'s generator, without its dispatch
 
 
 # --- choosing a backend --------------------------------------------------------------------------

@@ -98,9 +98,9 @@ def _backend_of(args: argparse.Namespace) -> contextlib.AbstractContextManager:
 
 def _where(network: Sequential, batch_size: int, processes: int) -> dict:
     """Where a training ran, for ``train --json``: backend, device, dtype, processes, and the BLAS
-    threads of each process (None where the arrays are not on the host)."""
+    threads each process trained with (None where the arrays are not on the host)."""
     backend = network.backend
-    blas = threads.choose(threads.largest_product(network.layers, batch_size))[0] if backend.adapter.host else None
+    blas = threads.in_force(backend, threads.largest_product(network.layers, batch_size))
     return {
         "backend": backend.name,
         "device": str(backend.device),

@@ -24,7 +24,7 @@ from .backend import (
 )
 from .fastpaths.check import check_fast_paths
 from .gradcheck import gradcheck
-from .heads import DEFAULT_LOSS, HEADS
+from .heads import DEFAULT_LOSS, OUTPUTS
 from .network import HIDDEN_ACTIVATIONS, MLP
 
 
@@ -62,12 +62,13 @@ def _gradcheck(args: argparse.Namespace) -> int:
     print("when |analytic - numeric| <= 1e-07 + 1e-05 |numeric| (see help(anybackprop.gradcheck))")
     print(f"{'hidden':<11} {'output':<9} {'loss':<21} {'error':>10}  {'kinks':>5}")
     failures = 0
-    for output in HEADS:
+    for output in OUTPUTS:  # the command line's outputs and the exp output of Poisson regression
         n_out = 3 if output != "sigmoid" else 1
         Y = {
             "softmax": rng.integers(0, 3, 8),
             "sigmoid": rng.integers(0, 2, 8),
             "identity": rng.standard_normal((8, 3)),
+            "exp": rng.poisson(2.0, (8, 3)),
         }[output]
         for loss in dict.fromkeys([DEFAULT_LOSS[output], "mse"]):
             for activation in HIDDEN_ACTIVATIONS:

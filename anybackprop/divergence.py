@@ -11,6 +11,14 @@ import array_api_compat
 from .trainable import Trainable
 
 
+def largest_magnitude(xp: Any, arrays: list) -> Any:
+    """The largest ``|entry|`` of ``arrays`` as a 0-d array (0 for none; NaN where an entry is
+    NaN, which propagates through max and min), from each array's max and min: no temporary the
+    size of an array, and no sum that could overflow."""
+    ends = xp.stack([e for a in arrays for e in (xp.max(a), xp.min(a))]) if arrays else xp.zeros(1)
+    return xp.max(xp.abs(ends))
+
+
 class DivergenceGuard:
     """Keeps the parameters and state of the last epoch that ended finite. An epoch whose loss,
     validation loss or parameters are not finite (a blow-up in its last update included) puts
@@ -34,8 +42,9 @@ class DivergenceGuard:
                 else:
                     kept[key] = xp.asarray(value, copy=True)
 
-    def check(self, epoch: int, values: dict[str, float], lr: float) -> None:
-        """After ``epoch`` (1-based): keep its parameters, or restore the last good ones and raise."""
+    def check(self, epoch: int, values: dict[str, float], lr: float, keep: bool = True) -> None:
+        """After ``epoch`` (1-based): keep its parameters (unless ``keep`` is False: no epoch
+        follows, so no copy is needed), or restore the last good ones and raise."""
         bad: tuple[str, float] | None = next(
             (
                 (name, values[name])
@@ -45,12 +54,11 @@ class DivergenceGuard:
             None,
         )
         if bad is None:
-            xp, params = self.model.backend.xp, self.model.params
-            # max and min of each (NaN propagates through both): no temporary the size of a parameter
-            ends = xp.stack([e for p in params.values() for e in (xp.max(p), xp.min(p))]) if params else xp.zeros(1)
-            peak = float(xp.max(xp.abs(ends)))
+            model = self.model
+            peak = float(model.fast.get(largest_magnitude)(model.backend.xp, list(model.params.values())))
             if math.isfinite(peak):
-                self._keep(epoch)
+                if keep:
+                    self._keep(epoch)
                 return
             bad = ("largest parameter", peak)
         self.model.params, self.model.state = (dict(d) for d in self.saved)

@@ -94,7 +94,7 @@ class Head:
 
     def cost(self, xp: Any, z: Any, y: Any, w: Any = None, fast: Any = None) -> Any:
         """J = mean of the row losses (weighted by ``w`` when given), a 0-d array."""
-        return losses.batch_mean(xp, self.rows(xp, z, y, fast), w)
+        return _path(fast, losses.batch_mean)(xp, self.rows(xp, z, y, fast), w)
 
     def delta(self, xp: Any, fast: Any, z: Any, y: Any, w: Any = None) -> Any:
         """dZ = dJ/dZ: the paired ``(A - Y) / m``, or ``g'(Z) * dJ/dA`` by the chain rule."""
@@ -135,15 +135,20 @@ class Head:
         """Values ``(m,)`` for one output, else ``(m, k)``."""
         return a[:, 0] if a.shape[1] == 1 else a
 
+    def predict_logits(self, xp: Any, z: Any, fast: Any = None) -> Any:
+        """:meth:`predict` of the output activations of the logits ``z`` (what ``Sequential.predict`` returns)."""
+        return self.predict(xp, self.activate(xp, z, fast))
+
     def predict_proba(self, xp: Any, a: Any) -> Any:
         """Class probabilities from the output activations ``a`` (classification heads only)."""
         raise ValueError(
             f"predict_proba needs a classifier (softmax or sigmoid output), this model has output {self.output.name!r}"
         )
 
-    def metric_terms(self, xp: Any, z: Any, y: Any, w: Any = None) -> Any:
+    def metric_terms(self, xp: Any, z: Any, y: Any, w: Any = None, fast: Any = None) -> Any:
         """A 0-d array from which :meth:`metric` finishes the metric on the host: for regression
-        the (weighted) residual sum of squares ``sum_i w_i ||a_i - y_i||^2``."""
+        the (weighted) residual sum of squares ``sum_i w_i ||a_i - y_i||^2``. ``fast``: the
+        model's fast paths (None: the formulas)."""
         d = self.activate(xp, z) - y
         sq = xp.sum(d * d, axis=1)
         return xp.sum(sq) if w is None else xp.sum(sq * w[:, 0]) * z.shape[0]
@@ -237,12 +242,18 @@ class SoftmaxCrossEntropy(_Classifier):
         return y
 
     def predict(self, xp: Any, a: Any) -> Any:
-        return xp.argmax(a, axis=1)
+        return act.row_argmax(xp, a)
 
-    def metric_terms(self, xp: Any, z: Any, y: Any, w: Any = None) -> Any:
+    def predict_logits(self, xp: Any, z: Any, fast: Any = None) -> Any:
+        """The class of the largest logit: softmax is increasing in each logit, so it is the class
+        of the largest probability, as the accuracy counts it (no exponentials for a prediction)."""
+        return _path(fast, act.row_argmax)(xp, z)
+
+    def metric_terms(self, xp: Any, z: Any, y: Any, w: Any = None, fast: Any = None) -> Any:
         """(Weighted) accuracy: argmax of the logits against argmax of the targets."""
-        hit = xp.astype(xp.argmax(z, axis=1) == xp.argmax(y, axis=1), z.dtype)
-        return xp.mean(hit) if w is None else xp.sum(hit * w[:, 0])
+        argmax = _path(fast, act.row_argmax)
+        hit = xp.astype(argmax(xp, z) == argmax(xp, y), z.dtype)
+        return _path(fast, losses.batch_mean)(xp, hit, w)
 
 
 class SigmoidBinaryCrossEntropy(_Classifier):
@@ -264,7 +275,7 @@ class SigmoidBinaryCrossEntropy(_Classifier):
         """One output: columns ``[P(0), P(1)]``; several: one probability per output."""
         return xp.concat([1.0 - a, a], axis=1) if a.shape[1] == 1 else a
 
-    def metric_terms(self, xp: Any, z: Any, y: Any, w: Any = None) -> Any:
+    def metric_terms(self, xp: Any, z: Any, y: Any, w: Any = None, fast: Any = None) -> Any:
         """(Weighted) accuracy of ``z >= 0`` against ``y >= 0.5``, over every output."""
         hit = xp.astype((z >= 0) == (y >= 0.5), z.dtype)
         return xp.mean(hit) if w is None else xp.sum(xp.mean(hit, axis=1) * w[:, 0])
@@ -313,12 +324,15 @@ class ChainRuleHead(Head):
     def predict(self, xp: Any, a: Any) -> Any:
         return self._like.predict(xp, a)
 
+    def predict_logits(self, xp: Any, z: Any, fast: Any = None) -> Any:
+        return self._like.predict_logits(xp, z, fast)
+
     def predict_proba(self, xp: Any, a: Any) -> Any:
         """Class probabilities, as the output's paired head gives them."""
         return self._like.predict_proba(xp, a)
 
-    def metric_terms(self, xp: Any, z: Any, y: Any, w: Any = None) -> Any:
-        return self._like.metric_terms(xp, z, y, w)
+    def metric_terms(self, xp: Any, z: Any, y: Any, w: Any = None, fast: Any = None) -> Any:
+        return self._like.metric_terms(xp, z, y, w, fast)
 
     def metric(self, term: float, ss_tot: float) -> float:
         return self._like.metric(term, ss_tot)
@@ -339,6 +353,11 @@ _PAIRED: dict[str, Callable[[], Head]] = {
 }
 HEADS = ("softmax", "sigmoid", "identity")  # the output kinds the command line offers; MLP also takes "exp"
 DEFAULT_LOSS = {name: cls().loss.name for name, cls in _PAIRED.items()}
+
+
+def _path(fast: Any, formula: Callable[..., Any]) -> Callable[..., Any]:
+    """``formula`` as the fast paths ``fast`` resolve it (None: the formula itself)."""
+    return formula if fast is None else fast.get(formula)
 
 
 def get_head(output: Any = "softmax", loss: str | None = None) -> Head:
@@ -383,12 +402,12 @@ def _one_hot_labels(backend: Backend, y: Any, n_classes: int, dtype: Any, name: 
     The range is checked explicitly: CuPy wraps out-of-range indices around instead of raising.
     """
     xp = backend.xp
-    if xp.isdtype(y.dtype, "real floating"):
+    if not xp.isdtype(y.dtype, "integral"):  # integer labels, the common case, take one dtype test
+        if not xp.isdtype(y.dtype, "real floating"):
+            raise ValueError(f"{name} has dtype {y.dtype}; a softmax output expects integer class labels")
         check_finite(xp, y, name)
         if not bool(xp.all(y == xp.round(y))):
             raise ValueError(f"{name} holds non-integer values; a softmax output expects integer class labels")
-    elif not xp.isdtype(y.dtype, "integral"):
-        raise ValueError(f"{name} has dtype {y.dtype}; a softmax output expects integer class labels")
     low, high = float(xp.min(y)), float(xp.max(y))  # before the cast to int64, which a label like 1e300 overflows
     if low < 0 or high >= n_classes:
         raise ValueError(

@@ -86,6 +86,7 @@ class Sequential:
             s_keys = self._place(layer.init_state(), state_count, self.state)
             self._plan.append((layer, tuple(p_keys.items()), tuple(s_keys.items())))
         self.decay = {dict(p_keys)[local] for layer, p_keys, _ in self._plan for local in layer.decay}
+        self._product_per_row = threads.largest_product(layers, 1)  # the thread policy's measure, per row
 
     def _place(self, arrays: dict, count: dict[str, int], into: dict[str, Any]) -> dict[str, str]:
         keys = {}
@@ -312,7 +313,7 @@ class Sequential:
         """The device part of :meth:`scores`: ``[loss, metric term]`` as one array."""
         xp = self.backend.xp
         wn = None if w is None else normalized_weights(xp, w)
-        return xp.stack([self.head.cost(xp, z, y, wn, self.fast), self.head.metric_terms(xp, z, y, wn)])
+        return xp.stack([self.head.cost(xp, z, y, wn, self.fast), self.head.metric_terms(xp, z, y, wn, self.fast)])
 
     def total_sum_of_squares(self, y: Any, w: Any = None) -> float:
         """SS_tot of dense targets, for the R^2 of :meth:`scores` (0 for classifiers)."""
@@ -323,14 +324,18 @@ class Sequential:
 
     def _threads(self, rows: int) -> Any:
         """The BLAS thread policy for a pass over ``rows`` rows (see :mod:`anybackprop.threads`)."""
-        return threads.limited(self.backend, threads.largest_product(self.layers, rows))
+        return threads.limited(self.backend, rows * self._product_per_row)
 
     def forward(self, X: Any) -> Any:
         """Output activations ``A_L`` of shape ``(m, n_outputs)``, in inference mode."""
         with self.backend.activate():
-            x = check_X(self.backend, X, self.n_features, self.dtype)
-            with self._threads(x.shape[0]):
-                return self.head.activate(self.backend.xp, self.forward_pass(x).logits, self.fast)
+            return self.head.activate(self.backend.xp, self._logits(X), self.fast)
+
+    def _logits(self, X: Any) -> Any:
+        """The inference-mode logits of the input ``X``, checked (inside ``activate()``)."""
+        x = check_X(self.backend, X, self.n_features, self.dtype)
+        with self._threads(x.shape[0]):
+            return self.forward_pass(x).logits
 
     def _cost(
         self, X: Any, Y: Any, sample_weight: Any, training: bool, seed: int | None, grads: bool
@@ -368,7 +373,7 @@ class Sequential:
         """Class labels (softmax: ``argmax``; sigmoid: ``a >= 0.5``) or values (identity);
         shape ``(m,)`` for one output (and for softmax), else ``(m, n_outputs)``."""
         with self.backend.activate():
-            return self.head.predict(self.backend.xp, self.forward(X))
+            return self.head.predict_logits(self.backend.xp, self._logits(X), self.fast)
 
     def predict_proba(self, X: Any) -> Any:
         """Class probabilities: softmax rows ``(m, C)``; one sigmoid output gives ``(m, 2)``

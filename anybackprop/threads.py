@@ -62,16 +62,26 @@ def cores() -> int:
     return share
 
 
+def count(largest_product: int, num_threads: int | None = None) -> int:
+    """The thread count of :func:`choose` without its explanation (what a block of :func:`limited` needs)."""
+    if num_threads is not None:
+        return check_num_threads(num_threads, "num_threads")
+    if os.environ.get(ENV):
+        return check_num_threads(os.environ[ENV], ENV)
+    return 1 if largest_product < SMALL_PRODUCT else cores()
+
+
 def choose(largest_product: int, num_threads: int | None = None) -> tuple[int, str]:
     """``(threads, why)`` for a step whose largest product has ``largest_product``
     multiply-adds; ``num_threads`` (or the environment) overrides the rule."""
+    threads = count(largest_product, num_threads)
     if num_threads is not None:
-        return check_num_threads(num_threads, "num_threads"), "num_threads"
+        return threads, "num_threads"
     if os.environ.get(ENV):
-        return check_num_threads(os.environ[ENV], ENV), ENV
+        return threads, ENV
     if largest_product < SMALL_PRODUCT:
-        return 1, f"largest product {largest_product:,} < {SMALL_PRODUCT:,} multiply-adds"
-    return cores(), f"largest product {largest_product:,} multiply-adds: the {cores()} cores this process may use"
+        return threads, f"largest product {largest_product:,} < {SMALL_PRODUCT:,} multiply-adds"
+    return threads, f"largest product {largest_product:,} multiply-adds: the {threads} cores this process may use"
 
 
 @functools.lru_cache(maxsize=1)
@@ -100,20 +110,24 @@ class _Limits:
     thread: the first to start remembers the limits in force before it, the request of the latest
     one still running is applied (the inner one of nested blocks), and the last to end puts the
     remembered limits back. (Each block restoring what it found would leave the process at 1
-    thread when two overlap: the second finds the first one's limit.)"""
+    thread when two overlap: the second finds the first one's limit.) The BLAS pools are read and
+    set through threadpoolctl's library controllers, each only where its count differs (its
+    ``limit()`` gathers every library's details first: tens of microseconds, more than a small
+    ``fit`` step)."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.requests: list[int] = []
-        self.original: Any = None  # threadpoolctl's limiter holding the limits before the first block
+        self.original: list[tuple[Any, int]] = []  # each BLAS pool and its count before the first block
 
     def enter(self, controller: Any, threads: int) -> None:
         with self.lock:
             _release_control()
             if not self.requests:
-                self.original = controller.limit(limits=threads, user_api="blas")
+                self.original = [(pool, pool.get_num_threads()) for pool in _blas_pools(controller)]
+                _set(self.original, threads)
             elif threads != self.requests[-1]:
-                controller.limit(limits=threads, user_api="blas")
+                _set(self.original, threads)
             _release_control()
             self.requests.append(threads)
 
@@ -123,42 +137,86 @@ class _Limits:
             latest = self.requests[-1]
             del self.requests[len(self.requests) - 1 - self.requests[::-1].index(threads)]
             if not self.requests:
-                self.original.restore_original_limits()
-                self.original = None
+                for pool, count in self.original:
+                    _set([(pool, count)], count)
+                self.original = []
             elif self.requests[-1] != latest:
-                controller.limit(limits=self.requests[-1], user_api="blas")
+                _set(self.original, self.requests[-1])
             _release_control()
+
+
+def _blas_pools(controller: Any) -> list:
+    """threadpoolctl's controllers of the BLAS libraries loaded in this process."""
+    return [pool for pool in controller.lib_controllers if pool.user_api == "blas"]
+
+
+def _set(pools: list[tuple[Any, Any]], threads: int | None) -> None:
+    """Set each pool of ``(pool, _)`` to ``threads`` where it differs (None: leave it)."""
+    for pool, _ in pools:
+        if threads is not None and pool.get_num_threads() != threads:
+            pool.set_num_threads(threads)
 
 
 def _release_control() -> None:
     """threadpoolctl (3.6 and later) lets only the thread that last set OpenBLAS's limit set it
     again while that thread lives, and ignores the others; :class:`_Limits` serialises every
     change under its lock, so it takes that control before each and hands it back after."""
-    import threadpoolctl
-
-    release = getattr(getattr(threadpoolctl, "OpenBLASController", None), "clear_controlling_thread", None)
+    release = _releaser()
     if release is not None:
         release(force=True)
+
+
+@functools.lru_cache(maxsize=1)
+def _releaser() -> Any:
+    """threadpoolctl's ``OpenBLASController.clear_controlling_thread`` (None before 3.6)."""
+    import threadpoolctl
+
+    return getattr(getattr(threadpoolctl, "OpenBLASController", None), "clear_controlling_thread", None)
 
 
 _LIMITS = _Limits()
 
 
-@contextlib.contextmanager
-def limited(backend: Any, largest_product: int, num_threads: int | None = None) -> Iterator[int | None]:
+_UNTOUCHED = contextlib.nullcontext(None)
+
+
+def limited(backend: Any, largest_product: int, num_threads: int | None = None) -> contextlib.AbstractContextManager:
     """Run the block with BLAS limited by :func:`choose` when ``backend`` computes on the host;
-    yields the thread count applied (None where the policy does not apply). Blocks that overlap,
-    nested or in several threads, share one process-wide limit (:class:`_Limits`): the latest
-    one's, and the limits from before the first once the last has ended. Products under
-    ``TINY_PRODUCT`` multiply-adds leave the pools alone (setting them costs more than it saves)."""
-    tiny = num_threads is None and largest_product < TINY_PRODUCT and not os.environ.get(ENV)
-    controller = _controller() if backend.adapter.host and not tiny else None
+    the block gets the thread count applied (None where the policy does not apply). Blocks that
+    overlap, nested or in several threads, share one process-wide limit (:class:`_Limits`): the
+    latest one's, and the limits from before the first once the last has ended. Products under
+    ``TINY_PRODUCT`` multiply-adds leave the pools alone (setting them costs more than it saves),
+    and such a block costs nothing but this test (a one-row prediction)."""
+    if _untouched(largest_product, num_threads):
+        return _UNTOUCHED
+    return _limited(backend, largest_product, num_threads)
+
+
+def _untouched(largest_product: int, num_threads: int | None) -> bool:
+    """Whether :func:`limited` leaves the pools alone: a tiny product and no override."""
+    return num_threads is None and largest_product < TINY_PRODUCT and not os.environ.get(ENV)
+
+
+def in_force(backend: Any, largest_product: int, num_threads: int | None = None) -> int | None:
+    """The BLAS threads a block of :func:`limited` with these arguments runs with: the policy's
+    count where it sets the pools, the pools' own where it leaves them alone (tiny products), None
+    where it does not apply (arrays off the host, no BLAS visible to threadpoolctl)."""
+    if not backend.adapter.host or _controller() is None:
+        return None
+    if _untouched(largest_product, num_threads):
+        return blas_threads()
+    return count(largest_product, num_threads)
+
+
+@contextlib.contextmanager
+def _limited(backend: Any, largest_product: int, num_threads: int | None) -> Iterator[int | None]:
+    controller = _controller() if backend.adapter.host else None
     if controller is None:
         if num_threads is not None:
             check_num_threads(num_threads, "num_threads")
         yield None
         return
-    threads, _ = choose(largest_product, num_threads)
+    threads = count(largest_product, num_threads)
     _LIMITS.enter(controller, threads)
     try:
         yield threads

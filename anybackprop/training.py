@@ -419,7 +419,7 @@ def fit(
                     values["val_loss"], values[f"val_{metric}"] = trainer.scores(
                         trainer.logits(val[0]), val[1], val[2], ss_tot[1]
                     )
-                guard.check(epoch + 1, values, opt.base_lr)
+                guard.check(epoch + 1, values, opt.base_lr, keep=epoch + 1 < last)
                 history.record(values)
                 progress.update(epoch + 1, epochs, values, m / max(time.perf_counter() - tick, 1e-9))
                 history.seconds += time.perf_counter() - tick

@@ -92,6 +92,8 @@ def check_X(backend: Backend, X: Any, n_features: int, dtype: Any, name: str = "
     """``X`` as a finite ``(m, n_features)`` array of the model's dtype on the backend, m >= 1."""
     if X is None:
         raise ValueError(f"{name} is None; expected an array of shape (m, {n_features})")
+    if backend.adapter.ready_rows(X, n_features, dtype, _SMALL):  # a row to predict: the checks below in one
+        return X
     x = to_backend(backend, X, name, dtype)
     if x.ndim != 2:
         raise ValueError(

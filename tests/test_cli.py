@@ -62,7 +62,14 @@ def test_info_and_gradcheck():
     check = cli("gradcheck", "--backend", "numpy")
     assert check.returncode == 0, check.stdout
     rows = [line for line in check.stdout.splitlines() if line.endswith(("ok", "FAIL"))]
-    assert len(rows) == 5 * 5 and all(row.endswith("ok") for row in rows)
+    assert len(rows) == 5 * 7 and all(row.endswith("ok") for row in rows)  # softmax, sigmoid, exp: 2 losses each
+    assert {row.split()[0] for row in rows if row.split()[1:3] == ["exp", "poisson"]} == {
+        "identity",
+        "sigmoid",
+        "tanh",
+        "relu",
+        "leaky_relu",
+    }
     assert check.stdout.strip().endswith("all pairings agree")
 
 
@@ -131,7 +138,7 @@ def test_selftest_checks_every_usable_backend_against_numpy():
     rows = {line.split()[0]: line.split() for line in result.stdout.splitlines() if line.endswith(("pass", "FAIL"))}
     assert set(ab.available_backends()) <= set(rows)
     assert all(row[-1] == "pass" and float(row[3]) <= 1e-9 for row in rows.values())
-    assert rows["numpy"][3:5] == ["0.00e+00", "20/20"]  # NumPy's fast paths, bit for bit, in both dtypes
+    assert rows["numpy"][3:5] == ["0.00e+00", "26/26"]  # NumPy's fast paths, bit for bit, in both dtypes
     assert result.stdout.strip().endswith("every backend agrees with NumPy")
 
 

@@ -150,3 +150,18 @@ def test_a_shuffled_epoch_is_the_steps_on_the_permuted_rows(rng):
         opt.step(twin.backend.xp, twin.params, grads)
     for key in model.params:
         np.testing.assert_array_equal(ab.to_numpy(model.params[key]), ab.to_numpy(twin.params[key]))
+
+
+def test_train_json_reports_the_threads_a_training_used(monkeypatch):
+    """A tiny product leaves the pools as they are: ``train --json`` reports their count, not the
+    policy's 1; a product the policy limits reports the limit; off the host, None."""
+    from anybackprop import cli
+
+    monkeypatch.delenv(threads.ENV, raising=False)
+    tiny, limited = ab.MLP([4, 8, 3], backend="numpy"), ab.MLP([64, 64, 3], backend="numpy")
+    if threads.blas_threads() is None:
+        pytest.skip("no BLAS visible to threadpoolctl")
+    with threads.limited(tiny.backend, threads.SMALL_PRODUCT, num_threads=2):  # the pools at 2 threads
+        assert cli._where(tiny, 16, 1)["threads"] == 2
+        assert cli._where(limited, 64, 1)["threads"] == 1  # 64 x 64 x 64 multiply-adds: one thread
+    assert cli._where(ab.MLP([4, 8, 3], backend="array_api_strict"), 16, 1)["threads"] is None

@@ -78,6 +78,14 @@ class Adapter:
         """A context in which ``backend``'s device and settings are current (nothing to do on the CPU)."""
         return contextlib.nullcontext()
 
+    def ready_rows(self, x: Any, n_features: int, dtype: Any, most: int) -> bool:
+        """Whether ``x`` is already a finite ``(m, n_features)`` array of this library in ``dtype``
+        with ``0 < m * n_features <= most``, which ``Backend.asarray`` would return unchanged (no
+        conversion, copy or move): the one cheap test of a small input (a row to predict) in
+        :func:`anybackprop.validation.check_X`, whose full checks run wherever this says False
+        (and raise their errors). False where unsure."""
+        return False
+
     def detached(self, x: Any) -> Any:
         """``x`` cut from any autograd graph its library keeps (anybackprop computes its own
         gradients: training must never grow a graph)."""

@@ -38,6 +38,19 @@ class _NumPy(Adapter):
     def from_host(self, backend: BackendLike, host: np.ndarray) -> Any:
         return host
 
+    array_type: type[np.ndarray] = np.ndarray
+
+    def ready_rows(self, x: Any, n_features: int, dtype: Any, most: int) -> bool:
+        return (
+            isinstance(x, np.ndarray)
+            and type(x) is self.array_type
+            and x.dtype == dtype
+            and x.ndim == 2
+            and x.shape[1] == n_features
+            and 0 < x.size <= most
+            and bool(np.isfinite(x).all())
+        )
+
 
 class ReadOnlyArray(np.ndarray):
     """A NumPy array that cannot be written, nor can anything computed from it: operators,
@@ -92,6 +105,8 @@ class _NumPyReadOnly(_NumPy):
     def from_host(self, backend: BackendLike, host: np.ndarray) -> Any:
         return host if isinstance(host, ReadOnlyArray) else np.array(host).view(ReadOnlyArray)
 
+    array_type = ReadOnlyArray
+
     def to_numpy(self, x: Any) -> np.ndarray:
         return np.array(x)  # a writable copy: what leaves the backend is the caller's
 
@@ -116,6 +131,8 @@ class _NumPyOnDevice(_NumPy):
 
     def owns(self, x: Any) -> bool:
         return isinstance(x, _devices.DeviceArray)
+
+    ready_rows = Adapter.ready_rows  # an array must be checked against the current device
 
     def from_host(self, backend: BackendLike, host: np.ndarray) -> Any:
         return Adapter.from_host(self, backend, host)

@@ -17,6 +17,7 @@ import numpy as np
 
 from .. import activations, losses, updates
 from ..backend import Backend, gather_rows, to_numpy
+from ..divergence import largest_magnitude
 from ..layers import dense
 from . import for_backend
 from .registry import FastPath
@@ -55,8 +56,12 @@ def recipe(backend: Backend, rng: np.random.Generator, key: Any) -> list[Any]:
         a_prev = rng.standard_normal((M, 3))
         a_prev[0, 0] = np.nan  # a NaN row: every activation must keep NaN as its formula does
         return [backend.asarray(a_prev, backend.dtype), arr(3, N), arr(N)]
-    if key is dense.bias_grad:
+    if key is dense.bias_grad or key is activations.row_argmax:
         return [z]
+    if key is losses.batch_mean:
+        return [arr(M)]
+    if key is largest_magnitude:
+        return [[z, arr(N), arr(2, 3, 4)]]
     if key is losses.paired_delta:
         return [activations.softmax(backend.xp, z), onehot()]
     if key is losses.cross_entropy:

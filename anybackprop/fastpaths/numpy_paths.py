@@ -17,15 +17,50 @@ import numpy as np
 from .. import activations as act
 from .. import losses
 from ..backend import gather_rows
+from ..divergence import largest_magnitude
 from ..layers.dense import affine, bias_grad
 from .registry import FastPath, FastPaths
 
 
 def affine_inplace(xp: Any, a_prev: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Z = A_prev @ W, then Z += b in place."""
-    z = a_prev @ w
-    z += b
+    """Z = A_prev @ W, then Z += b in place. Row-major operands go through ``ndarray.dot``: the
+    same BLAS call and bits as ``@`` for them, without the ufunc machinery that costs more than a
+    one-row product (a prediction); one row adds ``b`` as a row of the same shape (NumPy's quick
+    loop, not its broadcasting one)."""
+    z = a_prev.dot(w) if a_prev.flags.c_contiguous and w.flags.c_contiguous else a_prev @ w
+    z += b[None] if z.shape[0] == 1 else b
     return z
+
+
+_FEW_ENTRIES = 1 << 16
+"""Parameters of at most this many entries in all are reduced as one concatenation (a copy of
+256 KiB in float32 at most, against two reductions' calls per array)."""
+
+
+def largest_magnitude_reduce(xp: Any, arrays: list) -> Any:
+    """The portable largest magnitude with the ufunc reductions called directly (``np.max`` and
+    ``np.min`` wrap them in a Python layer that costs more than a small parameter's reduction);
+    few entries in all are reduced as one array (max and min do not depend on the order)."""
+    if not arrays:
+        return np.maximum.reduce(np.zeros(1))
+    if sum(a.size for a in arrays) <= _FEW_ENTRIES:
+        arrays = [np.concatenate([a.ravel() for a in arrays])]
+    ends = np.array([f(a, axis=None) for a in arrays for f in (np.maximum.reduce, np.minimum.reduce)])
+    return np.maximum.reduce(np.abs(ends))
+
+
+def batch_mean_reduce(xp: Any, rows: np.ndarray, w: Any = None) -> Any:
+    """The unweighted batch mean as ``np.mean`` computes it (the sum's own dtype divided by the
+    count), with the ufunc reduction called directly; weighted rows take the formula."""
+    if w is not None:
+        return losses.batch_mean(xp, rows, w)
+    total = np.add.reduce(rows, axis=None)
+    return total.dtype.type(total / rows.shape[0])
+
+
+def row_argmax_method(xp: Any, z: np.ndarray) -> np.ndarray:
+    """argmax(Z, axis=1) through the array's method (``np.argmax`` wraps it in a Python layer)."""
+    return z.argmax(axis=1)
 
 
 def bias_grad_reduce(xp: Any, dz: np.ndarray) -> np.ndarray:
@@ -99,6 +134,9 @@ PATHS = FastPaths(
         FastPath(bias_grad, bias_grad_reduce),
         FastPath(gather_rows, gather_rows_into),
         FastPath(act.softmax, softmax_rowmax),
+        FastPath(act.row_argmax, row_argmax_method),
+        FastPath(losses.batch_mean, batch_mean_reduce),
+        FastPath(largest_magnitude, largest_magnitude_reduce),
         FastPath(losses.cross_entropy, cross_entropy_rowmax),
         FastPath(act.relu, relu_inplace, overwrites=0),
         FastPath(act.relu_backward, relu_backward_inplace, overwrites=2),
