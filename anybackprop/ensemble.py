@@ -54,6 +54,7 @@ class Ensemble(Sequential):
         self.members = list(members)
         self.head, self.backend, self.dtype, self.fast = first.head, first.backend, first.dtype, first.fast
         self.layers, self.seed = first.layers, first.seed
+        self._product_per_row = max(member._product_per_row for member in members)  # the thread policy's measure
         self.params: dict[str, Any] = {}
         self.state: dict[str, Any] = {}
 
