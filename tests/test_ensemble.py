@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+from onnx_run import onnx_and_runtime, run_onnx
 
 import anybackprop as ab
 from anybackprop.ensemble import MAX_MEMBERS, Ensemble
@@ -114,11 +115,10 @@ def test_an_ensemble_saves_loads_and_exports_as_one_graph(rng, tmp_path, classes
     one = TabularModel([8], seed=0, dtype="float64")
     one.fit(columns, y, epochs=3, optimizer="adam", verbose=False)
     assert not np.allclose(one.predict_proba(columns), model.predict_proba(columns))
-    pytest.importorskip("onnx")
-    ort = pytest.importorskip("onnxruntime")
+    onnx_and_runtime()
     ab.export_onnx(loaded, tmp_path / "m.onnx")
-    session = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
-    proba, label = session.run(["probabilities", "label"], {"input": model.encode(columns)})
+    out = run_onnx(tmp_path / "m.onnx", model.encode(columns))
+    proba, label = out["probabilities"], out["label"]
     np.testing.assert_allclose(proba, model.predict_proba(columns), rtol=1e-9, atol=1e-12)
     np.testing.assert_array_equal(model.classes[label], model.predict(columns))
 
@@ -127,11 +127,9 @@ def test_a_regression_ensemble_exports_its_mean_in_the_targets_units(rng, tmp_pa
     columns, y = regression_table(rng)
     model = TabularModel([8], ensemble=2, seed=0)
     model.fit(columns, y, epochs=3, optimizer="adam", verbose=False)
-    pytest.importorskip("onnx")
-    ort = pytest.importorskip("onnxruntime")
+    onnx_and_runtime()
     ab.export_onnx(model, tmp_path / "m.onnx")
-    session = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
-    (out,) = session.run(None, {"input": model.encode(columns).astype(np.float32)})
+    out = run_onnx(tmp_path / "m.onnx", model.encode(columns))["prediction"]
     np.testing.assert_allclose(out[:, 0], model.predict(columns), rtol=1e-5)
 
 
@@ -228,9 +226,7 @@ def test_an_ensemble_copies_exports_and_is_saved_by_its_tabular_model(rng, tmp_p
     np.testing.assert_allclose(ab.to_numpy(clone.predict_proba(X)), ab.to_numpy(ensemble.predict_proba(X)), rtol=1e-5)
     with pytest.raises(TypeError, match="an ensemble is saved by the TabularModel that trained it"):
         ab.save(ensemble, tmp_path / "e.npz")
-    pytest.importorskip("onnx")
-    ort = pytest.importorskip("onnxruntime")
+    onnx_and_runtime()
     ab.export_onnx(ensemble, tmp_path / "e.onnx")
-    session = ort.InferenceSession(str(tmp_path / "e.onnx"), providers=["CPUExecutionProvider"])
-    (proba,) = session.run(["probabilities"], {"input": X})
+    proba = run_onnx(tmp_path / "e.onnx", X)["probabilities"]
     np.testing.assert_allclose(proba, ab.to_numpy(ensemble.predict_proba(X)), rtol=1e-9, atol=1e-12)

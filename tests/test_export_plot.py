@@ -2,26 +2,13 @@
 alone, and model files of format version 2 still loading."""
 
 import json
-import os
 
 import numpy as np
 import pytest
+from onnx_run import onnx_and_runtime, run_onnx
 
 import anybackprop as ab
 from anybackprop.tables import TabularModel
-
-
-def onnx_and_runtime():
-    """onnx and onnxruntime, or a skip where onnxruntime has no wheel for this Python."""
-    return pytest.importorskip("onnx"), pytest.importorskip("onnxruntime")
-
-
-def run_onnx(path, X):
-    _, ort = onnx_and_runtime()
-    session = ort.InferenceSession(os.fspath(path), providers=["CPUExecutionProvider"])
-    names = [o.name for o in session.get_outputs()]
-    dtype = np.float64 if session.get_inputs()[0].type == "tensor(double)" else np.float32
-    return dict(zip(names, session.run(None, {"input": np.asarray(X, dtype=dtype)}), strict=True))
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ import warnings
 import numpy as np
 import pytest
 from conftest import grad_criterion
+from onnx_run import onnx_and_runtime, run_onnx
 
 import anybackprop as ab
 from anybackprop.layers import PiecewiseLinear, RobustScale, TargetScale
@@ -174,11 +175,9 @@ def test_scaled_model_saves_loads_and_exports_in_the_targets_units(rng, tmp_path
     kinds = [layer.kind for layer in loaded.network.layers]
     assert kinds[:2] == ["robust_scale", "piecewise_linear"] and kinds[-1] == "target_scale"
     np.testing.assert_allclose(loaded.predict(columns), model.predict(columns), rtol=1e-6)
-    pytest.importorskip("onnx")
-    ort = pytest.importorskip("onnxruntime")
+    onnx_and_runtime()
     ab.export_onnx(loaded, tmp_path / "m.onnx")
-    session = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
-    (out,) = session.run(None, {"input": model.encode(columns).astype(np.float32)})
+    out = run_onnx(tmp_path / "m.onnx", model.encode(columns))["prediction"]
     np.testing.assert_allclose(out[:, 0], model.predict(columns), rtol=1e-4)
 
 
