@@ -61,10 +61,13 @@ def save(model: Any, path: str | os.PathLike, info: dict | None = None) -> None:
     if isinstance(model, TabularModel):
         table, info, others = model.table_config(), model.info if info is None else info, model.members[1:]
         model = model.network
-    if not isinstance(model, Sequential) or isinstance(model, Ensemble):
+    if isinstance(model, Ensemble):
         raise TypeError(
-            f"save expects an anybackprop model (MLP, Sequential or TabularModel; an ensemble is saved "
-            f"by the TabularModel that trained it), got {type(model).__name__}"
+            "save takes an Ensemble's TabularModel (which saves every member), or one member, not an Ensemble"
+        )
+    if not isinstance(model, Sequential):
+        raise TypeError(
+            f"save expects an anybackprop model (MLP, Sequential or TabularModel), got {type(model).__name__}"
         )
     if info is not None and not isinstance(info, dict):
         raise TypeError(f"info must be a dict of JSON-able values, got {type(info).__name__}")
