@@ -47,3 +47,39 @@ def test_bad_labels_keep_their_errors_in_fit(y, message):
     model = ab.MLP([2, 4, 3], seed=0, backend="numpy")
     with pytest.raises((ValueError, TypeError), match=message):
         model.fit(np.zeros((4, 2)), np.array(y), epochs=1, verbose=False)
+
+
+@pytest.mark.parametrize("value", [1, 0.5, 3e-3, np.float32(2.0), np.int64(4), 10**30])
+def test_a_positive_number_of_any_real_type_is_a_python_float(value):
+    from anybackprop.validation import check_positive_float
+
+    got = check_positive_float(value, "lr")
+    assert type(got) is float and got == float(value)
+
+
+@pytest.mark.parametrize(
+    "value", [True, False, 0, 0.0, -1, -0.5, float("nan"), float("inf"), np.float64("-inf"), "1", None]
+)
+def test_a_bad_rate_keeps_its_error(value):
+    from anybackprop.validation import check_positive_float
+
+    with pytest.raises(
+        ValueError, match=rf"^lr must be a finite number > 0, got {__import__('re').escape(repr(value))}$"
+    ):
+        check_positive_float(value, "lr")
+    if value in (0, 0.0) and not isinstance(value, bool):
+        assert check_positive_float(value, "weight_decay", allow_zero=True) == 0.0
+
+
+def test_schedules_by_name_are_built_when_asked_for():
+    from anybackprop.optim import _constant, cosine_schedule, get_schedule
+
+    step = get_schedule("step")
+    assert [step(e, 30) for e in (0, 9, 10, 20)] == [1.0, 1.0, 0.5, 0.25]
+    assert get_schedule("cosine") is cosine_schedule and get_schedule("constant") is _constant
+    with pytest.raises(
+        ValueError, match=r"unknown schedule 'linear'; accepted values: constant, step, cosine or a callable"
+    ):
+        get_schedule("linear")
+    with pytest.raises(ValueError, match=r"unknown schedule \['step'\]"):
+        get_schedule(["step"])
