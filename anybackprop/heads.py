@@ -31,7 +31,7 @@ from typing import Any, cast
 import array_api_compat
 
 from . import activations as act
-from . import losses
+from . import fastpaths, losses
 from .activations import Activation, get_activation
 from .backend import Backend
 from .losses import Loss, get_loss
@@ -408,12 +408,11 @@ def _one_hot_labels(backend: Backend, y: Any, n_classes: int, dtype: Any, name: 
         check_finite(xp, y, name)
         if not bool(xp.all(y == xp.round(y))):
             raise ValueError(f"{name} holds non-integer values; a softmax output expects integer class labels")
-    low, high = float(xp.min(y)), float(xp.max(y))  # before the cast to int64, which a label like 1e300 overflows
+    fast = fastpaths.for_backend(backend)
+    low, high = fast.get(losses.label_range)(xp, y)
     if low < 0 or high >= n_classes:
         raise ValueError(
             f"{name} has labels in [{_label(low)}, {_label(high)}]; the softmax output has {n_classes} classes, "
             f"expected integers in [0, {n_classes - 1}]"
         )
-    y = xp.astype(y, xp.int64)
-    classes = xp.arange(n_classes, dtype=xp.int64, device=backend.device)
-    return xp.astype(xp.expand_dims(y, axis=1) == classes, dtype)
+    return fast.get(losses.one_hot)(xp, y, n_classes, dtype, backend.device)

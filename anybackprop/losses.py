@@ -89,6 +89,18 @@ def batch_mean(xp: Any, rows: Any, w: Any = None) -> Any:
     return xp.sum(rows * w[:, 0])
 
 
+def label_range(xp: Any, labels: Any) -> tuple[float, float]:
+    """The smallest and largest of ``labels`` (shape ``(m,)``, m >= 1) as Python floats, read
+    before any cast to int64, which a label like 1e300 would overflow."""
+    return float(xp.min(labels)), float(xp.max(labels))
+
+
+def one_hot(xp: Any, labels: Any, n_classes: int, dtype: Any, device: Any) -> Any:
+    """One-hot rows ``Y[i] = e_{labels[i]}``, shape ``(m, n_classes)``: row ``labels[i]`` of the
+    identity, for integer-valued labels already checked to lie in ``[0, n_classes)``."""
+    return xp.take(xp.eye(n_classes, dtype=dtype, device=device), xp.astype(labels, xp.int64, copy=False), axis=0)
+
+
 def normalized_weights(xp: Any, w: Any, total: Any = None) -> Any:
     """Sample weights ``(m,)`` as a column ``w / sum w`` of shape ``(m, 1)``; ``total`` replaces
     ``sum w`` (data-parallel training: the weight of the whole global batch)."""

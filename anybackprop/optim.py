@@ -52,10 +52,9 @@ def get_schedule(schedule: str | Callable[[int, int], float]) -> Callable[[int, 
     """A learning-rate schedule ``f(epoch, epochs) -> factor`` from a name in :data:`SCHEDULES` or a function."""
     if callable(schedule):
         return schedule
-    table = {"constant": _constant, "step": step_schedule(), "cosine": cosine_schedule}
-    if not isinstance(schedule, str) or schedule not in table:
+    if not isinstance(schedule, str) or schedule not in SCHEDULES:
         raise ValueError(f"unknown schedule {schedule!r}; accepted values: {', '.join(SCHEDULES)} or a callable")
-    return table[schedule]
+    return step_schedule() if schedule == "step" else cosine_schedule if schedule == "cosine" else _constant
 
 
 class Optimizer:

@@ -6,8 +6,8 @@ core, a small product then takes milliseconds instead of microseconds (OpenBLAS'
 for the busy core). Small products gain nothing from a second thread even on an idle machine. So:
 
 * the largest matrix product of a step, ``batch x n_in x n_out`` multiply-adds, below
-  :data:`SMALL_PRODUCT` (2 M): one thread (below :data:`TINY_PRODUCT`, 65,536, the pools are not
-  touched: BLAS keeps such products on one thread itself);
+  :data:`SMALL_PRODUCT` (2 M): one thread (below :func:`tiny_product`, the pools are not touched:
+  BLAS keeps such products on one thread itself);
 * otherwise every core this process may run on (``os.sched_getaffinity``), divided among the
   processes an MPI launcher started on this machine, and capped by ``OMP_NUM_THREADS`` /
   ``OPENBLAS_NUM_THREADS`` / ``MKL_NUM_THREADS`` where set.
@@ -32,9 +32,15 @@ from .layers import Dense
 
 SMALL_PRODUCT = 2_000_000
 TINY_PRODUCT = 65_536
-"""Below this many multiply-adds the pools are left alone: BLAS runs such a product on one thread
-by itself (OpenBLAS below 262,144), and setting a limit (about 10 us, twice) would cost more than
-the product (a one-row prediction)."""
+"""Below this many multiply-adds the pools are left alone whatever the BLAS: setting a limit (about
+10 us, twice) would cost more than the product (a one-row prediction)."""
+OPENBLAS_ONE_THREAD = 65_536 * 4
+"""OpenBLAS runs a GEMM of at most this many multiply-adds on one thread by itself: its
+``interface/gemm.c`` sets ``args.nthreads = 1`` when ``M * N * K <= SMP_THRESHOLD_MIN *
+GEMM_MULTITHREAD_THRESHOLD``, with ``SMP_THRESHOLD_MIN`` 65536.0 for real types (defined at the top
+of that file) and ``GEMM_MULTITHREAD_THRESHOLD`` 4 unless the build sets another (OpenBLAS's
+``Makefile.system``; NumPy's wheels keep it). A limit of one thread changes nothing for such
+products, so where every BLAS pool is OpenBLAS the pools are left alone up to this size too."""
 ENV = "ANYBACKPROP_NUM_THREADS"
 
 
@@ -185,7 +191,7 @@ def limited(backend: Any, largest_product: int, num_threads: int | None = None) 
     the block gets the thread count applied (None where the policy does not apply). Blocks that
     overlap, nested or in several threads, share one process-wide limit (:class:`_Limits`): the
     latest one's, and the limits from before the first once the last has ended. Products under
-    ``TINY_PRODUCT`` multiply-adds leave the pools alone (setting them costs more than it saves),
+    :func:`tiny_product` multiply-adds leave the pools alone (setting them costs more than it saves),
     and such a block costs nothing but this test (a one-row prediction)."""
     if _untouched(largest_product, num_threads):
         return _UNTOUCHED
@@ -194,7 +200,23 @@ def limited(backend: Any, largest_product: int, num_threads: int | None = None) 
 
 def _untouched(largest_product: int, num_threads: int | None) -> bool:
     """Whether :func:`limited` leaves the pools alone: a tiny product and no override."""
-    return num_threads is None and largest_product < TINY_PRODUCT and not os.environ.get(ENV)
+    return num_threads is None and largest_product < tiny_product(largest_product) and not os.environ.get(ENV)
+
+
+def tiny_product(largest_product: int = TINY_PRODUCT) -> int:
+    """The size from which :func:`limited` sets the pools for a product of ``largest_product``
+    multiply-adds: :data:`TINY_PRODUCT` whatever the BLAS (below it no library is looked at), else
+    one above :data:`OPENBLAS_ONE_THREAD` where every BLAS pool is OpenBLAS."""
+    return TINY_PRODUCT if largest_product < TINY_PRODUCT else _tiny_for_the_blas()
+
+
+@functools.lru_cache(maxsize=1)
+def _tiny_for_the_blas() -> int:
+    controller = _controller()
+    pools = [] if controller is None else _blas_pools(controller)
+    if pools and all(pool.internal_api == "openblas" for pool in pools):
+        return OPENBLAS_ONE_THREAD + 1
+    return TINY_PRODUCT
 
 
 def in_force(backend: Any, largest_product: int, num_threads: int | None = None) -> int | None:

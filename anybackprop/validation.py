@@ -141,9 +141,9 @@ def check_positive_int(value: Any, name: str, minimum: int = 1) -> int:
 
 def check_positive_float(value: Any, name: str, allow_zero: bool = False) -> float:
     """``value`` as a finite float > 0 (>= 0 when ``allow_zero``)."""
+    kind = type(value)  # a plain float or int takes one test, not the ABC's
     ok = (
-        isinstance(value, numbers.Real)
-        and not isinstance(value, bool)
+        (kind is float or kind is int or (isinstance(value, numbers.Real) and not isinstance(value, bool)))
         and value == value
         and abs(value) != float("inf")
     )

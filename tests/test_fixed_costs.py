@@ -106,16 +106,49 @@ def test_a_tiny_product_leaves_the_pools_alone_and_a_limit_comes_back(monkeypatc
     monkeypatch.delenv(threads.ENV, raising=False)
     backend = ab.backend.create_backend("numpy")
     before = threads.blas_threads()
-    with threads.limited(backend, threads.TINY_PRODUCT - 1) as applied:
+    with threads.limited(backend, threads.tiny_product() - 1) as applied:
         assert applied is None and threads.blas_threads() == before
     if before is None:
         pytest.skip("no BLAS visible to threadpoolctl")
-    with threads.limited(backend, threads.TINY_PRODUCT) as applied:
+    with threads.limited(backend, threads.tiny_product()) as applied:
         assert applied == 1 and threads.blas_threads() == 1
         with threads.limited(backend, threads.SMALL_PRODUCT, num_threads=2) as inner:
             assert inner == 2 and threads.blas_threads() == 2
         assert threads.blas_threads() == 1
     assert threads.blas_threads() == before
+
+
+class _Pool:
+    user_api = "blas"
+
+    def __init__(self, internal_api):
+        self.internal_api = internal_api
+
+
+@pytest.mark.parametrize(
+    "apis, tiny",
+    [
+        (["openblas"], threads.OPENBLAS_ONE_THREAD + 1),
+        (["openblas", "mkl"], threads.TINY_PRODUCT),
+        (["blis"], threads.TINY_PRODUCT),
+        ([], threads.TINY_PRODUCT),
+    ],
+)
+def test_the_pools_are_left_alone_up_to_openblas_own_one_thread_gemm_only_on_openblas(monkeypatch, apis, tiny):
+    """OpenBLAS's interface/gemm.c runs M*N*K <= 65536 * 4 on one thread itself; another BLAS
+    (or none visible) keeps the library-independent threshold."""
+    monkeypatch.delenv(threads.ENV, raising=False)
+    controller = type("Controller", (), {"lib_controllers": [_Pool(api) for api in apis]})()
+    monkeypatch.setattr(threads, "_controller", lambda: controller)
+    threads._tiny_for_the_blas.cache_clear()
+    try:
+        assert threads.tiny_product() == tiny
+        assert threads.tiny_product(threads.TINY_PRODUCT - 1) == threads.TINY_PRODUCT
+        assert threads._untouched(tiny - 1, None) and not threads._untouched(tiny, None)
+        assert not threads._untouched(tiny - 1, 1)  # an explicit count is always applied
+    finally:
+        threads._tiny_for_the_blas.cache_clear()
+    assert 64 * 32 * 32 < threads.OPENBLAS_ONE_THREAD == 262_144
 
 
 @pytest.mark.parametrize("entries", [10, 70_000])  # one concatenation, or each array's max and min

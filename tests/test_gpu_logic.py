@@ -282,10 +282,10 @@ def test_train_json_records_where_it_ran_with_the_environments_device(monkeypatc
 def test_train_json_records_the_host_and_its_blas_threads(monkeypatch, capsys):
     monkeypatch.setenv("ANYBACKPROP_BACKEND", "numpy")
     monkeypatch.delenv("ANYBACKPROP_DEVICE", raising=False)
-    argv = ["train", "--dtype", "float64", "--json", "--epochs", "1", "--hidden", "8", "--test-size", "0.5"]
+    argv = ["train", "--dtype", "float64", "--json", "--epochs", "1", "--hidden", "64", "--test-size", "0.5"]
     assert cli.main(argv) == 0
     result = json.loads(capsys.readouterr().out)
-    assert (result["device"], result["threads"]) == ("cpu", 1)  # a small product: one BLAS thread
+    assert (result["device"], result["threads"]) == ("cpu", 1)  # 128 x 64 x 64 multiply-adds: one BLAS thread
 
 
 def test_selftest_fails_a_backend_asked_for_that_cannot_run(monkeypatch, capsys):

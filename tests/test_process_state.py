@@ -25,7 +25,7 @@ OVERLAP = textwrap.dedent("""
     if controller is None or threads.blas_threads() is None:
         print("no BLAS"); raise SystemExit(0)
     before = threads.blas_threads()
-    X = np.random.default_rng(0).standard_normal((64, 64))  # products above TINY_PRODUCT, below SMALL
+    X = np.random.default_rng(0).standard_normal((64, 160))  # products above tiny_product(), below SMALL
     y = (X[:, 0] > 0).astype(int)
     both_inside, first_done = threading.Barrier(2, timeout=60), threading.Event()
     inside = []
@@ -34,7 +34,7 @@ OVERLAP = textwrap.dedent("""
         def hook(epoch, history, model):
             inside.append(threads.blas_threads())
             both_inside.wait()
-        ab.MLP([64, 32, 2], backend="numpy").fit(X, y, batch_size=64, epochs=1, verbose=False, callbacks=[hook])
+        ab.MLP([160, 32, 2], backend="numpy").fit(X, y, batch_size=64, epochs=1, verbose=False, callbacks=[hook])
         first_done.set()
 
     def second():  # enters second, leaves last
@@ -44,7 +44,7 @@ OVERLAP = textwrap.dedent("""
             else:
                 first_done.wait(60)
             inside.append(threads.blas_threads())
-        ab.MLP([64, 32, 2], backend="numpy").fit(X, y, batch_size=64, epochs=2, verbose=False, callbacks=[hook])
+        ab.MLP([160, 32, 2], backend="numpy").fit(X, y, batch_size=64, epochs=2, verbose=False, callbacks=[hook])
 
     def predicting():
         model = ab.MLP([8, 4, 2], backend="numpy")

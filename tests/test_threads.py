@@ -86,7 +86,7 @@ def blas_available():
 
 
 @pytest.mark.skipif(not blas_available(), reason="threadpoolctl sees no BLAS library in this NumPy")
-@pytest.mark.parametrize("width,expected", [(64, 1), (1024, 2)])
+@pytest.mark.parametrize("width,expected", [(128, 1), (1024, 2)])  # 40 x 128 x 128: over tiny_product()
 def test_fit_and_predict_apply_the_policy_and_restore_it(two_cores, width, expected, rng):
     before = threads.blas_threads()
     spy = Spy(width)
@@ -111,7 +111,7 @@ def test_a_tiny_product_leaves_the_pools_alone(two_cores, rng):
     with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):
         model.predict(rng.standard_normal((1, 16)))  # 256 multiply-adds: BLAS keeps it on one thread itself
         assert spy.seen == [2]
-        model.predict(rng.standard_normal((400, 16)))  # 102,400: the policy applies
+        model.predict(rng.standard_normal((1100, 16)))  # 281,600, over tiny_product() on any BLAS: the policy applies
         assert spy.seen == [2, 1]
 
 
@@ -158,10 +158,10 @@ def test_train_json_reports_the_threads_a_training_used(monkeypatch):
     from anybackprop import cli
 
     monkeypatch.delenv(threads.ENV, raising=False)
-    tiny, limited = ab.MLP([4, 8, 3], backend="numpy"), ab.MLP([64, 64, 3], backend="numpy")
+    tiny, limited = ab.MLP([4, 8, 3], backend="numpy"), ab.MLP([128, 128, 3], backend="numpy")
     if threads.blas_threads() is None:
         pytest.skip("no BLAS visible to threadpoolctl")
     with threads.limited(tiny.backend, threads.SMALL_PRODUCT, num_threads=2):  # the pools at 2 threads
         assert cli._where(tiny, 16, 1)["threads"] == 2
-        assert cli._where(limited, 64, 1)["threads"] == 1  # 64 x 64 x 64 multiply-adds: one thread
+        assert cli._where(limited, 64, 1)["threads"] == 1  # 64 x 128 x 128 multiply-adds: one thread
     assert cli._where(ab.MLP([4, 8, 3], backend="array_api_strict"), 16, 1)["threads"] is None

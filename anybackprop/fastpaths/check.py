@@ -66,6 +66,11 @@ def recipe(backend: Backend, rng: np.random.Generator, key: Any) -> list[Any]:
         return [activations.softmax(backend.xp, z), onehot()]
     if key is losses.cross_entropy:
         return [z, None, onehot()]
+    if key is losses.label_range or key is losses.one_hot:  # int64 labels, every class drawn
+        labels = backend.asarray(rng.permutation(np.arange(M) % N))
+        return (
+            [labels] if key is losses.label_range else [labels, N, getattr(backend.xp, backend.dtype), backend.device]
+        )
     if key is updates.sgd_update:
         return [arr(M, N), arr(M, N), 0.05]
     if key is gather_rows:

@@ -91,6 +91,17 @@ def cross_entropy_rowmax(xp: Any, z: np.ndarray, a: Any, y: np.ndarray) -> np.nd
     return lse - np.add.reduce(y * z, axis=1)
 
 
+def label_range_reduce(xp: Any, labels: np.ndarray) -> tuple[float, float]:
+    """The portable label range with the ufunc reductions called directly (``np.min`` and
+    ``np.max`` wrap them in a Python layer that costs more than 64 labels' reduction)."""
+    return float(np.minimum.reduce(labels)), float(np.maximum.reduce(labels))
+
+
+def one_hot_take(xp: Any, labels: np.ndarray, n_classes: int, dtype: Any, device: Any) -> np.ndarray:
+    """The portable one-hot rows through the array's ``take`` method (no wrapper dispatch)."""
+    return np.eye(n_classes, dtype=dtype).take(labels.astype(np.int64, copy=False), axis=0)
+
+
 def gather_rows_into(xp: Any, x: np.ndarray, order: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """x[order] into ``out`` when it fits (no fresh multi-MB allocation and its page faults every
     epoch); ``mode="clip"`` keeps NumPy from buffering the output (a permutation is in range)."""
@@ -138,6 +149,8 @@ PATHS = FastPaths(
         FastPath(losses.batch_mean, batch_mean_reduce),
         FastPath(largest_magnitude, largest_magnitude_reduce),
         FastPath(losses.cross_entropy, cross_entropy_rowmax),
+        FastPath(losses.label_range, label_range_reduce),
+        FastPath(losses.one_hot, one_hot_take),
         FastPath(act.relu, relu_inplace, overwrites=0),
         FastPath(act.relu_backward, relu_backward_inplace, overwrites=2),
         FastPath(act.tanh, tanh_inplace, overwrites=0),
