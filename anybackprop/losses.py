@@ -96,9 +96,11 @@ def label_range(xp: Any, labels: Any) -> tuple[float, float]:
 
 
 def one_hot(xp: Any, labels: Any, n_classes: int, dtype: Any, device: Any) -> Any:
-    """One-hot rows ``Y[i] = e_{labels[i]}``, shape ``(m, n_classes)``: row ``labels[i]`` of the
-    identity, for integer-valued labels already checked to lie in ``[0, n_classes)``."""
-    return xp.take(xp.eye(n_classes, dtype=dtype, device=device), xp.astype(labels, xp.int64, copy=False), axis=0)
+    """One-hot rows ``Y[i, c] = [labels[i] == c]``, shape ``(m, n_classes)``, for integer-valued
+    labels already checked to lie in ``[0, n_classes)`` (NumPy's fast path gathers the rows of the
+    identity instead)."""
+    classes = xp.arange(n_classes, dtype=xp.int64, device=device)
+    return xp.astype(xp.expand_dims(xp.astype(labels, xp.int64, copy=False), axis=1) == classes, dtype)
 
 
 def normalized_weights(xp: Any, w: Any, total: Any = None) -> Any:
