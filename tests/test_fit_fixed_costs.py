@@ -2,6 +2,7 @@
 result and every error: the one-hot targets and their label checks, through the portable
 formulas and NumPy's fast paths alike. (Speed itself is measured in benchmarks/fixed_costs.py.)"""
 
+import array_api_compat.numpy as xnp
 import numpy as np
 import pytest
 
@@ -15,11 +16,11 @@ from anybackprop.fastpaths import numpy_paths
 def test_one_hot_and_label_range_fast_paths_are_their_formulas(labels, dtype):
     expected = (labels[:, None] == np.arange(3)).astype(dtype)  # the definition, e_{y_i}
     for one_hot in (losses.one_hot, numpy_paths.one_hot_take):
-        got = one_hot(np, labels, 3, dtype, "cpu")
+        got = one_hot(xnp, labels, 3, dtype, "cpu")  # NumPy through the standard's namespace, as the model has it
         assert got.dtype == dtype and got.shape == (len(labels), 3)
         np.testing.assert_array_equal(got, expected)
     for label_range in (losses.label_range, numpy_paths.label_range_reduce):
-        low, high = label_range(np, labels)
+        low, high = label_range(xnp, labels)
         assert (low, high) == (float(labels.min()), float(labels.max())) and type(low) is type(high) is float
 
 
