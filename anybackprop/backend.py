@@ -245,10 +245,16 @@ def gather_rows(xp: Any, x: Any, order: Any, out: Any = None) -> Any:
     return xp.take(x, order, axis=0)
 
 
-def host_rng(seed: int | None) -> np.random.Generator:
-    """The seeded host generator every random draw in anybackprop comes from."""
+def check_seed(seed: Any) -> int | None:
+    """``seed`` as a Python int (or None), once it is a non-negative int or None (bools refused)."""
     if seed is not None and (not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0):
         raise ValueError(f"seed must be a non-negative int or None, got {seed!r}")
+    return None if seed is None else int(seed)
+
+
+def host_rng(seed: int | None) -> np.random.Generator:
+    """The seeded host generator every random draw in anybackprop comes from."""
+    check_seed(seed)
     return np.random.Generator(np.random.PCG64(seed))  # default_rng(seed)'s generator, without its dispatch
 
 

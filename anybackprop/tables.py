@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from .backend import to_numpy
+from .backend import check_seed, to_numpy
 from .checkpoint import check_fingerprint
 from .ensemble import MAX_MEMBERS, Ensemble
 from .layers.target_scale import target_state
@@ -887,7 +887,8 @@ class TabularModel:
 
 def _member_seed(seed: Any, k: int) -> int | None:
     """Member ``k``'s seed: ``seed + k`` (None stays None); ``seed`` is checked first."""
-    return None if seed is None else check_positive_int(seed, "seed", minimum=0) + k
+    seed = check_seed(seed)
+    return None if seed is None else seed + k
 
 
 def _setting(value: Any) -> Any:
