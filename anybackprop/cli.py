@@ -18,12 +18,12 @@ import numpy as np
 
 from . import datasets, distributed, threads
 from .backend import environment_backend, use_backend
-from .cli_args import DEFAULT_PATIENCE, build_parser
+from .cli_args import build_parser
 from .cli_checks import _gradcheck, _info, _selftest
 from .files import csv_text, write_text
 from .io import load, save
 from .network import Sequential
-from .tables import TabularModel, check_complete, infer_task
+from .tables import TabularModel, auto_batch_size, auto_patience, check_complete, infer_task
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -229,9 +229,10 @@ def _train(args: argparse.Namespace, comm: distributed.Communicator) -> int:
         if args.optimizer == "adam":
             raise ValueError("--momentum applies to the sgd, momentum and nesterov optimizers, not adam")
         optimizer_options["momentum"] = args.momentum
+    batch_size = args.batch_size or auto_batch_size(len(y_train))
     patience = args.early_stopping
     if patience is None and args.validation_size:
-        patience = DEFAULT_PATIENCE
+        patience = auto_patience(len(y_train))
     settings = {
         "data": name,
         "target": target,
@@ -241,7 +242,7 @@ def _train(args: argparse.Namespace, comm: distributed.Communicator) -> int:
         "output": model.network.head.output.name,
         "loss": model.network.head.loss.name,
         "epochs": args.epochs,
-        "batch_size": args.batch_size,
+        "batch_size": batch_size,
         "optimizer": args.optimizer,
         "lr": args.lr,
         **optimizer_options,
@@ -265,7 +266,7 @@ def _train(args: argparse.Namespace, comm: distributed.Communicator) -> int:
         y_train,
         target=target,
         epochs=args.epochs,
-        batch_size=args.batch_size,
+        batch_size=batch_size,
         optimizer=args.optimizer,
         lr=args.lr,
         seed=args.seed,
@@ -326,7 +327,7 @@ def _report(
             "ensemble": len(model.members),
             "member_epochs": [h.epochs for h in model.histories],
             "seconds": seconds,
-            **_where(model._check_fitted(), args.batch_size, processes),
+            **_where(model._check_fitted(), settings["batch_size"], processes),
             "test": test,
             "history": history.to_dict(),
             "model": args.save,

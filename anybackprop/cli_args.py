@@ -15,10 +15,19 @@ from .layers import NORMS, SCALERS
 from .losses import LOSSES
 from .network import HIDDEN_ACTIVATIONS
 from .optim import OPTIMIZERS, SCHEDULES
-from .tables import ENSEMBLE_MAX, ENSEMBLE_ROWS, IMPUTE, MAX_CATEGORIES, TASKS
-
-DEFAULT_PATIENCE = 20
-"""Epochs without a better validation loss after which ``train`` stops (with a validation split)."""
+from .tables import (
+    BATCH_MAX,
+    BATCH_SIZE,
+    BATCH_STEPS,
+    ENSEMBLE_MAX,
+    ENSEMBLE_ROWS,
+    IMPUTE,
+    MAX_CATEGORIES,
+    PATIENCE,
+    PATIENCE_MIN,
+    PATIENCE_ROWS,
+    TASKS,
+)
 
 
 def _hidden_sizes(text: str) -> list[int]:
@@ -178,7 +187,13 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--epochs", type=_positive(int), default=100, help="most epochs (early stopping usually ends sooner)"
     )
-    train.add_argument("--batch-size", type=_positive(int), default=128, help="rows per step")
+    train.add_argument(
+        "--batch-size",
+        type=_positive(int),
+        default=None,
+        help=f"rows per step (None: {BATCH_SIZE}, and on more than {BATCH_SIZE * BATCH_STEPS:,} training rows "
+        f"rows // {BATCH_STEPS}, at most {BATCH_MAX})",
+    )
     lrs = ", ".join(f"{spec.lr:g} for {name}" for name, spec in OPTIMIZERS.items())
     train.add_argument(
         "--lr", type=_positive(float), default=None, help=f"learning rate (None: the optimizer's: {lrs})"
@@ -199,8 +214,9 @@ def build_parser() -> argparse.ArgumentParser:
         type=_positive(int),
         default=None,
         metavar="N",
-        help=f"stop after N epochs without a better validation loss and keep the best weights (None: "
-        f"{DEFAULT_PATIENCE} with a --validation-size, else off)",
+        help=f"stop after N epochs without a better validation loss and keep the best weights (None: with a "
+        f"--validation-size {PATIENCE}, and on more than {PATIENCE_ROWS // PATIENCE:,} training rows "
+        f"{PATIENCE_ROWS:,} // rows, at least {PATIENCE_MIN}; without one off)",
     )
     train.add_argument(
         "--scaling",

@@ -58,7 +58,9 @@ __all__ = [
     "Table",
     "TableEncoder",
     "TabularModel",
+    "auto_batch_size",
     "auto_ensemble",
+    "auto_patience",
     "check_complete",
     "class_labels",
     "columns_from_frame",
@@ -82,9 +84,25 @@ grouped as ``<other>``)."""
 OTHER = "<other>"
 ENSEMBLE_MAX = 5
 """The most networks ``ensemble=None`` (the default) trains for regression."""
-ENSEMBLE_ROWS = 20_000
+ENSEMBLE_ROWS = 12_000
 """``ensemble=None`` trains at most this many rows' worth of networks for regression (rows x networks),
-so that a large table's training time does not grow with the ensemble."""
+so that a large table's training time does not grow with the ensemble: one network from 6,000
+training rows (a 10,000-row table's 6,750 after the test and validation splits)."""
+BATCH_SIZE = 128
+"""Rows per step of ``batch_size="auto"`` (``train``'s default) up to ``BATCH_SIZE x BATCH_STEPS`` training rows."""
+BATCH_STEPS = 32
+"""Above ``BATCH_SIZE x BATCH_STEPS`` training rows ``batch_size="auto"`` grows the batch so that an
+epoch takes this many steps (up to :data:`BATCH_MAX` rows): a large table's epoch costs fewer steps."""
+BATCH_MAX = 256
+PATIENCE = 20
+"""Epochs without a better validation loss after which ``early_stopping="auto"`` (``train``'s
+default with a validation split) stops, up to ``PATIENCE_ROWS // PATIENCE`` training rows."""
+PATIENCE_ROWS = 60_000
+"""Above ``PATIENCE_ROWS // PATIENCE`` training rows ``early_stopping="auto"`` waits
+``PATIENCE_ROWS // rows`` epochs (at least :data:`PATIENCE_MIN`): about as many rows seen without
+improvement, not as many epochs, so that a large table does not run 20 long epochs past its best."""
+PATIENCE_MIN = 10
+AUTO = "auto"
 
 
 def auto_ensemble(task: str, rows: int) -> int:
@@ -94,6 +112,18 @@ def auto_ensemble(task: str, rows: int) -> int:
     if task == "classification":
         return 1
     return max(1, min(ENSEMBLE_MAX, ENSEMBLE_ROWS // max(rows, 1)))
+
+
+def auto_batch_size(rows: int) -> int:
+    """``batch_size="auto"`` for ``rows`` training rows: :data:`BATCH_SIZE` (chosen on the tuning
+    tables), or ``ceil(rows / BATCH_STEPS)`` rows on a larger table, at most :data:`BATCH_MAX`."""
+    return min(BATCH_MAX, max(BATCH_SIZE, -(-rows // BATCH_STEPS)))
+
+
+def auto_patience(rows: int) -> int:
+    """``early_stopping="auto"`` for ``rows`` training rows: :data:`PATIENCE` epochs (chosen on the
+    tuning tables), or ``PATIENCE_ROWS // rows`` on a larger table, at least :data:`PATIENCE_MIN`."""
+    return max(PATIENCE_MIN, min(PATIENCE, PATIENCE_ROWS // max(rows, 1)))
 
 
 def _standard(t: np.ndarray, stats: dict) -> np.ndarray:
@@ -566,6 +596,9 @@ class TabularModel:
         the weights of the epoch with the best validation loss: training stops after
         ``early_stopping`` epochs without improvement (default: it runs every epoch). A warning
         says when the held-out part is small or misses a class.
+        ``batch_size="auto"`` and ``early_stopping="auto"`` (``anybackprop train``'s defaults) take
+        :func:`auto_batch_size` and :func:`auto_patience` of the training rows (after the
+        validation split; ``early_stopping="auto"`` without validation data stops nothing).
         A ``checkpoint`` records a fingerprint of the run (:meth:`fingerprint`); ``resume`` refuses
         a checkpoint whose fingerprint differs, naming what differs."""
         if validation_fraction is not None:
@@ -575,6 +608,11 @@ class TabularModel:
             fit_options.setdefault("early_stopping", None)
             if fit_options["early_stopping"] is None:
                 fit_options["early_stopping"] = check_positive_int(fit_options.get("epochs", 30), "epochs")
+        rows = len(np.asarray(y))
+        if fit_options.get("batch_size") == AUTO:
+            fit_options["batch_size"] = auto_batch_size(rows)
+        if fit_options.get("early_stopping") == AUTO:
+            fit_options["early_stopping"] = auto_patience(rows) if validation_data is not None else None
         followed = [name for name in ("checkpoint", "resume", "callbacks") if fit_options.get(name)]
         self._one_network = bool(followed)
         if followed and (self.ensemble or 1) > 1:
