@@ -101,7 +101,7 @@ PATIENCE_ROWS = 60_000
 """Above ``PATIENCE_ROWS // PATIENCE`` training rows ``early_stopping="auto"`` waits
 ``PATIENCE_ROWS // rows`` epochs (at least :data:`PATIENCE_MIN`): about as many rows seen without
 improvement, not as many epochs, so that a large table does not run 20 long epochs past its best."""
-PATIENCE_MIN = 10
+PATIENCE_MIN = 5
 AUTO = "auto"
 
 
@@ -255,13 +255,14 @@ class TableEncoder:
         if not isinstance(columns, dict) and not hasattr(columns, "iloc"):
             raise TypeError(f"columns must be a non-empty dict {{name: values}}, got {type(columns).__name__}")
         columns = as_columns(columns)
-        if self.impute is None:
+        masks = {name: is_missing(np.asarray(values)) for name, values in columns.items()}  # once per column
+        if self.impute is None and any(mask.any() for mask in masks.values()):
             check_complete(columns)
-        self.columns = [self._learn(name, np.asarray(values)) for name, values in columns.items()]
+        self.columns = [self._learn(name, np.asarray(values), masks[name]) for name, values in columns.items()]
         return self
 
-    def _learn(self, name: str, values: np.ndarray) -> dict:
-        present = values[~is_missing(values)]
+    def _learn(self, name: str, values: np.ndarray, missing: np.ndarray) -> dict:
+        present = values[~missing]
         if values.dtype.kind in "fiub":
             present = present.astype(np.float64)
             if not present.size:
@@ -322,7 +323,8 @@ class TableEncoder:
             raise ValueError(
                 f"the data lacks the column(s) {', '.join(map(repr, absent))} that the model was trained with"
             )
-        if self.impute is None:
+        masks = {n: is_missing(np.asarray(columns[n])) for n in names}  # once per column
+        if self.impute is None and any(mask.any() for mask in masks.values()):
             check_complete(
                 Table({n: columns[n] for n in names}, *_origin(columns)),
                 "fill it in (the model was trained without impute)",
@@ -332,7 +334,7 @@ class TableEncoder:
         for c in self.columns:
             name = c["name"]
             values = np.asarray(columns[name])
-            missing = is_missing(values)
+            missing = masks[name]
             missing_all = missing if missing_all is None else missing_all & missing
             if missing.any():
                 filled[name] = int(missing.sum())

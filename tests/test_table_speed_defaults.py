@@ -29,7 +29,7 @@ def test_the_auto_rules_keep_the_tuned_values_up_to_the_tuning_sizes_and_shrink_
         256,
         256,
     ]
-    assert [auto_patience(rows) for rows in (1, 2811, 3000, 4224, 6750, 100_000)] == [20, 20, 20, 14, 10, 10]
+    assert [auto_patience(rows) for rows in (1, 2811, 3000, 4224, 6750, 12_000, 100_000)] == [20, 20, 20, 14, 8, 5, 5]
     assert auto_ensemble("regression", 6750) == 1 and auto_ensemble("regression", 2811) == 4
 
 
