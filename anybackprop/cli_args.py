@@ -191,8 +191,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--batch-size",
         type=_positive(int),
         default=None,
-        help=f"rows per step (None: {BATCH_SIZE}, and on more than {BATCH_SIZE * BATCH_STEPS:,} training rows "
-        f"rows // {BATCH_STEPS}, at most {BATCH_MAX})",
+        help=f"rows per step (None: {BATCH_SIZE}, or on more than {BATCH_SIZE * BATCH_STEPS:,} training rows their "
+        f"number / {BATCH_STEPS} rounded up, at most {BATCH_MAX})",
     )
     lrs = ", ".join(f"{spec.lr:g} for {name}" for name, spec in OPTIMIZERS.items())
     train.add_argument(
@@ -215,8 +215,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="N",
         help=f"stop after N epochs without a better validation loss and keep the best weights (None: with a "
-        f"--validation-size {PATIENCE}, and on more than {PATIENCE_ROWS // PATIENCE:,} training rows "
-        f"{PATIENCE_ROWS:,} // rows, at least {PATIENCE_MIN}; without one off)",
+        f"--validation-size {PATIENCE}, or on more than {PATIENCE_ROWS // PATIENCE:,} training rows "
+        f"{PATIENCE_ROWS:,} // their number, at least {PATIENCE_MIN}; without one off)",
     )
     train.add_argument(
         "--scaling",

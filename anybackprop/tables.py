@@ -94,6 +94,7 @@ BATCH_STEPS = 32
 """Above ``BATCH_SIZE x BATCH_STEPS`` training rows ``batch_size="auto"`` grows the batch so that an
 epoch takes this many steps (up to :data:`BATCH_MAX` rows): a large table's epoch costs fewer steps."""
 BATCH_MAX = 256
+"""The largest batch of ``batch_size="auto"``."""
 PATIENCE = 20
 """Epochs without a better validation loss after which ``early_stopping="auto"`` (``train``'s
 default with a validation split) stops, up to ``PATIENCE_ROWS // PATIENCE`` training rows."""
@@ -102,6 +103,7 @@ PATIENCE_ROWS = 60_000
 ``PATIENCE_ROWS // rows`` epochs (at least :data:`PATIENCE_MIN`): about as many rows seen without
 improvement, not as many epochs, so that a large table does not run 20 long epochs past its best."""
 PATIENCE_MIN = 5
+"""The shortest patience of ``early_stopping="auto"`` (from 12,000 training rows)."""
 AUTO = "auto"
 
 
