@@ -181,7 +181,7 @@ def test_cli_ensemble_flag(rng, tmp_path, capsys):
     assert result["ensemble"] == 2 and result["member_epochs"] == [3, 3]
     model = ab.load(tmp_path / "m.npz")
     assert len(model.members) == 2 and model.info["training"]["ensemble"] == 2
-    assert main(argv) == 0  # the default for regression: 20,000 // 144 training rows, at most 5
+    assert main(argv) == 0  # the default for regression: 12,000 // 144 training rows, at most 5
     out = capsys.readouterr().out
     assert "144 training, 16 validation and 40 test rows; 5 x MLP(" in out and "network 5 of 5 (seed 4)" in out
     assert "(5 networks averaged, 3/3/3/3/3 epochs in" in out
