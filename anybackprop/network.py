@@ -313,7 +313,7 @@ class Sequential:
         """The device part of :meth:`scores`: ``[loss, metric term]`` as one array."""
         xp = self.backend.xp
         wn = None if w is None else normalized_weights(xp, w)
-        return xp.stack([self.head.cost(xp, z, y, wn, self.fast), self.head.metric_terms(xp, z, y, wn, self.fast)])
+        return self.head.score_terms(xp, z, y, wn, self.fast)
 
     def total_sum_of_squares(self, y: Any, w: Any = None) -> float:
         """SS_tot of dense targets, for the R^2 of :meth:`scores` (0 for classifiers)."""

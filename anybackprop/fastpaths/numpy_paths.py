@@ -91,6 +91,14 @@ def cross_entropy_rowmax(xp: Any, z: np.ndarray, a: Any, y: np.ndarray) -> np.nd
     return lse - np.add.reduce(y * z, axis=1)
 
 
+def cross_entropy_accuracy(xp: Any, z: np.ndarray, y: np.ndarray, w: Any = None) -> np.ndarray:
+    """The softmax head's ``[cost, accuracy]`` (its portable ``score_terms``: the mean of the
+    per-row cross-entropy and of the argmax hits, weighted by normalised ``w`` or None), bit for
+    bit, as one array made without ``stack`` and the head's layers of lookups."""
+    hit = (z.argmax(axis=1) == y.argmax(axis=1)).astype(z.dtype)
+    return np.array([batch_mean_reduce(xp, cross_entropy_rowmax(xp, z, None, y), w), batch_mean_reduce(xp, hit, w)])
+
+
 def label_range_reduce(xp: Any, labels: np.ndarray) -> tuple[float, float]:
     """The portable label range with the ufunc reductions called directly (``np.min`` and
     ``np.max`` wrap them in a Python layer that costs more than 64 labels' reduction)."""
@@ -149,6 +157,7 @@ PATHS = FastPaths(
         FastPath(losses.batch_mean, batch_mean_reduce),
         FastPath(largest_magnitude, largest_magnitude_reduce),
         FastPath(losses.cross_entropy, cross_entropy_rowmax),
+        FastPath((losses.cross_entropy, act.row_argmax), cross_entropy_accuracy),
         FastPath(losses.label_range, label_range_reduce),
         FastPath(losses.one_hot, one_hot_take),
         FastPath(act.relu, relu_inplace, overwrites=0),
