@@ -185,3 +185,25 @@ def test_the_quick_predict_reads_the_parameters_in_force(model, rng, tmp_path):
     ab.save(model, tmp_path / "m.npz")
     loaded = ab.load(tmp_path / "m.npz")
     np.testing.assert_array_equal([int(loaded.predict(X[i : i + 1])[0]) for i in range(20)], second)
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_the_guard_keeps_one_flat_copy_refilled_in_place_and_restores_every_shape(model, fast):
+    """The kept parameters are one flat copy (NumPy refills the same buffer each epoch; the
+    portable formula makes a new one); a divergence puts every parameter back in its shape."""
+    if not fast:
+        model.fast = ab.fastpaths.NONE
+    guard = DivergenceGuard(model, 0)
+    first = guard.params
+    assert first.shape == (sum(v.size for v in model.params.values()),)
+    for value in model.params.values():
+        value[...] = 0.5
+    guard.check(1, {"loss": 1.0}, 0.1)
+    assert (guard.params is first) == fast and bool(np.all(guard.params == 0.5))
+    kept = {k: ab.to_numpy(v).copy() for k, v in model.params.items()}
+    model.params["W2"][...] = -np.inf
+    with pytest.raises(ValueError, match="training diverged at epoch 2: the largest parameter is inf"):
+        guard.check(2, {"loss": 1.0}, 0.1)
+    assert list(model.params) == list(kept)
+    for key, value in kept.items():
+        np.testing.assert_array_equal(ab.to_numpy(model.params[key]), value)

@@ -17,7 +17,7 @@ import numpy as np
 from .. import activations as act
 from .. import losses
 from ..backend import gather_rows
-from ..divergence import largest_magnitude
+from ..divergence import flat_copy, largest_magnitude
 from ..layers.dense import affine, bias_grad
 from .registry import FastPath, FastPaths
 
@@ -43,10 +43,22 @@ def largest_magnitude_reduce(xp: Any, arrays: list) -> Any:
     few entries in all are reduced as one array (max and min do not depend on the order)."""
     if not arrays:
         return np.maximum.reduce(np.zeros(1))
-    if sum(a.size for a in arrays) <= _FEW_ENTRIES:
-        arrays = [np.concatenate([a.ravel() for a in arrays])]
+    if len(arrays) > 1 and sum(a.size for a in arrays) <= _FEW_ENTRIES:
+        arrays = [np.concatenate(arrays, axis=None)]
+    if len(arrays) == 1:  # NaN propagates through np.maximum as through the reductions
+        return np.maximum(
+            np.abs(np.maximum.reduce(arrays[0], axis=None)), np.abs(np.minimum.reduce(arrays[0], axis=None))
+        )
     ends = np.array([f(a, axis=None) for a in arrays for f in (np.maximum.reduce, np.minimum.reduce)])
     return np.maximum.reduce(np.abs(ends))
+
+
+def flat_copy_into(xp: Any, arrays: list, out: np.ndarray | None = None) -> np.ndarray:
+    """The flat copy as one concatenation, into ``out`` when it fits (the divergence guard's kept
+    parameters, refilled each epoch without a fresh allocation)."""
+    if out is None or out.size != sum(a.size for a in arrays) or out.dtype != arrays[0].dtype:
+        return np.concatenate(arrays, axis=None)
+    return np.concatenate(arrays, axis=None, out=out)
 
 
 def batch_mean_reduce(xp: Any, rows: np.ndarray, w: Any = None) -> Any:
@@ -156,6 +168,7 @@ PATHS = FastPaths(
         FastPath(act.row_argmax, row_argmax_method),
         FastPath(losses.batch_mean, batch_mean_reduce),
         FastPath(largest_magnitude, largest_magnitude_reduce),
+        FastPath(flat_copy, flat_copy_into, overwrites=1),
         FastPath(losses.cross_entropy, cross_entropy_rowmax),
         FastPath((losses.cross_entropy, act.row_argmax), cross_entropy_accuracy),
         FastPath(losses.label_range, label_range_reduce),
