@@ -35,7 +35,7 @@ from . import fastpaths, losses
 from .activations import Activation, get_activation
 from .backend import Backend
 from .losses import Loss, get_loss
-from .validation import as_finite, check_finite, to_backend
+from .validation import as_finite, check_finite, is_kind, to_backend
 
 OUTPUTS = ("softmax", "sigmoid", "identity", "exp")
 
@@ -413,8 +413,8 @@ def _one_hot_labels(backend: Backend, y: Any, n_classes: int, dtype: Any, name: 
     The range is checked explicitly: CuPy wraps out-of-range indices around instead of raising.
     """
     xp = backend.xp
-    if not xp.isdtype(y.dtype, "integral"):  # integer labels, the common case, take one dtype test
-        if not xp.isdtype(y.dtype, "real floating"):
+    if not is_kind(xp, y.dtype, "integral"):  # integer labels, the common case, take one dtype test
+        if not is_kind(xp, y.dtype, "real floating"):
             raise ValueError(f"{name} has dtype {y.dtype}; a softmax output expects integer class labels")
         check_finite(xp, y, name)
         if not bool(xp.all(y == xp.round(y))):

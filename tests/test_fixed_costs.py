@@ -207,3 +207,28 @@ def test_the_guard_keeps_one_flat_copy_refilled_in_place_and_restores_every_shap
     assert list(model.params) == list(kept)
     for key, value in kept.items():
         np.testing.assert_array_equal(ab.to_numpy(model.params[key]), value)
+
+
+def test_numpy_one_hot_rows_are_fresh_arrays_from_an_identity_made_once(rng):
+    """The identity is made once per size and dtype and cannot be written; each call's rows are
+    the caller's own (writing into them changes no later call's)."""
+    from anybackprop.fastpaths.numpy_paths import _identity, one_hot_take
+
+    assert _identity(4, np.dtype(np.float32)) is _identity(4, np.dtype(np.float32))
+    assert not _identity(4, np.dtype(np.float32)).flags.writeable
+    labels = rng.integers(0, 4, 30)
+    first = one_hot_take(np, labels, 4, np.float32, "cpu")
+    first[...] = 7.0
+    again = one_hot_take(np, labels, 4, np.float32, "cpu")
+    np.testing.assert_array_equal(again, np.eye(4, dtype=np.float32)[labels])
+    assert again.flags.writeable and again.dtype == np.float32
+    assert one_hot_take(np, labels, 5, "float64", "cpu").shape == (30, 5)
+
+
+def test_the_cached_dtype_kind_test_answers_as_isdtype(backend):
+    from anybackprop.validation import is_kind
+
+    xp = backend.xp
+    for dtype in (xp.float32, xp.int64, xp.bool):
+        for kind in ("integral", "real floating", "bool"):
+            assert is_kind(xp, dtype, kind) == xp.isdtype(dtype, kind)

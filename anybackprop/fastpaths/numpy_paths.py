@@ -10,6 +10,7 @@ its formula.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
@@ -117,9 +118,18 @@ def label_range_reduce(xp: Any, labels: np.ndarray) -> tuple[float, float]:
     return float(np.minimum.reduce(labels)), float(np.maximum.reduce(labels))
 
 
+@functools.lru_cache(maxsize=16)
+def _identity(n: int, dtype: np.dtype) -> np.ndarray:
+    """A read-only identity matrix, made once per size and dtype (the one-hot rows' source)."""
+    eye = np.eye(n, dtype=dtype)
+    eye.flags.writeable = False
+    return eye
+
+
 def one_hot_take(xp: Any, labels: np.ndarray, n_classes: int, dtype: Any, device: Any) -> np.ndarray:
-    """The portable one-hot rows through the array's ``take`` method (no wrapper dispatch)."""
-    return np.eye(n_classes, dtype=dtype).take(labels.astype(np.int64, copy=False), axis=0)
+    """The portable one-hot rows through the array's ``take`` method (no wrapper dispatch), from
+    an identity made once per size and dtype (``take`` returns a fresh, writable array)."""
+    return _identity(n_classes, np.dtype(dtype)).take(labels.astype(np.int64, copy=False), axis=0)
 
 
 def gather_rows_into(xp: Any, x: np.ndarray, order: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
