@@ -105,11 +105,27 @@ def cross_entropy_rowmax(xp: Any, z: np.ndarray, a: Any, y: np.ndarray) -> np.nd
 
 
 def cross_entropy_accuracy(xp: Any, z: np.ndarray, y: np.ndarray, w: Any = None) -> np.ndarray:
-    """The softmax head's ``[cost, accuracy]`` (its portable ``score_terms``: the mean of the
-    per-row cross-entropy and of the argmax hits, weighted by normalised ``w`` or None), bit for
-    bit, as one array made without ``stack`` and the head's layers of lookups."""
-    hit = (z.argmax(axis=1) == y.argmax(axis=1)).astype(z.dtype)
-    return np.array([batch_mean_reduce(xp, cross_entropy_rowmax(xp, z, None, y), w), batch_mean_reduce(xp, hit, w)])
+    """The softmax head's ``[cost, accuracy]`` (its portable ``score_terms``: the means of the
+    per-row cross-entropy and of the argmax hits, weighted by normalised ``w`` or None) as one
+    array, without ``stack`` or the head's layers of lookups. Both rows of terms fill one
+    ``(2, m)`` buffer that one reduction sums; few columns are worked on as contiguous rows of
+    the transposes (NumPy reduces a short last axis slowly), so the loss sums its few terms in
+    another order than the portable formula (as :func:`cross_entropy_rowmax` does)."""
+    m = z.shape[0]
+    terms = np.empty((2, m), dtype=z.dtype)
+    if z.shape[1] > 32:
+        terms[0] = cross_entropy_rowmax(xp, z, None, y)
+    else:
+        zt = np.ascontiguousarray(z.T)
+        zmax = np.maximum.reduce(zt, axis=0)
+        e = zt - zmax
+        lse = np.log(np.add.reduce(np.exp(e, out=e), axis=0))
+        lse += zmax
+        np.subtract(lse, np.add.reduce(np.ascontiguousarray(y.T) * zt, axis=0), out=terms[0])
+    terms[1] = z.argmax(axis=1) == y.argmax(axis=1)
+    if w is None:
+        return np.add.reduce(terms, axis=1) / m
+    return np.array([losses.batch_mean(xp, terms[0], w), losses.batch_mean(xp, terms[1], w)])
 
 
 def label_range_reduce(xp: Any, labels: np.ndarray) -> tuple[float, float]:
