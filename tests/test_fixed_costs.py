@@ -232,3 +232,27 @@ def test_the_cached_dtype_kind_test_answers_as_isdtype(backend):
     for dtype in (xp.float32, xp.int64, xp.bool):
         for kind in ("integral", "real floating", "bool"):
             assert is_kind(xp, dtype, kind) == xp.isdtype(dtype, kind)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2**40, np.int64(7)])
+def test_the_host_generator_is_default_rngs_bit_for_bit_with_its_words_mixed_once(seed):
+    """host_rng mixes SeedSequence's words for PCG64 once per seed: a first and a second generator
+    of a seed are default_rng's, in state, draws, spawned children (and theirs), the seed
+    sequence's other words, and a pickled copy."""
+    import pickle
+
+    from anybackprop.backend import _pcg64_words, host_rng
+
+    for _ in range(2):  # the second comes from the mixed words
+        ours, numpys = host_rng(seed), np.random.default_rng(seed)
+        assert ours.bit_generator.state == numpys.bit_generator.state
+        np.testing.assert_array_equal(ours.permutation(100), numpys.permutation(100))
+        for child, theirs in zip(ours.spawn(2), numpys.spawn(2), strict=True):
+            np.testing.assert_array_equal(child.random(5), theirs.random(5))
+            np.testing.assert_array_equal(child.spawn(1)[0].random(5), theirs.spawn(1)[0].random(5))
+        np.testing.assert_array_equal(
+            ours.bit_generator.seed_seq.generate_state(8), numpys.bit_generator.seed_seq.generate_state(8)
+        )
+        np.testing.assert_array_equal(pickle.loads(pickle.dumps(ours)).random(4), numpys.random(4))
+    assert _pcg64_words.cache_info().hits > 0 and not _pcg64_words(int(seed), ()).flags.writeable
+    assert host_rng(None).random() != host_rng(None).random()  # no seed: fresh entropy each time
