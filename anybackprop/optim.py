@@ -24,8 +24,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import array_api_compat
-
 from .updates import adam_step, decayed, momentum_step, sgd_update
 from .validation import check_positive_float, check_positive_int
 
@@ -104,7 +102,7 @@ class Optimizer:
         self._signature = signature
         self._activate = model.backend.activate  # steps run on the model's device, called from anywhere
         self._decay = frozenset(model.decay)
-        self._inplace = all(array_api_compat.is_writeable_array(p) for p in model.params.values())
+        self._inplace = all(map(model.backend.adapter.writeable, model.params.values()))
         self._sgd = model.fast.get(sgd_update, may_overwrite=self._inplace)
 
     def load_state(self, model: Any, state: dict[str, dict[str, Any]], counters: dict[str, int]) -> None:

@@ -256,3 +256,16 @@ def test_the_host_generator_is_default_rngs_bit_for_bit_with_its_words_mixed_onc
         np.testing.assert_array_equal(pickle.loads(pickle.dumps(ours)).random(4), numpys.random(4))
     assert _pcg64_words.cache_info().hits > 0 and not _pcg64_words(int(seed), ()).flags.writeable
     assert host_rng(None).random() != host_rng(None).random()  # no seed: fresh entropy each time
+
+
+def test_the_adapters_writeable_test_answers_as_array_api_compat(backend):
+    """The optimizer's in-place decision reads the adapter's writeable test (NumPy: the flag)."""
+    import array_api_compat
+
+    x = backend.asarray(np.ones((3, 2)), "float32")
+    owned = backend.xp.asarray(x, copy=True)
+    for a in (x, owned):
+        assert backend.adapter.writeable(a) == array_api_compat.is_writeable_array(a)
+    locked = np.ones(3)
+    locked.flags.writeable = False
+    assert not ADAPTERS["numpy"].writeable(locked) and ADAPTERS["numpy"].writeable(np.ones(3))
