@@ -66,14 +66,11 @@ class DivergenceGuard:
     def check(self, epoch: int, values: dict[str, float], lr: float, keep: bool = True) -> None:
         """After ``epoch`` (1-based): keep its parameters (unless ``keep`` is False: no epoch
         follows, so no copy is needed), or restore the last good ones and raise."""
-        bad: tuple[str, float] | None = next(
-            (
-                (name, values[name])
-                for name in ("loss", "val_loss")
-                if name in values and not math.isfinite(values[name])
-            ),
-            None,
-        )
+        bad: tuple[str, float] | None = None
+        for name in ("loss", "val_loss"):
+            if name in values and not math.isfinite(values[name]):
+                bad = (name, values[name])
+                break
         if bad is None:
             model = self.model
             peak = float(self._largest(model.backend.xp, list(model.params.values())))

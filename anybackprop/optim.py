@@ -157,7 +157,8 @@ class Optimizer:
     def start_epoch(self, epoch: int, epochs: int) -> None:
         """Set the learning rate for ``epoch`` (0-based) of ``epochs``."""
         factor = self.schedule(epoch, epochs)
-        if isinstance(factor, bool) or not isinstance(factor, numbers.Real) or not 0 <= factor < float("inf"):
+        real = type(factor) is float or (not isinstance(factor, bool) and isinstance(factor, numbers.Real))
+        if not real or not 0 <= factor < float("inf"):
             raise ValueError(f"schedule returned {factor!r} for epoch {epoch}; expected a finite factor >= 0")
         self.lr = self.base_lr * float(factor)  # a Python float: a NumPy scalar would not mix with every backend
 
@@ -241,6 +242,14 @@ class SGD(Optimizer):
 
     def settings(self) -> dict[str, Any]:
         return {**super().settings(), "momentum": self.momentum, "nesterov": self.nesterov}
+
+    def _apply(self, xp: Any, params: dict, grads: dict, state: dict, scalars: dict, inplace: bool) -> None:
+        if self.momentum or self.weight_decay or not inplace or self._sgd is not sgd_update:
+            super()._apply(xp, params, grads, state, scalars, inplace)
+            return
+        lr = scalars["lr"]
+        for key, g in grads.items():  # plain SGD in place, the base's loop without its per-key calls
+            params[key] -= lr * g
 
     def _update(self, xp: Any, params: dict, state: dict, key: str, g: Any, scalars: dict, inplace: bool) -> Any:
         lr = scalars["lr"]

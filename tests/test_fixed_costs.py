@@ -269,3 +269,35 @@ def test_the_adapters_writeable_test_answers_as_array_api_compat(backend):
     locked = np.ones(3)
     locked.flags.writeable = False
     assert not ADAPTERS["numpy"].writeable(locked) and ADAPTERS["numpy"].writeable(np.ones(3))
+
+
+def test_plain_sgds_in_place_loop_is_the_base_update_bit_for_bit(model, rng):
+    """SGD without momentum or decay on writable parameters updates in its own loop: the same
+    ``P -= lr * g`` as Optimizer's per-key loop, bit for bit."""
+    from anybackprop.optim import SGD, Optimizer
+
+    opt = SGD(0.05)
+    opt.init(model)
+    grads = {k: rng.standard_normal(v.shape).astype(np.float32) for k, v in model.params.items()}
+    base = {k: v.copy() for k, v in model.params.items()}
+    opt.step(np, model.params, grads)
+    Optimizer._apply(opt, np, base, grads, opt.state, opt._scalars(opt.lr, 1), True)
+    for key, value in base.items():
+        np.testing.assert_array_equal(model.params[key], value)
+
+
+@pytest.mark.parametrize("factor", [True, -0.5, float("nan"), "1"])
+def test_a_schedules_factor_is_still_checked(factor):
+    from anybackprop.optim import SGD
+
+    with pytest.raises(ValueError, match=f"schedule returned {factor!r} for epoch 0"):
+        SGD(0.1, schedule=lambda epoch, epochs: factor).start_epoch(0, 3)
+
+
+@pytest.mark.parametrize("factor", [0.5, 1, np.float32(0.25)])
+def test_a_schedules_real_factor_scales_the_rate(factor):
+    from anybackprop.optim import SGD
+
+    opt = SGD(0.1, schedule=lambda epoch, epochs: factor)
+    opt.start_epoch(0, 3)
+    assert opt.lr == 0.1 * float(factor) and type(opt.lr) is float

@@ -45,7 +45,8 @@ def largest_magnitude_reduce(xp: Any, arrays: list) -> Any:
     if not arrays:
         return np.maximum.reduce(np.zeros(1))
     if len(arrays) > 1 and sum(a.size for a in arrays) <= _FEW_ENTRIES:
-        arrays = [np.concatenate(arrays, axis=None)]
+        flat = np.concatenate(arrays, axis=None)  # our own copy: its magnitudes in place
+        return np.maximum.reduce(np.abs(flat, out=flat), axis=None)
     if len(arrays) == 1:  # NaN propagates through np.maximum as through the reductions
         return np.maximum(
             np.abs(np.maximum.reduce(arrays[0], axis=None)), np.abs(np.minimum.reduce(arrays[0], axis=None))
