@@ -83,14 +83,16 @@ def test_numpy_training_with_and_without_fast_paths_is_bitwise_equal(rng):
 def test_the_fused_softmax_scores_equal_the_heads_portable_terms(rng, weighted, columns):
     """NumPy's fused [cost, accuracy] is the head's portable cost and metric terms: the accuracy
     exactly (ties in the logits included), the loss to float rounding, with or without weights."""
+    import array_api_compat.numpy as xp  # NumPy through the standard's namespace, as models use it
+
     head = ab.heads.SoftmaxCrossEntropy()
     z = np.round(rng.standard_normal((50, columns)), 1).astype(np.float32)  # rounded: tied logits
     y = np.eye(columns, dtype=np.float32)[rng.integers(0, columns, 50)]
-    w = ab.losses.normalized_weights(np, rng.random(50).astype(np.float32)) if weighted else None
+    w = ab.losses.normalized_weights(xp, rng.random(50).astype(np.float32)) if weighted else None
     fast = numpy_paths.PATHS
     assert fast.fused(ab.losses.cross_entropy, activations.row_argmax) is numpy_paths.cross_entropy_accuracy
-    got = head.score_terms(np, z, y, w, fast)
-    portable = head.score_terms(np, z, y, w)
+    got = head.score_terms(xp, z, y, w, fast)
+    portable = head.score_terms(xp, z, y, w)
     assert got.dtype == portable.dtype == np.float32 and got.shape == (2,)
     assert got[1] == portable[1]
     np.testing.assert_allclose(got[0], portable[0], rtol=1e-6)

@@ -243,16 +243,20 @@ def test_the_host_generator_is_default_rngs_bit_for_bit_with_its_words_mixed_onc
 
     from anybackprop.backend import _pcg64_words, host_rng
 
+    def sequence(generator):  # Generator.spawn and BitGenerator.seed_seq are NumPy >= 1.25
+        return generator.bit_generator._seed_seq
+
+    def draws(seed_sequence):
+        return np.random.Generator(np.random.PCG64(seed_sequence)).random(5)
+
     for _ in range(2):  # the second comes from the mixed words
         ours, numpys = host_rng(seed), np.random.default_rng(seed)
         assert ours.bit_generator.state == numpys.bit_generator.state
         np.testing.assert_array_equal(ours.permutation(100), numpys.permutation(100))
-        for child, theirs in zip(ours.spawn(2), numpys.spawn(2), strict=True):
-            np.testing.assert_array_equal(child.random(5), theirs.random(5))
-            np.testing.assert_array_equal(child.spawn(1)[0].random(5), theirs.spawn(1)[0].random(5))
-        np.testing.assert_array_equal(
-            ours.bit_generator.seed_seq.generate_state(8), numpys.bit_generator.seed_seq.generate_state(8)
-        )
+        for child, theirs in zip(sequence(ours).spawn(2), sequence(numpys).spawn(2), strict=True):
+            np.testing.assert_array_equal(draws(child), draws(theirs))
+            np.testing.assert_array_equal(draws(child.spawn(1)[0]), draws(theirs.spawn(1)[0]))
+        np.testing.assert_array_equal(sequence(ours).generate_state(8), sequence(numpys).generate_state(8))
         np.testing.assert_array_equal(pickle.loads(pickle.dumps(ours)).random(4), numpys.random(4))
     assert _pcg64_words.cache_info().hits > 0 and not _pcg64_words(int(seed), ()).flags.writeable
     assert host_rng(None).random() != host_rng(None).random()  # no seed: fresh entropy each time
