@@ -252,10 +252,32 @@ def check_seed(seed: Any) -> int | None:
     return None if seed is None else int(seed)
 
 
+@functools.lru_cache(maxsize=64)
+def _pcg64_words(seed: int, spawn_key: tuple) -> np.ndarray:
+    """The four 64-bit words ``SeedSequence(seed, spawn_key=spawn_key)`` gives PCG64 to seed it
+    with (read-only)."""
+    words = np.random.SeedSequence(seed, spawn_key=spawn_key).generate_state(4, np.uint64)
+    words.flags.writeable = False
+    return words
+
+
+class _SeedSequence(np.random.SeedSequence):
+    """``SeedSequence(seed)`` whose words for PCG64 (4 x uint64) are mixed once per seed
+    (:func:`_pcg64_words`): the same words, the same generator, without the hashing per ``fit``.
+    Its children (``spawn``) are of this class too; every other request is the plain
+    SeedSequence's."""
+
+    def generate_state(self, n_words: int, dtype: Any = np.uint32) -> np.ndarray:
+        if n_words == 4 and (dtype is np.uint64 or np.dtype(dtype) == np.uint64):
+            return _pcg64_words(self.entropy, self.spawn_key).copy()
+        return super().generate_state(n_words, dtype)
+
+
 def host_rng(seed: int | None) -> np.random.Generator:
-    """The seeded host generator every random draw in anybackprop comes from."""
-    check_seed(seed)
-    return np.random.Generator(np.random.PCG64(seed))  # default_rng(seed)'s generator, without its dispatch
+    """The seeded host generator every random draw in anybackprop comes from: ``default_rng(seed)``'s
+    generator (PCG64 seeded through SeedSequence), without its dispatch."""
+    seed = check_seed(seed)
+    return np.random.Generator(np.random.PCG64(None if seed is None else _SeedSequence(seed)))
 
 
 # --- choosing a backend --------------------------------------------------------------------------

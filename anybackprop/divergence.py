@@ -19,6 +19,12 @@ def largest_magnitude(xp: Any, arrays: list) -> Any:
     return xp.max(xp.abs(ends))
 
 
+def flat_copy(xp: Any, arrays: list, out: Any = None) -> Any:
+    """Every entry of ``arrays`` (one dtype, at least one array), in order, as one fresh 1-D array.
+    ``out``: the caller's last copy, which a fast path may refill in place where it fits."""
+    return xp.concat([xp.reshape(a, (-1,)) for a in arrays])
+
+
 class DivergenceGuard:
     """Keeps the parameters and state of the last epoch that ended finite. An epoch whose loss,
     validation loss or parameters are not finite (a blow-up in its last update included) puts
@@ -26,42 +32,54 @@ class DivergenceGuard:
 
     def __init__(self, model: Trainable, epoch: int) -> None:
         self.model = model
-        self.saved: tuple[dict, dict] = ({}, {})
+        self._flat_copy = model.fast.get(flat_copy, may_overwrite=True)
+        self._largest = model.fast.get(largest_magnitude)
+        self.params: Any = None  # the kept parameters, one flat copy in the order of model.params
+        self.state: dict[str, Any] = {}
         self._keep(epoch)
 
     def _keep(self, epoch: int) -> None:
-        """Copy the parameters and state into the kept arrays (refilled in place where they allow
-        it: no fresh allocation, and its page faults, per epoch)."""
-        xp = self.model.backend.xp
+        """Copy the parameters (one flat copy, refilled in place where the fast paths allow it:
+        no fresh allocation, and its page faults, per epoch) and the state (refilled in place
+        where the arrays allow it) into the kept arrays."""
+        model = self.model
+        xp = model.backend.xp
         self.epoch = epoch
-        for kept, live in zip(self.saved, (self.model.params, self.model.state), strict=True):
-            for key, value in live.items():
-                old: Any = kept.get(key)
-                if old is not None and array_api_compat.is_writeable_array(old) and old.shape == value.shape:
-                    old[...] = value
-                else:
-                    kept[key] = xp.asarray(value, copy=True)
+        self.params = self._flat_copy(xp, list(model.params.values()), self.params)
+        for key, value in model.state.items():
+            old: Any = self.state.get(key)
+            if old is not None and array_api_compat.is_writeable_array(old) and old.shape == value.shape:
+                old[...] = value
+            else:
+                self.state[key] = xp.asarray(value, copy=True)
+
+    def _restore(self) -> None:
+        """Put the kept parameters (views of the flat copy, in the model's keys and shapes) and
+        state back into the model."""
+        xp, params, offset = self.model.backend.xp, {}, 0
+        for key, value in self.model.params.items():
+            n = math.prod(value.shape)
+            params[key] = xp.reshape(self.params[offset : offset + n], value.shape)
+            offset += n
+        self.model.params, self.model.state = params, dict(self.state)
 
     def check(self, epoch: int, values: dict[str, float], lr: float, keep: bool = True) -> None:
         """After ``epoch`` (1-based): keep its parameters (unless ``keep`` is False: no epoch
         follows, so no copy is needed), or restore the last good ones and raise."""
-        bad: tuple[str, float] | None = next(
-            (
-                (name, values[name])
-                for name in ("loss", "val_loss")
-                if name in values and not math.isfinite(values[name])
-            ),
-            None,
-        )
+        bad: tuple[str, float] | None = None
+        for name in ("loss", "val_loss"):
+            if name in values and not math.isfinite(values[name]):
+                bad = (name, values[name])
+                break
         if bad is None:
             model = self.model
-            peak = float(model.fast.get(largest_magnitude)(model.backend.xp, list(model.params.values())))
+            peak = float(self._largest(model.backend.xp, list(model.params.values())))
             if math.isfinite(peak):
                 if keep:
                     self._keep(epoch)
                 return
             bad = ("largest parameter", peak)
-        self.model.params, self.model.state = (dict(d) for d in self.saved)
+        self._restore()
         kept = f"after epoch {self.epoch}" if self.epoch else "before training"
         raise ValueError(
             f"training diverged at epoch {epoch}: the {bad[0]} is {bad[1]}; the model keeps its parameters from "

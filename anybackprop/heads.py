@@ -35,7 +35,7 @@ from . import fastpaths, losses
 from .activations import Activation, get_activation
 from .backend import Backend
 from .losses import Loss, get_loss
-from .validation import as_finite, check_finite, to_backend
+from .validation import as_finite, check_finite, is_kind, to_backend
 
 OUTPUTS = ("softmax", "sigmoid", "identity", "exp")
 
@@ -145,6 +145,11 @@ class Head:
             f"predict_proba needs a classifier (softmax or sigmoid output), this model has output {self.output.name!r}"
         )
 
+    def score_terms(self, xp: Any, z: Any, y: Any, w: Any = None, fast: Any = None) -> Any:
+        """``[cost, metric term]`` as one array, read back in one transfer (``w``: normalised row
+        weights or None); a head whose two terms a backend fuses (``fast.fused``) computes them so."""
+        return xp.stack([self.cost(xp, z, y, w, fast), self.metric_terms(xp, z, y, w, fast)])
+
     def metric_terms(self, xp: Any, z: Any, y: Any, w: Any = None, fast: Any = None) -> Any:
         """A 0-d array from which :meth:`metric` finishes the metric on the host: for regression
         the (weighted) residual sum of squares ``sum_i w_i ||a_i - y_i||^2``. ``fast``: the
@@ -248,6 +253,12 @@ class SoftmaxCrossEntropy(_Classifier):
         """The class of the largest logit: softmax is increasing in each logit, so it is the class
         of the largest probability, as the accuracy counts it (no exponentials for a prediction)."""
         return _path(fast, act.row_argmax)(xp, z)
+
+    def score_terms(self, xp: Any, z: Any, y: Any, w: Any = None, fast: Any = None) -> Any:
+        """The loss and the accuracy in one fused call where the fast paths have one (NumPy's: no
+        ``stack``, fewer calls), else as :class:`Head`'s."""
+        fused = None if fast is None else fast.fused(self.loss.rows, act.row_argmax)
+        return super().score_terms(xp, z, y, w, fast) if fused is None else fused(xp, z, y, w)
 
     def metric_terms(self, xp: Any, z: Any, y: Any, w: Any = None, fast: Any = None) -> Any:
         """(Weighted) accuracy: argmax of the logits against argmax of the targets."""
@@ -402,8 +413,8 @@ def _one_hot_labels(backend: Backend, y: Any, n_classes: int, dtype: Any, name: 
     The range is checked explicitly: CuPy wraps out-of-range indices around instead of raising.
     """
     xp = backend.xp
-    if not xp.isdtype(y.dtype, "integral"):  # integer labels, the common case, take one dtype test
-        if not xp.isdtype(y.dtype, "real floating"):
+    if not is_kind(xp, y.dtype, "integral"):  # integer labels, the common case, take one dtype test
+        if not is_kind(xp, y.dtype, "real floating"):
             raise ValueError(f"{name} has dtype {y.dtype}; a softmax output expects integer class labels")
         check_finite(xp, y, name)
         if not bool(xp.all(y == xp.round(y))):

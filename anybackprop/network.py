@@ -242,6 +242,8 @@ class Sequential:
         learners = [i for i, layer in enumerate(self.layers) if hasattr(layer, "learn_state")]
         if only_initial:
             learners = [i for i in learners if self._initial_state(i)]
+        if not learners:
+            return
         ctx = Pass(self.backend, self.fast)
         for i, (layer, p_keys, s_keys) in enumerate(self._plan[: max(learners, default=-1) + 1]):
             if i in learners:
@@ -306,14 +308,14 @@ class Sequential:
         """Mean loss and metric of logits ``z`` against dense targets ``y`` (weighted by ``w``,
         raw or None), read back in one transfer: accuracy, or R^2 against ``ss_tot``.
         ``terms``: :meth:`score_terms` as a backend compiled it (None: run it)."""
-        loss, term = (float(v) for v in to_numpy((terms or self.score_terms)(z, y, w)))
+        loss, term = to_numpy((terms or self.score_terms)(z, y, w)).tolist()  # Python floats
         return loss, self.head.metric(term, ss_tot)
 
     def score_terms(self, z: Any, y: Any, w: Any = None) -> Any:
         """The device part of :meth:`scores`: ``[loss, metric term]`` as one array."""
         xp = self.backend.xp
         wn = None if w is None else normalized_weights(xp, w)
-        return xp.stack([self.head.cost(xp, z, y, wn, self.fast), self.head.metric_terms(xp, z, y, wn, self.fast)])
+        return self.head.score_terms(xp, z, y, wn, self.fast)
 
     def total_sum_of_squares(self, y: Any, w: Any = None) -> float:
         """SS_tot of dense targets, for the R^2 of :meth:`scores` (0 for classifiers)."""

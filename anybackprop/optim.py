@@ -24,8 +24,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import array_api_compat
-
 from .updates import adam_step, decayed, momentum_step, sgd_update
 from .validation import check_positive_float, check_positive_int
 
@@ -104,7 +102,7 @@ class Optimizer:
         self._signature = signature
         self._activate = model.backend.activate  # steps run on the model's device, called from anywhere
         self._decay = frozenset(model.decay)
-        self._inplace = all(array_api_compat.is_writeable_array(p) for p in model.params.values())
+        self._inplace = all(map(model.backend.adapter.writeable, model.params.values()))
         self._sgd = model.fast.get(sgd_update, may_overwrite=self._inplace)
 
     def load_state(self, model: Any, state: dict[str, dict[str, Any]], counters: dict[str, int]) -> None:
@@ -159,7 +157,8 @@ class Optimizer:
     def start_epoch(self, epoch: int, epochs: int) -> None:
         """Set the learning rate for ``epoch`` (0-based) of ``epochs``."""
         factor = self.schedule(epoch, epochs)
-        if isinstance(factor, bool) or not isinstance(factor, numbers.Real) or not 0 <= factor < float("inf"):
+        real = type(factor) is float or (not isinstance(factor, bool) and isinstance(factor, numbers.Real))
+        if not real or not 0 <= factor < float("inf"):
             raise ValueError(f"schedule returned {factor!r} for epoch {epoch}; expected a finite factor >= 0")
         self.lr = self.base_lr * float(factor)  # a Python float: a NumPy scalar would not mix with every backend
 
@@ -243,6 +242,14 @@ class SGD(Optimizer):
 
     def settings(self) -> dict[str, Any]:
         return {**super().settings(), "momentum": self.momentum, "nesterov": self.nesterov}
+
+    def _apply(self, xp: Any, params: dict, grads: dict, state: dict, scalars: dict, inplace: bool) -> None:
+        if self.momentum or self.weight_decay or not inplace or self._sgd is not sgd_update:
+            super()._apply(xp, params, grads, state, scalars, inplace)
+            return
+        lr = scalars["lr"]
+        for key, g in grads.items():  # plain SGD in place, the base's loop without its per-key calls
+            params[key] -= lr * g
 
     def _update(self, xp: Any, params: dict, state: dict, key: str, g: Any, scalars: dict, inplace: bool) -> Any:
         lr = scalars["lr"]

@@ -7,6 +7,7 @@ label ranges) cost one device-to-host read per call, never one per batch.
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 from typing import Any
@@ -20,6 +21,13 @@ _RESHAPE_HINT = (
 
 
 _SMALL = 4096  # entries: below this a boolean temporary costs less than two reductions' calls
+
+
+@functools.lru_cache(maxsize=64)
+def is_kind(xp: Any, dtype: Any, kind: str) -> bool:
+    """``xp.isdtype(dtype, kind)``, asked once per namespace, dtype and kind (NumPy's isdtype
+    costs more than the checks of a small batch of labels it guards)."""
+    return bool(xp.isdtype(dtype, kind))
 
 
 def _first_nonfinite(xp: Any, x: Any) -> tuple[int, ...] | None:
@@ -108,7 +116,7 @@ def check_X(backend: Backend, X: Any, n_features: int, dtype: Any, name: str = "
 
 def as_finite(xp: Any, x: Any, dtype: Any, name: str) -> Any:
     """``x`` in the float ``dtype``, after checking that it is finite and fits that dtype."""
-    if xp.isdtype(x.dtype, "real floating"):
+    if is_kind(xp, x.dtype, "real floating"):
         check_finite(xp, x, name)
         if x.dtype != dtype:
             check_fits(xp, x, dtype, name)

@@ -185,3 +185,123 @@ def test_the_quick_predict_reads_the_parameters_in_force(model, rng, tmp_path):
     ab.save(model, tmp_path / "m.npz")
     loaded = ab.load(tmp_path / "m.npz")
     np.testing.assert_array_equal([int(loaded.predict(X[i : i + 1])[0]) for i in range(20)], second)
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_the_guard_keeps_one_flat_copy_refilled_in_place_and_restores_every_shape(model, fast):
+    """The kept parameters are one flat copy (NumPy refills the same buffer each epoch; the
+    portable formula makes a new one); a divergence puts every parameter back in its shape."""
+    if not fast:
+        model.fast = ab.fastpaths.NONE
+    guard = DivergenceGuard(model, 0)
+    first = guard.params
+    assert first.shape == (sum(v.size for v in model.params.values()),)
+    for value in model.params.values():
+        value[...] = 0.5
+    guard.check(1, {"loss": 1.0}, 0.1)
+    assert (guard.params is first) == fast and bool(np.all(guard.params == 0.5))
+    kept = {k: ab.to_numpy(v).copy() for k, v in model.params.items()}
+    model.params["W2"][...] = -np.inf
+    with pytest.raises(ValueError, match="training diverged at epoch 2: the largest parameter is inf"):
+        guard.check(2, {"loss": 1.0}, 0.1)
+    assert list(model.params) == list(kept)
+    for key, value in kept.items():
+        np.testing.assert_array_equal(ab.to_numpy(model.params[key]), value)
+
+
+def test_numpy_one_hot_rows_are_fresh_arrays_from_an_identity_made_once(rng):
+    """The identity is made once per size and dtype and cannot be written; each call's rows are
+    the caller's own (writing into them changes no later call's)."""
+    from anybackprop.fastpaths.numpy_paths import _identity, one_hot_take
+
+    assert _identity(4, np.dtype(np.float32)) is _identity(4, np.dtype(np.float32))
+    assert not _identity(4, np.dtype(np.float32)).flags.writeable
+    labels = rng.integers(0, 4, 30)
+    first = one_hot_take(np, labels, 4, np.float32, "cpu")
+    first[...] = 7.0
+    again = one_hot_take(np, labels, 4, np.float32, "cpu")
+    np.testing.assert_array_equal(again, np.eye(4, dtype=np.float32)[labels])
+    assert again.flags.writeable and again.dtype == np.float32
+    assert one_hot_take(np, labels, 5, "float64", "cpu").shape == (30, 5)
+
+
+def test_the_cached_dtype_kind_test_answers_as_isdtype(backend):
+    from anybackprop.validation import is_kind
+
+    xp = backend.xp
+    for dtype in (xp.float32, xp.int64, xp.bool):
+        for kind in ("integral", "real floating", "bool"):
+            assert is_kind(xp, dtype, kind) == xp.isdtype(dtype, kind)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2**40, np.int64(7)])
+def test_the_host_generator_is_default_rngs_bit_for_bit_with_its_words_mixed_once(seed):
+    """host_rng mixes SeedSequence's words for PCG64 once per seed: a first and a second generator
+    of a seed are default_rng's, in state, draws, spawned children (and theirs), the seed
+    sequence's other words, and a pickled copy."""
+    import pickle
+
+    from anybackprop.backend import _pcg64_words, host_rng
+
+    def sequence(generator):  # Generator.spawn and BitGenerator.seed_seq are NumPy >= 1.25
+        return generator.bit_generator._seed_seq
+
+    def draws(seed_sequence):
+        return np.random.Generator(np.random.PCG64(seed_sequence)).random(5)
+
+    for _ in range(2):  # the second comes from the mixed words
+        ours, numpys = host_rng(seed), np.random.default_rng(seed)
+        assert ours.bit_generator.state == numpys.bit_generator.state
+        np.testing.assert_array_equal(ours.permutation(100), numpys.permutation(100))
+        for child, theirs in zip(sequence(ours).spawn(2), sequence(numpys).spawn(2), strict=True):
+            np.testing.assert_array_equal(draws(child), draws(theirs))
+            np.testing.assert_array_equal(draws(child.spawn(1)[0]), draws(theirs.spawn(1)[0]))
+        np.testing.assert_array_equal(sequence(ours).generate_state(8), sequence(numpys).generate_state(8))
+        np.testing.assert_array_equal(pickle.loads(pickle.dumps(ours)).random(4), numpys.random(4))
+    assert _pcg64_words.cache_info().hits > 0 and not _pcg64_words(int(seed), ()).flags.writeable
+    assert host_rng(None).random() != host_rng(None).random()  # no seed: fresh entropy each time
+
+
+def test_the_adapters_writeable_test_answers_as_array_api_compat(backend):
+    """The optimizer's in-place decision reads the adapter's writeable test (NumPy: the flag)."""
+    import array_api_compat
+
+    x = backend.asarray(np.ones((3, 2)), "float32")
+    owned = backend.xp.asarray(x, copy=True)
+    for a in (x, owned):
+        assert backend.adapter.writeable(a) == array_api_compat.is_writeable_array(a)
+    locked = np.ones(3)
+    locked.flags.writeable = False
+    assert not ADAPTERS["numpy"].writeable(locked) and ADAPTERS["numpy"].writeable(np.ones(3))
+
+
+def test_plain_sgds_in_place_loop_is_the_base_update_bit_for_bit(model, rng):
+    """SGD without momentum or decay on writable parameters updates in its own loop: the same
+    ``P -= lr * g`` as Optimizer's per-key loop, bit for bit."""
+    from anybackprop.optim import SGD, Optimizer
+
+    opt = SGD(0.05)
+    opt.init(model)
+    grads = {k: rng.standard_normal(v.shape).astype(np.float32) for k, v in model.params.items()}
+    base = {k: v.copy() for k, v in model.params.items()}
+    opt.step(np, model.params, grads)
+    Optimizer._apply(opt, np, base, grads, opt.state, opt._scalars(opt.lr, 1), True)
+    for key, value in base.items():
+        np.testing.assert_array_equal(model.params[key], value)
+
+
+@pytest.mark.parametrize("factor", [True, -0.5, float("nan"), "1"])
+def test_a_schedules_factor_is_still_checked(factor):
+    from anybackprop.optim import SGD
+
+    with pytest.raises(ValueError, match=f"schedule returned {factor!r} for epoch 0"):
+        SGD(0.1, schedule=lambda epoch, epochs: factor).start_epoch(0, 3)
+
+
+@pytest.mark.parametrize("factor", [0.5, 1, np.float32(0.25)])
+def test_a_schedules_real_factor_scales_the_rate(factor):
+    from anybackprop.optim import SGD
+
+    opt = SGD(0.1, schedule=lambda epoch, epochs: factor)
+    opt.start_epoch(0, 3)
+    assert opt.lr == 0.1 * float(factor) and type(opt.lr) is float

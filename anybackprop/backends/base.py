@@ -67,6 +67,10 @@ class Adapter:
         """``x`` as a NumPy array on the host."""
         return np.asarray(x)
 
+    def writeable(self, x: Any) -> bool:
+        """Whether an array of this library can be written in place."""
+        return bool(array_api_compat.is_writeable_array(x))
+
     def device_of(self, x: Any) -> Any:
         """The device an array of this library lives on."""
         return array_api_compat.device(x)

@@ -40,6 +40,9 @@ class _NumPy(Adapter):
 
     array_type: type[np.ndarray] = np.ndarray
 
+    def writeable(self, x: Any) -> bool:
+        return bool(x.flags.writeable)  # what array_api_compat.is_writeable_array reads, without its dispatch
+
     def ready_rows(self, x: Any, n_features: int, dtype: Any, most: int) -> bool:
         return (
             isinstance(x, np.ndarray)

@@ -17,6 +17,8 @@ This package imports only the formulas and the backend; the model binds a backen
 
 from __future__ import annotations
 
+import functools
+
 from ..backend import Backend
 from .registry import NONE, FastPath, FastPaths
 
@@ -24,11 +26,17 @@ from .registry import NONE, FastPath, FastPaths
 def for_backend(backend: Backend) -> FastPaths:
     """The fast paths of ``backend``'s library: NumPy's buffer-reusing paths, CuPy's fused
     kernels, none for the other libraries (they run the formulas)."""
-    if backend.name == "numpy":
+    return _table(backend.name)
+
+
+@functools.cache
+def _table(name: str) -> FastPaths:
+    """The table of backend ``name``, its module imported once (labels ask for it on every ``fit``)."""
+    if name == "numpy":
         from .numpy_paths import PATHS
 
         return PATHS
-    if backend.name == "cupy":
+    if name == "cupy":
         from .cupy_kernels import paths
 
         return paths()

@@ -5,7 +5,7 @@ A fast path gets copies of its arguments (it may write into the one it declares)
 leave every other argument as it was, and return the formula's dtype and shape, NaN where the
 formula has NaN (the fused activations get a NaN input row), and values:
 bit for bit on NumPy (its paths do the same operations in the same order; the row-max
-cross-entropy sums in another order), to a tolerance elsewhere.
+cross-entropy, alone or in the softmax head's scores, sums in another order), to a tolerance elsewhere.
 """
 
 from __future__ import annotations
@@ -15,14 +15,16 @@ from typing import Any
 
 import numpy as np
 
-from .. import activations, losses, updates
+from .. import activations, heads, losses, updates
 from ..backend import Backend, gather_rows, to_numpy
-from ..divergence import largest_magnitude
+from ..divergence import flat_copy, largest_magnitude
 from ..layers import dense
 from . import for_backend
 from .registry import FastPath
 
 M, N = 7, 5
+SCORES = (losses.cross_entropy, activations.row_argmax)
+"""The key of a fused path for the softmax head's ``score_terms`` (its loss and accuracy)."""
 TOLERANCE = {"float32": 1e-6, "float64": 1e-13}
 
 
@@ -52,6 +54,8 @@ def recipe(backend: Backend, rng: np.random.Generator, key: Any) -> list[Any]:
     def onehot() -> Any:
         return backend.asarray(np.eye(N)[rng.integers(0, N, M)], backend.dtype)
 
+    if key == SCORES:  # the softmax head's [cost, accuracy] of logits and one-hot targets
+        return [z, onehot(), None]
     if isinstance(key, tuple) or key is dense.affine:  # (affine, forward) fuses bias + activation
         a_prev = rng.standard_normal((M, 3))
         a_prev[0, 0] = np.nan  # a NaN row: every activation must keep NaN as its formula does
@@ -62,6 +66,8 @@ def recipe(backend: Backend, rng: np.random.Generator, key: Any) -> list[Any]:
         return [arr(M)]
     if key is largest_magnitude:
         return [[z, arr(N), arr(2, 3, 4)]]
+    if key is flat_copy:  # refilled in place: the caller's last copy, of the same size
+        return [[z, arr(N), arr(2, 3, 4)], arr(M * N + N + 24)]
     if key is losses.paired_delta:
         return [activations.softmax(backend.xp, z), onehot()]
     if key is losses.cross_entropy:
@@ -86,6 +92,8 @@ def recipe(backend: Backend, rng: np.random.Generator, key: Any) -> list[Any]:
 
 
 def _portable(backend: Backend, key: Any, args: list[Any]) -> Any:
+    if key == SCORES:
+        return heads.SoftmaxCrossEntropy().score_terms(backend.xp, *args)
     if isinstance(key, tuple):
         z = dense.affine(backend.xp, *args)
         return z, key[1](backend.xp, z)
@@ -106,7 +114,7 @@ def check_path(backend: Backend, path: FastPath, rng: np.random.Generator) -> Pa
         if old is not None and i not in scratch and not np.array_equal(to_numpy(arg), old, equal_nan=True):
             return PathCheck(path, float("nan"), f"wrote into argument {i}, which it does not declare")
     error = 0.0
-    for g, e in zip(got, expected, strict=True) if isinstance(key, tuple) else [(got, expected)]:
+    for g, e in zip(got, expected, strict=True) if isinstance(key, tuple) and key != SCORES else [(got, expected)]:
         g, e = to_numpy(g), to_numpy(e)
         if g.dtype != e.dtype or g.shape != e.shape:
             return PathCheck(path, float("nan"), f"returned {g.dtype} {g.shape}, the formula {e.dtype} {e.shape}")
@@ -116,7 +124,7 @@ def check_path(backend: Backend, path: FastPath, rng: np.random.Generator) -> Pa
             )
         g, e = np.nan_to_num(g), np.nan_to_num(e)
         error = max(error, float(np.max(np.abs(g - e) / (1 + np.abs(e)), initial=0.0)))
-    exact = backend.name == "numpy" and key is not losses.cross_entropy
+    exact = backend.name == "numpy" and key not in (losses.cross_entropy, SCORES)
     limit = 0.0 if exact else TOLERANCE[backend.dtype]
     return PathCheck(
         path, error, None if error <= limit else f"differs from its formula by {error:.2e} (allowed {limit:g})"

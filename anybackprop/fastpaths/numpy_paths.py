@@ -10,6 +10,7 @@ its formula.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
@@ -17,7 +18,7 @@ import numpy as np
 from .. import activations as act
 from .. import losses
 from ..backend import gather_rows
-from ..divergence import largest_magnitude
+from ..divergence import flat_copy, largest_magnitude
 from ..layers.dense import affine, bias_grad
 from .registry import FastPath, FastPaths
 
@@ -43,10 +44,23 @@ def largest_magnitude_reduce(xp: Any, arrays: list) -> Any:
     few entries in all are reduced as one array (max and min do not depend on the order)."""
     if not arrays:
         return np.maximum.reduce(np.zeros(1))
-    if sum(a.size for a in arrays) <= _FEW_ENTRIES:
-        arrays = [np.concatenate([a.ravel() for a in arrays])]
+    if len(arrays) > 1 and sum(a.size for a in arrays) <= _FEW_ENTRIES:
+        flat = np.concatenate(arrays, axis=None)  # our own copy: its magnitudes in place
+        return np.maximum.reduce(np.abs(flat, out=flat), axis=None)
+    if len(arrays) == 1:  # NaN propagates through np.maximum as through the reductions
+        return np.maximum(
+            np.abs(np.maximum.reduce(arrays[0], axis=None)), np.abs(np.minimum.reduce(arrays[0], axis=None))
+        )
     ends = np.array([f(a, axis=None) for a in arrays for f in (np.maximum.reduce, np.minimum.reduce)])
     return np.maximum.reduce(np.abs(ends))
+
+
+def flat_copy_into(xp: Any, arrays: list, out: np.ndarray | None = None) -> np.ndarray:
+    """The flat copy as one concatenation, into ``out`` when it fits (the divergence guard's kept
+    parameters, refilled each epoch without a fresh allocation)."""
+    if out is None or out.size != sum(a.size for a in arrays) or out.dtype != arrays[0].dtype:
+        return np.concatenate(arrays, axis=None)
+    return np.concatenate(arrays, axis=None, out=out)
 
 
 def batch_mean_reduce(xp: Any, rows: np.ndarray, w: Any = None) -> Any:
@@ -91,15 +105,48 @@ def cross_entropy_rowmax(xp: Any, z: np.ndarray, a: Any, y: np.ndarray) -> np.nd
     return lse - np.add.reduce(y * z, axis=1)
 
 
+def cross_entropy_accuracy(xp: Any, z: np.ndarray, y: np.ndarray, w: Any = None) -> np.ndarray:
+    """The softmax head's ``[cost, accuracy]`` (its portable ``score_terms``: the means of the
+    per-row cross-entropy and of the argmax hits, weighted by normalised ``w`` or None) as one
+    array, without ``stack`` or the head's layers of lookups. Both rows of terms fill one
+    ``(2, m)`` buffer that one reduction sums; few columns are worked on as contiguous rows of
+    the transposes (NumPy reduces a short last axis slowly), so the loss sums its few terms in
+    another order than the portable formula (as :func:`cross_entropy_rowmax` does)."""
+    m = z.shape[0]
+    terms = np.empty((2, m), dtype=z.dtype)
+    if z.shape[1] > 32:
+        terms[0] = cross_entropy_rowmax(xp, z, None, y)
+    else:
+        zt = np.ascontiguousarray(z.T)
+        zmax = np.maximum.reduce(zt, axis=0)
+        e = zt - zmax
+        lse = np.log(np.add.reduce(np.exp(e, out=e), axis=0))
+        lse += zmax
+        np.subtract(lse, np.add.reduce(np.ascontiguousarray(y.T) * zt, axis=0), out=terms[0])
+    terms[1] = z.argmax(axis=1) == y.argmax(axis=1)
+    if w is None:
+        return np.add.reduce(terms, axis=1) / m
+    return np.array([losses.batch_mean(xp, terms[0], w), losses.batch_mean(xp, terms[1], w)])
+
+
 def label_range_reduce(xp: Any, labels: np.ndarray) -> tuple[float, float]:
     """The portable label range with the ufunc reductions called directly (``np.min`` and
     ``np.max`` wrap them in a Python layer that costs more than 64 labels' reduction)."""
     return float(np.minimum.reduce(labels)), float(np.maximum.reduce(labels))
 
 
+@functools.lru_cache(maxsize=16)
+def _identity(n: int, dtype: np.dtype) -> np.ndarray:
+    """A read-only identity matrix, made once per size and dtype (the one-hot rows' source)."""
+    eye = np.eye(n, dtype=dtype)
+    eye.flags.writeable = False
+    return eye
+
+
 def one_hot_take(xp: Any, labels: np.ndarray, n_classes: int, dtype: Any, device: Any) -> np.ndarray:
-    """The portable one-hot rows through the array's ``take`` method (no wrapper dispatch)."""
-    return np.eye(n_classes, dtype=dtype).take(labels.astype(np.int64, copy=False), axis=0)
+    """The portable one-hot rows through the array's ``take`` method (no wrapper dispatch), from
+    an identity made once per size and dtype (``take`` returns a fresh, writable array)."""
+    return _identity(n_classes, np.dtype(dtype)).take(labels.astype(np.int64, copy=False), axis=0)
 
 
 def gather_rows_into(xp: Any, x: np.ndarray, order: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
@@ -148,7 +195,9 @@ PATHS = FastPaths(
         FastPath(act.row_argmax, row_argmax_method),
         FastPath(losses.batch_mean, batch_mean_reduce),
         FastPath(largest_magnitude, largest_magnitude_reduce),
+        FastPath(flat_copy, flat_copy_into, overwrites=1),
         FastPath(losses.cross_entropy, cross_entropy_rowmax),
+        FastPath((losses.cross_entropy, act.row_argmax), cross_entropy_accuracy),
         FastPath(losses.label_range, label_range_reduce),
         FastPath(losses.one_hot, one_hot_take),
         FastPath(act.relu, relu_inplace, overwrites=0),
