@@ -17,7 +17,7 @@ or of large products): an epoch is one compiled call, read back once: its full m
 ``jax.lax.scan`` (rows, targets and weights gathered on the device from the host's permutation,
 the same as every backend's; no Python and no host transfer per step), a short last batch one
 more step, the epoch's loss and metric, the validation data's, and the divergence guard's
-checks, with the parameters, state and slots donated to the call that replaces them. Dropout draws
+checks, with the optimizer's slots donated to the call that replaces them. Dropout draws
 come from a device key: the next number of ``fit``'s seeded generator at each epoch (taken from
 it only when the step draws), folded with the step's number, so a seed gives the same run and a
 resumed run continues it. This is the one module that uses JAX's transformations (``jit``,
@@ -137,7 +137,7 @@ class _Compiled:
             )
             return (params, state, slots), z
 
-        def epoch(carry, lr, t0, seed, data, y, w, order, val, batch_size):
+        def epoch(kept, slots, lr, t0, seed, data, y, w, order, val, batch_size):
             """Every step of an epoch (the full minibatches in one scan, then a short last one),
             then its figures and the divergence guard's checks: see :meth:`CompiledTrainer.epoch`."""
             m = data.shape[0]
@@ -155,7 +155,7 @@ class _Compiled:
                 xb = jnp.take(data, index, axis=0)
                 return step(carry, xb, yb, wb, lr, t0 + jnp.astype(i, lr.dtype), random.fold_in(key, i))
 
-            logits, new = [], carry
+            logits, new = [], (*kept, slots)
             if steps:
                 batches = (
                     jnp.arange(steps),
@@ -177,11 +177,13 @@ class _Compiled:
                 terms.append(model.score_terms(z, val[1], val[2]))
             peak = largest_magnitude(jnp, list(params.values()))
             terms = jnp.concat([*terms, jnp.reshape(jnp.astype(peak, terms[0].dtype), (1,))])
-            finite = jnp.all(jnp.isfinite(terms[0::2]))  # the loss, the validation loss, the peak
-            params, state = jax.lax.cond(finite, lambda: (params, state), lambda: carry[:2])
             return (params, state, slots), terms
 
-        self.epoch = jax.jit(epoch, donate_argnums=0, static_argnames="batch_size")
+        # the parameters and state it starts from are not donated: they are what the divergence guard
+        # keeps (NumPy's guard keeps a copy), and XLA then needs no copy of them inside the scan (a
+        # program that selects them back when the epoch diverged took 10% longer on "small"); the
+        # optimizer's slots are donated
+        self.epoch = jax.jit(epoch, donate_argnums=1, static_argnames="batch_size")
 
 
 def _drawer(owner: _Compiled, key: Any) -> Any:
@@ -230,8 +232,9 @@ class CompiledTrainer:
         metric of the steps' logits and of the validation data ``val`` (None or ``(x, y, w)``;
         ``ss_tot``: the training and validation targets' for R^2), and the divergence guard's
         checks (:mod:`anybackprop.divergence`): where the loss, the validation loss or the largest
-        parameter is not finite, the call returns the parameters and state it was given (so nothing
-        is copied to keep them) and this raises the guard's error. Returns the epoch's figures by
+        parameter is not finite, the model keeps the parameters and state the epoch started from
+        (the call does not donate them, so nothing is copied to keep them) and this raises the
+        guard's error. Returns the epoch's figures by
         name, or None (nothing drawn from ``rng``, nothing changed) for a model JAX cannot trace:
         an eager epoch is then the caller's."""
         f, model, opt = self.functions, self.model, self.optimizer
@@ -240,10 +243,19 @@ class CompiledTrainer:
         drawn = rng.bit_generator.state
         order = rng.permutation(x.shape[0]) if shuffle else None
         t0 = opt._step_count() + 1  # the first step's number
-        carry = (model.params, model.state, opt.state)
         try:
             (params, state, slots), terms = f.epoch(
-                carry, opt.lr, t0, _peek(rng), x, y, w, order, val, batch_size=batch_size
+                (model.params, model.state),
+                opt.state,
+                opt.lr,
+                t0,
+                _peek(rng),
+                x,
+                y,
+                w,
+                order,
+                val,
+                batch_size=batch_size,
             )
         except _tracing_errors(f.jax) as exc:  # raised while tracing: nothing ran
             warnings.warn(
@@ -256,8 +268,6 @@ class CompiledTrainer:
         if f.draws:  # the key was the generator's next number: take it (a model without dropout leaves it)
             rng.integers(2**62)
         # a traced dict comes back in sorted key order: keep the model's (files, reductions rely on it)
-        model.params = {k: params[k] for k in model.params}
-        model.state = {k: state[k] for k in model.state}
         opt.state = {slot: {k: slots[slot][k] for k in opt.state[slot]} for slot in opt.state}
         if opt.counters:
             opt.t = t0 - 1 + -(-x.shape[0] // batch_size)
@@ -267,6 +277,8 @@ class CompiledTrainer:
         if val is not None:
             values["val_loss"], values[f"val_{metric}"] = figures[2], head.metric(figures[3], ss_tot[1])
         bad = first_not_finite(values) or (None if math.isfinite(figures[-1]) else ("largest parameter", figures[-1]))
-        if bad is not None:
+        if bad is not None:  # the model keeps the parameters and state the epoch started from
             raise diverged(epoch, bad, epoch - 1, opt.base_lr)
+        model.params = {k: params[k] for k in model.params}
+        model.state = {k: state[k] for k in model.state}
         return values
