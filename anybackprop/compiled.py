@@ -180,9 +180,8 @@ class _Compiled:
             return (params, state, slots), terms
 
         # the parameters and state it starts from are not donated: they are what the divergence guard
-        # keeps (NumPy's guard keeps a copy), and XLA then needs no copy of them inside the scan (a
-        # program that selects them back when the epoch diverged took 10% longer on "small"); the
-        # optimizer's slots are donated
+        # keeps (NumPy's guard keeps a copy; a program that selected them back when the epoch diverged
+        # would keep them alive to its end all the same); the optimizer's slots are donated
         self.epoch = jax.jit(epoch, donate_argnums=1, static_argnames="batch_size")
 
 
