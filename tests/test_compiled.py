@@ -67,8 +67,9 @@ def test_pure_step_equals_the_trainers_step_and_writes_nothing(backend, data, op
 def _fit(backend, X, y, w, **kwargs):
     with ab.use_backend(backend):
         model = ab.MLP([4, 8, 6, 3], norm="batch", standardize=True, dtype="float64", seed=1)
+        kwargs = {"epochs": 4, **kwargs}
         history = model.fit(
-            X, y, sample_weight=w, epochs=4, batch_size=8, optimizer="adam", lr=0.01, seed=4, verbose=False, **kwargs
+            X, y, sample_weight=w, batch_size=8, optimizer="adam", lr=0.01, seed=4, verbose=False, **kwargs
         )
     return model, history
 
@@ -87,6 +88,18 @@ def test_compiled_fit_on_jax_equals_numpy(compile_all, data, shuffle):
     np.testing.assert_allclose(history.loss, want_history.loss, rtol=1e-10)
     np.testing.assert_allclose(history.val_loss, want_history.val_loss, rtol=1e-9)
     np.testing.assert_allclose(ab.to_numpy(got.predict_proba(X)), ab.to_numpy(want.predict_proba(X)), rtol=1e-9)
+
+
+@jax_only
+def test_compiled_early_stopping_stops_and_restores_as_on_numpy(compile_all, data):
+    X, y, _ = data  # the validation rows are the training rows reversed: its loss turns up within 40 epochs
+    kwargs = dict(validation_data=(X[::-1][:12], y[:12]), early_stopping=2, epochs=40)
+    want, want_history = _fit("numpy", X, y, None, **kwargs)
+    got, history = _fit("jax", X, y, None, **kwargs)
+    assert history.epochs == want_history.epochs < 40 and history.best_epoch == want_history.best_epoch
+    np.testing.assert_allclose(history.val_loss, want_history.val_loss, rtol=1e-9)
+    for k in want.params:  # the best epoch's parameters, put back
+        np.testing.assert_allclose(ab.to_numpy(got.params[k]), ab.to_numpy(want.params[k]), rtol=1e-8, atol=1e-8)
 
 
 def _diverge(backend, case):
