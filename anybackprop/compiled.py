@@ -13,10 +13,11 @@ takes them as inputs; ``draw(shape, dtype)`` gives the dropout layers their unif
 NumPy (and CuPy, torch) train with :class:`anybackprop.training.Trainer`, which runs the same
 formulas eagerly and updates in place where it can. On JAX, :class:`CompiledTrainer` traces
 :func:`pure_step` once and lets XLA compile it (for a fit of :data:`MIN_STEPS` steps or more,
-or of large products): an epoch is one compiled call, its full minibatches one ``jax.lax.scan``
-(rows gathered on the device from the permutation, no Python and no host transfer per step) and
-a short last batch one more step, with the parameters, state and slots donated to the call that
-replaces them; the epoch's loss and metric are one more compiled call. Dropout draws
+or of large products): an epoch is one compiled call, read back once: its full minibatches one
+``jax.lax.scan`` (rows, targets and weights gathered on the device from the host's permutation,
+the same as every backend's; no Python and no host transfer per step), a short last batch one
+more step, the epoch's loss and metric, the validation data's, and the divergence guard's
+checks, with the optimizer's slots donated to the call that replaces them. Dropout draws
 come from a device key: the next number of ``fit``'s seeded generator at each epoch (taken from
 it only when the step draws), folded with the step's number, so a seed gives the same run and a
 resumed run continues it. This is the one module that uses JAX's transformations (``jit``,
@@ -27,9 +28,12 @@ from __future__ import annotations
 
 import collections
 import json
+import math
 import warnings
 from typing import Any
 
+from .backend import to_numpy
+from .divergence import diverged, first_not_finite, largest_magnitude
 from .layers import Dense
 from .losses import normalized_weights
 
@@ -116,8 +120,8 @@ def compiled_for(model: Any, optimizer: Any) -> _Compiled:
 
 
 class _Compiled:
-    """The jitted epoch, step and inference logits of models built as ``model`` is, trained with
-    ``optimizer``'s settings; they trace ``model``'s passes and ``optimizer``'s update (any model
+    """The jitted epoch of models built as ``model`` is, trained with ``optimizer``'s settings
+    (:meth:`CompiledTrainer.epoch`); it traces ``model``'s passes and ``optimizer``'s update (any model
     of the same structure gives the same trace, on its own arrays)."""
 
     def __init__(self, model: Any, optimizer: Any) -> None:
@@ -133,19 +137,25 @@ class _Compiled:
             )
             return (params, state, slots), z
 
-        def epoch(carry, lr, t0, seed, data, y, w, order, batch_size):
-            """Every step of an epoch: the full minibatches in one scan, then a short last one."""
+        def epoch(kept, slots, lr, t0, seed, data, y, w, order, val, batch_size):
+            """Every step of an epoch (the full minibatches in one scan, then a short last one),
+            then its figures and the divergence guard's checks: see :meth:`CompiledTrainer.epoch`."""
             m = data.shape[0]
             steps, full = m // batch_size, m - m % batch_size
             lr, t0 = jnp.asarray(lr, dtype=model.dtype), jnp.asarray(t0, dtype=model.dtype)
             key = random.key(seed)
+            if order is None:
+                order = jnp.arange(m)
+            else:  # the targets and weights in the epoch's order, gathered here
+                y = jnp.take(y, order, axis=0)
+                w = None if w is None else jnp.take(w, order, axis=0)
 
             def body(carry, batch):
                 i, index, yb, wb = batch
                 xb = jnp.take(data, index, axis=0)
                 return step(carry, xb, yb, wb, lr, t0 + jnp.astype(i, lr.dtype), random.fold_in(key, i))
 
-            logits = []
+            logits, new = [], (*kept, slots)
             if steps:
                 batches = (
                     jnp.arange(steps),
@@ -153,24 +163,26 @@ class _Compiled:
                     jnp.reshape(y[:full], (steps, batch_size, *y.shape[1:])),
                     None if w is None else jnp.reshape(w[:full], (steps, batch_size)),
                 )
-                carry, z = jax.lax.scan(body, carry, batches)
+                new, z = jax.lax.scan(body, new, batches)
                 logits.append(jnp.reshape(z, (full, z.shape[-1])))
             if full < m:
                 xb = jnp.take(data, order[full:], axis=0)
                 wb = None if w is None else w[full:]
-                carry, z = step(carry, xb, y[full:], wb, lr, t0 + steps, random.fold_in(key, steps))
+                new, z = step(new, xb, y[full:], wb, lr, t0 + steps, random.fold_in(key, steps))
                 logits.append(z)
-            return carry, logits[0] if len(logits) == 1 else jnp.concat(logits, axis=0)
+            params, state, slots = new
+            terms = [model.score_terms(logits[0] if len(logits) == 1 else jnp.concat(logits, axis=0), y, w)]
+            if val is not None:
+                z = model.forward_pass(val[0], params=params, state=state).logits
+                terms.append(model.score_terms(z, val[1], val[2]))
+            peak = largest_magnitude(jnp, list(params.values()))
+            terms = jnp.concat([*terms, jnp.reshape(jnp.astype(peak, terms[0].dtype), (1,))])
+            return (params, state, slots), terms
 
-        def logits(params, state, x):
-            return model.forward_pass(x, params=params, state=state).logits
-
-        def score_terms(z, y, w):
-            return model.score_terms(z, y, w)
-
-        self.epoch = jax.jit(epoch, donate_argnums=0, static_argnames="batch_size")
-        self.logits = jax.jit(logits)
-        self.score_terms = jax.jit(score_terms)
+        # the parameters and state it starts from are not donated: they are what the divergence guard
+        # keeps (NumPy's guard keeps a copy; a program that selected them back when the epoch diverged
+        # would keep them alive to its end all the same); the optimizer's slots are donated
+        self.epoch = jax.jit(epoch, donate_argnums=1, static_argnames="batch_size")
 
 
 def _drawer(owner: _Compiled, key: Any) -> Any:
@@ -201,61 +213,71 @@ def _peek(rng: Any) -> int:
 
 
 class CompiledTrainer:
-    """Trains a JAX model with its step compiled (see the module's docstring), in place of the
-    eager ``trainer`` it wraps (:class:`anybackprop.training.Trainer`); what ``fit`` and the
-    callbacks see is the same: after each epoch the model's ``params`` and ``state`` and the
-    optimizer's state and counters are the new ones. A model whose layers cannot be traced (a
+    """Trains a JAX model with its epochs compiled (see the module's docstring), beside the eager
+    ``trainer`` (:class:`anybackprop.training.Trainer`) that set up its optimizer; what ``fit``
+    and the callbacks see is the same: after each epoch the model's ``params`` and ``state`` and
+    the optimizer's state and counters are the new ones. A model whose layers cannot be traced (a
     custom layer that reads a value on the host) trains eagerly, with a warning that says why."""
 
-    rank = 0
-
     def __init__(self, trainer: Any) -> None:
-        self.eager, self.model, self.optimizer = trainer, trainer.model, trainer.optimizer
+        self.model, self.optimizer = trainer.model, trainer.optimizer
         self.functions: _Compiled | None = compiled_for(self.model, self.optimizer)
 
-    def reduce_gradients(self, grads: dict[str, Any]) -> dict[str, Any]:
-        """The gradients as they are: a compiled fit runs in one process."""
-        return grads
-
-    def scores(self, z: Any, y: Any, w: Any = None, ss_tot: float = 0.0) -> tuple[float, float]:
-        """The model's :meth:`~anybackprop.Sequential.scores`, its device part compiled."""
-        terms = None if self.functions is None else self.functions.score_terms
-        return self.model.scores(z, y, w, ss_tot, terms=terms)
-
-    def logits(self, x: Any) -> Any:
-        """Inference-mode logits of every row of ``x`` (the validation data), compiled."""
-        if self.functions is None:
-            return self.eager.logits(x)
-        return self.functions.logits(self.model.params, self.model.state, x)
-
-    def epoch(self, x: Any, y: Any, w: Any, batch_size: int, rng: Any, order: Any = None) -> Any:
-        """One pass over the rows in ``order`` (None: as they are), ``y`` and ``w`` already in
-        that order; returns the logits of every row from the steps themselves."""
-        if self.functions is not None:
-            try:
-                return self._compiled_epoch(self.functions, x, y, w, batch_size, rng, order)
-            except _tracing_errors(self.functions.jax) as exc:  # raised while tracing: nothing ran
-                warnings.warn(
-                    f"the jax backend cannot compile this model's training step, so it trains eagerly (slower): "
-                    f"{str(exc).splitlines()[0]}",
-                    stacklevel=3,
-                )
-                self.functions = None
-        return self.eager.epoch(x, y, w, batch_size, rng, order)
-
-    def _compiled_epoch(self, f: _Compiled, x: Any, y: Any, w: Any, batch_size: int, rng: Any, order: Any) -> Any:
-        model, opt = self.model, self.optimizer
-        m = x.shape[0]
-        order = f.jax.numpy.arange(m) if order is None else order
+    def epoch(
+        self, epoch: int, x: Any, y: Any, w: Any, val: Any, batch_size: int, rng: Any, shuffle: bool, ss_tot: tuple
+    ) -> dict[str, float] | None:
+        """Epoch ``epoch`` (1-based) of ``fit`` in one compiled call, read back once: the rows in
+        the order of ``rng.permutation`` (``shuffle``; as on every backend), the steps, the loss and
+        metric of the steps' logits and of the validation data ``val`` (None or ``(x, y, w)``;
+        ``ss_tot``: the training and validation targets' for R^2), and the divergence guard's
+        checks (:mod:`anybackprop.divergence`): where the loss, the validation loss or the largest
+        parameter is not finite, the model keeps the parameters and state the epoch started from
+        (the call does not donate them, so nothing is copied to keep them) and this raises the
+        guard's error. Returns the epoch's figures by
+        name, or None (nothing drawn from ``rng``, nothing changed) for a model JAX cannot trace:
+        an eager epoch is then the caller's."""
+        f, model, opt = self.functions, self.model, self.optimizer
+        if f is None:
+            return None
+        drawn = rng.bit_generator.state
+        order = rng.permutation(x.shape[0]) if shuffle else None
         t0 = opt._step_count() + 1  # the first step's number
-        carry = (model.params, model.state, opt.state)
-        (params, state, slots), logits = f.epoch(carry, opt.lr, t0, _peek(rng), x, y, w, order, batch_size=batch_size)
+        try:
+            (params, state, slots), terms = f.epoch(
+                (model.params, model.state),
+                opt.state,
+                opt.lr,
+                t0,
+                _peek(rng),
+                x,
+                y,
+                w,
+                order,
+                val,
+                batch_size=batch_size,
+            )
+        except _tracing_errors(f.jax) as exc:  # raised while tracing: nothing ran
+            warnings.warn(
+                f"the jax backend cannot compile this model's training step, so it trains eagerly (slower): "
+                f"{str(exc).splitlines()[0]}",
+                stacklevel=3,
+            )
+            self.functions, rng.bit_generator.state = None, drawn
+            return None
         if f.draws:  # the key was the generator's next number: take it (a model without dropout leaves it)
             rng.integers(2**62)
         # a traced dict comes back in sorted key order: keep the model's (files, reductions rely on it)
-        model.params = {k: params[k] for k in model.params}
-        model.state = {k: state[k] for k in model.state}
         opt.state = {slot: {k: slots[slot][k] for k in opt.state[slot]} for slot in opt.state}
         if opt.counters:
-            opt.t = t0 - 1 + -(-m // batch_size)
-        return logits
+            opt.t = t0 - 1 + -(-x.shape[0] // batch_size)
+        figures = [float(v) for v in to_numpy(terms)]
+        metric, head = model.head.metric_name, model.head
+        values = {"loss": figures[0], metric: head.metric(figures[1], ss_tot[0])}
+        if val is not None:
+            values["val_loss"], values[f"val_{metric}"] = figures[2], head.metric(figures[3], ss_tot[1])
+        bad = first_not_finite(values) or (None if math.isfinite(figures[-1]) else ("largest parameter", figures[-1]))
+        if bad is not None:  # the model keeps the parameters and state the epoch started from
+            raise diverged(epoch, bad, epoch - 1, opt.base_lr)
+        model.params = {k: params[k] for k in model.params}
+        model.state = {k: state[k] for k in model.state}
+        return values

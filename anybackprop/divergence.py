@@ -66,11 +66,7 @@ class DivergenceGuard:
     def check(self, epoch: int, values: dict[str, float], lr: float, keep: bool = True) -> None:
         """After ``epoch`` (1-based): keep its parameters (unless ``keep`` is False: no epoch
         follows, so no copy is needed), or restore the last good ones and raise."""
-        bad: tuple[str, float] | None = None
-        for name in ("loss", "val_loss"):
-            if name in values and not math.isfinite(values[name]):
-                bad = (name, values[name])
-                break
+        bad = first_not_finite(values)
         if bad is None:
             model = self.model
             peak = float(self._largest(model.backend.xp, list(model.params.values())))
@@ -80,9 +76,22 @@ class DivergenceGuard:
                 return
             bad = ("largest parameter", peak)
         self._restore()
-        kept = f"after epoch {self.epoch}" if self.epoch else "before training"
-        raise ValueError(
-            f"training diverged at epoch {epoch}: the {bad[0]} is {bad[1]}; the model keeps its parameters from "
-            f"{kept}; "
-            f"try a smaller learning rate (lr={lr}) or scale the inputs (standardize X)"
-        )
+        raise diverged(epoch, bad, self.epoch, lr)
+
+
+def first_not_finite(values: dict[str, float]) -> tuple[str, float] | None:
+    """``(name, value)`` of the first of an epoch's loss and validation loss that is not finite."""
+    for name in ("loss", "val_loss"):  # a plain loop: this runs once an epoch inside every fit
+        if name in values and not math.isfinite(values[name]):
+            return name, values[name]
+    return None
+
+
+def diverged(epoch: int, bad: tuple[str, float], kept: int, lr: float) -> ValueError:
+    """The error of a fit whose ``epoch`` (1-based) ended with ``bad`` (a figure's name and
+    value), the model keeping its parameters from after epoch ``kept`` (0: before training)."""
+    since = f"after epoch {kept}" if kept else "before training"
+    return ValueError(
+        f"training diverged at epoch {epoch}: the {bad[0]} is {bad[1]}; the model keeps its parameters from "
+        f"{since}; try a smaller learning rate (lr={lr}) or scale the inputs (standardize X)"
+    )

@@ -304,11 +304,10 @@ class Sequential:
                 changed.update({g: new[k] for k, g in s_keys})
         return changed
 
-    def scores(self, z: Any, y: Any, w: Any = None, ss_tot: float = 0.0, terms: Any = None) -> tuple[float, float]:
+    def scores(self, z: Any, y: Any, w: Any = None, ss_tot: float = 0.0) -> tuple[float, float]:
         """Mean loss and metric of logits ``z`` against dense targets ``y`` (weighted by ``w``,
-        raw or None), read back in one transfer: accuracy, or R^2 against ``ss_tot``.
-        ``terms``: :meth:`score_terms` as a backend compiled it (None: run it)."""
-        loss, term = to_numpy((terms or self.score_terms)(z, y, w)).tolist()  # Python floats
+        raw or None), read back in one transfer: accuracy, or R^2 against ``ss_tot``."""
+        loss, term = to_numpy(self.score_terms(z, y, w)).tolist()  # Python floats
         return loss, self.head.metric(term, ss_tot)
 
     def score_terms(self, z: Any, y: Any, w: Any = None) -> Any:

@@ -374,11 +374,11 @@ def fit(
         m = x.shape[0]
         if preprocess or preprocess is None:
             model.learn_preprocessing(x, only_initial=preprocess is None)
-        trainer: Trainer | CompiledTrainer
+        compiled: CompiledTrainer | None = None
         if comm is None:
             trainer = Trainer(model, opt)
-            if compiles(model, epochs, m, batch_size):  # a backend that compiles the step (JAX)
-                trainer = CompiledTrainer(trainer)
+            if compiles(model, epochs, m, batch_size):  # a backend that compiles the epoch (JAX)
+                compiled = CompiledTrainer(trainer)
         else:
             trainer = DataParallelTrainer(model, opt, comm)
             seed = comm.broadcast_value(int(host_rng(None).integers(2**62)) if seed is None else seed)  # rank 0's
@@ -401,25 +401,28 @@ def fit(
         xp = model.backend.xp
         ys = ws = order = None
         progress = _Progress(epochs, verbose and trainer.rank == 0, first)
-        guard = DivergenceGuard(model, first)
+        guard = None if compiled else DivergenceGuard(model, first)  # a compiled epoch checks itself
         try:
             for epoch in range(first, last):
                 tick = time.perf_counter()
                 opt.start_epoch(epoch, epochs)
-                if shuffle:  # last epoch's copies are free to be overwritten now
-                    order = model.backend.adapter.from_host(model.backend, rng.permutation(m))  # ours: no checks
-                    ys = gather(xp, y, order, ys)
-                    ws = None if w is None else gather(xp, w, order, ws)
-                else:
-                    ys, ws = y, w
-                logits = trainer.epoch(x, ys, ws, batch_size, rng, order)
-                loss, train_metric = trainer.scores(logits, ys, ws, ss_tot[0])
-                values = {"loss": loss, metric: train_metric}
-                if val is not None:
-                    values["val_loss"], values[f"val_{metric}"] = trainer.scores(
-                        trainer.logits(val[0]), val[1], val[2], ss_tot[1]
-                    )
-                guard.check(epoch + 1, values, opt.base_lr, keep=epoch + 1 < last)
+                values = compiled.epoch(epoch + 1, x, y, w, val, batch_size, rng, shuffle, ss_tot) if compiled else None
+                if values is None:  # an eager epoch (or one of a model the compiled trainer cannot trace)
+                    guard = guard or DivergenceGuard(model, epoch)
+                    if shuffle:  # last epoch's copies are free to be overwritten now
+                        order = model.backend.adapter.from_host(model.backend, rng.permutation(m))  # ours: no checks
+                        ys = gather(xp, y, order, ys)
+                        ws = None if w is None else gather(xp, w, order, ws)
+                    else:
+                        ys, ws = y, w
+                    logits = trainer.epoch(x, ys, ws, batch_size, rng, order)
+                    loss, train_metric = trainer.scores(logits, ys, ws, ss_tot[0])
+                    values = {"loss": loss, metric: train_metric}
+                    if val is not None:
+                        values["val_loss"], values[f"val_{metric}"] = trainer.scores(
+                            trainer.logits(val[0]), val[1], val[2], ss_tot[1]
+                        )
+                    guard.check(epoch + 1, values, opt.base_lr, keep=epoch + 1 < last)
                 history.record(values)
                 progress.update(epoch + 1, epochs, values, m / max(time.perf_counter() - tick, 1e-9))
                 history.seconds += time.perf_counter() - tick

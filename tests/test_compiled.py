@@ -67,25 +67,74 @@ def test_pure_step_equals_the_trainers_step_and_writes_nothing(backend, data, op
 def _fit(backend, X, y, w, **kwargs):
     with ab.use_backend(backend):
         model = ab.MLP([4, 8, 6, 3], norm="batch", standardize=True, dtype="float64", seed=1)
+        kwargs = {"epochs": 4, **kwargs}
         history = model.fit(
-            X, y, sample_weight=w, epochs=4, batch_size=8, optimizer="adam", lr=0.01, seed=4, verbose=False, **kwargs
+            X, y, sample_weight=w, batch_size=8, optimizer="adam", lr=0.01, seed=4, verbose=False, **kwargs
         )
     return model, history
 
 
 @jax_only
-def test_compiled_fit_on_jax_equals_numpy(compile_all, data):
+@pytest.mark.parametrize("shuffle", [True, False])
+def test_compiled_fit_on_jax_equals_numpy(compile_all, data, shuffle):
     X, y, w = data  # 45 rows in batches of 8: five scanned steps and a short last one per epoch
-    want, want_history = _fit("numpy", X, y, w, validation_data=(X[:9], y[:9]))
-    got, history = _fit("jax", X, y, w, validation_data=(X[:9], y[:9]))
+    want, want_history = _fit("numpy", X, y, w, validation_data=(X[:9], y[:9]), shuffle=shuffle)
+    got, history = _fit("jax", X, y, w, validation_data=(X[:9], y[:9]), shuffle=shuffle)
     assert list(got.params) == list(want.params) and list(got.state) == list(want.state)
     for k in want.params:
         np.testing.assert_allclose(ab.to_numpy(got.params[k]), ab.to_numpy(want.params[k]), rtol=1e-10, atol=1e-9)
     for k in want.state:
         np.testing.assert_allclose(ab.to_numpy(got.state[k]), ab.to_numpy(want.state[k]), rtol=1e-10, atol=1e-9)
     np.testing.assert_allclose(history.loss, want_history.loss, rtol=1e-10)
-    np.testing.assert_allclose(history.val_loss, want_history.val_loss, rtol=1e-10)
+    np.testing.assert_allclose(history.val_loss, want_history.val_loss, rtol=1e-9)
     np.testing.assert_allclose(ab.to_numpy(got.predict_proba(X)), ab.to_numpy(want.predict_proba(X)), rtol=1e-9)
+
+
+@jax_only
+def test_compiled_early_stopping_stops_and_restores_as_on_numpy(compile_all, data):
+    X, y, _ = data  # the validation rows are the training rows reversed: its loss turns up within 40 epochs
+    kwargs = dict(validation_data=(X[::-1][:12], y[:12]), early_stopping=2, epochs=40)
+    want, want_history = _fit("numpy", X, y, None, **kwargs)
+    got, history = _fit("jax", X, y, None, **kwargs)
+    assert history.epochs == want_history.epochs < 40 and history.best_epoch == want_history.best_epoch
+    np.testing.assert_allclose(history.val_loss, want_history.val_loss, rtol=1e-9)
+    for k in want.params:  # the best epoch's parameters, put back
+        np.testing.assert_allclose(ab.to_numpy(got.params[k]), ab.to_numpy(want.params[k]), rtol=1e-8, atol=1e-8)
+
+
+def _diverge(backend, case):
+    """A fit that diverges (``case``: in the loss at a later epoch, in the last update's parameters,
+    in the validation loss only): its error, the epochs the callbacks saw, and the parameters left."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((40, 3))
+    seen = []
+    kwargs = dict(epochs=6, batch_size=8, optimizer="sgd", verbose=False, callbacks=[lambda e, h, m: seen.append(e)])
+    if case == "loss":  # a regression whose steps grow until the loss overflows, a few epochs in
+        model = ab.MLP([3, 16, 1], output="identity", dtype="float64", seed=0, backend=backend)
+        Y, kwargs["lr"] = X @ np.ones(3) * 1e3, 0.05
+    else:
+        Y = np.arange(40) % 2
+        if case == "largest parameter":  # the last epoch's rate is near float64's largest: only its update blows up
+            model = ab.MLP([3, 4, 2], dtype="float64", seed=0, backend=backend)
+            kwargs.update(lr=100.0, schedule=lambda e, n: 1e306 if e == 2 else 1.0, epochs=3, batch_size=40)
+        else:  # finite float32 parameters whose validation logits overflow
+            model = ab.MLP([3, 4, 2], seed=0, backend=backend)
+            kwargs["validation_data"] = (np.full((2, 3), 3e38), [0, 1])
+    with np.errstate(all="ignore"), pytest.raises(ValueError) as caught:  # the overflow is the point
+        model.fit(X, Y, **kwargs)
+    return str(caught.value), seen, {k: ab.to_numpy(v) for k, v in model.params.items()}
+
+
+@jax_only
+@pytest.mark.parametrize("case", ["loss", "largest parameter", "val_loss"])
+def test_a_compiled_epoch_that_diverges_raises_the_guards_error_and_keeps_the_last_good_parameters(compile_all, case):
+    want, got = _diverge("numpy", case), _diverge("jax", case)
+    assert f"the {case} is " in want[0] and got[:2] == want[:2]  # the same message, the same epochs seen
+    if case != "val_loss":  # the kept parameters are those of an epoch before (not the initial ones)
+        assert want[1] and f"parameters from after epoch {want[1][-1]};" in want[0]
+    for k, v in want[2].items():
+        assert np.isfinite(got[2][k]).all()
+        np.testing.assert_allclose(got[2][k], v, rtol=1e-6, atol=1e-6)
 
 
 @jax_only
@@ -99,7 +148,7 @@ def test_compiled_functions_are_reused_by_the_next_fit_of_a_model_built_alike(co
         opt = get_optimizer("sgd", 0.1)
         opt.init(model)
         functions = compiled.compiled_for(model, opt)
-        assert functions.epoch._cache_size() == 1 and functions.score_terms._cache_size() == 1
+        assert functions.epoch._cache_size() == 1  # the whole epoch, its figures included: one program
         other = ab.MLP([4, 8, 3], activation="tanh", seed=1)
         assert compiled.compiled_for(other, opt) is not functions
 
