@@ -17,7 +17,7 @@ import numbers
 from dataclasses import dataclass
 from typing import Any
 
-from . import _launch, fastpaths, threads
+from . import _launch, fastpaths, threads, training
 from .activations import Activation, get_activation
 from .backend import Backend, backend_for, host_rng, to_numpy
 from .heads import Head, get_head
@@ -307,7 +307,7 @@ class Sequential:
     def scores(self, z: Any, y: Any, w: Any = None, ss_tot: float = 0.0) -> tuple[float, float]:
         """Mean loss and metric of logits ``z`` against dense targets ``y`` (weighted by ``w``,
         raw or None), read back in one transfer: accuracy, or R^2 against ``ss_tot``."""
-        loss, term = to_numpy(self.score_terms(z, y, w)).tolist()  # Python floats
+        loss, term = self.backend.adapter.to_numpy(self.score_terms(z, y, w)).tolist()  # Python floats
         return loss, self.head.metric(term, ss_tot)
 
     def score_terms(self, z: Any, y: Any, w: Any = None) -> Any:
@@ -366,9 +366,7 @@ class Sequential:
 
     def fit(self, X: Any, Y: Any, **kwargs: Any) -> Any:
         """Train on ``(X, Y)``; see :func:`anybackprop.training.fit` for the arguments."""
-        from .training import fit
-
-        return fit(self, X, Y, **kwargs)
+        return training.fit(self, X, Y, **kwargs)
 
     def predict(self, X: Any) -> Any:
         """Class labels (softmax: ``argmax``; sigmoid: ``a >= 0.5``) or values (identity);

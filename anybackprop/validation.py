@@ -142,7 +142,8 @@ def check_sample_weight(backend: Backend, sample_weight: Any, m: int, dtype: Any
 
 def check_positive_int(value: Any, name: str, minimum: int = 1) -> int:
     """``value`` as an int >= ``minimum`` (bools rejected)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+    integral = type(value) is int or (isinstance(value, numbers.Integral) and not isinstance(value, bool))
+    if not integral or value < minimum:  # a plain int takes one test, not the ABC's
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
     return int(value)
 

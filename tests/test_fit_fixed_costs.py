@@ -85,3 +85,21 @@ def test_schedules_by_name_are_built_when_asked_for():
         get_schedule("linear")
     with pytest.raises(ValueError, match=r"unknown schedule \['step'\]"):
         get_schedule(["step"])
+
+
+@pytest.mark.parametrize("value", [1, 64, np.int64(4), np.uint8(3), 10**30])
+def test_a_positive_integer_of_any_integral_type_is_a_python_int(value):
+    from anybackprop.validation import check_positive_int
+
+    got = check_positive_int(value, "epochs")
+    assert type(got) is int and got == int(value)
+
+
+@pytest.mark.parametrize("value", [True, False, 0, -1, 2.5, 2.0, np.float64(3.0), np.int64(0), "3", None])
+def test_a_bad_count_keeps_its_error(value):
+    from anybackprop.validation import check_positive_int
+
+    with pytest.raises(
+        ValueError, match=rf"^epochs must be an integer >= 1, got {__import__('re').escape(repr(value))}$"
+    ):
+        check_positive_int(value, "epochs")
