@@ -86,6 +86,9 @@ class Sequential:
             s_keys = self._place(layer.init_state(), state_count, self.state)
             self._plan.append((layer, tuple(p_keys.items()), tuple(s_keys.items())))
         self.decay = {dict(p_keys)[local] for layer, p_keys, _ in self._plan for local in layer.decay}
+        # the backward pass ends at the first layer with parameters: no gradient is wanted below it
+        # (a leading scaling layer's, or the input's)
+        self._first_learned = next((i for i, (_, p_keys, _) in enumerate(self._plan) if p_keys), len(self._plan))
         self._product_per_row = threads.largest_product(layers, 1)  # the thread policy's measure, per row
 
     def _place(self, arrays: dict, count: dict[str, int], into: dict[str, Any]) -> dict[str, str]:
@@ -280,12 +283,14 @@ class Sequential:
 
     def backward_pass(self, fwd: ForwardPass, dz: Any, params: dict | None = None) -> dict[str, Any]:
         """Gradients with the keys and shapes of ``params`` (default: the model's, as the
-        forward pass used them), from the head's delta ``dz``."""
+        forward pass used them), from the head's delta ``dz``, layer by layer down to the first
+        layer with parameters (none below it is asked for ``dA_prev``)."""
         grads: dict[str, Any] = {}
         params, caches, ctx = self.params if params is None else params, fwd.caches, fwd.ctx
-        for i in range(len(self._plan) - 1, -1, -1):
+        first = self._first_learned
+        for i in range(len(self._plan) - 1, first - 1, -1):
             layer, p_keys, _ = self._plan[i]
-            local, dz = layer.backward(ctx, {k: params[g] for k, g in p_keys}, caches[i], dz, i > 0)
+            local, dz = layer.backward(ctx, {k: params[g] for k, g in p_keys}, caches[i], dz, i > first)
             for k, g in p_keys:
                 grads[g] = local[k]
         return grads

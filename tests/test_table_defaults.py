@@ -8,7 +8,7 @@ import warnings
 
 import numpy as np
 import pytest
-from conftest import grad_criterion
+from conftest import grad_criterion, targets
 from onnx_run import onnx_and_runtime, run_onnx
 
 import anybackprop as ab
@@ -310,3 +310,26 @@ def test_a_model_file_with_a_scale_that_is_not_positive_is_refused(layer, key, t
     np.savez(tmp_path / "bad.npz", **arrays)
     with pytest.raises(ValueError, match=f"state '{key[:-1]}' must be positive"):
         ab.load(tmp_path / "bad.npz")
+
+
+def test_the_backward_pass_ends_at_the_first_layer_with_parameters(backend, rng):
+    """A leading scaling layer has no parameters: the backward pass asks neither it for a
+    gradient nor the first dense layer for ``dA_prev``; the gradients are still exact."""
+    model = ab.Sequential(
+        [RobustScale(3, clip=2.0), ab.Dense(3, 4, "tanh"), ab.Dense(4, 2)], head="softmax", dtype="float64"
+    )
+    asked = []
+    for layer in model.layers:
+        layer.backward = lambda *args, _layer=layer, _backward=layer.backward: (
+            asked.append((_layer.kind, args[-1])) or _backward(*args)
+        )
+    X, Y = rng.standard_normal((8, 3)), targets("softmax", 2, 8, rng)
+    model.state["center1"] = model.backend.asarray([0.5, -0.2, 0.1], model.dtype)  # clipping bites somewhere
+    _, analytic = model.loss_and_grads(X, Y)
+    numeric = ab.numerical_grads(model, X, Y, eps=1e-6)
+    assert set(analytic) == set(model.params) == {"W1", "b1", "W2", "b2"}
+    for key in model.params:
+        ok, worst = grad_criterion(analytic[key], numeric[key])
+        assert ok, f"{key}: worst abs error {worst:.3e}"
+    assert set(asked) == {("dense", True), ("dense", False)}  # the top dense wants dA_prev, the first none
+    assert asked[:2] == [("dense", True), ("dense", False)]
