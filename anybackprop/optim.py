@@ -286,9 +286,16 @@ class Adam(Optimizer):
         self.beta1, self.beta2 = float(beta1), float(beta2)
         self.eps = check_positive_float(eps, "eps")
         self.t = 0
+        self._adam: Callable = adam_step  # the moments' update as the model's fast paths resolve it
 
     def settings(self) -> dict[str, Any]:
         return {**super().settings(), "beta1": self.beta1, "beta2": self.beta2, "eps": self.eps}
+
+    def init(self, model: Any) -> None:
+        super().init(model)
+        writeable = model.backend.adapter.writeable
+        owned = self._inplace and all(writeable(a) for arrays in (self.state or {}).values() for a in arrays.values())
+        self._adam = model.fast.get(adam_step, may_overwrite=owned)  # a fast path updates M and S in place
 
     def _init_counters(self) -> None:
         self.t = 0
@@ -304,7 +311,7 @@ class Adam(Optimizer):
 
     def _update(self, xp: Any, params: dict, state: dict, key: str, g: Any, scalars: dict, inplace: bool) -> Any:
         m, v = state["m"], state["v"]
-        u, m[key], v[key] = adam_step(
+        u, m[key], v[key] = (self._adam if inplace else adam_step)(
             xp, g, m[key], v[key], scalars["step_size"], self.beta1, self.beta2, scalars["v_scale"], self.eps
         )
         return u

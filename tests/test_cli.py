@@ -138,7 +138,7 @@ def test_selftest_checks_every_usable_backend_against_numpy():
     rows = {line.split()[0]: line.split() for line in result.stdout.splitlines() if line.endswith(("pass", "FAIL"))}
     assert set(ab.available_backends()) <= set(rows)
     assert all(row[-1] == "pass" and float(row[3]) <= 1e-9 for row in rows.values())
-    assert rows["numpy"][3:5] == ["0.00e+00", "34/34"]  # NumPy's fast paths, bit for bit, in both dtypes
+    assert rows["numpy"][3:5] == ["0.00e+00", "36/36"]  # NumPy's fast paths, bit for bit, in both dtypes
     assert result.stdout.strip().endswith("every backend agrees with NumPy")
 
 

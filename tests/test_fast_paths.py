@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import anybackprop as ab
-from anybackprop import activations, fastpaths
+from anybackprop import activations, fastpaths, updates
 from anybackprop.fastpaths import cupy_kernels, numpy_paths
 from anybackprop.fastpaths.check import check_fast_paths, check_path, recipe
 from anybackprop.layers import dense
@@ -63,7 +63,8 @@ def test_a_path_that_overwrites_is_given_only_to_an_owner():
     assert fastpaths.NONE.get(activations.relu, may_overwrite=True) is activations.relu
 
 
-def test_numpy_training_with_and_without_fast_paths_is_bitwise_equal(rng):
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_numpy_training_with_and_without_fast_paths_is_bitwise_equal(rng, optimizer):
     X, y = rng.standard_normal((40, 4)), rng.integers(0, 3, 40)
     results = []
     for paths in (None, fastpaths.NONE):
@@ -72,10 +73,16 @@ def test_numpy_training_with_and_without_fast_paths_is_bitwise_equal(rng):
             model.fast = paths
         else:
             assert model.fast is numpy_paths.PATHS
-        model.fit(X, y, epochs=3, batch_size=8, optimizer="sgd", verbose=False)
+        opt = ab.optim.get_optimizer(optimizer)
+        model.fit(X, y, epochs=3, batch_size=8, optimizer=opt, verbose=False)
+        if optimizer == "adam":  # the moments were updated in the slots' own buffers, or by the formula
+            assert opt._adam is (updates.adam_step if paths is not None else numpy_paths.adam_step_inplace)
         results.append({k: ab.to_numpy(v) for k, v in model.params.items()})
-    for key in results[0]:
-        np.testing.assert_array_equal(results[0][key], results[1][key])
+        results.append({f"{s}[{k}]": ab.to_numpy(v) for s, slot in opt.state.items() for k, v in slot.items()})
+    for got, want in ((results[0], results[2]), (results[1], results[3])):
+        assert set(got) == set(want)
+        for key in got:
+            np.testing.assert_array_equal(got[key], want[key])
 
 
 @pytest.mark.parametrize("columns", [3, 40])  # few columns: the transposes' path; many: the rows'

@@ -79,6 +79,8 @@ def recipe(backend: Backend, rng: np.random.Generator, key: Any) -> list[Any]:
         )
     if key is updates.sgd_update:
         return [arr(M, N), arr(M, N), 0.05]
+    if key is updates.adam_step:  # g, M, S (S is never negative), step size, beta1, beta2, S's scale, eps
+        return [arr(M, N), arr(M, N), backend.asarray(rng.random((M, N)), backend.dtype), 0.01, 0.9, 0.999, 1.5, 1e-8]
     if key is gather_rows:
         return [z, backend.asarray(rng.permutation(M)), arr(M, N)]
     backward = {a.backward: a for a in activations.ACTIVATIONS.values()}
@@ -109,12 +111,14 @@ def check_path(backend: Backend, path: FastPath, rng: np.random.Generator) -> Pa
         copies = [backend.xp.asarray(a, copy=True) if backend.owns(a) else a for a in args]
         before = [to_numpy(a).copy() if backend.owns(a) else None for a in copies]
         got = path.function(backend.xp, *copies)
-    scratch = {path.overwrites, 2 if key is gather_rows else None}  # gather_rows may fill ``out``
+    declared = path.overwrites if isinstance(path.overwrites, tuple) else (path.overwrites,)
+    scratch = {*declared, 2 if key is gather_rows else None}  # gather_rows may fill ``out``
     for i, (arg, old) in enumerate(zip(copies, before, strict=True)):
         if old is not None and i not in scratch and not np.array_equal(to_numpy(arg), old, equal_nan=True):
             return PathCheck(path, float("nan"), f"wrote into argument {i}, which it does not declare")
     error = 0.0
-    for g, e in zip(got, expected, strict=True) if isinstance(key, tuple) and key != SCORES else [(got, expected)]:
+    several = isinstance(expected, tuple)  # a fused (Z, A), or Adam's (U, M', S')
+    for g, e in zip(got, expected, strict=True) if several else [(got, expected)]:
         g, e = to_numpy(g), to_numpy(e)
         if g.dtype != e.dtype or g.shape != e.shape:
             return PathCheck(path, float("nan"), f"returned {g.dtype} {g.shape}, the formula {e.dtype} {e.shape}")

@@ -11,11 +11,12 @@ from typing import Any
 @dataclass(frozen=True)
 class FastPath:
     """``function`` stands in for ``formula`` (a formula, or a tuple of formulas it fuses);
-    ``overwrites`` is the index (after ``xp``) of the argument it may write into, or None."""
+    ``overwrites`` is the index (after ``xp``) of the argument it may write into, or the indices
+    of those, or None."""
 
     formula: Any
     function: Callable
-    overwrites: int | None = None
+    overwrites: int | tuple[int, ...] | None = None
 
 
 class FastPaths:
