@@ -45,7 +45,8 @@ class DivergenceGuard:
         model = self.model
         xp = model.backend.xp
         self.epoch = epoch
-        self.params = self._flat_copy(xp, list(model.params.values()), self.params)
+        arrays = list(model.params.values())
+        self.params = self._flat_copy(xp, arrays, self.params) if arrays else None  # none to keep
         for key, value in model.state.items():
             old: Any = self.state.get(key)
             if old is not None and array_api_compat.is_writeable_array(old) and old.shape == value.shape:

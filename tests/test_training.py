@@ -124,6 +124,18 @@ def test_divergence_names_the_epoch_and_suggests_a_fix(backend, rng):
         model.fit(X, y, epochs=20, batch_size=8, optimizer="sgd", lr=10.0, verbose=False)
 
 
+@pytest.mark.parametrize("batch_size", [64, 1])  # one step an epoch; 128 steps in all (compiled on jax)
+def test_a_model_without_parameters_fits(backend, rng, batch_size):
+    """Nothing to train and nothing for the divergence guard to keep: the epochs still run and
+    report the model's loss."""
+    X, y = rng.standard_normal((64, 3)), rng.standard_normal((64, 3))
+    model = ab.Sequential([ab.layers.Standardize(3)], head="identity", dtype="float64")
+    history = model.fit(X, y, epochs=2, batch_size=batch_size, verbose=False)
+    assert model.params == {}
+    assert history.epochs == 2
+    assert history.loss == pytest.approx([model.loss(X, y)] * 2, rel=1e-12)
+
+
 def test_verbose_prints_one_line_per_epoch_off_a_terminal(blobs, capsys):
     X, y = blobs
     ab.MLP([2, 4, 3]).fit(X, y, epochs=3, validation_data=(X, y), verbose=True)
