@@ -86,7 +86,7 @@ ENSEMBLE_MAX = 5
 """The most networks ``ensemble=None`` (the default) trains for regression."""
 ENSEMBLE_ROWS = 12_000
 """``ensemble=None`` trains at most this many rows' worth of networks for regression (rows x networks),
-so that a large table's training time does not grow with the ensemble: one network from 6,000
+so that a large table's training time does not grow with the ensemble: one network above 6,000
 training rows (a 10,000-row table's 6,750 after the test and validation splits)."""
 BATCH_SIZE = 128
 """Rows per step of ``batch_size="auto"`` (``train``'s default) up to ``BATCH_SIZE x BATCH_STEPS`` training rows."""
@@ -612,11 +612,6 @@ class TabularModel:
             fit_options.setdefault("early_stopping", None)
             if fit_options["early_stopping"] is None:
                 fit_options["early_stopping"] = check_positive_int(fit_options.get("epochs", 30), "epochs")
-        rows = len(np.asarray(y))
-        if fit_options.get("batch_size") == AUTO:
-            fit_options["batch_size"] = auto_batch_size(rows)
-        if fit_options.get("early_stopping") == AUTO:
-            fit_options["early_stopping"] = auto_patience(rows) if validation_data is not None else None
         followed = [name for name in ("checkpoint", "resume", "callbacks") if fit_options.get(name)]
         self._one_network = bool(followed)
         if followed and (self.ensemble or 1) > 1:
@@ -625,7 +620,11 @@ class TabularModel:
                 f"model trains ensemble={self.ensemble} "
                 "(ensemble=1, --ensemble 1 on the command line, to use them)"
             )
-        X, t = self.prepare(columns, y, target)
+        X, t = self.prepare(columns, y, target)  # checks y's shape first: its rows are X's
+        if fit_options.get("batch_size") == AUTO:
+            fit_options["batch_size"] = auto_batch_size(X.shape[0])
+        if fit_options.get("early_stopping") == AUTO:
+            fit_options["early_stopping"] = auto_patience(X.shape[0]) if validation_data is not None else None
         if validation_data is not None:
             validation_data = (self.encode(validation_data[0]), self.encode_target(validation_data[1]))
         if fit_options.get("checkpoint") is not None or fit_options.get("resume") is not None:

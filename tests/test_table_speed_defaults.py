@@ -96,3 +96,12 @@ def test_a_bad_batch_size_is_still_refused(rng, value):
     columns, y = table(rng, 60)
     with pytest.raises((ValueError, TypeError), match="batch_size"):
         TabularModel([4], seed=0).fit(columns, y, epochs=1, batch_size=value, verbose=False)
+
+
+@pytest.mark.parametrize("y", [None, 5.0])
+def test_the_auto_rules_leave_a_targets_shape_error_to_its_check(rng, y):
+    """The rules count the training rows after the target's check, so a target that is not one
+    value per row still gets the message that says so (not ``len() of unsized object``)."""
+    columns, _ = table(rng, 40)
+    with pytest.raises(ValueError, match=r"y has shape \(\); expected \(40,\), one target value per row"):
+        TabularModel([4], seed=0).fit(columns, y, epochs=1, batch_size=AUTO, early_stopping=AUTO, verbose=False)
