@@ -24,6 +24,18 @@ def test_one_hot_and_label_range_fast_paths_are_their_formulas(labels, dtype):
         assert (low, high) == (float(labels.min()), float(labels.max())) and type(low) is type(high) is float
 
 
+@pytest.mark.parametrize("n", [numpy_paths.IDENTITY_CLASSES, numpy_paths.IDENTITY_CLASSES + 1, 4000])
+def test_one_hot_of_many_classes_keeps_no_large_identity(n):
+    """Up to IDENTITY_CLASSES the rows come from a kept identity; above it they are written
+    directly and nothing of that size is kept; either way they are the formula's."""
+    numpy_paths._identity.cache_clear()
+    labels = np.array([n - 1, 0, n // 2, n - 1])
+    got = numpy_paths.one_hot_take(xnp, labels, n, np.float32, "cpu")
+    np.testing.assert_array_equal(got, losses.one_hot(xnp, labels, n, np.float32, "cpu"))
+    assert got.dtype == np.float32 and got.flags.writeable
+    assert numpy_paths._identity.cache_info().currsize == (1 if n <= numpy_paths.IDENTITY_CLASSES else 0)
+
+
 def test_encoded_targets_are_the_one_hot_rows_on_every_backend(backend):
     model = ab.MLP([2, 4, 5], seed=0)
     X = np.zeros((6, 2))

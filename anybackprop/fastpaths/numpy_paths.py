@@ -135,6 +135,11 @@ def label_range_reduce(xp: Any, labels: np.ndarray) -> tuple[float, float]:
     return float(np.minimum.reduce(labels)), float(np.maximum.reduce(labels))
 
 
+IDENTITY_CLASSES = 256
+"""The most classes whose identity :func:`one_hot_take` keeps (256 x 256 float64: 512 KiB, at most
+16 of them); more classes get their one-hot rows written directly, with nothing kept."""
+
+
 @functools.lru_cache(maxsize=16)
 def _identity(n: int, dtype: np.dtype) -> np.ndarray:
     """A read-only identity matrix, made once per size and dtype (the one-hot rows' source)."""
@@ -145,8 +150,14 @@ def _identity(n: int, dtype: np.dtype) -> np.ndarray:
 
 def one_hot_take(xp: Any, labels: np.ndarray, n_classes: int, dtype: Any, device: Any) -> np.ndarray:
     """The portable one-hot rows through the array's ``take`` method (no wrapper dispatch), from
-    an identity made once per size and dtype (``take`` returns a fresh, writable array)."""
-    return _identity(n_classes, np.dtype(dtype)).take(labels.astype(np.int64, copy=False), axis=0)
+    an identity made once per size and dtype (``take`` returns a fresh, writable array); above
+    :data:`IDENTITY_CLASSES` classes a ``1`` written into each row of zeros."""
+    index = labels.astype(np.int64, copy=False)
+    if n_classes > IDENTITY_CLASSES:
+        out = np.zeros((index.shape[0], n_classes), dtype=dtype)
+        out[np.arange(index.shape[0]), index] = 1
+        return out
+    return _identity(n_classes, np.dtype(dtype)).take(index, axis=0)
 
 
 def gather_rows_into(xp: Any, x: np.ndarray, order: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
