@@ -38,13 +38,24 @@ from .layers import Dense
 from .losses import normalized_weights
 
 
-def gradients(model: Any, x: Any, y: Any, w: Any, rng: Any, part: Any = None, params: Any = None, state: Any = None):
+def gradients(
+    model: Any,
+    x: Any,
+    y: Any,
+    w: Any,
+    rng: Any,
+    part: Any = None,
+    params: Any = None,
+    state: Any = None,
+    start: int = 0,
+):
     """``(fwd, grads)`` of one training batch: forward in training mode (dropout draws from
     ``rng``), the head's delta of the batch-mean cost (``w``: raw row weights or None), backward.
     ``part``: the batch is this process's part of a global batch (data-parallel training);
-    ``params``/``state``: instead of the model's."""
+    ``params``/``state``: instead of the model's; ``start``: ``x`` is the output of the model's
+    first ``start`` layers (its fixed prefix)."""
     xp = model.backend.xp
-    fwd = model.forward_pass(x, training=True, rng=rng, part=part, params=params, state=state)
+    fwd = model.forward_pass(x, training=True, rng=rng, part=part, params=params, state=state, start=start)
     # a part's delta is that of the global batch's cost: weights over its total, rows over its count
     wn = None if w is None else normalized_weights(xp, w, None if part is None else part.weight)
     dz = model.head.delta(xp, model.fast, fwd.logits, y, wn)

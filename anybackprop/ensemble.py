@@ -67,10 +67,11 @@ class Ensemble(Sequential):
         params: dict | None = None,
         part: Any = None,
         state: dict | None = None,
+        start: int = 0,
     ) -> ForwardPass:
         """The mean of the members' logits on a checked batch ``x``, in inference mode (the
         caches are the first member's: nothing runs backward through an ensemble)."""
-        if training or params is not None or state is not None or part is not None:
+        if training or params is not None or state is not None or part is not None or start:
             raise TypeError("an Ensemble only predicts: train each of its members instead")
         passes = [member.forward_pass(x) for member in self.members]
         total = passes[0].logits

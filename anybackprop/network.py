@@ -89,6 +89,11 @@ class Sequential:
         # the backward pass ends at the first layer with parameters: no gradient is wanted below it
         # (a leading scaling layer's, or the input's)
         self._first_learned = next((i for i, (_, p_keys, _) in enumerate(self._plan) if p_keys), len(self._plan))
+        # the leading layers fit may run once over every row (no parameters, the same map in training)
+        self.fixed_prefix = next(
+            (i for i, (layer, p_keys, _) in enumerate(self._plan) if p_keys or not getattr(layer, "fixed", False)),
+            len(self._plan),
+        )
         self._product_per_row = threads.largest_product(layers, 1)  # the thread policy's measure, per row
 
     def _place(self, arrays: dict, count: dict[str, int], into: dict[str, Any]) -> dict[str, str]:
@@ -221,21 +226,33 @@ class Sequential:
         params: dict | None = None,
         part: Any = None,
         state: dict | None = None,
+        start: int = 0,
     ) -> ForwardPass:
         """Run every layer on a checked batch ``x``; ``training`` switches dropout on and batch
         norm to batch statistics (its new running averages wait in the caches for
         :meth:`commit_state`); ``params`` and ``state`` replace the model's (gradient checks, a
         pure training step); ``part``: ``x`` is this process's part of a global batch
-        (data-parallel training, see :class:`~anybackprop.layers.Pass`)."""
+        (data-parallel training, see :class:`~anybackprop.layers.Pass`); ``start``: ``x`` is
+        already the output of the first ``start`` layers (at most :attr:`fixed_prefix`, see
+        :meth:`prefix`), which have no cache."""
         params = self.params if params is None else params
         state = self.state if state is None else state
         ctx = Pass(self.backend, self.fast, training, rng, part)
-        caches = []
-        for layer, p_keys, s_keys in self._plan:
+        caches: list = [None] * start
+        for layer, p_keys, s_keys in self._plan[start:] if start else self._plan:
             layer_state = {k: state[g] for k, g in s_keys} if s_keys else _NO_STATE
             x, cache = layer.forward(ctx, {k: params[g] for k, g in p_keys}, layer_state, x)
             caches.append(cache)
         return ForwardPass(x, caches, ctx)
+
+    def prefix(self, x: Any) -> Any:
+        """The output of the first :attr:`fixed_prefix` layers (no parameters, the same map in
+        training and inference: a leading scaling) on the checked rows ``x``, which ``fit`` computes
+        once and then starts every pass after (``forward_pass(..., start=fixed_prefix)``)."""
+        ctx = Pass(self.backend, self.fast)
+        for layer, _, s_keys in self._plan[: self.fixed_prefix]:
+            x, _ = layer.forward(ctx, {}, {k: self.state[g] for k, g in s_keys}, x)
+        return x
 
     def learn_preprocessing(self, x: Any, only_initial: bool = False) -> None:
         """Set the state of every layer that learns it from data (those with a

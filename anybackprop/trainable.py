@@ -11,7 +11,8 @@ class Trainable(Protocol):
 
     * ``backend``, ``dtype_name``, ``fast`` (its fast paths), ``head``, ``layers``, ``params``, ``state``, ``decay``;
     * ``check_data(X, Y, sample_weight, class_weight) -> (x, y, w)``: checked arrays on the device;
-    * ``forward_pass(x, training=, rng=, part=) -> ForwardPass``: logits, caches and the pass context;
+    * ``forward_pass(x, training=, rng=, part=, start=) -> ForwardPass``: logits, caches and the pass context;
+    * ``fixed_prefix`` and ``prefix(x)``: the leading layers ``fit`` runs once over every row (0 and none);
     * ``backward_pass(fwd, dz) -> grads`` (keys of ``params``); ``commit_state(fwd)``;
     * ``learn_preprocessing(x)``: state learned from the training rows (standardisation);
     * ``scores(z, y, w, ss_tot) -> (loss, metric)`` in one host read; ``total_sum_of_squares(y, w)``;
@@ -24,6 +25,7 @@ class Trainable(Protocol):
     layers: list
     params: dict
     state: dict
+    fixed_prefix: int
 
     @property
     def dtype_name(self) -> str:
@@ -37,9 +39,20 @@ class Trainable(Protocol):
         ``sample_weight``/``class_weight``)."""
 
     def forward_pass(
-        self, x: Any, *, training: bool = False, rng: Any = None, params: dict | None = None, part: Any = None
+        self,
+        x: Any,
+        *,
+        training: bool = False,
+        rng: Any = None,
+        params: dict | None = None,
+        part: Any = None,
+        start: int = 0,
     ) -> Any:
         """The logits of the batch ``x``, with the caches and the pass context the backward pass needs."""
+
+    def prefix(self, x: Any) -> Any:
+        """The output of the first ``fixed_prefix`` layers on the rows ``x`` (no parameters, the
+        same map in training and inference)."""
 
     def backward_pass(self, fwd: Any, dz: Any) -> dict:
         """The gradients (keys of ``params``) from the forward pass ``fwd`` and the output delta ``dz``."""

@@ -45,6 +45,9 @@ class Trainer:
     gradients unchanged in one process (:class:`DataParallelTrainer` sums them across processes)."""
 
     rank = 0
+    start = 0
+    """The rows it is handed are the output of the model's first ``start`` layers (``fit`` sets it
+    to the model's fixed prefix, run once over every row); every pass starts after them."""
 
     def __init__(self, model: Trainable, optimizer: Optimizer) -> None:
         self.model, self.optimizer = model, optimizer
@@ -58,7 +61,7 @@ class Trainer:
 
     def logits(self, x: Any) -> Any:
         """Inference-mode logits of every row of ``x`` (the validation data)."""
-        return self.model.forward_pass(x).logits
+        return self.model.forward_pass(x, start=self.start).logits
 
     def scores(self, z: Any, y: Any, w: Any, ss_tot: float) -> tuple[float, float]:
         """The epoch's loss and metric from its logits (the model's :meth:`scores`)."""
@@ -68,7 +71,7 @@ class Trainer:
         """One training step on a batch (``w``: raw row weights or None); returns its logits.
         ``part``: the batch is this process's part of a global batch (:class:`BatchPart`)."""
         model = self.model
-        fwd, grads = gradients(model, x, y, w, rng, part)
+        fwd, grads = gradients(model, x, y, w, rng, part, start=self.start)
         self.optimizer.step(model.backend.xp, model.params, self.reduce_gradients(grads))
         model.commit_state(fwd)
         return fwd.logits
@@ -188,7 +191,7 @@ class DataParallelTrainer(Trainer):
 
     def logits(self, x: Any) -> Any:
         lo, hi = self._slice(x.shape[0])
-        return self._assemble([(lo, hi, x.shape[0], self.model.forward_pass(x[lo:hi, ...]).logits)])
+        return self._assemble([(lo, hi, x.shape[0], self.model.forward_pass(x[lo:hi, ...], start=self.start).logits)])
 
     def epoch(self, x: Any, y: Any, w: Any, batch_size: int, rng: Any, order: Any = None) -> Any:
         """``x``: every row, of which this process gathers its parts of the global batches in
@@ -382,6 +385,10 @@ def fit(
         else:
             trainer = DataParallelTrainer(model, opt, comm)
             seed = comm.broadcast_value(int(host_rng(None).integers(2**62)) if seed is None else seed)  # rank 0's
+        if not compiled and model.fixed_prefix:  # a leading scaling: once, not once per batch
+            trainer.start = model.fixed_prefix
+            x = model.prefix(x)
+            val = None if val is None else (model.prefix(val[0]), *val[1:])
         rng = host_rng(seed)
         history = History()
         run = Run(model, trainer, rng, epochs, history, hooks, m, batch_size, val is not None)

@@ -333,3 +333,34 @@ def test_the_backward_pass_ends_at_the_first_layer_with_parameters(backend, rng)
         assert ok, f"{key}: worst abs error {worst:.3e}"
     assert set(asked) == {("dense", True), ("dense", False)}  # the top dense wants dA_prev, the first none
     assert asked[:2] == [("dense", True), ("dense", False)]
+
+
+@pytest.mark.parametrize("scaling", [RobustScale, ab.layers.Standardize])
+def test_fit_runs_a_leading_scaling_once_with_the_same_result(backend, rng, scaling):
+    """A leading layer without parameters that maps rows the same way in training (a scaling) is
+    run once over the training rows and once over the validation rows, not once per batch and
+    epoch; the fit ends with the same parameters and history as one that runs it every pass."""
+    X, y = rng.standard_normal((90, 3)) * [1.0, 10.0, 0.1] + 5.0, rng.integers(0, 3, 90)
+    runs = []
+    for fixed in (True, False):
+        model = ab.Sequential([scaling(3), ab.Dense(3, 8, "relu"), ab.Dense(8, 3)], dtype="float64")
+        assert model.fixed_prefix == 1
+        if not fixed:
+            model.fixed_prefix = 0  # every pass runs the scaling, as before
+        calls = []
+        layer = model.layers[0]
+        layer.forward = lambda *args, _forward=layer.forward, _calls=calls: (
+            _calls.append(args[-1].shape[0]) or _forward(*args)
+        )
+        history = model.fit(
+            X[:70], y[:70], epochs=3, batch_size=16, optimizer="adam", validation_data=(X[70:], y[70:]), verbose=False
+        )
+        runs.append(({k: ab.to_numpy(v) for k, v in model.params.items()}, history.loss, history.val_loss))
+        if fixed:  # learning its state, then the training rows, then the validation rows
+            assert calls == [70, 70, 20]
+        else:
+            assert len(calls) == 1 + 3 * (5 + 1)  # learning, then every batch and the validation rows, 3 epochs
+    for key in runs[0][0]:
+        np.testing.assert_array_equal(runs[0][0][key], runs[1][0][key])
+    assert runs[0][1:] == runs[1][1:]
+    assert ab.Sequential([ab.Dense(3, 2), RobustScale(2)]).fixed_prefix == 0  # only a leading one

@@ -21,6 +21,10 @@ A layer is one class with its forward and its whole backward, written against th
     derivative.
 ``decay``
     The local names of the parameters that take weight decay (Dense: ``("W",)``).
+``fixed`` (optional, default False)
+    True for a layer without parameters whose training forward is its inference forward, row by
+    row, and changes no state (:class:`~anybackprop.layers.Standardize`): ``fit`` may run the
+    model's leading such layers once over every row instead of once per batch.
 ``n_in``, ``n_out``, ``config() -> dict``, ``kind``
     Sizes; ``config()`` is JSON-able and ``LAYERS[kind](**config())`` rebuilds the layer
     (:mod:`anybackprop.io` saves models that way; ``anybackprop.register_layer`` adds your own
@@ -143,6 +147,7 @@ class LayerBase:
 
     kind = "layer"
     decay: tuple[str, ...] = ()
+    fixed = False
 
     def init_params(self, rng: Any) -> dict[str, Any]:
         """No parameters: ``{}`` (override it for a layer that learns some)."""

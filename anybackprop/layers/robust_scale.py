@@ -53,6 +53,7 @@ class RobustScale(LayerBase):
     smoothly to ``(-clip, clip)``; initially centre 0 and scale 1."""
 
     kind = "robust_scale"
+    fixed = True  # no parameters; the same map, row by row, in training and inference
 
     def __init__(self, n: int, clip: float = 3.0) -> None:
         self.n_in = self.n_out = check_size(n, "n")

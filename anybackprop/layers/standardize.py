@@ -29,6 +29,7 @@ class Standardize(LayerBase):
     the identity)."""
 
     kind = "standardize"
+    fixed = True  # no parameters; the same map, row by row, in training and inference
 
     def __init__(self, n: int) -> None:
         self.n_in = self.n_out = check_size(n, "n")
