@@ -385,10 +385,6 @@ def fit(
         else:
             trainer = DataParallelTrainer(model, opt, comm)
             seed = comm.broadcast_value(int(host_rng(None).integers(2**62)) if seed is None else seed)  # rank 0's
-        if not compiled and model.fixed_prefix:  # a leading scaling: once, not once per batch
-            trainer.start = model.fixed_prefix
-            x = model.prefix(x)
-            val = None if val is None else (model.prefix(val[0]), *val[1:])
         rng = host_rng(seed)
         history = History()
         run = Run(model, trainer, rng, epochs, history, hooks, m, batch_size, val is not None)
@@ -400,6 +396,10 @@ def fit(
             first = load_checkpoint(resume, run)
         else:
             first = agree(comm, lambda: load_checkpoint(resume, run), lambda epoch: {"the checkpoint's epoch": epoch})
+        if not compiled and model.fixed_prefix:  # a leading scaling, in the state training runs with: once
+            trainer.start = model.fixed_prefix
+            x = model.prefix(x)
+            val = None if val is None else (model.prefix(val[0]), *val[1:])
         # a resumed run that early stopping ended trains no further
         last = first if any(hook.stops_after(first) for hook in hooks) else epochs
         metric = model.head.metric_name

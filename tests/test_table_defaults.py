@@ -364,3 +364,24 @@ def test_fit_runs_a_leading_scaling_once_with_the_same_result(backend, rng, scal
         np.testing.assert_array_equal(runs[0][0][key], runs[1][0][key])
     assert runs[0][1:] == runs[1][1:]
     assert ab.Sequential([ab.Dense(3, 2), RobustScale(2)]).fixed_prefix == 0  # only a leading one
+
+
+def test_a_leading_scaling_run_once_uses_the_state_a_resumed_run_restores(rng, tmp_path):
+    """Resuming restores the scaling's state from the checkpoint (after ``fit`` learned it from
+    the rows it was given): the scaling run once must use the restored state, as every pass did."""
+    X, y = rng.standard_normal((60, 3)), rng.integers(0, 3, 60)
+    first = ab.Sequential([RobustScale(3), ab.Dense(3, 6, "relu"), ab.Dense(6, 3)], dtype="float64")
+    first.fit(X, y, epochs=2, batch_size=16, optimizer="adam", checkpoint=tmp_path / "c.npz", verbose=False)
+    runs = []
+    for fixed in (True, False):
+        model = ab.Sequential([RobustScale(3), ab.Dense(3, 6, "relu"), ab.Dense(6, 3)], dtype="float64")
+        if not fixed:
+            model.fixed_prefix = 0
+        other = X * 4.0 + 2.0  # other rows: the state fit learns from them is not the checkpoint's
+        history = model.fit(
+            other, y, epochs=4, batch_size=16, optimizer="adam", resume=tmp_path / "c.npz", verbose=False
+        )
+        runs.append(({k: ab.to_numpy(v) for k, v in model.params.items()}, history.loss))
+    for key in runs[0][0]:
+        np.testing.assert_array_equal(runs[0][0][key], runs[1][0][key])
+    assert runs[0][1] == runs[1][1]
