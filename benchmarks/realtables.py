@@ -14,7 +14,11 @@ contestants train on the same training rows:
   ``MLPRegressor`` (defaults, ``max_iter=500``), the regression target standardised by
   ``TransformedTargetRegressor``;
 * **hgb**: ``HistGradientBoostingClassifier/Regressor`` with default settings and native
-  categories (text columns ordinal-encoded and marked categorical).
+  categories (text columns ordinal-encoded and marked categorical);
+* **realmlp**, where ``pytabkit`` installs (``pip install pytabkit``; not in the extras: it brings
+  torch and Lightning): RealMLP-TD, the pre-tuned MLP of Holzmueller et al. (NeurIPS 2024), with
+  its defaults, text columns as categories and missing numbers filled with the training mean (as
+  ``--impute mean`` does). A reference beside the goal's two baselines, which alone set the gap.
 
 The score is test accuracy or R^2; the time is the training time (``fit``), the scikit-learn
 contestants on one thread (:data:`THREADS`). The defaults were
@@ -211,6 +215,25 @@ def _hgb(X_train: Any, X_test: Any, y_train: np.ndarray, y_test: np.ndarray, tas
     )
 
 
+def _realmlp(X_train: Any, X_test: Any, y_train: np.ndarray, y_test: np.ndarray, task: str, seed: int) -> tuple:
+    from pytabkit import RealMLP_TD_Classifier, RealMLP_TD_Regressor
+
+    text = _text_columns(X_train)
+    means = X_train.drop(columns=text).mean()
+
+    def prepared(X: Any) -> Any:
+        X = X.fillna(means)
+        for c in text:
+            X[c] = X[c].astype(str).astype("category")
+        return X
+
+    kind = RealMLP_TD_Classifier if task == "classification" else RealMLP_TD_Regressor
+    model = kind(random_state=seed, n_threads=THREADS, device="cpu", verbosity=0)
+    if task == "classification":
+        y_train, y_test = y_train.astype(str), y_test.astype(str)
+    return _timed(model, prepared(X_train), prepared(X_test), y_train, y_test)
+
+
 def _timed(model: Any, X_train: Any, X_test: Any, y_train: np.ndarray, y_test: np.ndarray) -> tuple[float, float]:
     import warnings
 
@@ -224,7 +247,18 @@ def _timed(model: Any, X_train: Any, X_test: Any, y_train: np.ndarray, y_test: n
     return float(model.score(X_test, y_test)), seconds
 
 
-CONTESTANTS = ("anybackprop", "sklearn-mlp", "hgb")
+BASELINES = {"sklearn-mlp": _sklearn_mlp, "hgb": _hgb}
+"""The goal's two baselines: the gap column is anybackprop's score less the better of them."""
+REFERENCES = {"realmlp": _realmlp}
+CONTESTANTS = ("anybackprop", *BASELINES, *REFERENCES)
+
+
+def _default_contestants() -> tuple[str, ...]:
+    """Every contestant whose library is installed (RealMLP-TD only where ``pytabkit`` imports)."""
+    import importlib.util
+
+    found = importlib.util.find_spec("pytabkit") is not None
+    return tuple(c for c in CONTESTANTS if c not in REFERENCES or found)
 
 
 def run_table(table: Table, seeds: list[int], extra: list[str], contestants: tuple[str, ...]) -> dict:
@@ -241,7 +275,7 @@ def run_table(table: Table, seeds: list[int], extra: list[str], contestants: tup
                 if name == "anybackprop":
                     score, seconds = _anybackprop(csv, table, seed, impute, extra)
                 else:
-                    run = _sklearn_mlp if name == "sklearn-mlp" else _hgb
+                    run = {**BASELINES, **REFERENCES}[name]
                     score, seconds = run(X_train, X_test, y_train, y_test, table.task, seed)
                 found[name]["scores"].append(score)
                 found[name]["seconds"].append(seconds)
@@ -277,8 +311,9 @@ def summary(results: list[dict]) -> str:
                     means[n].append(score[n])
                     cells.append(f"{score[n]:.4f} ({statistics.mean(r['results'][n]['seconds']):.2f} s)")
                 gap = ""
-                if "anybackprop" in score and len(score) > 1:
-                    best = max(v for k, v in score.items() if k != "anybackprop")
+                baselines = [v for k, v in score.items() if k in BASELINES]
+                if "anybackprop" in score and baselines:
+                    best = max(baselines)
                     gaps.append(score["anybackprop"] - best)
                     gap = f"{gaps[-1]:+.4f}"
                 lines.append(f"| {r['table']} | {r['rows']} | " + " | ".join(cells) + f" | {gap} |")
@@ -296,7 +331,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default=None, help="comma-separated table names (default: the subset's)")
     parser.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1: the split and every contestant's seed")
     parser.add_argument(
-        "--contestants", default=",".join(CONTESTANTS), help=f"comma-separated, from {', '.join(CONTESTANTS)}"
+        "--contestants",
+        default=",".join(_default_contestants()),
+        help=f"comma-separated, from {', '.join(CONTESTANTS)} (default: those installed)",
     )
     parser.add_argument(
         "--args", default="", help="extra arguments for anybackprop train (to measure a setting), e.g. '--epochs 100'"

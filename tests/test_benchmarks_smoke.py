@@ -207,6 +207,7 @@ def test_real_table_benchmark_runs_the_cli_and_both_baselines_on_the_same_split(
     out = tmp_path / "tables.json"
     env = {k: v for k, v in os.environ.items() if not k.startswith("ANYBACKPROP_")}
     command = [sys.executable, "-m", "benchmarks", "--tables", "--only", "wine,diabetes", "--seeds", "1"]
+    command += ["--contestants", "anybackprop,sklearn-mlp,hgb"]
     result = subprocess.run(
         [*command, "--args=--epochs 5", "--json", str(out)],
         capture_output=True,
@@ -226,3 +227,39 @@ def test_real_table_benchmark_runs_the_cli_and_both_baselines_on_the_same_split(
             assert len(contestant["scores"]) == len(contestant["seconds"]) == 1
     wine = report["results"][1]["results"]
     assert all(0.5 < row["scores"][0] <= 1.0 for row in wine.values())  # 3 classes: chance is 0.4
+
+
+def test_the_table_gap_is_to_the_goals_two_baselines_not_to_realmlp():
+    from benchmarks.realtables import summary
+
+    def scores(value):
+        return {"scores": [value], "seconds": [1.0]}
+
+    row = {"table": "t", "subset": "held-out", "task": "classification", "rows": 10}
+    row["results"] = {"anybackprop": scores(0.92), "sklearn-mlp": scores(0.8), "hgb": scores(0.9)}
+    row["results"]["realmlp"] = scores(0.99)
+    text = summary([row])
+    assert "| t | 10 | 0.9200 (1.00 s) | 0.8000 (1.00 s) | 0.9000 (1.00 s) | 0.9900 (1.00 s) | +0.0200 |" in text
+    assert "**+0.0200** (worst +0.0200)" in text
+
+
+def test_realmlp_is_a_default_contestant_only_where_pytabkit_imports(monkeypatch):
+    import importlib.util
+
+    from benchmarks import realtables
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None if name == "pytabkit" else real(name))
+    assert realtables._default_contestants() == ("anybackprop", "sklearn-mlp", "hgb")
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: object() if name == "pytabkit" else real(name))
+    assert realtables._default_contestants() == ("anybackprop", "sklearn-mlp", "hgb", "realmlp")
+
+
+def test_realmlp_trains_on_the_same_split_where_pytabkit_installs():
+    pytest.importorskip("pytabkit")
+    from benchmarks.realtables import TABLES, _frame, _realmlp, _split
+
+    wine = next(t for t in TABLES if t.name == "wine")
+    X_train, X_test, y_train, y_test = _split(_frame(wine), wine, 0)
+    score, seconds = _realmlp(X_train, X_test, y_train, y_test, wine.task, 0)
+    assert 0.8 < score <= 1.0 and seconds > 0  # 3 classes: chance is 0.4
