@@ -17,7 +17,9 @@ or of large products): an epoch is one compiled call, read back once: its full m
 ``jax.lax.scan`` (rows, targets and weights gathered on the device from the host's permutation,
 the same as every backend's; no Python and no host transfer per step), a short last batch one
 more step, the epoch's loss and metric, the validation data's, and the divergence guard's
-checks, with the optimizer's slots donated to the call that replaces them. Dropout draws
+checks, with the optimizer's slots donated to the call that replaces them. Where nothing looks at
+the model between epochs (no callbacks), the next epoch is launched from the last one's results
+before those are read, so that the host's work between epochs overlaps the device's. Dropout draws
 come from a device key: the next number of ``fit``'s seeded generator at each epoch (taken from
 it only when the step draws), folded with the step's number, so a seed gives the same run and a
 resumed run continues it. This is the one module that uses JAX's transformations (``jit``,
@@ -30,7 +32,8 @@ import collections
 import json
 import math
 import warnings
-from typing import Any
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 from .backend import to_numpy
 from .divergence import diverged, first_not_finite, largest_magnitude
@@ -233,9 +236,20 @@ class CompiledTrainer:
     def __init__(self, trainer: Any) -> None:
         self.model, self.optimizer = trainer.model, trainer.optimizer
         self.functions: _Compiled | None = compiled_for(self.model, self.optimizer)
+        self._ahead: _Launched | None = None  # the next epoch, launched before this one was read
 
     def epoch(
-        self, epoch: int, x: Any, y: Any, w: Any, val: Any, batch_size: int, rng: Any, shuffle: bool, ss_tot: tuple
+        self,
+        epoch: int,
+        x: Any,
+        y: Any,
+        w: Any,
+        val: Any,
+        batch_size: int,
+        rng: Any,
+        shuffle: bool,
+        ss_tot: tuple,
+        then: Callable[[int], None] | None = None,
     ) -> dict[str, float] | None:
         """Epoch ``epoch`` (1-based) of ``fit`` in one compiled call, read back once: the rows in
         the order of ``rng.permutation`` (``shuffle``; as on every backend), the steps, the loss and
@@ -246,49 +260,80 @@ class CompiledTrainer:
         (the call does not donate them, so nothing is copied to keep them) and this raises the
         guard's error. Returns the epoch's figures by
         name, or None (nothing drawn from ``rng``, nothing changed) for a model JAX cannot trace:
-        an eager epoch is then the caller's."""
+        an eager epoch is then the caller's.
+
+        ``then``: nothing looks at the model between this epoch and the next (no callbacks), so
+        the next one is launched before this one is read, from its results still being computed:
+        ``then(epoch)`` sets the optimizer up for it (its 0-based number), and the host's work
+        between epochs (reading the figures, drawing the next order) overlaps the device's. The
+        generator is drawn from in the same order, so the results are the same as one at a time.
+        """
+        ahead, self._ahead = self._ahead, None
+        launched = ahead if ahead is not None and ahead.epoch == epoch else None
+        launched = launched or self._launch(epoch, x, y, w, val, batch_size, rng, shuffle)
+        if launched is None:
+            return None
+        if then is not None:
+            then(epoch)
+            self._ahead = self._launch(epoch + 1, x, y, w, val, batch_size, rng, shuffle, after=launched)
+        return self._finish(launched, ss_tot)
+
+    def ahead_of(self, epoch: int) -> bool:
+        """Whether epoch ``epoch`` (1-based) was launched already (the optimizer set up for it)."""
+        return self._ahead is not None and self._ahead.epoch == epoch
+
+    def _launch(
+        self, epoch: int, x: Any, y: Any, w: Any, val: Any, batch_size: int, rng: Any, shuffle: bool, after: Any = None
+    ) -> _Launched | None:
+        """The compiled call of epoch ``epoch``, from the model's parameters and state or from
+        ``after``'s results; the optimizer takes its new slots (the old ones are donated)."""
         f, model, opt = self.functions, self.model, self.optimizer
         if f is None:
             return None
         drawn = rng.bit_generator.state
         order = rng.permutation(x.shape[0]) if shuffle else None
-        t0 = opt._step_count() + 1  # the first step's number
+        start = (model.params, model.state) if after is None else after.ends[:2]
+        t0 = (opt._step_count() if after is None else after.t) + 1  # the first step's number
         try:
-            (params, state, slots), terms = f.epoch(
-                (model.params, model.state),
-                opt.state,
-                opt.lr,
-                t0,
-                _peek(rng),
-                x,
-                y,
-                w,
-                order,
-                val,
-                batch_size=batch_size,
-            )
+            ends, terms = f.epoch(start, opt.state, opt.lr, t0, _peek(rng), x, y, w, order, val, batch_size=batch_size)
         except _tracing_errors(f.jax) as exc:  # raised while tracing: nothing ran
             warnings.warn(
                 f"the jax backend cannot compile this model's training step, so it trains eagerly (slower): "
                 f"{str(exc).splitlines()[0]}",
-                stacklevel=3,
+                stacklevel=4,
             )
             self.functions, rng.bit_generator.state = None, drawn
             return None
         if f.draws:  # the key was the generator's next number: take it (a model without dropout leaves it)
             rng.integers(2**62)
         # a traced dict comes back in sorted key order: keep the model's (files, reductions rely on it)
-        opt.state = {slot: {k: slots[slot][k] for k in opt.state[slot]} for slot in opt.state}
+        opt.state = {slot: {k: ends[2][slot][k] for k in opt.state[slot]} for slot in opt.state}
+        return _Launched(epoch, ends, terms, t0 - 1 + (-(-x.shape[0] // batch_size) if opt.counters else 0))
+
+    def _finish(self, launched: _Launched, ss_tot: tuple) -> dict[str, float]:
+        """Reads ``launched``'s figures, checks them and gives the model its results."""
+        model, opt = self.model, self.optimizer
         if opt.counters:
-            opt.t = t0 - 1 + -(-x.shape[0] // batch_size)
-        figures = [float(v) for v in to_numpy(terms)]
+            opt.t = launched.t
+        figures = [float(v) for v in to_numpy(launched.terms)]
         metric, head = model.head.metric_name, model.head
         values = {"loss": figures[0], metric: head.metric(figures[1], ss_tot[0])}
-        if val is not None:
+        if len(figures) > 3:
             values["val_loss"], values[f"val_{metric}"] = figures[2], head.metric(figures[3], ss_tot[1])
         bad = first_not_finite(values) or (None if math.isfinite(figures[-1]) else ("largest parameter", figures[-1]))
         if bad is not None:  # the model keeps the parameters and state the epoch started from
-            raise diverged(epoch, bad, epoch - 1, opt.base_lr)
+            raise diverged(launched.epoch, bad, launched.epoch - 1, opt.base_lr)
+        params, state, _ = launched.ends
         model.params = {k: params[k] for k in model.params}
         model.state = {k: state[k] for k in model.state}
         return values
+
+
+class _Launched(NamedTuple):
+    """A compiled epoch under way: its number, its results ``(params, state, slots)``, its
+    figures (device arrays) and the optimizer's step count after it."""
+
+    epoch: int
+    ends: tuple
+    terms: Any
+    t: int

@@ -409,11 +409,19 @@ def fit(
         ys = ws = order = None
         progress = _Progress(epochs, verbose and trainer.rank == 0, first)
         guard = None if compiled else DivergenceGuard(model, first)  # a compiled epoch checks itself
+        # with nothing looking at the model between epochs, a compiled epoch is launched before the last is read
+        then = None if hooks else lambda e: opt.start_epoch(e, epochs)
         try:
             for epoch in range(first, last):
                 tick = time.perf_counter()
-                opt.start_epoch(epoch, epochs)
-                values = compiled.epoch(epoch + 1, x, y, w, val, batch_size, rng, shuffle, ss_tot) if compiled else None
+                if not (compiled and compiled.ahead_of(epoch + 1)):  # (an epoch launched early was set up then)
+                    opt.start_epoch(epoch, epochs)
+                ahead = then if epoch + 1 < last else None
+                values = (
+                    compiled.epoch(epoch + 1, x, y, w, val, batch_size, rng, shuffle, ss_tot, ahead)
+                    if compiled
+                    else None
+                )
                 if values is None:  # an eager epoch (or one of a model the compiled trainer cannot trace)
                     guard = guard or DivergenceGuard(model, epoch)
                     if shuffle:  # last epoch's copies are free to be overwritten now

@@ -102,6 +102,86 @@ def test_compiled_early_stopping_stops_and_restores_as_on_numpy(compile_all, dat
         np.testing.assert_allclose(ab.to_numpy(got.params[k]), ab.to_numpy(want.params[k]), rtol=1e-8, atol=1e-8)
 
 
+def _order_of_calls(monkeypatch):
+    """Records ``("launch", epoch)`` and ``("finish", epoch)`` as the compiled trainer makes them."""
+    calls = []
+    launch, finish = compiled.CompiledTrainer._launch, compiled.CompiledTrainer._finish
+
+    def spy_launch(self, epoch, *args, **kwargs):
+        calls.append(("launch", epoch))
+        return launch(self, epoch, *args, **kwargs)
+
+    def spy_finish(self, launched, *args):
+        calls.append(("finish", launched.epoch))
+        return finish(self, launched, *args)
+
+    monkeypatch.setattr(compiled.CompiledTrainer, "_launch", spy_launch)
+    monkeypatch.setattr(compiled.CompiledTrainer, "_finish", spy_finish)
+    return calls
+
+
+@jax_only
+def test_without_callbacks_the_next_compiled_epoch_starts_before_the_last_is_read_with_the_same_results(
+    compile_all, data, monkeypatch
+):
+    X, y, w = data
+    calls = _order_of_calls(monkeypatch)
+    runs = []
+    for callbacks in (None, [lambda epoch, history, model: None]):  # a callback looks between epochs
+        scheduled = []
+
+        def schedule(epoch, epochs, scheduled=scheduled):
+            scheduled.append(epoch)
+            return 1.0 / (1 + epoch)
+
+        calls.clear()
+        with ab.use_backend("jax"):
+            model = ab.MLP([4, 8, 6, 3], norm="batch", dropout=0.2, dtype="float64", seed=1)
+            history = model.fit(
+                X, y, sample_weight=w, validation_data=(X[:9], y[:9]), epochs=4, batch_size=8, optimizer="adam",
+                lr=0.01, schedule=schedule, seed=4, verbose=False, callbacks=callbacks,
+            )  # fmt: skip
+        runs.append((model, history, list(calls), scheduled))
+    (ahead, history, order, scheduled), (one_by_one, want, want_order, want_scheduled) = runs
+    expected = [("launch", 1), ("launch", 2), ("finish", 1), ("launch", 3), ("finish", 2), ("launch", 4)]
+    assert order == [*expected, ("finish", 3), ("finish", 4)]
+    assert want_order == [(step, e) for e in range(1, 5) for step in ("launch", "finish")]
+    assert scheduled == want_scheduled == [0, 1, 2, 3]  # the schedule asked once per epoch, in order
+    assert history.to_dict() | {"seconds": 0} == want.to_dict() | {"seconds": 0}
+    for got, expected in ((ahead.params, one_by_one.params), (ahead.state, one_by_one.state)):
+        assert list(got) == list(expected)
+        for k in expected:
+            np.testing.assert_array_equal(ab.to_numpy(got[k]), ab.to_numpy(expected[k]))
+
+
+@jax_only
+def test_a_compiled_epoch_read_after_the_next_was_launched_diverges_as_one_read_at_once(compile_all, monkeypatch):
+    calls = _order_of_calls(monkeypatch)
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((40, 3))
+    Y = X @ np.ones(3) * 1e3  # the steps grow until the loss overflows, a few epochs in
+    found = []
+    for callbacks in (None, [lambda epoch, history, model: None]):
+        calls.clear()
+        model = ab.MLP([3, 16, 1], output="identity", dtype="float64", seed=0, backend="jax")
+        opt = get_optimizer("sgd", 0.05, momentum=0.9)
+        with np.errstate(all="ignore"), pytest.raises(ValueError, match="the loss is ") as caught:
+            model.fit(X, Y, epochs=6, batch_size=8, optimizer=opt, verbose=False, callbacks=callbacks)
+        # the optimizer's slots are arrays still (those of the launched epoch that took the donated ones)
+        slots = {k: np.asarray(ab.to_numpy(v)) for k, v in opt.state["velocity"].items()}
+        assert list(slots) == list(model.params)
+        found.append((str(caught.value), {k: ab.to_numpy(v) for k, v in model.params.items()}, list(calls)))
+    (message, params, order), (want_message, want_params, want_order) = found
+    assert "parameters from after epoch" in message and message == want_message
+    assert order[:3] == [("launch", 1), ("launch", 2), ("finish", 1)] and want_order[:2] == [
+        ("launch", 1),
+        ("finish", 1),
+    ]
+    for k, v in want_params.items():  # the last good epoch's, read back before the next was launched or after
+        assert np.isfinite(v).all()
+        np.testing.assert_array_equal(params[k], v)
+
+
 def _diverge(backend, case):
     """A fit that diverges (``case``: in the loss at a later epoch, in the last update's parameters,
     in the validation loss only): its error, the epochs the callbacks saw, and the parameters left."""
