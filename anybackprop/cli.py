@@ -183,6 +183,7 @@ def _train(args: argparse.Namespace, comm: distributed.Communicator) -> int:
         columns, y, args.test_size, seed=args.seed, stratify=stratify
     )
     mlp = {"activation": args.activation, "seed": args.seed, "dropout": args.dropout or None, "norm": args.norm}
+    mlp["feature_scale"] = args.feature_scale
     if args.loss is not None:
         mlp["loss"] = args.loss
     scaling = {
@@ -206,7 +207,7 @@ def _train(args: argparse.Namespace, comm: distributed.Communicator) -> int:
     validation = None  # carved from the training rows: the test rows are used once, at the end
     if args.validation_size:
         train_cols, y_train, validation = model.hold_out(train_cols, y_train, args.validation_size, args.seed)
-    model.prepare(train_cols, y_train, target)
+    model.prepare(train_cols, y_train, target, args.optimizer)
     lead = comm.rank == 0  # only rank 0 prints, saves and plots
     chatty = not (args.quiet or args.json) and lead
     if chatty:
@@ -259,6 +260,7 @@ def _train(args: argparse.Namespace, comm: distributed.Communicator) -> int:
         "scaling": args.scaling,
         "scale_target": args.scale_target,
         "bins": args.bins,
+        "feature_scale": args.feature_scale,
     }
     start = time.perf_counter()
     history = model.fit(

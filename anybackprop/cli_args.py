@@ -21,6 +21,7 @@ from .tables import (
     BATCH_STEPS,
     ENSEMBLE_MAX,
     ENSEMBLE_ROWS,
+    FEATURE_SCALE,
     IMPUTE,
     MAX_CATEGORIES,
     PATIENCE,
@@ -62,6 +63,19 @@ def _members(text: str) -> int:
         value = 0
     if not 1 <= value <= MAX_MEMBERS:
         raise argparse.ArgumentTypeError(f"expected a count of networks from 1 to {MAX_MEMBERS}, got {text!r}")
+    return value
+
+
+def _feature_scale(text: str) -> str | float | None:
+    """``--feature-scale``: "auto", "off" (None) or a positive finite gain."""
+    if text in ("auto", "off"):
+        return None if text == "off" else text
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected auto, off or a positive gain, got {text!r}")
     return value
 
 
@@ -244,6 +258,14 @@ def build_parser() -> argparse.ArgumentParser:
         dest="scale_target",
         action="store_false",
         help="regression: train on the raw target instead of the standardised one",
+    )
+    train.add_argument(
+        "--feature-scale",
+        type=_feature_scale,
+        default="auto",
+        metavar="{auto,off,GAIN}",
+        help=f"learn a scale per input of the first layer, its Adam steps GAIN times larger (auto: {FEATURE_SCALE:g} "
+        "for regression with adam, else off)",
     )
     train.add_argument("--dropout", type=_probability, default=0.0, help="dropout after each hidden layer (0: none)")
     train.add_argument(

@@ -21,7 +21,19 @@ from . import _launch, fastpaths, threads, training
 from .activations import Activation, get_activation
 from .backend import Backend, backend_for, host_rng, to_numpy
 from .heads import Head, get_head
-from .layers import NORMS, SCALERS, ActivationLayer, Dense, Dropout, Layer, Pass, PiecewiseLinear, TargetScale
+from .layers import (
+    NORMS,
+    SCALERS,
+    ActivationLayer,
+    Dense,
+    Dropout,
+    Layer,
+    Pass,
+    PiecewiseLinear,
+    ScaledDense,
+    TargetScale,
+)
+from .layers.base import check_positive_number
 from .layers.dropout import check_rate
 from .losses import normalized_weights
 from .summary import model_summary
@@ -471,7 +483,9 @@ class MLP(Sequential):
     outputs to the target's units (:class:`~anybackprop.tables.TabularModel` sets it). ``bins=T``
     encodes each input, after the scaling, in ``T`` quantile bins
     (:class:`~anybackprop.layers.PiecewiseLinear`, learned by ``fit``), so the first dense layer
-    takes ``layer_sizes[0] * T`` inputs.
+    takes ``layer_sizes[0] * T`` inputs. ``feature_scale=g`` learns a scale per input of the
+    first dense layer (:class:`~anybackprop.layers.ScaledDense`, RealMLP's scaling layer), with
+    optimizer steps on the scales ``g`` times larger than on the weights.
     Initial weights come from ``numpy.random.default_rng(seed)`` on the host, so a seed gives
     the same model on every backend. ``init`` is "auto" (He for the relu family, Glorot
     otherwise), "he" or "glorot". The model lives on ``backend`` (default: the current one) in
@@ -494,6 +508,7 @@ class MLP(Sequential):
         standardize: bool | str = False,
         target_scale: bool = False,
         bins: int | None = None,
+        feature_scale: float | None = None,
     ) -> None:
         sizes = list(layer_sizes) if isinstance(layer_sizes, (list, tuple)) else None
         if (
@@ -515,6 +530,14 @@ class MLP(Sequential):
             raise ValueError(f"standardize must be True, False or one of {', '.join(SCALERS)}, got {standardize!r}")
         if not isinstance(target_scale, bool) or (target_scale and head.output.name != "identity"):
             raise ValueError(f"target_scale must be True (identity output only) or False, got {target_scale!r}")
+        gain = None if feature_scale is None else check_positive_number(feature_scale, "feature_scale")
+
+        def dense(i: int, n_in: int, n_out: int, act: Any, scheme: str) -> Dense:
+            """The ``i``-th dense layer; the first scales its inputs where asked (``feature_scale``)."""
+            if i == 0 and gain is not None:
+                return ScaledDense(n_in, n_out, act, scheme, gain=gain)
+            return Dense(n_in, n_out, act, scheme)
+
         scaler = SCALERS["standard" if standardize is True else standardize] if standardize else None
         layers: list = [scaler(sizes[0])] if scaler else []
         if bins is not None:
@@ -523,16 +546,16 @@ class MLP(Sequential):
         for i, act in enumerate(hidden):
             scheme = act.init if init == "auto" else init
             if norm is None:
-                layers.append(Dense(widths[i], sizes[i + 1], act, scheme))
+                layers.append(dense(i, widths[i], sizes[i + 1], act, scheme))
             else:
                 layers += [
-                    Dense(widths[i], sizes[i + 1], "identity", scheme),
+                    dense(i, widths[i], sizes[i + 1], "identity", scheme),
                     NORMS[norm](sizes[i + 1]),
                     ActivationLayer(sizes[i + 1], act),
                 ]
             if rates[i] > 0:
                 layers.append(Dropout(sizes[i + 1], rates[i]))
-        layers.append(Dense(widths[-2], sizes[-1], "identity", head.output.init if init == "auto" else init))
+        layers.append(dense(n_hidden, widths[-2], sizes[-1], "identity", head.output.init if init == "auto" else init))
         if target_scale:
             layers.append(TargetScale(sizes[-1]))
         self.layer_sizes = sizes
@@ -543,6 +566,7 @@ class MLP(Sequential):
         self.standardize = standardize
         self.target_scale = target_scale
         self.bins = bins
+        self.feature_scale = gain
         super().__init__(layers, head, seed=seed, dtype=dtype, backend=backend)
 
     def mlp_config(self) -> dict:
@@ -567,6 +591,8 @@ class MLP(Sequential):
             config["target_scale"] = True
         if self.bins is not None:
             config["bins"] = self.bins
+        if self.feature_scale is not None:
+            config["feature_scale"] = self.feature_scale
         return config
 
     def config(self) -> dict:
@@ -575,7 +601,9 @@ class MLP(Sequential):
     def __repr__(self) -> str:
         c = self.mlp_config()
         extra = "".join(
-            f", {k}={c[k]!r}" for k in ("init", "dropout", "norm", "standardize", "target_scale", "bins") if k in c
+            f", {k}={c[k]!r}"
+            for k in ("init", "dropout", "norm", "standardize", "target_scale", "bins", "feature_scale")
+            if k in c
         )
         return (
             f"MLP({c['layer_sizes']}, activation={c['activation']!r}, output={c['output']!r}, "

@@ -112,8 +112,9 @@ def _layer(g: _Graph, layer: Any, params: dict, state: dict, x: str) -> str:
         return g.op("Reshape", [clipped, g.const([-1, layer.n_out], np.int64)])
     if kind == "target_scale":
         return g.op("Add", [g.op("Mul", [x, g.const(state["scale"])]), g.const(state["mean"])])
-    if kind == "dense":
-        return g.activation(layer.activation, g.op("Gemm", [x, g.const(params["W"]), g.const(params["b"])]))
+    if kind in ("dense", "scaled_dense"):
+        w = params["W"] if kind == "dense" else (layer.gain * params["p"])[:, None] * params["W"]  # W' = s W
+        return g.activation(layer.activation, g.op("Gemm", [x, g.const(w), g.const(params["b"])]))
     if kind == "activation":
         return g.activation(layer.activation, x)
     if kind == "dropout":

@@ -218,7 +218,7 @@ def test_help_shows_every_default():
             entries[flag] = line
         elif entries:
             entries[flag] += " " + line.strip()
-    assert len(entries) == 41  # -h and the 40 flags of train
+    assert len(entries) == 42  # -h and the 41 flags of train
     missing = [f for f, text in entries.items() if f != "-h" and "(default: " not in text]
     assert not missing
     for flag, default in (
@@ -230,5 +230,6 @@ def test_help_shows_every_default():
         ("--no-target-scaling", "True"),
         ("--schedule", "constant"),
         ("--optimizer", "adam"),
+        ("--feature-scale", "auto"),
     ):
         assert entries[flag].endswith(f"(default: {default})"), entries[flag]

@@ -13,6 +13,7 @@ from .dropout import Dropout
 from .norm import BatchNorm, LayerNorm
 from .piecewise_linear import PiecewiseLinear
 from .robust_scale import RobustScale
+from .scaled_dense import ScaledDense
 from .standardize import Standardize
 from .target_scale import TargetScale
 
@@ -28,6 +29,7 @@ LAYERS: dict[str, type] = {
         RobustScale,
         TargetScale,
         PiecewiseLinear,
+        ScaledDense,
     )
 }
 NORMS = {"batch": BatchNorm, "layer": LayerNorm}
@@ -71,6 +73,7 @@ __all__ = [
     "Pass",
     "PiecewiseLinear",
     "RobustScale",
+    "ScaledDense",
     "Standardize",
     "TargetScale",
     "affine",

@@ -1,0 +1,69 @@
+r"""A dense layer with a learned scale per input: RealMLP's "scaling layer" (Holzmueller,
+Grinsztajn, Steinwart, "Better by Default", NeurIPS 2024; our own form), folded into the product.
+With the parameter ``p (n_in,)``, its gain ``g`` (a constant) and the scale ``s = g p``::
+
+    W' = s[:, None] * W        Z = A_prev @ W' + b        A = act(Z)
+
+the same function as scaling each input by ``s_j`` before a :class:`~.dense.Dense` layer, at no
+per-row cost. ``p`` starts at ``1 / g`` (every scale 1); the gain makes an optimizer's steps on
+the scales ``g`` times larger than on the weights (Adam's steps are about the learning rate
+whatever a gradient's size), which lets training sort the inputs that matter from those that do
+not (RealMLP's learning-rate factor). Backward, with ``G = A_prev.T @ dZ`` (the dense layer's
+``dW`` for the weights ``W'``)::
+
+    dW = s[:, None] * G        db = sum(dZ, axis=0)        dp = g * sum(W * G, axis=1)
+    dA_prev = dZ @ W'.T
+
+Shapes: ``A_prev (m, n_in)``, ``W, W', G (n_in, n_out)``, ``p, s (n_in,)``, ``b (n_out,)``.
+
+.. math::
+    W' = \operatorname{diag}(g\,p)\, W, \qquad dW = \operatorname{diag}(g\,p)\, A_{\text{prev}}^\top dZ,
+    \qquad dp_j = g \sum_k W_{jk} \big(A_{\text{prev}}^\top dZ\big)_{jk}
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .base import Pass, check_positive_number
+from .dense import Dense, DenseCache
+
+
+class ScaledDense(Dense):
+    """:class:`~.dense.Dense` ``n_in -> n_out`` after a learned scale per input (parameter ``p``,
+    scale ``gain * p``, initially 1); ``gain`` multiplies the optimizer's steps on the scales."""
+
+    kind = "scaled_dense"
+
+    def __init__(
+        self, n_in: int, n_out: int, activation: Any = "identity", init: str = "auto", gain: float = 10.0
+    ) -> None:
+        super().__init__(n_in, n_out, activation, init)
+        self.gain = check_positive_number(gain, "gain")
+
+    def config(self) -> dict[str, Any]:
+        """Dense's keywords and ``gain``."""
+        return {**super().config(), "gain": self.gain}
+
+    def init_params(self, rng: Any) -> dict[str, Any]:
+        """Dense's ``W`` and ``b``, and ``p = 1 / gain`` (every scale 1)."""
+        return {**super().init_params(rng), "p": [1.0 / self.gain] * self.n_in}
+
+    def _scaled(self, params: dict[str, Any]) -> tuple[Any, Any]:
+        """The scales ``s = gain * p`` and the scaled weights ``W' = s[:, None] * W``."""
+        s = self.gain * params["p"]
+        return s, s[:, None] * params["W"]
+
+    def forward(self, ctx: Pass, params: dict[str, Any], state: dict[str, Any], x: Any) -> tuple[Any, DenseCache]:
+        """Dense's forward with the weights ``W'``."""
+        return super().forward(ctx, {"W": self._scaled(params)[1], "b": params["b"]}, state, x)
+
+    def backward(
+        self, ctx: Pass, params: dict[str, Any], cache: DenseCache, dy: Any, need_dx: bool
+    ) -> tuple[dict[str, Any], Any]:
+        """Dense's backward for ``W'`` gives ``G`` and ``dA_prev``; then ``dW`` and ``dp`` from ``G``."""
+        s, scaled = self._scaled(params)
+        grads, dx = super().backward(ctx, {"W": scaled, "b": params["b"]}, cache, dy, need_dx)
+        g = grads["W"]
+        dp = self.gain * ctx.xp.sum(params["W"] * g, axis=1)
+        return {"W": s[:, None] * g, "b": grads["b"], "p": dp}, dx
