@@ -32,6 +32,7 @@ MATHS = [
     "layers/robust_scale",
     "layers/target_scale",
     "layers/piecewise_linear",
+    "layers/scaled_dense",
 ]
 FORBIDDEN = {"numpy", "cupy", "torch", "array_api_strict", "jax", "scipy", "mpi4py"}
 
