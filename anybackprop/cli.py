@@ -283,6 +283,7 @@ def _train(args: argparse.Namespace, comm: distributed.Communicator) -> int:
     )
     seconds = time.perf_counter() - start
     settings["ensemble"] = len(model.members)
+    settings["feature_scale"] = getattr(model.network, "feature_scale", None)  # the gain "auto" chose
     failure = None
     if lead:
         try:

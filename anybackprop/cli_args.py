@@ -12,6 +12,7 @@ from .backend import BACKEND_NAMES, DTYPE_NAMES
 from .ensemble import MAX_MEMBERS
 from .heads import HEADS
 from .layers import NORMS, SCALERS
+from .layers.scaled_dense import GAINS
 from .losses import LOSSES
 from .network import HIDDEN_ACTIVATIONS
 from .optim import OPTIMIZERS, SCHEDULES
@@ -74,8 +75,10 @@ def _feature_scale(text: str) -> str | float | None:
         value = float(text)
     except ValueError:
         value = -1.0
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"expected auto, off or a positive gain, got {text!r}")
+    if not GAINS[0] <= value <= GAINS[1]:
+        raise argparse.ArgumentTypeError(
+            f"expected auto, off or a gain from {GAINS[0]:g} to {GAINS[1]:g}, got {text!r}"
+        )
     return value
 
 
@@ -264,8 +267,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=_feature_scale,
         default="auto",
         metavar="{auto,off,GAIN}",
-        help=f"learn a scale per input of the first layer, its Adam steps GAIN times larger (auto: {FEATURE_SCALE:g} "
-        "for regression with adam, else off)",
+        help=f"learn a scale per input of the first layer, its steps GAIN times larger with adam (GAIN^2 with "
+        f"sgd; from 0.001 to 1000; auto: {FEATURE_SCALE:g} for regression with adam, else off)",
     )
     train.add_argument("--dropout", type=_probability, default=0.0, help="dropout after each hidden layer (0: none)")
     train.add_argument(

@@ -266,7 +266,10 @@ class CompiledTrainer:
         the next one is launched before this one is read, from its results still being computed:
         ``then(epoch)`` sets the optimizer up for it (its 0-based number), and the host's work
         between epochs (reading the figures, drawing the next order) overlaps the device's. The
-        generator is drawn from in the same order, so the results are the same as one at a time.
+        generator is drawn from in the same order, so the results are the same as one at a time,
+        and so is what a schedule that raises for the next epoch leaves (this epoch read and
+        kept). Only an interrupt during the read leaves the optimizer's slots an epoch further on
+        than one at a time would (valid arrays either way).
         """
         ahead, self._ahead = self._ahead, None
         launched = ahead if ahead is not None and ahead.epoch == epoch else None
@@ -274,7 +277,11 @@ class CompiledTrainer:
         if launched is None:
             return None
         if then is not None:
-            then(epoch)
+            try:
+                then(epoch)
+            except BaseException:  # as one at a time: this epoch is read before the next one is set up
+                self._finish(launched, ss_tot)
+                raise
             self._ahead = self._launch(epoch + 1, x, y, w, val, batch_size, rng, shuffle, after=launched)
         return self._finish(launched, ss_tot)
 

@@ -33,8 +33,8 @@ from .layers import (
     ScaledDense,
     TargetScale,
 )
-from .layers.base import check_positive_number
 from .layers.dropout import check_rate
+from .layers.scaled_dense import check_gain
 from .losses import normalized_weights
 from .summary import model_summary
 from .validation import check_finite, check_sample_weight, check_X
@@ -485,7 +485,7 @@ class MLP(Sequential):
     (:class:`~anybackprop.layers.PiecewiseLinear`, learned by ``fit``), so the first dense layer
     takes ``layer_sizes[0] * T`` inputs. ``feature_scale=g`` learns a scale per input of the
     first dense layer (:class:`~anybackprop.layers.ScaledDense`, RealMLP's scaling layer), with
-    optimizer steps on the scales ``g`` times larger than on the weights.
+    Adam's steps on the scales ``g`` times larger than on the weights (SGD's ``g**2`` times).
     Initial weights come from ``numpy.random.default_rng(seed)`` on the host, so a seed gives
     the same model on every backend. ``init`` is "auto" (He for the relu family, Glorot
     otherwise), "he" or "glorot". The model lives on ``backend`` (default: the current one) in
@@ -530,7 +530,7 @@ class MLP(Sequential):
             raise ValueError(f"standardize must be True, False or one of {', '.join(SCALERS)}, got {standardize!r}")
         if not isinstance(target_scale, bool) or (target_scale and head.output.name != "identity"):
             raise ValueError(f"target_scale must be True (identity output only) or False, got {target_scale!r}")
-        gain = None if feature_scale is None else check_positive_number(feature_scale, "feature_scale")
+        gain = None if feature_scale is None else check_gain(feature_scale, "feature_scale")
 
         def dense(i: int, n_in: int, n_out: int, act: Any, scheme: str) -> Dense:
             """The ``i``-th dense layer; the first scales its inputs where asked (``feature_scale``)."""

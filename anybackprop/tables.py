@@ -902,6 +902,9 @@ class TabularModel:
         }
         if len(self.members) > 1:  # the file holds the other members' arrays too (anybackprop.io)
             config["ensemble"] = len(self.members)
+        scale = self.mlp_options.get("feature_scale", AUTO)
+        if isinstance(scale, str) and scale == AUTO:  # a later fit resolves it again (task, optimizer)
+            config["feature_scale"] = AUTO
         return config
 
     @classmethod
@@ -925,7 +928,11 @@ class TabularModel:
         if isinstance(network, MLP):  # a later fit rebuilds the same network (activation, bins, dropout, ...)
             built_by_table = ("layer_sizes", "output", "standardize", "target_scale")
             model.mlp_options = {k: v for k, v in network.mlp_config().items() if k not in built_by_table}
-            model.mlp_options.setdefault("feature_scale", None)  # none saved: none, not the task's default
+            scale = config.get("feature_scale")
+            if scale is not None and not (isinstance(scale, str) and scale == AUTO):
+                raise ValueError(f"its table section's feature_scale is {scale!r}; expected {AUTO!r} or none")
+            # "auto" saved: a later fit resolves it again; none saved: the network's own setting
+            model.mlp_options["feature_scale"] = AUTO if scale is not None else model.mlp_options.get("feature_scale")
         model.encoder = TableEncoder.from_config(config.get("encoder") or {})
         classes = config.get("classes")
         model.classes = None if classes is None else np.array(classes["values"], dtype=np.dtype(classes["dtype"]))

@@ -182,6 +182,29 @@ def test_a_compiled_epoch_read_after_the_next_was_launched_diverges_as_one_read_
         np.testing.assert_array_equal(params[k], v)
 
 
+@jax_only
+def test_a_schedule_that_raises_for_the_next_epoch_leaves_what_one_at_a_time_leaves(compile_all, data, monkeypatch):
+    X, y, _ = data
+    calls = _order_of_calls(monkeypatch)
+    found = []
+    for callbacks in (None, [lambda epoch, history, model: None]):
+        calls.clear()
+        model = ab.MLP([4, 8, 3], dtype="float64", seed=0, backend="jax")
+        opt = get_optimizer("adam", 0.01, schedule=lambda e, n: float("nan") if e == 2 else 1.0)
+        with pytest.raises(ValueError, match="schedule returned nan for epoch 2"):
+            model.fit(X, y, epochs=5, batch_size=8, optimizer=opt, seed=1, verbose=False, callbacks=callbacks)
+        slots = {s: {k: ab.to_numpy(v) for k, v in a.items()} for s, a in opt.state.items()}
+        found.append(({k: ab.to_numpy(v) for k, v in model.params.items()}, opt.t, slots, list(calls)))
+    (params, t, slots, order), (want_params, want_t, want_slots, want_order) = found
+    assert t == want_t == 2 * 6  # two epochs of six steps each, read and kept
+    assert order == [("launch", 1), ("launch", 2), ("finish", 1), ("finish", 2)] and order != want_order
+    for k, v in want_params.items():
+        np.testing.assert_array_equal(params[k], v)
+    for s, arrays in want_slots.items():
+        for k, v in arrays.items():
+            np.testing.assert_array_equal(slots[s][k], v)
+
+
 def _diverge(backend, case):
     """A fit that diverges (``case``: in the loss at a later epoch, in the last update's parameters,
     in the validation loss only): its error, the epochs the callbacks saw, and the parameters left."""

@@ -3,7 +3,9 @@ into the first dense layer): its formula against the unfolded one, central diffe
 and PyTorch autograd on every backend, the gain on the optimizer's steps, the MLP and TabularModel
 options (on for regression by default), saving, loading, ONNX, and the command line's switch."""
 
+import io
 import json
+import zipfile
 
 import numpy as np
 import pytest
@@ -77,14 +79,15 @@ def test_the_gain_makes_adams_first_step_on_the_scales_gain_times_the_rate(gain,
     np.testing.assert_allclose(np.abs(scales - 1.0), gain * 0.01, rtol=1e-6)
 
 
-def test_the_gain_is_checked_in_code_and_in_a_file():
-    for gain in (0.0, -1.0, float("nan"), float("inf"), True, "10"):
-        with pytest.raises(ValueError, match="gain must be a positive finite number"):
+def test_the_gain_is_checked_in_code_and_in_a_layer_spec():
+    for gain in (0.0, -1.0, float("nan"), float("inf"), 1e39, 1e-39, True, "10"):
+        with pytest.raises(ValueError, match=r"gain must be a number from 0\.001 to 1000"):
             ScaledDense(3, 2, gain=gain)
-        with pytest.raises(ValueError, match="gain must be a positive finite number"):
+        with pytest.raises(ValueError, match=r"gain must be a number from 0\.001 to 1000"):
             ab.layers.layer_from_spec({"kind": "scaled_dense", "config": {"n_in": 3, "n_out": 2, "gain": gain}})
-        with pytest.raises(ValueError, match="feature_scale must be a positive finite number"):
+        with pytest.raises(ValueError, match=r"feature_scale must be a number from 0\.001 to 1000"):
             ab.MLP([3, 4, 2], feature_scale=gain)
+    assert ScaledDense(3, 2, gain=1e3).gain == 1000.0 and ab.MLP([3, 2], feature_scale=1e-3).feature_scale == 0.001
 
 
 # --- the MLP option and TabularModel's default ------------------------------------------------------
@@ -131,7 +134,7 @@ def test_tabular_regression_with_adam_learns_the_scales_by_default_and_nothing_e
         model = TabularModel([8], seed=0, feature_scale=option)
         model.fit(columns, y, epochs=2, optimizer="adam", verbose=False)
         assert type(first_dense(model)) is kind and getattr(first_dense(model), "gain", None) == gain
-    with pytest.raises(ValueError, match="feature_scale must be a positive finite number, got 'on'"):
+    with pytest.raises(ValueError, match=r"feature_scale must be a number from 0\.001 to 1000, got .on."):
         TabularModel([8], feature_scale="on").fit(columns, y, epochs=1, verbose=False)
 
 
@@ -152,6 +155,44 @@ def test_a_saved_model_keeps_its_scales_or_their_absence_through_load_export_and
     np.testing.assert_allclose(out[:, 0], model.predict(columns), rtol=1e-5)
 
 
+@pytest.mark.parametrize("option,first,then,kinds", [
+    ("auto", "adam", "sgd", ("scaled_dense", "dense")),  # "auto" chooses again at the next fit
+    ("auto", "sgd", "adam", ("dense", "scaled_dense")),
+    (None, "adam", "adam", ("dense", "dense")),  # switched off: stays off
+    (3, "adam", "sgd", ("scaled_dense", "scaled_dense")),  # a gain given: kept
+])  # fmt: skip
+def test_a_loaded_model_refits_with_its_setting_not_the_gain_auto_chose(rng, tmp_path, option, first, then, kinds):
+    columns, y = regression_table(rng)
+    model = TabularModel([8], seed=0, feature_scale=option)
+    model.fit(columns, y, epochs=1, optimizer=first, verbose=False)
+    assert first_dense(model).kind == kinds[0]
+    ab.save(model, tmp_path / "m.npz")
+    loaded = ab.load(tmp_path / "m.npz")
+    assert first_dense(loaded).kind == kinds[0]
+    loaded.fit(columns, y, epochs=1, optimizer=then, verbose=False)
+    model.fit(columns, y, epochs=1, optimizer=then, verbose=False)
+    assert first_dense(loaded).kind == first_dense(model).kind == kinds[1]
+
+
+def test_a_file_whose_table_section_has_another_feature_scale_is_refused(rng, tmp_path):
+    columns, y = regression_table(rng)
+    model = TabularModel([8], seed=0)
+    model.fit(columns, y, epochs=1, optimizer="adam", verbose=False)
+    ab.save(model, tmp_path / "m.npz")
+    with zipfile.ZipFile(tmp_path / "m.npz") as zf:
+        items = {name: zf.read(name) for name in zf.namelist()}
+    meta = np.load(tmp_path / "m.npz")["__anybackprop__"].item()
+    assert '"feature_scale": "auto"' in meta
+    buffer = io.BytesIO()
+    np.lib.format.write_array(buffer, np.array(meta.replace('"feature_scale": "auto"', '"feature_scale": 1e39')))
+    items["__anybackprop__.npy"] = buffer.getvalue()
+    with zipfile.ZipFile(tmp_path / "bad.npz", "w") as zf:
+        for name, data in items.items():
+            zf.writestr(name, data)
+    with pytest.raises(ValueError, match=r"bad\.npz is not a valid .*feature_scale is 1e\+39; expected 'auto' or none"):
+        ab.load(tmp_path / "bad.npz")
+
+
 # --- the command line ---------------------------------------------------------------------------------
 
 
@@ -166,12 +207,12 @@ def test_train_feature_scale_switch(rng, tmp_path, capsys, argument, kind):
     assert main([str(a) for a in argv + extra]) == 0
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["task"] == "regression"
     loaded = ab.load(tmp_path / "m.npz")
-    assert loaded.info["training"]["feature_scale"] == {None: "auto", "off": None, "2.5": 2.5}[argument]
+    assert loaded.info["training"]["feature_scale"] == {None: FEATURE_SCALE, "off": None, "2.5": 2.5}[argument]
     assert next(layer.kind for layer in loaded.network.layers if isinstance(layer, Dense)) == kind
 
 
-@pytest.mark.parametrize("argument", ["0", "-1", "inf", "nan", "on"])
+@pytest.mark.parametrize("argument", ["0", "-1", "inf", "nan", "on", "1e39"])
 def test_train_refuses_a_feature_scale_that_is_not_auto_off_or_a_gain(tmp_path, capsys, argument):
     with pytest.raises(SystemExit):
         main(["train", "--data", str(tmp_path / "t.csv"), "--target", "y", "--feature-scale", argument])
-    assert f"expected auto, off or a positive gain, got '{argument}'" in capsys.readouterr().err
+    assert f"expected auto, off or a gain from 0.001 to 1000, got '{argument}'" in capsys.readouterr().err

@@ -278,6 +278,11 @@ CASES = [
         ),
         r"its table section is not valid",
     ),
+    (
+        "feature-scale-overflowing-float32",
+        hostile_metadata(feature_scale=1e39),
+        r"feature_scale must be a number from 0\.001 to 1000, got 1e\+39",
+    ),
     ("version-99", hostile_metadata(version=99), r"format version 99 is not supported"),
     ("dtype-int8", hostile_metadata(dtype="int8"), r"dtype 'int8' is not float32 or float64"),
     ("format-keras", hostile_metadata(format="keras"), r"does not name the anybackprop format"),

@@ -137,7 +137,7 @@ def check_size(value: Any, name: str) -> int:
 
 def check_positive_number(value: Any, name: str) -> float:
     """``value`` as a positive finite float (a layer's setting, a saved file's or a user's), or a
-    ValueError naming it."""
+    ValueError naming it (:class:`~.robust_scale.RobustScale`'s clip)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 < float(value) < math.inf:
         raise ValueError(f"{name} must be a positive finite number, got {value!r}")
     return float(value)

@@ -5,10 +5,11 @@ With the parameter ``p (n_in,)``, its gain ``g`` (a constant) and the scale ``s 
     W' = s[:, None] * W        Z = A_prev @ W' + b        A = act(Z)
 
 the same function as scaling each input by ``s_j`` before a :class:`~.dense.Dense` layer, at no
-per-row cost. ``p`` starts at ``1 / g`` (every scale 1); the gain makes an optimizer's steps on
-the scales ``g`` times larger than on the weights (Adam's steps are about the learning rate
-whatever a gradient's size), which lets training sort the inputs that matter from those that do
-not (RealMLP's learning-rate factor). Backward, with ``G = A_prev.T @ dZ`` (the dense layer's
+per-row cost. ``p`` starts at ``1 / g`` (every scale 1); the gain makes Adam's steps on the
+scales ``g`` times larger than on the weights (Adam's steps are about the learning rate whatever
+a gradient's size; SGD's follow the gradient, ``g`` times larger on ``p``, so ``g**2`` on the
+scale), which lets training sort the inputs that matter from those that do not (RealMLP's
+learning-rate factor). Backward, with ``G = A_prev.T @ dZ`` (the dense layer's
 ``dW`` for the weights ``W'``)::
 
     dW = s[:, None] * G        db = sum(dZ, axis=0)        dp = g * sum(W * G, axis=1)
@@ -23,15 +24,29 @@ Shapes: ``A_prev (m, n_in)``, ``W, W', G (n_in, n_out)``, ``p, s (n_in,)``, ``b 
 
 from __future__ import annotations
 
+import math
+import numbers
 from typing import Any
 
-from .base import Pass, check_positive_number
+from .base import Pass
 from .dense import Dense, DenseCache
+
+GAINS = (1e-3, 1e3)
+"""The gains a scaled layer takes: ``p = 1 / gain`` and ``gain * p`` stay far inside float32's range."""
+
+
+def check_gain(value: Any, name: str = "gain") -> float:
+    """``value`` as a gain in :data:`GAINS`, or a ValueError naming it (a user's or a saved file's)."""
+    ok = not isinstance(value, bool) and isinstance(value, numbers.Real) and math.isfinite(value)
+    if not ok or not GAINS[0] <= float(value) <= GAINS[1]:
+        raise ValueError(f"{name} must be a number from {GAINS[0]:g} to {GAINS[1]:g}, got {value!r}")
+    return float(value)
 
 
 class ScaledDense(Dense):
     """:class:`~.dense.Dense` ``n_in -> n_out`` after a learned scale per input (parameter ``p``,
-    scale ``gain * p``, initially 1); ``gain`` multiplies the optimizer's steps on the scales."""
+    scale ``gain * p``, initially 1); ``gain`` multiplies Adam's steps on the scales (plain
+    gradient steps, whose size follows the gradient's, by ``gain ** 2``)."""
 
     kind = "scaled_dense"
 
@@ -39,7 +54,7 @@ class ScaledDense(Dense):
         self, n_in: int, n_out: int, activation: Any = "identity", init: str = "auto", gain: float = 10.0
     ) -> None:
         super().__init__(n_in, n_out, activation, init)
-        self.gain = check_positive_number(gain, "gain")
+        self.gain = check_gain(gain)
 
     def config(self) -> dict[str, Any]:
         """Dense's keywords and ``gain``."""
