@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Any
+from typing import Any, NamedTuple
 
 from .base import Pass
 from .dense import Dense, DenseCache
@@ -41,6 +41,15 @@ def check_gain(value: Any, name: str = "gain") -> float:
     if not ok or not GAINS[0] <= float(value) <= GAINS[1]:
         raise ValueError(f"{name} must be a number from {GAINS[0]:g} to {GAINS[1]:g}, got {value!r}")
     return float(value)
+
+
+class ScaledDenseCache(NamedTuple):
+    """What :meth:`ScaledDense.backward` needs: Dense's cache, the scales ``s`` and the scaled
+    weights ``W'`` the forward pass used."""
+
+    dense: DenseCache
+    scales: Any
+    scaled: Any
 
 
 class ScaledDense(Dense):
@@ -64,21 +73,20 @@ class ScaledDense(Dense):
         """Dense's ``W`` and ``b``, and ``p = 1 / gain`` (every scale 1)."""
         return {**super().init_params(rng), "p": [1.0 / self.gain] * self.n_in}
 
-    def _scaled(self, params: dict[str, Any]) -> tuple[Any, Any]:
-        """The scales ``s = gain * p`` and the scaled weights ``W' = s[:, None] * W``."""
-        s = self.gain * params["p"]
-        return s, s[:, None] * params["W"]
-
-    def forward(self, ctx: Pass, params: dict[str, Any], state: dict[str, Any], x: Any) -> tuple[Any, DenseCache]:
-        """Dense's forward with the weights ``W'``."""
-        return super().forward(ctx, {"W": self._scaled(params)[1], "b": params["b"]}, state, x)
+    def forward(self, ctx: Pass, params: dict[str, Any], state: dict[str, Any], x: Any) -> tuple[Any, Any]:
+        """Dense's forward with the weights ``W' = s[:, None] * W``, ``s = gain * p``; the cache
+        keeps Dense's, ``s`` and ``W'`` (a :class:`ScaledDenseCache`: backward computes neither again)."""
+        scales = self.gain * params["p"]
+        scaled = scales[:, None] * params["W"]
+        y, cache = super().forward(ctx, {"W": scaled, "b": params["b"]}, state, x)
+        return y, ScaledDenseCache(cache, scales, scaled)
 
     def backward(
-        self, ctx: Pass, params: dict[str, Any], cache: DenseCache, dy: Any, need_dx: bool
+        self, ctx: Pass, params: dict[str, Any], cache: Any, dy: Any, need_dx: bool
     ) -> tuple[dict[str, Any], Any]:
-        """Dense's backward for ``W'`` gives ``G`` and ``dA_prev``; then ``dW`` and ``dp`` from ``G``."""
-        s, scaled = self._scaled(params)
-        grads, dx = super().backward(ctx, {"W": scaled, "b": params["b"]}, cache, dy, need_dx)
+        """From the forward's :class:`ScaledDenseCache`: Dense's backward for ``W'`` gives ``G`` and
+        ``dA_prev``; then ``dW`` and ``dp`` from ``G``."""
+        grads, dx = super().backward(ctx, {"W": cache.scaled, "b": params["b"]}, cache.dense, dy, need_dx)
         g = grads["W"]
         dp = self.gain * ctx.xp.sum(params["W"] * g, axis=1)
-        return {"W": s[:, None] * g, "b": grads["b"], "p": dp}, dx
+        return {"W": cache.scales[:, None] * g, "b": grads["b"], "p": dp}, dx
