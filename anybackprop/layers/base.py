@@ -40,7 +40,6 @@ split over processes equals training in one.
 
 from __future__ import annotations
 
-import math
 import numbers
 from typing import Any, Protocol, runtime_checkable
 
@@ -133,14 +132,6 @@ def check_size(value: Any, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
     return int(value)
-
-
-def check_positive_number(value: Any, name: str) -> float:
-    """``value`` as a positive finite float (a layer's setting, a saved file's or a user's), or a
-    ValueError naming it (:class:`~.robust_scale.RobustScale`'s clip)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 < float(value) < math.inf:
-        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
-    return float(value)
 
 
 def check_positive_state(xp: Any, state: dict[str, Any], name: str, layer: str) -> None:

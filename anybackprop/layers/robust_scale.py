@@ -15,9 +15,10 @@ Backward: ``dY/dC = (1 + (C / k)^2)^(-3/2)``, so ``dX = dY * (1 + (C / k)^2)^(-3
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any, NamedTuple
 
-from .base import LayerBase, Pass, check_positive_number, check_positive_state, check_size
+from .base import LayerBase, Pass, check_positive_state, check_size
 
 NORMAL_IQR = 1.349
 """The interquartile range of a standard normal distribution (2 * 0.6745)."""
@@ -40,6 +41,13 @@ class RobustScaleCache(NamedTuple):
     slope: Any
 
 
+def check_clip(k: Any) -> float:
+    """``k`` as a positive finite clip bound, or a ValueError naming it."""
+    if isinstance(k, bool) or not isinstance(k, numbers.Real) or not 0 < float(k) < math.inf:
+        raise ValueError(f"clip must be a positive finite number, got {k!r}")
+    return float(k)
+
+
 class RobustScale(LayerBase):
     """Centres ``n`` features on their median, scales them by their spread and clips them
     smoothly to ``(-clip, clip)``; initially centre 0 and scale 1."""
@@ -49,7 +57,7 @@ class RobustScale(LayerBase):
 
     def __init__(self, n: int, clip: float = 3.0) -> None:
         self.n_in = self.n_out = check_size(n, "n")
-        self.clip = check_positive_number(clip, "clip")
+        self.clip = check_clip(clip)
 
     def config(self) -> dict[str, Any]:
         return {"n": self.n_in, "clip": self.clip}
