@@ -182,8 +182,13 @@ def _train(args: argparse.Namespace, comm: distributed.Communicator) -> int:
     train_cols, test_cols, y_train, y_test = datasets.split_table(
         columns, y, args.test_size, seed=args.seed, stratify=stratify
     )
-    mlp = {"activation": args.activation, "seed": args.seed, "dropout": args.dropout or None, "norm": args.norm}
-    mlp["feature_scale"] = args.feature_scale
+    mlp = {
+        "activation": args.activation,
+        "seed": args.seed,
+        "dropout": args.dropout or None,
+        "norm": args.norm,
+        "feature_scale": args.feature_scale,
+    }
     if args.loss is not None:
         mlp["loss"] = args.loss
     scaling = {
@@ -260,7 +265,7 @@ def _train(args: argparse.Namespace, comm: distributed.Communicator) -> int:
         "scaling": args.scaling,
         "scale_target": args.scale_target,
         "bins": args.bins,
-        "feature_scale": args.feature_scale,
+        "feature_scale": model.network.feature_scale,  # the gain "auto" chose (prepare built the network)
     }
     start = time.perf_counter()
     history = model.fit(
@@ -283,7 +288,6 @@ def _train(args: argparse.Namespace, comm: distributed.Communicator) -> int:
     )
     seconds = time.perf_counter() - start
     settings["ensemble"] = len(model.members)
-    settings["feature_scale"] = getattr(model.network, "feature_scale", None)  # the gain "auto" chose
     failure = None
     if lead:
         try:

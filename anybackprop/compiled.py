@@ -271,9 +271,8 @@ class CompiledTrainer:
         kept). Only an interrupt during the read leaves the optimizer's slots an epoch further on
         than one at a time would (valid arrays either way).
         """
-        ahead, self._ahead = self._ahead, None
-        launched = ahead if ahead is not None and ahead.epoch == epoch else None
-        launched = launched or self._launch(epoch, x, y, w, val, batch_size, rng, shuffle)
+        launched = self._ahead if self.ahead_of(epoch) else self._launch(epoch, x, y, w, val, batch_size, rng, shuffle)
+        self._ahead = None
         if launched is None:
             return None
         if then is not None:

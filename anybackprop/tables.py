@@ -114,6 +114,11 @@ PATIENCE_MIN = 5
 AUTO = "auto"
 
 
+def _is_auto(value: Any) -> bool:
+    """Whether an option is :data:`AUTO` (the library chooses: a number or None is the user's)."""
+    return isinstance(value, str) and value == AUTO
+
+
 def auto_ensemble(task: str, rows: int) -> int:
     """The networks ``ensemble=None`` trains: 1 for classification (on the tuning tables an ensemble
     left the accuracy unchanged); for regression ``ENSEMBLE_ROWS // rows`` training rows, from 1
@@ -577,8 +582,7 @@ class TabularModel:
             n_out, output = 1, "identity"
         seed = self.mlp_options.get("seed", 0)
         options = {**self.mlp_options}
-        scale = options.get("feature_scale", AUTO)
-        if isinstance(scale, str) and scale == AUTO:  # regression with Adam: the gain is a factor on Adam's steps
+        if _is_auto(options.get("feature_scale", AUTO)):  # regression with Adam: the gain is a factor on Adam's steps
             adam = optimizer == "adam" or isinstance(optimizer, Adam)
             options["feature_scale"] = FEATURE_SCALE if self.task == "regression" and adam else None
         self.members = [
@@ -902,8 +906,7 @@ class TabularModel:
         }
         if len(self.members) > 1:  # the file holds the other members' arrays too (anybackprop.io)
             config["ensemble"] = len(self.members)
-        scale = self.mlp_options.get("feature_scale", AUTO)
-        if isinstance(scale, str) and scale == AUTO:  # a later fit resolves it again (task, optimizer)
+        if _is_auto(self.mlp_options.get("feature_scale", AUTO)):  # a later fit resolves it again (task, optimizer)
             config["feature_scale"] = AUTO
         return config
 
@@ -929,7 +932,7 @@ class TabularModel:
             built_by_table = ("layer_sizes", "output", "standardize", "target_scale")
             model.mlp_options = {k: v for k, v in network.mlp_config().items() if k not in built_by_table}
             scale = config.get("feature_scale")
-            if scale is not None and not (isinstance(scale, str) and scale == AUTO):
+            if scale is not None and not _is_auto(scale):
                 raise ValueError(f"its table section's feature_scale is {scale!r}; expected {AUTO!r} or none")
             # "auto" saved: a later fit resolves it again; none saved: the network's own setting
             model.mlp_options["feature_scale"] = AUTO if scale is not None else model.mlp_options.get("feature_scale")
