@@ -73,6 +73,18 @@ def grad_criterion(analytic, numeric):
     return not bad.any(), float(np.max(np.abs(a - n)))
 
 
+def assert_gradients_match(model, X, Y, sample_weight=None):
+    """The model's gradients (every parameter, its shape) against central differences (eps 1e-6)
+    under :func:`grad_criterion`."""
+    _, analytic = model.loss_and_grads(X, Y, sample_weight)
+    numeric = ab.numerical_grads(model, X, Y, eps=1e-6, sample_weight=sample_weight)
+    assert set(analytic) == set(model.params)
+    for key in model.params:
+        assert tuple(analytic[key].shape) == tuple(model.params[key].shape), key
+        ok, worst = grad_criterion(analytic[key], numeric[key])
+        assert ok, f"{key}: worst abs error {worst:.3e}"
+
+
 def targets(output, n_out, m, rng):
     """Random targets of ``m`` rows for a head: class labels (softmax), 0/1 (sigmoid), values."""
     if output == "softmax":

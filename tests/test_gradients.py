@@ -2,7 +2,7 @@
 differences in float64, on every backend."""
 
 import pytest
-from conftest import HEAD_IDS, HEAD_PAIRS, N_OUT, grad_criterion, targets
+from conftest import HEAD_IDS, HEAD_PAIRS, N_OUT, assert_gradients_match, grad_criterion, targets
 
 import anybackprop as ab
 from anybackprop.network import HIDDEN_ACTIVATIONS
@@ -16,14 +16,7 @@ def test_gradients_match_central_differences(backend, activation, output, loss, 
     sizes = [4] + [5] * depth + [n_out]
     model = ab.MLP(sizes, activation=activation, output=output, loss=loss, seed=7, dtype="float64")
     X = rng.standard_normal((6, 4))
-    Y = targets(output, n_out, 6, rng)
-    _, analytic = model.loss_and_grads(X, Y)
-    numeric = ab.numerical_grads(model, X, Y, eps=1e-6)
-    assert set(analytic) == set(model.params)
-    for key in model.params:
-        assert tuple(analytic[key].shape) == tuple(model.params[key].shape)
-        ok, worst = grad_criterion(analytic[key], numeric[key])
-        assert ok, f"{key}: worst abs error {worst:.3e}"
+    assert_gradients_match(model, X, targets(output, n_out, 6, rng))
 
 
 def test_leaky_relu_slope_is_used(backend, rng):

@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import HEAD_IDS, HEAD_PAIRS, N_OUT, grad_criterion, targets
+from conftest import HEAD_IDS, HEAD_PAIRS, N_OUT, assert_gradients_match, targets
 
 import anybackprop as ab
 from anybackprop.layers.dropout import DropoutCache
@@ -28,16 +28,6 @@ def per_hidden(options, depth):
     if isinstance(out.get("dropout"), list):
         out["dropout"] = out["dropout"][:depth]
     return out
-
-
-def assert_gradients_match(model, X, Y, sample_weight=None):
-    _, analytic = model.loss_and_grads(X, Y, sample_weight)
-    numeric = ab.numerical_grads(model, X, Y, eps=1e-6, sample_weight=sample_weight)
-    assert set(analytic) == set(model.params)
-    for key in model.params:
-        assert tuple(analytic[key].shape) == tuple(model.params[key].shape), key
-        ok, worst = grad_criterion(analytic[key], numeric[key])
-        assert ok, f"{key}: worst abs error {worst:.3e}"
 
 
 # --- 1. central differences -----------------------------------------------------------------
