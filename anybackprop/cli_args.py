@@ -20,6 +20,7 @@ from .tables import (
     BATCH_MAX,
     BATCH_SIZE,
     BATCH_STEPS,
+    ENSEMBLE_CLASSIFICATION,
     ENSEMBLE_MAX,
     ENSEMBLE_ROWS,
     FEATURE_SCALE,
@@ -253,8 +254,9 @@ def build_parser() -> argparse.ArgumentParser:
         type=_members,
         default=None,
         metavar="N",
-        help="train N networks (seeds seed, seed+1, ...) and average their outputs (1: one network; None: 1 for "
-        f"classification, for regression {ENSEMBLE_ROWS:,} // training rows, 1 to {ENSEMBLE_MAX})",
+        help="train N networks (seeds seed, seed+1, ...) and average their outputs (1: one network; None: "
+        f"{ENSEMBLE_ROWS:,} // training rows, from 1 to {ENSEMBLE_CLASSIFICATION} for classification and to "
+        f"{ENSEMBLE_MAX} for regression)",
     )
     train.add_argument(
         "--no-target-scaling",

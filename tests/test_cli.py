@@ -21,13 +21,18 @@ def test_train_prints_progress_and_test_accuracy_and_saves(tmp_path):
     result = cli("train", "--epochs", "3", "--batch-size", "64", "--save", str(tmp_path / "m.npz"))  # 3 short epochs
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0].startswith("digits: 1293 training, 144 validation and 360 test rows; MLP([64, 128, 64, 10]")
-    assert [line.split(" - ")[0] for line in lines[1:4]] == ["epoch 1/3", "epoch 2/3", "epoch 3/3"]
-    assert "val_accuracy" in lines[1]
-    accuracy = float(lines[4].split()[2])
-    assert 0.9 < accuracy <= 1.0 and "3 epochs" in lines[4]
-    model = ab.load(tmp_path / "m.npz")  # a TabularModel: the network, its standardisation and labels
-    assert model.network.layer_sizes == [64, 128, 64, 10] and model.classes.tolist() == list(range(10))
+    # by default three networks (the classification ensemble), each with its own progress
+    assert lines[0].startswith("digits: 1293 training, 144 validation and 360 test rows; 3 x MLP([64, 128, 64, 10]")
+    for k in range(3):
+        member = lines[1 + 4 * k : 5 + 4 * k]
+        assert member[0] == f"network {k + 1} of 3 (seed {k})"
+        assert [line.split(" - ")[0] for line in member[1:]] == ["epoch 1/3", "epoch 2/3", "epoch 3/3"]
+        assert "val_accuracy" in member[1]
+    accuracy = float(lines[13].split()[2])
+    assert 0.9 < accuracy <= 1.0 and "3 networks averaged, 3/3/3 epochs" in lines[13]
+    model = ab.load(tmp_path / "m.npz")  # a TabularModel: the networks, their standardisation and labels
+    assert len(model.members) == 3 and model.network.layer_sizes == [64, 128, 64, 10]
+    assert model.classes.tolist() == list(range(10))
     X, y = ab.datasets.digits()  # raw pixels in, the test accuracy the training process printed out
     _, X_test, _, y_test = ab.datasets.train_test_split(X, y, 0.2, seed=0)
     columns = {f"x{j}": X_test[:, j] for j in range(64)}

@@ -77,10 +77,10 @@ def test_tabular_ensemble_trains_members_from_successive_seeds_and_averages_them
     assert "Ensemble of 3 members" in model.summary()
 
 
-def test_by_default_regression_averages_up_to_five_networks_and_classification_trains_one(rng, tmp_path):
+def test_by_default_regression_averages_up_to_five_networks_and_classification_up_to_three(rng, tmp_path):
     # one network from 6,000 training rows: a 10,000-row table (6,750 after the splits) trains one
     assert [auto_ensemble("regression", rows) for rows in (100, 2400, 4000, 6000, 6750, 30_000)] == [5, 5, 3, 2, 1, 1]
-    assert auto_ensemble("classification", 100) == 1
+    assert [auto_ensemble("classification", rows) for rows in (100, 4000, 4001, 6000, 6001)] == [3, 3, 2, 2, 1]
     columns, y = regression_table(rng, 200)
     model = TabularModel([4], seed=0)
     model.fit(columns, y, epochs=1, verbose=False)
@@ -90,7 +90,7 @@ def test_by_default_regression_averages_up_to_five_networks_and_classification_t
     columns, y = classification_table(rng, 60)
     model = TabularModel([4], seed=0)
     model.fit(columns, y, epochs=1, verbose=False)
-    assert len(model.members) == 1
+    assert len(model.members) == 3
 
 
 def test_ensemble_is_checked_and_refuses_a_checkpoint(rng, tmp_path):
@@ -113,7 +113,7 @@ def test_an_ensemble_saves_loads_and_exports_as_one_graph(rng, tmp_path, classes
     loaded = ab.load(tmp_path / "m.npz")
     assert len(loaded.members) == 3 and loaded.ensemble == 3
     np.testing.assert_array_equal(loaded.predict_proba(columns), model.predict_proba(columns))
-    one = TabularModel([8], seed=0, dtype="float64")
+    one = TabularModel([8], ensemble=1, seed=0, dtype="float64")
     one.fit(columns, y, epochs=3, optimizer="adam", verbose=False)
     assert not np.allclose(one.predict_proba(columns), model.predict_proba(columns))
     onnx_and_runtime()
