@@ -23,7 +23,7 @@ from .cli_checks import _gradcheck, _info, _selftest
 from .files import csv_text, write_text
 from .io import load, save
 from .network import Sequential
-from .tables import TabularModel, auto_batch_size, auto_patience, check_complete, infer_task
+from .tables import TabularModel, auto_batch_size, auto_patience, check_complete, infer_task, warn_one_network
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -213,6 +213,8 @@ def _train(args: argparse.Namespace, comm: distributed.Communicator) -> int:
     if args.validation_size:
         train_cols, y_train, validation = model.hold_out(train_cols, y_train, args.validation_size, args.seed)
     model.prepare(train_cols, y_train, target, args.optimizer)
+    if args.ensemble is None and (args.checkpoint or args.resume) and model.task is not None:  # prepare set it
+        warn_one_network("--checkpoint" if args.checkpoint else "--resume", model.task, len(y_train))
     lead = comm.rank == 0  # only rank 0 prints, saves and plots
     chatty = not (args.quiet or args.json) and lead
     if chatty:

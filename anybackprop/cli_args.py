@@ -154,7 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = sub.add_parser(
         "train",
-        help="train an MLP on a bundled dataset or your own table and print its test metric",
+        help="train an MLP (or an ensemble of them) on a bundled dataset or your own table and print its test metric",
         formatter_class=fmt,
     )
     train.add_argument(
@@ -301,13 +301,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="write the model, with its preprocessing and labels (None: not saved)",
     )
     train.add_argument(
-        "--checkpoint", metavar="PATH", default=None, help="write a checkpoint at each epoch's end (None: none)"
+        "--checkpoint",
+        metavar="PATH",
+        default=None,
+        help="write a checkpoint at each epoch's end (None: none; it follows one network: --ensemble then "
+        "defaults to 1)",
     )
     train.add_argument(
         "--resume",
         metavar="PATH",
         default=None,
-        help="continue from a checkpoint of the same command (None: start afresh)",
+        help="continue from a checkpoint of the same command (None: start afresh; --ensemble then defaults to 1)",
     )
     train.add_argument("--plot", metavar="CURVES.png", default=None, help="draw the training curves (None: no plot)")
     train.add_argument("--json", action="store_true", help="print only a JSON result")

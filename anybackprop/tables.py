@@ -87,7 +87,7 @@ ENSEMBLE_MAX = 5
 ENSEMBLE_CLASSIFICATION = 3
 """The most networks ``ensemble=None`` trains for classification. Chosen on the benchmark's eight
 tuning classification tables (6 seeds): 2, 3 and 5 networks gave mean accuracy +0.0002, +0.0034
-and +0.0025 over one (the gains on the five tables with room: 0.003-0.013 on four of them)."""
+and +0.0024 over one (the gains on the five tables with room: 0.003-0.013 on four of them)."""
 ENSEMBLE_ROWS = 12_000
 """``ensemble=None`` trains at most this many rows' worth of networks (rows x networks), so that a
 large table's training time does not grow with the ensemble: one network above 6,000 training rows
@@ -130,6 +130,19 @@ def auto_ensemble(task: str, rows: int) -> int:
     raised the mean R^2 by about 0.03)."""
     most = ENSEMBLE_CLASSIFICATION if task == "classification" else ENSEMBLE_MAX
     return max(1, min(most, ENSEMBLE_ROWS // max(rows, 1)))
+
+
+def warn_one_network(followed: str, task: str, rows: int) -> None:
+    """Warn that ``followed`` (a checkpoint, resume or callbacks, which follow one network) makes
+    ``ensemble=None`` train one network where :func:`auto_ensemble` would train more."""
+    networks = auto_ensemble(task, rows)
+    if networks > 1:
+        warnings.warn(
+            f"{followed} follows one network, so this trains one where the default would average {networks} "
+            "(ensemble=1, --ensemble 1 on the command line, says so and silences this)",
+            UserWarning,
+            stacklevel=3,
+        )
 
 
 def auto_batch_size(rows: int) -> int:
@@ -546,7 +559,7 @@ class TabularModel:
         self.target: str | None = None
         self.classes: np.ndarray | None = None
         self.info: dict = {}
-        self._one_network = False  # ensemble=None trains one network where a checkpoint follows it
+        self._one_network = False  # ensemble=None trains one network where a checkpoint or callbacks follow it
         self.histories: list = []
         """Each member's :class:`~anybackprop.training.History` from the last :meth:`fit`."""
 
@@ -616,8 +629,8 @@ class TabularModel:
         ``validation_data`` as raw ``(columns, y)``). Returns the :class:`~anybackprop.training.History`
         (the first network's; :attr:`histories` holds each one's). Network ``k`` of an ensemble
         starts from the model's ``seed + k`` and shuffles from ``seed + k`` (the fit option), on the
-        same training and validation rows; a ``checkpoint`` or ``resume`` needs one network
-        (``ensemble=None`` then trains one).
+        same training and validation rows; a ``checkpoint``, ``resume`` or ``callbacks`` need one
+        network (``ensemble=None`` then trains one, with a warning where it would train more).
 
         ``validation_fraction`` (in (0, 1)) instead holds out that share of the rows given
         (stratified by class, drawn from ``seed``) as the validation data, and the network keeps
@@ -645,6 +658,8 @@ class TabularModel:
                 "(ensemble=1, --ensemble 1 on the command line, to use them)"
             )
         X, t = self.prepare(columns, y, target, fit_options.get("optimizer"))  # checks y's shape first
+        if followed and self.ensemble is None and self.task is not None:  # prepare set the task
+            warn_one_network(" and ".join(followed), self.task, len(t))
         if fit_options.get("batch_size") == AUTO:
             fit_options["batch_size"] = auto_batch_size(X.shape[0])
         if fit_options.get("early_stopping") == AUTO:

@@ -3,6 +3,7 @@
 in one file (hostile-file rules) and export them as one ONNX graph."""
 
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -85,12 +86,21 @@ def test_by_default_regression_averages_up_to_five_networks_and_classification_u
     model = TabularModel([4], seed=0)
     model.fit(columns, y, epochs=1, verbose=False)
     assert len(model.members) == 5
-    model.fit(columns, y, epochs=1, checkpoint=tmp_path / "c.npz", verbose=False)  # a checkpoint follows one network
+    with pytest.warns(
+        UserWarning, match="checkpoint follows one network, so this trains one where the default would av"
+    ):
+        model.fit(columns, y, epochs=1, checkpoint=tmp_path / "c.npz", verbose=False)
     assert len(model.members) == 1
     columns, y = classification_table(rng, 60)
     model = TabularModel([4], seed=0)
     model.fit(columns, y, epochs=1, verbose=False)
     assert len(model.members) == 3
+    with pytest.warns(UserWarning, match="the default would average 3"):
+        model.fit(columns, y, epochs=1, checkpoint=tmp_path / "d.npz", verbose=False)
+    assert len(model.members) == 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # one network asked for: nothing to say
+        TabularModel([4], seed=0, ensemble=1).fit(columns, y, epochs=1, checkpoint=tmp_path / "e.npz", verbose=False)
 
 
 def test_ensemble_is_checked_and_refuses_a_checkpoint(rng, tmp_path):
@@ -186,8 +196,9 @@ def test_cli_ensemble_flag(rng, tmp_path, capsys):
     assert "144 training, 16 validation and 40 test rows; 5 x MLP(" in out and "network 5 of 5 (seed 4)" in out
     assert "(5 networks averaged, 3/3/3/3/3 epochs in" in out
     assert main([*argv, "--checkpoint", str(tmp_path / "c.ckpt")]) == 0  # a checkpoint follows one network
-    out = capsys.readouterr().out
+    out, err = capsys.readouterr()
     assert "test rows; MLP(" in out and "network 1 of" not in out and "(3 epochs in" in out
+    assert "warning: --checkpoint follows one network, so this trains one where the default would average 5" in err
     with pytest.raises(SystemExit):
         main([*argv, "--ensemble", "0"])
     assert "--ensemble: expected a count of networks from 1 to" in capsys.readouterr().err
@@ -204,7 +215,8 @@ def test_each_member_trains_with_its_own_optimizer_and_callbacks_follow_one_netw
     np.testing.assert_array_equal(ab.to_numpy(model.members[1].predict(X)), alone.predict(columns))
     stopper = ab.EarlyStopping(100)
     auto = TabularModel([4], seed=0)  # regression would average 5 networks; callbacks follow one
-    auto.fit(columns, y, epochs=2, callbacks=[stopper], verbose=False)
+    with pytest.warns(UserWarning, match="callbacks follows one network, so this trains one where the default would"):
+        auto.fit(columns, y, epochs=2, callbacks=[stopper], verbose=False)
     assert len(auto.members) == 1
     with pytest.raises(ValueError, match=r"callbacks follows one network.*ensemble=3"):
         TabularModel([4], ensemble=3).fit(columns, y, epochs=1, callbacks=[stopper], verbose=False)
