@@ -162,7 +162,9 @@ class EarlyStopping(Callback):
 class Checkpoint(Callback):
     """Writes a checkpoint to ``path`` at each epoch's end, atomically (see
     :mod:`anybackprop.checkpoint`), with the run's ``fingerprint`` when given (a table run's);
-    ``fit(..., resume=path)`` continues from it; ``fit(checkpoint=)`` takes a path or one of these."""
+    ``fit(..., resume=path)`` continues from it; ``fit(checkpoint=)`` takes a path or one of these.
+    In data-parallel training every process passes it and rank 0 writes the file (every process
+    holds the same parameters, optimizer state, history and generator)."""
 
     def __init__(self, path: str | os.PathLike, fingerprint: dict | None = None) -> None:
         if not isinstance(path, (str, os.PathLike)):
@@ -174,7 +176,8 @@ class Checkpoint(Callback):
         self.run = run
 
     def on_epoch_end(self, epoch: int, history: History, model: Trainable) -> bool:
-        save_checkpoint(self.path, self.run, epoch, self.fingerprint)
+        if self.run is not None and self.run.trainer.rank == 0:
+            save_checkpoint(self.path, self.run, epoch, self.fingerprint)
         return False
 
 

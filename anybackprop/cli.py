@@ -283,7 +283,7 @@ def _train(args: argparse.Namespace, comm: distributed.Communicator) -> int:
         verbose=chatty,
         early_stopping=patience,
         class_weight=args.class_weight,
-        checkpoint=args.checkpoint if lead else None,
+        checkpoint=args.checkpoint,  # every process passes it (the callbacks agree); rank 0 writes it
         resume=args.resume,
         comm=comm if comm.size > 1 else None,
         **optimizer_options,

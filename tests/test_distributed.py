@@ -1,8 +1,9 @@
 """Data-parallel training equals one process's: in a world of threads on every backend, and for
 real under ``mpiexec -n 2`` (MPICH from the test extras); errors end every process; the command
-line trains, prints and saves once under mpiexec."""
+line trains, prints, saves and checkpoints once under mpiexec, and resumes."""
 
 import importlib.util
+import json
 import os
 import pathlib
 import shutil
@@ -73,6 +74,29 @@ def test_history_validation_and_early_stopping_agree_on_every_rank():
         np.testing.assert_allclose(history.val_loss, want.val_loss, rtol=1e-12)
         assert history.metrics == runs[0][1].metrics
         assert_same_model(model, want_model)
+
+
+def test_rank_zero_alone_writes_the_checkpoint_and_every_rank_resumes_from_it(tmp_path):
+    X, y, _ = data()
+    kw = dict(batch_size=16, optimizer="adam", lr=0.05, verbose=False)
+    paths = [tmp_path / f"rank{r}.ckpt" for r in range(2)]  # one path per rank shows who wrote
+    run_in_threads(
+        2,
+        lambda comm: ab.MLP([8, 16, 3], dtype="float64").fit(
+            X, y, epochs=2, comm=comm, checkpoint=paths[comm.rank], **kw
+        ),
+    )
+    assert paths[0].exists() and not paths[1].exists()
+    want = ab.MLP([8, 16, 3], dtype="float64")
+    want.fit(X, y, epochs=4, **kw)
+    models = run_in_threads(
+        2,
+        lambda comm: (lambda m: (m.fit(X, y, epochs=4, comm=comm, resume=paths[0], **kw), m)[1])(
+            ab.MLP([8, 16, 3], dtype="float64")
+        ),
+    )
+    for model in models:
+        assert_same_model(model, want)
 
 
 def test_a_rank_without_rows_still_takes_part():
@@ -219,6 +243,20 @@ def test_mpiexec_an_exception_on_one_rank_ends_the_job_with_its_message():
     assert done.returncode != 0
     assert "rank 1 failed on purpose" in done.stderr
     assert time.perf_counter() - start < 30
+
+
+def test_mpiexec_the_command_line_checkpoints_once_and_resumes_exactly(tmp_path):
+    ckpt = tmp_path / "run.ckpt"
+    common = (sys.executable, "-m", "anybackprop", "train", "--ensemble", "1", "--json")
+    whole = _launch_2(*common, "--epochs", "4")
+    part = _launch_2(*common, "--epochs", "2", "--checkpoint", str(ckpt))  # every process passes it: they agree
+    assert whole.returncode == part.returncode == 0, part.stderr
+    assert ckpt.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["run.ckpt"]  # rank 0 wrote it, alone
+    rest = _launch_2(*common, "--epochs", "4", "--resume", str(ckpt))
+    assert rest.returncode == 0, rest.stderr
+    full, resumed = json.loads(whole.stdout), json.loads(rest.stdout)  # one JSON line: rank 0 prints
+    assert resumed["history"]["loss"] == pytest.approx(full["history"]["loss"], rel=1e-6)
+    assert resumed["test"]["accuracy"] == full["test"]["accuracy"] and resumed["processes"] == 2
 
 
 def test_mpiexec_the_command_line_trains_prints_and_saves_once(tmp_path):
