@@ -183,13 +183,19 @@ class Checkpoint(Callback):
 
 class CSVLogger(Callback):
     """Writes the history (one row per epoch: ``epoch``, ``loss``, ``val_loss``, metrics) to the
-    CSV file ``path`` at each epoch's end, the whole file atomically."""
+    CSV file ``path`` at each epoch's end, the whole file atomically; in data-parallel training
+    rank 0 writes it (every process holds the same history)."""
 
     def __init__(self, path: str | os.PathLike) -> None:
         if not isinstance(path, (str, os.PathLike)):
             raise TypeError(f"CSVLogger's path must be a path, got {type(path).__name__}")
         self.path = path
+        self.rank = 0
+
+    def on_train_begin(self, run: Run) -> None:
+        self.rank = run.trainer.rank
 
     def on_epoch_end(self, epoch: int, history: History, model: Trainable) -> bool:
-        history.to_csv(self.path)
+        if self.rank == 0:
+            history.to_csv(self.path)
         return False

@@ -76,17 +76,19 @@ def test_history_validation_and_early_stopping_agree_on_every_rank():
         assert_same_model(model, want_model)
 
 
-def test_rank_zero_alone_writes_the_checkpoint_and_every_rank_resumes_from_it(tmp_path):
+def test_rank_zero_alone_writes_the_checkpoint_and_the_log_and_every_rank_resumes(tmp_path):
     X, y, _ = data()
     kw = dict(batch_size=16, optimizer="adam", lr=0.05, verbose=False)
     paths = [tmp_path / f"rank{r}.ckpt" for r in range(2)]  # one path per rank shows who wrote
+    logs = [tmp_path / f"rank{r}.csv" for r in range(2)]
     run_in_threads(
         2,
         lambda comm: ab.MLP([8, 16, 3], dtype="float64").fit(
-            X, y, epochs=2, comm=comm, checkpoint=paths[comm.rank], **kw
+            X, y, epochs=2, comm=comm, checkpoint=paths[comm.rank], callbacks=[ab.CSVLogger(logs[comm.rank])], **kw
         ),
     )
     assert paths[0].exists() and not paths[1].exists()
+    assert len(logs[0].read_text().splitlines()) == 3 and not logs[1].exists()  # the header and two epochs
     want = ab.MLP([8, 16, 3], dtype="float64")
     want.fit(X, y, epochs=4, **kw)
     models = run_in_threads(
