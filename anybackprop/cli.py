@@ -191,11 +191,14 @@ def _train(args: argparse.Namespace, comm: distributed.Communicator) -> int:
     }
     if args.loss is not None:
         mlp["loss"] = args.loss
+    # a checkpoint follows one network: the default then trains one (as TabularModel.fit would), and says so
+    followed = None
+    if args.ensemble is None and (args.checkpoint or args.resume):
+        followed = "--checkpoint" if args.checkpoint else "--resume"
     scaling = {
         "standardize": args.scaling != "none" and args.scaling,
         "scale_target": args.scale_target,
-        # a checkpoint follows one network: the default then trains one (as TabularModel.fit would)
-        "ensemble": 1 if args.ensemble is None and (args.checkpoint or args.resume) else args.ensemble,
+        "ensemble": 1 if followed else args.ensemble,
     }
     if args.bins:
         scaling["bins"] = args.bins
@@ -213,8 +216,8 @@ def _train(args: argparse.Namespace, comm: distributed.Communicator) -> int:
     if args.validation_size:
         train_cols, y_train, validation = model.hold_out(train_cols, y_train, args.validation_size, args.seed)
     model.prepare(train_cols, y_train, target, args.optimizer)
-    if args.ensemble is None and (args.checkpoint or args.resume) and model.task is not None:  # prepare set it
-        warn_one_network("--checkpoint" if args.checkpoint else "--resume", model.task, len(y_train))
+    if followed and model.task is not None:  # (prepare set the task)
+        warn_one_network(followed, model.task, len(y_train))
     lead = comm.rank == 0  # only rank 0 prints, saves and plots
     chatty = not (args.quiet or args.json) and lead
     if chatty:
