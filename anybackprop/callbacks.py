@@ -171,12 +171,13 @@ class Checkpoint(Callback):
             raise TypeError(f"checkpoint must be a path, got {type(path).__name__}")
         self.path, self.fingerprint = path, fingerprint
         self.run: Run | None = None
+        self.rank = 0
 
     def on_train_begin(self, run: Run) -> None:
-        self.run = run
+        self.run, self.rank = run, run.trainer.rank
 
     def on_epoch_end(self, epoch: int, history: History, model: Trainable) -> bool:
-        if self.run is not None and self.run.trainer.rank == 0:
+        if self.rank == 0:
             save_checkpoint(self.path, self.run, epoch, self.fingerprint)
         return False
 
