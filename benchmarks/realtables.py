@@ -103,6 +103,11 @@ TABLES = [
     Table("Cowles", "tuning", "volunteer", "classification", _r("Cowles"), "pydataset (car)"),
     Table("Train", "tuning", "choice", "classification", _r("Train", drop=("id", "choiceid")), "pydataset (Ecdat)"),
     Table("HI", "tuning", "whi", "classification", _r("HI", rows=5_000), "pydataset (Ecdat)"),
+    # tuning since the seventh round: text columns of 48 to 205 categories (states, countries, families)
+    Table("SumHes", "tuning", "gdp", "regression", _r("SumHes"), "pydataset (Ecdat)"),
+    Table("presidentialElections", "tuning", "demVote", "regression", _r("presidentialElections"), "pydataset (pscl)"),
+    Table("GaltonFamilies", "tuning", "childHeight", "regression", _r("GaltonFamilies"), "pydataset (HistData)"),
+    Table("Produc", "tuning", "gsp", "regression", _r("Produc"), "pydataset (Ecdat)"),
     # held out: judged on these, never tuned on them
     Table("wine", "held-out", "target", "classification", _sklearn("wine"), "scikit-learn"),
     Table("Fishing", "held-out", "mode", "classification", _r("Fishing"), "pydataset (Ecdat)"),
