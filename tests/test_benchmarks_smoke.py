@@ -200,7 +200,7 @@ def test_table_benchmark_runs_and_the_readers_agree():
         timeout=300,
     )
     assert result.returncode == 0, result.stderr
-    assert "identical tables: True" in result.stdout and "max_categories=100: 101 features" in result.stdout
+    assert "identical tables: True" in result.stdout and "max_categories=256: 257 features" in result.stdout
 
 
 def test_real_table_benchmark_runs_the_cli_and_both_baselines_on_the_same_split(tmp_path):

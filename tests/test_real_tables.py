@@ -457,10 +457,21 @@ def test_real_files(case, wine_model, tmp_path):
 def id_like_column_is_capped_with_a_warning(tmp_path):
     rows = 2000
     columns = {"id": np.array([f"user{i:05d}" for i in range(rows)], dtype=object), "x": np.arange(rows) / rows}
-    with pytest.warns(UserWarning, match=r"column 'id' has 2000 distinct values in 2000 rows: kept the 99 most"):
+    with pytest.warns(UserWarning, match=r"column 'id' has 2000 distinct values in 2000 rows: kept the 255 most"):
         X = TableEncoder().fit(columns).transform(columns)
-    assert X.shape == (rows, 101)  # 99 categories, <other>, x
-    assert X[:, 99].sum() == rows - 99 and np.all(X[:, :100].sum(axis=1) == 1)
+    assert X.shape == (rows, 257)  # 255 categories, <other>, x
+    assert X[:, 255].sum() == rows - 255 and np.all(X[:, :256].sum(axis=1) == 1)
+
+
+def a_column_of_a_few_hundred_categories_keeps_them_all(tmp_path):
+    # a country or family column (the benchmark's SumHes: 125 countries, GaltonFamilies: 205
+    # families) is one-hot whole by default: grouping it as <other> cost those tables' R^2
+    families = np.array([f"f{i:03d}" for i in range(205)] * 3, dtype=object)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        encoder = TableEncoder().fit({"family": families})
+    assert len(encoder.feature_names) == 205 and "other" not in encoder.columns[0]
+    np.testing.assert_array_equal(encoder.transform({"family": families[:205]}), np.eye(205))
 
 
 def max_categories_keeps_the_most_frequent(tmp_path):
@@ -514,6 +525,7 @@ def write_table(tmp_path, columns):
 
 CATEGORIES = [
     id_like_column_is_capped_with_a_warning,
+    a_column_of_a_few_hundred_categories_keeps_them_all,
     max_categories_keeps_the_most_frequent,
     min_frequency_groups_rare_categories,
     caps_survive_saving,
