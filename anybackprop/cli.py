@@ -200,8 +200,7 @@ def _train(args: argparse.Namespace, comm: distributed.Communicator) -> int:
         "scale_target": args.scale_target,
         "ensemble": 1 if followed else args.ensemble,
     }
-    if args.bins:
-        scaling["bins"] = args.bins
+    scaling["bins"] = args.bins or None  # 0: none
     model = TabularModel(
         args.hidden,
         task=task,
@@ -293,6 +292,9 @@ def _train(args: argparse.Namespace, comm: distributed.Communicator) -> int:
     )
     seconds = time.perf_counter() - start
     settings["ensemble"] = len(model.members)
+    settings["bins"] = model.network.bins or 0  # what --bins auto chose (its validation losses in bins_choice)
+    if model.bins_choice is not None:
+        settings["bins_choice"] = list(model.bins_choice["validation_loss"])
     failure = None
     if lead:
         try:
@@ -338,6 +340,8 @@ def _report(
             "epochs": history.epochs,
             "ensemble": len(model.members),
             "member_epochs": [h.epochs for h in model.histories],
+            "bins": settings["bins"],
+            **({"bins_choice": settings["bins_choice"]} if "bins_choice" in settings else {}),
             "seconds": seconds,
             **_where(model._check_fitted(), settings["batch_size"], processes),
             "test": test,

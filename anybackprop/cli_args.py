@@ -83,6 +83,10 @@ def _feature_scale(text: str) -> str | float | None:
     return value
 
 
+def _bins(text: str) -> int | str:
+    return text if text == "auto" else _seed(text)
+
+
 def _seed(text: str) -> int:
     try:
         value = int(text)
@@ -245,9 +249,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument(
         "--bins",
-        type=_seed,
-        default=0,
-        help="piecewise-linear encoding of each input in this many quantile bins (0: none)",
+        type=_bins,
+        default="auto",
+        help="piecewise-linear encoding of the numeric columns in this many quantile bins (0: none; auto: "
+        "the first network is trained without and with 32, which are kept where they lower its validation "
+        "loss by 15%%; none on more than 6,000 training rows or 32 numeric columns, or without a validation "
+        "split or with a checkpoint)",
     )
     train.add_argument(
         "--ensemble",

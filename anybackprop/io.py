@@ -233,6 +233,7 @@ def _build(meta: dict, backend: Any, capacity: int | None = None) -> Sequential:
             "standardize",
             "target_scale",
             "bins",
+            "bin_features",
             "feature_scale",
         }
         kwargs = {k: v for k, v in config.items() if k in allowed}

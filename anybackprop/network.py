@@ -483,9 +483,11 @@ class MLP(Sequential):
     outputs to the target's units (:class:`~anybackprop.tables.TabularModel` sets it). ``bins=T``
     encodes each input, after the scaling, in ``T`` quantile bins
     (:class:`~anybackprop.layers.PiecewiseLinear`, learned by ``fit``), so the first dense layer
-    takes ``layer_sizes[0] * T`` inputs. ``feature_scale=g`` learns a scale per input of the
-    first dense layer (:class:`~anybackprop.layers.ScaledDense`, RealMLP's scaling layer), with
-    Adam's steps on the scales ``g`` times larger than on the weights (SGD's ``g**2`` times).
+    takes ``layer_sizes[0] * T`` inputs; ``bin_features`` (increasing input indices) encodes those
+    inputs only and passes the others through (a table's numeric columns, not its one-hot ones).
+    ``feature_scale=g`` learns a scale per input of the first dense layer
+    (:class:`~anybackprop.layers.ScaledDense`, RealMLP's scaling layer), with Adam's steps on the
+    scales ``g`` times larger than on the weights (SGD's ``g**2`` times).
     Initial weights come from ``numpy.random.default_rng(seed)`` on the host, so a seed gives
     the same model on every backend. ``init`` is "auto" (He for the relu family, Glorot
     otherwise), "he" or "glorot". The model lives on ``backend`` (default: the current one) in
@@ -508,6 +510,7 @@ class MLP(Sequential):
         standardize: bool | str = False,
         target_scale: bool = False,
         bins: int | None = None,
+        bin_features: list[int] | None = None,
         feature_scale: float | None = None,
     ) -> None:
         sizes = list(layer_sizes) if isinstance(layer_sizes, (list, tuple)) else None
@@ -540,8 +543,11 @@ class MLP(Sequential):
 
         scaler = SCALERS["standard" if standardize is True else standardize] if standardize else None
         layers: list = [scaler(sizes[0])] if scaler else []
-        if bins is not None:
-            layers.append(PiecewiseLinear(sizes[0], bins))
+        if bin_features is not None and bins is None:
+            raise ValueError("bin_features names the inputs that bins encodes; give bins too")
+        binner = None if bins is None else PiecewiseLinear(sizes[0], bins, bin_features)
+        if binner is not None:
+            layers.append(binner)
         widths = [layers[-1].n_out if bins is not None else sizes[0], *sizes[1:]]
         for i, act in enumerate(hidden):
             scheme = act.init if init == "auto" else init
@@ -566,6 +572,7 @@ class MLP(Sequential):
         self.standardize = standardize
         self.target_scale = target_scale
         self.bins = bins
+        self.bin_features = None if binner is None or binner.features is None else list(binner.features)
         self.feature_scale = gain
         super().__init__(layers, head, seed=seed, dtype=dtype, backend=backend)
 
@@ -591,6 +598,8 @@ class MLP(Sequential):
             config["target_scale"] = True
         if self.bins is not None:
             config["bins"] = self.bins
+        if self.bin_features is not None:
+            config["bin_features"] = self.bin_features
         if self.feature_scale is not None:
             config["feature_scale"] = self.feature_scale
         return config
@@ -602,7 +611,7 @@ class MLP(Sequential):
         c = self.mlp_config()
         extra = "".join(
             f", {k}={c[k]!r}"
-            for k in ("init", "dropout", "norm", "standardize", "target_scale", "bins", "feature_scale")
+            for k in ("init", "dropout", "norm", "standardize", "target_scale", "bins", "bin_features", "feature_scale")
             if k in c
         )
         return (

@@ -12,7 +12,8 @@ runs every layer in inference mode:
   ``C / Sqrt(1 + (C / k)^2)``;
 * :class:`~anybackprop.layers.TargetScale`: ``Mul`` scale, ``Add`` mean (the target's units);
 * :class:`~anybackprop.layers.PiecewiseLinear`: ``Unsqueeze`` to ``(m, n, 1)``, ``Sub`` lower
-  edges, ``Div`` widths, ``Clip`` to [0, 1], ``Reshape`` to ``(m, n T)``;
+  edges, ``Div`` widths, ``Clip`` to [0, 1], ``Reshape`` to ``(m, n T)`` (with ``features``:
+  ``Gather`` those inputs first, and ``Concat`` the others, gathered, after them);
 * :class:`~anybackprop.layers.Dense`: ``Gemm`` (``X W + b``) and its activation;
 * activations: ``Relu``, ``Tanh``, ``Sigmoid``, ``Exp`` (Poisson), identity (no node), leaky relu as the model
   computes it, ``Where(x > 0, x, slope * x)`` with the slope in the model's dtype (``LeakyRelu``'s
@@ -106,10 +107,16 @@ def _layer(g: _Graph, layer: Any, params: dict, state: dict, x: str) -> str:
         d = g.op("Div", [c, g.const(layer.clip)])
         return g.op("Div", [c, g.op("Sqrt", [g.op("Add", [g.op("Mul", [d, d]), g.const(1.0)])])])
     if kind == "piecewise_linear":
-        u = g.op("Unsqueeze", [x, g.const([2], np.int64)])
+        features = layer.features
+        e = x if features is None else g.op("Gather", [x, g.const(list(features), np.int64)], axis=1)
+        u = g.op("Unsqueeze", [e, g.const([2], np.int64)])
         u = g.op("Div", [g.op("Sub", [u, g.const(state["lower"])]), g.const(state["width"])])
         clipped = g.op("Clip", [u, g.const(0.0), g.const(1.0)])
-        return g.op("Reshape", [clipped, g.const([-1, layer.n_out], np.int64)])
+        y = g.op("Reshape", [clipped, g.const([-1, len(features or range(layer.n_in)) * layer.bins], np.int64)])
+        if features is None:
+            return y
+        rest = [j for j in range(layer.n_in) if j not in set(features)]
+        return g.op("Concat", [y, g.op("Gather", [x, g.const(rest, np.int64)], axis=1)], axis=1)
     if kind == "target_scale":
         return g.op("Add", [g.op("Mul", [x, g.const(state["scale"])]), g.const(state["mean"])])
     if kind in ("dense", "scaled_dense"):

@@ -12,6 +12,7 @@ from conftest import assert_gradients_match, targets
 from onnx_run import onnx_and_runtime, run_onnx
 
 import anybackprop as ab
+from anybackprop import tables
 from anybackprop.layers import PiecewiseLinear, RobustScale, TargetScale
 from anybackprop.tables import TabularModel
 
@@ -71,6 +72,78 @@ def test_piecewise_linear_learns_quantile_bins_and_encodes_how_far_a_value_passe
         out, _ = layer.forward(ctx, {}, {"lower": model.state["lower1"], "width": model.state["width1"]}, new)
     expected = [[0, 0, 0, 0], [0.5, 0, 0.5, 0.5], [1, 0.5, 1, 1], [1, 1, 0, 0]]
     np.testing.assert_allclose(ab.to_numpy(out), expected)
+
+
+def test_piecewise_linear_encodes_only_its_features_and_passes_the_rest_after_them(backend):
+    x = np.array([[0.0, 7.0, 1.0], [1.0, 8.0, 1.0], [2.0, 9.0, 1.0], [3.0, 7.0, 1.0], [4.0, 8.0, 1.0]])
+    layer = PiecewiseLinear(3, bins=2, features=[0, 2])
+    assert layer.n_out == 2 * 2 + 1
+    with backend.activate():
+        state = layer.learn_state(backend.xp, backend.asarray(x))
+    # the edges of columns 0 and 2 only (column 1 is passed through)
+    np.testing.assert_allclose(ab.to_numpy(state["lower"]), [[0.0, 2.0], [1.0, 1.0]])
+    np.testing.assert_allclose(ab.to_numpy(state["width"]), [[2.0, 2.0], [1.0, 1.0]])
+    model = ab.Sequential([layer, ab.Dense(5, 1)], head="identity", dtype="float64")
+    model.set_state({"lower1": state["lower"], "width1": state["width"]})
+    with backend.activate():
+        new = backend.asarray(np.array([[1.0, -5.0, 1.5], [3.0, 6.0, 9.0]]), model.dtype)
+        out, _ = layer.forward(
+            ab.layers.Pass(model.backend, model.fast),
+            {},
+            {"lower": model.state["lower1"], "width": model.state["width1"]},
+            new,
+        )
+    np.testing.assert_allclose(ab.to_numpy(out), [[0.5, 0, 0.5, 0.5, -5.0], [1, 0.5, 1, 1, 6.0]])
+
+
+def test_piecewise_linear_features_are_checked(tmp_path):
+    for features in ([], [2, 1], [0, 0], [0, 3], [-1], [True], (0.5,), "0"):
+        with pytest.raises(ValueError, match=r"features must list increasing input indices in \[0, 3\)"):
+            PiecewiseLinear(3, 2, features=features)
+    with pytest.raises(ValueError, match=r"features must list increasing input indices in \[0, 3\)"):
+        ab.layers.layer_from_spec({"kind": "piecewise_linear", "config": {"n": 3, "bins": 2, "features": [1, 5]}})
+    with pytest.raises(ValueError, match="bin_features names the inputs that bins encodes; give bins too"):
+        ab.MLP([3, 2], bin_features=[0])
+    model = ab.MLP([3, 4, 2], bins=2, bin_features=[0, 2], dtype="float64")
+    ab.save(model, tmp_path / "m.npz")
+    loaded = ab.load(tmp_path / "m.npz")
+    assert loaded.bin_features == [0, 2] and loaded.layers[0].n_out == 5
+    assert "bin_features=[0, 2]" in repr(loaded)
+
+
+def network_with_features(seed=4):
+    """Dense -> PiecewiseLinear of inputs 1 and 3 only -> Dense: dX of the encoded inputs and of
+    the passed-through ones, put back in the inputs' order."""
+    model = ab.Sequential(
+        [ab.Dense(3, 4, "tanh"), PiecewiseLinear(4, 3, features=[1, 3]), ab.Dense(2 * 3 + 2, 2)],
+        head="identity",
+        seed=seed,
+        dtype="float64",
+    )
+    model.set_state({"lower1": [[-0.9, -0.2, 0.3], [-0.5, 0.0, 0.5]], "width1": [[0.7, 0.5, 0.6], [0.5, 0.5, 0.4]]})
+    return model
+
+
+def test_piecewise_linear_of_some_features_matches_central_differences(backend, rng):
+    model = network_with_features()
+    X, Y = rng.standard_normal((9, 3)), rng.standard_normal((9, 2))
+    assert_gradients_match(model, X, Y)
+
+
+def test_piecewise_linear_of_some_features_equals_torch_autograd(backend, rng):
+    torch = pytest.importorskip("torch")
+    model = network_with_features()
+    X, Y = rng.standard_normal((9, 3)), rng.standard_normal((9, 2))
+    _, grads = model.loss_and_grads(X, Y)
+    p = {k: torch.tensor(ab.to_numpy(v), requires_grad=True) for k, v in model.params.items()}
+    s = {k: torch.tensor(ab.to_numpy(v)) for k, v in model.state.items()}
+    a = torch.tanh(torch.tensor(X) @ p["W1"] + p["b1"])
+    e = torch.clamp((a[:, [1, 3], None] - s["lower1"]) / s["width1"], 0, 1).reshape(len(X), 6)
+    out = torch.cat([e, a[:, [0, 2]]], dim=1) @ p["W2"] + p["b2"]
+    loss = 0.5 * ((out - torch.tensor(Y)) ** 2).sum() / X.shape[0]
+    loss.backward()
+    for key, tensor in p.items():
+        np.testing.assert_allclose(ab.to_numpy(grads[key]), tensor.grad.numpy(), rtol=1e-9, atol=1e-12)
 
 
 def network_with_both(seed=3):
@@ -170,6 +243,8 @@ def test_scaled_model_saves_loads_and_exports_in_the_targets_units(rng, tmp_path
     loaded = ab.load(tmp_path / "m.npz")
     kinds = [layer.kind for layer in loaded.network.layers]
     assert kinds[:2] == ["robust_scale", "piecewise_linear"] and kinds[-1] == "target_scale"
+    # the bins encode the numeric columns a and b; the text column's two one-hot features pass through
+    assert loaded.network.layers[1].features == (0, 1) and loaded.network.layers[1].n_out == 2 * 4 + 2
     np.testing.assert_allclose(loaded.predict(columns), model.predict(columns), rtol=1e-6)
     onnx_and_runtime()
     ab.export_onnx(loaded, tmp_path / "m.onnx")
@@ -264,6 +339,91 @@ def test_small_tables_and_rare_classes_warn(rng):
     assert any("'rare' (3 rows) are too rare" in m for m in messages), messages
 
 
+# --- bins="auto": piecewise-linear bins kept where the validation loss says so --------------------
+
+
+def stepped_table(rng, m=600):
+    """A target that jumps with a numeric column (as election results move with the year), a
+    smooth column and a text column: bins fit the jumps where a plain network smooths them."""
+    year = rng.integers(0, 16, m).astype(float)
+    x = rng.standard_normal(m)
+    kind = rng.choice(["u", "v", "w"], m).astype(object)
+    jumps = np.array([3, -2, 4, 0, -3, 2, 5, -4, 1, -1, 3, -5, 2, 4, -2, 0], dtype=float)
+    return {"year": year, "x": x, "kind": kind}, jumps[year.astype(int)] + 0.5 * x + (kind == "v")
+
+
+def losses_and_kept(model):
+    without, with_bins = model.bins_choice["validation_loss"]
+    return without, with_bins, model.bins_choice["bins"]
+
+
+def test_bins_auto_keeps_the_bins_where_they_lower_the_validation_loss_by_the_margin(rng):
+    from anybackprop.tables import BINS_CHOICE, BINS_MARGIN
+
+    columns, y = stepped_table(rng)
+    model = TabularModel([32], seed=0)  # bins="auto" is the default
+    model.fit(columns, y, epochs=40, optimizer="adam", validation_fraction=0.2, verbose=False)
+    without, with_bins, kept = losses_and_kept(model)
+    assert with_bins < (1 - BINS_MARGIN) * without and kept == BINS_CHOICE == 32
+    assert len(model.members) == 5  # 480 training rows: the default ensemble, every one with the bins
+    for member in model.members:
+        binner = member.layers[1]
+        # the numeric columns year and x (features 0 and 1) are binned, kind's three one-hot features pass
+        assert binner.kind == "piecewise_linear" and binner.features == (0, 1) and binner.n_out == 2 * 32 + 3
+    assert min(model.histories[0].val_loss) == with_bins  # the first network is the one tried with bins
+
+
+def test_bins_auto_keeps_no_bins_where_they_miss_the_margin(rng, monkeypatch):
+    columns, y = stepped_table(rng)
+    monkeypatch.setattr(tables, "BINS_MARGIN", 1.0)  # the bins would need a loss below 0
+    plain = TabularModel([32], seed=0)
+    plain.fit(columns, y, epochs=40, optimizer="adam", validation_fraction=0.2, verbose=False)
+    without, with_bins, kept = losses_and_kept(plain)
+    assert with_bins < without and kept is None  # lower, but not by the margin
+    assert all("piecewise_linear" not in [layer.kind for layer in m.layers] for m in plain.members)
+    assert min(plain.histories[0].val_loss) == without
+
+
+def test_bins_auto_chooses_nothing_without_validation_rows_numbers_or_room(rng, tmp_path):
+    columns, y = stepped_table(rng, 200)
+    text = {"year": columns["year"].astype(str).astype(object), "kind": columns["kind"]}
+    cases = [
+        (columns, {}),  # no validation rows to choose on
+        (columns, {"validation_fraction": 0.2, "checkpoint": tmp_path / "c.ckpt"}),  # a checkpoint follows one network
+        (text, {"validation_fraction": 0.2}),  # no numeric column
+    ]
+    for table, fit_options in cases:
+        model = TabularModel([8], seed=0, ensemble=1)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            model.fit(table, y, epochs=2, verbose=False, **fit_options)
+        assert model.bins_choice is None and model.network.bins is None, fit_options
+        said = [str(w.message) for w in caught if "does not try the bins" in str(w.message)]
+        # not silent where a checkpoint is what keeps the bins from being tried
+        assert said == (
+            [
+                "checkpoint follows one network, so bins='auto' does not try the bins (it trains a second first "
+                "network); bins=None (--bins 0) says so and silences this"
+            ]
+            if "checkpoint" in fit_options
+            else []
+        )
+    wide = {f"x{j}": rng.standard_normal(200) for j in range(33)}  # 33 x 32 bins: above BINS_MAX_INPUTS
+    model = TabularModel([4], seed=0, ensemble=1)
+    model.fit(wide, wide["x0"], epochs=1, validation_fraction=0.2, verbose=False)
+    assert model.bins_choice is None and model.network.bins is None
+    big = {"x": rng.standard_normal(6_700)}  # 6,030 training rows: above ENSEMBLE_ROWS // 2
+    model = TabularModel([4], seed=0, ensemble=1)
+    model.fit(big, big["x"], epochs=1, validation_fraction=0.1, verbose=False)
+    assert model.bins_choice is None and model.network.bins is None
+    for bins in ("some", 0, -1, 2.5, True):
+        with pytest.raises(ValueError, match="bins must be a positive int, 'auto' or None"):
+            TabularModel([4], bins=bins)
+    fixed = TabularModel([4], seed=0, bins=4, ensemble=1)
+    fixed.fit(columns, y, epochs=1, validation_fraction=0.2, verbose=False)
+    assert fixed.bins_choice is None and fixed.network.bins == 4
+
+
 # --- the command line ---------------------------------------------------------------------------
 
 
@@ -290,6 +450,25 @@ def test_cli_defaults_scale_the_target_and_pick_the_epoch_on_held_out_training_r
     argv = ["train", "--data", data, "--target", "y", "--quiet", "--no-target-scaling"]
     assert main([*argv, "--scaling", "none", "--validation-size", "0", "--epochs", "2"]) == 0
     assert "far from unit scale" in capsys.readouterr().err
+
+
+def test_cli_chooses_the_bins_by_default_says_what_it_kept_and_takes_0_for_none(rng, tmp_path, capsys):
+    from anybackprop.cli import main
+
+    columns, y = stepped_table(rng)
+    data = str(tmp_path / "t.csv")
+    write_table(tmp_path / "t.csv", columns, y)
+    assert main(["train", "--data", data, "--target", "y", "--epochs", "30", "--save", str(tmp_path / "m.npz")]) == 0
+    out = capsys.readouterr().out
+    assert "network 1 of 5 (seed 0) without bins" in out and "network 1 of 5 (seed 0) with 32 bins" in out
+    assert "bins: 32 kept (best validation loss" in out and "kept where 15% lower)" in out
+    saved = ab.load(tmp_path / "m.npz")
+    assert saved.info["training"]["bins"] == 32 and len(saved.info["training"]["bins_choice"]) == 2
+    assert all(member.bins == 32 and member.bin_features == [0, 1] for member in saved.members)
+
+    assert main(["train", "--data", data, "--target", "y", "--epochs", "2", "--bins", "0", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["bins"] == 0 and "bins_choice" not in result
 
 
 @pytest.mark.parametrize(

@@ -199,7 +199,7 @@ def test_cli_resume_continues_exactly(tmp_path):
     cols = table(100)
     write_csv(tmp_path / "t.csv", cols, COLUMNS)
     common = ("train", "--data", tmp_path / "t.csv", "--target", "label", "--hidden", "8", "--json", "--dropout", "0.1")
-    common += ("--ensemble", "1")  # a checkpoint follows one network
+    common += ("--ensemble", "1", "--bins", "0")  # a checkpoint follows one network (no second one for the bins)
     whole = cli(*common, "--epochs", "4")
     part = cli(*common, "--epochs", "2", "--checkpoint", tmp_path / "c.ckpt")
     rest = cli(*common, "--epochs", "4", "--resume", tmp_path / "c.ckpt")

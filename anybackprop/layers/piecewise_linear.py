@@ -12,10 +12,17 @@ feature; a bin of zero width (repeated values, a 0/1 column) has ``D = 1``, whic
 output a step at the repeated value. Shapes ``X (m, n)``, ``Y (m, n T)``.
 
 Backward: ``dX[i, j] = sum_t dY[i, j*T + t] * [0 < U[i, j, t] < 1] / D[j, t]``.
+
+With ``features`` (the indices ``S`` of the ``k`` inputs to encode, increasing; a table's numeric
+columns, where its one-hot columns gain nothing from bins) only those are encoded and the other
+inputs ``R`` pass through after them: ``Y = [encode(X[:, S]) (m, k T), X[:, R] (m, n - k)]``,
+with ``L, D (k, T)``; backward ``dX[:, S]`` as above and ``dX[:, R] = dY[:, k T:]``.
 """
 
 from __future__ import annotations
 
+import itertools
+import numbers
 from typing import Any, NamedTuple
 
 from .base import LayerBase, Pass, check_positive_state, check_size
@@ -28,23 +35,42 @@ class PiecewiseLinearCache(NamedTuple):
 
 
 class PiecewiseLinear(LayerBase):
-    """Encodes ``n`` features into ``n * bins`` (initially bins of width 1 from 0, 1, 2, ...)."""
+    """Encodes ``n`` features into ``n * bins`` (initially bins of width 1 from 0, 1, 2, ...), or
+    only the inputs ``features`` (``k`` of them) into ``k * bins``, the rest passed through."""
 
     kind = "piecewise_linear"
 
-    def __init__(self, n: int, bins: int = 8) -> None:
+    def __init__(self, n: int, bins: int = 8, features: list[int] | tuple[int, ...] | None = None) -> None:
         self.n_in = check_size(n, "n")
         self.bins = check_size(bins, "bins")
-        self.n_out = self.n_in * self.bins
+        self.features = None if features is None else _check_features(features, self.n_in)
+        k = self.n_in if self.features is None else len(self.features)
+        self.n_out = k * self.bins + self.n_in - k
+        if self.features is not None:
+            rest = [j for j in range(self.n_in) if j not in set(self.features)]
+            order = [*self.features, *rest]
+            self._rest = rest
+            self._inverse = sorted(range(self.n_in), key=order.__getitem__)  # Y's inputs back to X's order
 
     def config(self) -> dict[str, Any]:
-        return {"n": self.n_in, "bins": self.bins}
+        config: dict[str, Any] = {"n": self.n_in, "bins": self.bins}
+        if self.features is not None:
+            config["features"] = list(self.features)
+        return config
 
     def init_state(self) -> dict[str, Any]:
-        return {"lower": [[float(t) for t in range(self.bins)]] * self.n_in, "width": [[1.0] * self.bins] * self.n_in}
+        k = self.n_in if self.features is None else len(self.features)
+        return {"lower": [[float(t) for t in range(self.bins)]] * k, "width": [[1.0] * self.bins] * k}
+
+    def _encoded(self, xp: Any, x: Any) -> Any:
+        """The inputs the layer encodes, ``X[:, S]`` (all of ``x`` without ``features``)."""
+        if self.features is None:
+            return x
+        return xp.take(x, xp.asarray(self.features, dtype=xp.int64, device=x.device), axis=1)
 
     def learn_state(self, xp: Any, x: Any) -> dict[str, Any]:
-        """``{"lower", "width"}`` ``(n, T)`` from the quantiles of the rows ``x (m, n)``."""
+        """``{"lower", "width"}`` ``(k, T)`` from the quantiles of the rows ``x (m, n)``."""
+        x = self._encoded(xp, x)
         s = xp.sort(x, axis=0)
         last = x.shape[0] - 1
         edges = xp.stack([s[round(last * t / self.bins), :] for t in range(self.bins + 1)], axis=1)
@@ -60,10 +86,13 @@ class PiecewiseLinear(LayerBase):
     ) -> tuple[Any, PiecewiseLinearCache]:
         """``Y[i, j*T + t] = clip((X[i, j] - L[j, t]) / D[j, t], 0, 1)``; the cache keeps ``[0 < U < 1] / D``."""
         xp = ctx.xp
-        u = (x[:, :, None] - state["lower"][None, :, :]) / state["width"][None, :, :]
-        y = xp.minimum(xp.maximum(u, 0.0), 1.0)
+        e = self._encoded(xp, x)
+        u = (e[:, :, None] - state["lower"][None, :, :]) / state["width"][None, :, :]
+        y = xp.reshape(xp.minimum(xp.maximum(u, 0.0), 1.0), (x.shape[0], e.shape[1] * self.bins))
         inside = xp.astype((u > 0.0) & (u < 1.0), x.dtype)
-        return xp.reshape(y, (x.shape[0], self.n_out)), PiecewiseLinearCache(inside / state["width"][None, :, :])
+        if self.features is not None:
+            y = xp.concat([y, xp.take(x, xp.asarray(self._rest, dtype=xp.int64, device=x.device), axis=1)], axis=1)
+        return y, PiecewiseLinearCache(inside / state["width"][None, :, :])
 
     def backward(
         self, ctx: Pass, params: dict[str, Any], cache: PiecewiseLinearCache, dy: Any, need_dx: bool
@@ -72,4 +101,23 @@ class PiecewiseLinear(LayerBase):
         if not need_dx:
             return {}, None
         xp = ctx.xp
-        return {}, xp.sum(xp.reshape(dy, cache.slope.shape) * cache.slope, axis=2)
+        k = cache.slope.shape[1] * self.bins
+        de = xp.sum(xp.reshape(dy[:, :k], cache.slope.shape) * cache.slope, axis=2)
+        if self.features is None:
+            return {}, de
+        inverse = xp.asarray(self._inverse, dtype=xp.int64, device=dy.device)
+        return {}, xp.take(xp.concat([de, dy[:, k:]], axis=1), inverse, axis=1)
+
+
+def _check_features(features: Any, n: int) -> tuple[int, ...]:
+    """``features`` as increasing input indices in ``[0, n)``, at least one (a saved file's or a
+    user's), or a ValueError naming it."""
+    if (
+        not isinstance(features, (list, tuple))
+        or not features
+        or any(isinstance(j, bool) or not isinstance(j, numbers.Integral) for j in features)
+        or any(not 0 <= j < n for j in features)
+        or any(a >= b for a, b in itertools.pairwise(features))
+    ):
+        raise ValueError(f"features must list increasing input indices in [0, {n}), at least one; got {features!r}")
+    return tuple(int(j) for j in features)
