@@ -353,6 +353,8 @@ def _report(
     epochs = f"{history.epochs} epochs"
     if len(model.histories) > 1:
         epochs = f"{len(model.histories)} networks averaged, {'/'.join(str(h.epochs) for h in model.histories)} epochs"
+    if model.bins_choice is not None:  # what --bins auto kept
+        epochs = f"{model.bins_choice['bins'] or 'no'} bins, {epochs}"
     print(f"test {metric}: {test[metric]:.4f} ({epochs} in {seconds:.2f} s on {model.network.backend.name})")
     if args.save:
         print(f"saved the model to {args.save}")

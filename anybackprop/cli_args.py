@@ -84,7 +84,12 @@ def _feature_scale(text: str) -> str | float | None:
 
 
 def _bins(text: str) -> int | str:
-    return text if text == "auto" else _seed(text)
+    if text == "auto":
+        return text
+    try:
+        return _seed(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"expected auto or a non-negative int, got {text!r}") from None
 
 
 def _seed(text: str) -> int:
@@ -254,7 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="piecewise-linear encoding of the numeric columns in this many quantile bins (0: none; auto: "
         "the first network is trained without and with 32, which are kept where they lower its validation "
         "loss by 15%%; none on more than 6,000 training rows or 32 numeric columns, or without a validation "
-        "split or with a checkpoint)",
+        "split, or with --checkpoint or --resume)",
     )
     train.add_argument(
         "--ensemble",

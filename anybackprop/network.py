@@ -483,8 +483,9 @@ class MLP(Sequential):
     outputs to the target's units (:class:`~anybackprop.tables.TabularModel` sets it). ``bins=T``
     encodes each input, after the scaling, in ``T`` quantile bins
     (:class:`~anybackprop.layers.PiecewiseLinear`, learned by ``fit``), so the first dense layer
-    takes ``layer_sizes[0] * T`` inputs; ``bin_features`` (increasing input indices) encodes those
-    inputs only and passes the others through (a table's numeric columns, not its one-hot ones).
+    takes ``layer_sizes[0] * T`` inputs; ``bin_features`` (``k`` increasing input indices) encodes
+    those inputs only and passes the others through (a table's numeric columns, not its one-hot
+    ones), so that it takes ``k * T + layer_sizes[0] - k``.
     ``feature_scale=g`` learns a scale per input of the first dense layer
     (:class:`~anybackprop.layers.ScaledDense`, RealMLP's scaling layer), with Adam's steps on the
     scales ``g`` times larger than on the weights (SGD's ``g**2`` times).

@@ -115,8 +115,7 @@ def _layer(g: _Graph, layer: Any, params: dict, state: dict, x: str) -> str:
         y = g.op("Reshape", [clipped, g.const([-1, len(features or range(layer.n_in)) * layer.bins], np.int64)])
         if features is None:
             return y
-        rest = [j for j in range(layer.n_in) if j not in set(features)]
-        return g.op("Concat", [y, g.op("Gather", [x, g.const(rest, np.int64)], axis=1)], axis=1)
+        return g.op("Concat", [y, g.op("Gather", [x, g.const(list(layer.rest), np.int64)], axis=1)], axis=1)
     if kind == "target_scale":
         return g.op("Add", [g.op("Mul", [x, g.const(state["scale"])]), g.const(state["mean"])])
     if kind in ("dense", "scaled_dense"):

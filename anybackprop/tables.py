@@ -121,11 +121,12 @@ PATIENCE_MIN = 5
 AUTO = "auto"
 BINS_CHOICE = 32
 """The piecewise-linear bins of the numeric columns that ``bins="auto"`` (the default) tries against
-none: the first network is trained both ways (where there are validation rows, 1 to 32 numeric
-columns (:data:`BINS_MAX_INPUTS`) and at most ``ENSEMBLE_ROWS // 2`` training rows, so that the
-extra network is paid for only where an ensemble is), and the bins are kept where they lower its best validation loss by
-:data:`BINS_MARGIN`. Chosen on the benchmark's fifteen tuning tables (3 seeds): bins on every table
-lost up to 0.03 on four of them; chosen this way none loses more than 0.002, and one table whose
+none: the first network is trained both ways and the bins are kept where they lower the
+validation loss of its kept weights by :data:`BINS_MARGIN`. Tried where there are validation
+rows, 1 to 32 numeric columns (:data:`BINS_MAX_INPUTS`) and at most ``ENSEMBLE_ROWS // 2``
+training rows (where the default ensemble trains two networks or more, so that the extra one is
+a modest cost). Chosen on the benchmark's fifteen tuning tables (3 seeds): bins on every table
+lost up to 0.047 on six of them; chosen this way none loses more than 0.002, and one table whose
 target moves unevenly with a numeric column (election results by year) gains 0.29 R^2."""
 BINS_MAX_INPUTS = 1024
 """``bins="auto"`` tries the bins where they give at most this many inputs (32 numeric columns):
@@ -521,15 +522,18 @@ class TabularModel:
     """A network that takes raw table columns: see the module docstring. The network is an
     :class:`~anybackprop.MLP` ``[n_features, *hidden, n_outputs]`` with ``standardize`` (default
     "robust": median/quartile scaling with smooth clipping; True for mean and standard deviation,
-    False for none) and the other keywords (``activation``, ``dropout``, ``norm``, ``bins``,
-    ``seed``, ``dtype``, ``backend``...) as :class:`~anybackprop.MLP` takes them; it is built by
+    False for none) and the other keywords (``activation``, ``dropout``, ``norm``, ``seed``,
+    ``dtype``, ``backend``...) as :class:`~anybackprop.MLP` takes them; it is built by
     :meth:`fit` once the encoded width and the classes are known. ``task`` is "classification",
     "regression" or None (inferred from the target by :func:`infer_task`); ``impute``,
     ``max_categories`` and ``min_frequency`` are :class:`TableEncoder`'s. ``scale_target``
     (default True; regression only): the network is trained on the standardised target (mean and
     standard deviation of the training rows; the history's losses are in those units) and ends
     with a :class:`~anybackprop.layers.TargetScale` layer that maps its output back to the
-    target's units, saved and exported with it. ``ensemble`` (an int from 1 to 64, or None: the
+    target's units, saved and exported with it. ``bins`` (an int: that many piecewise-linear
+    quantile bins of every numeric column; None: none; "auto", the default: :data:`BINS_CHOICE`
+    bins where they lower the first network's validation loss by :data:`BINS_MARGIN`, see
+    :attr:`bins_choice`). ``ensemble`` (an int from 1 to 64, or None: the
     default, :func:`auto_ensemble`'s count, up to 3 for classification and 5 for regression) is the
     number of networks :meth:`fit` trains, from seeds ``seed, seed+1, ...``; they predict together
     (their logits averaged, :meth:`predictor`), are all saved in one file and exported in one graph.
@@ -644,6 +648,7 @@ class TabularModel:
             options["feature_scale"] = FEATURE_SCALE if self.task == "regression" and adam else None
         numeric = self.encoder.numeric_features
         self._bin_features = {} if len(numeric) == X.shape[1] else {"bin_features": numeric}
+        options.pop("bin_features", None)  # a loaded model's: this table's numeric columns are binned
         if options.get("bins") is not None:  # bins encode the numeric columns (one-hot ones gain nothing)
             if not numeric:
                 warnings.warn(
@@ -654,7 +659,7 @@ class TabularModel:
                 options.pop("bins")
             else:
                 options.update(self._bin_features)
-        self._build = {
+        self._plan = {
             "layer_sizes": [X.shape[1], *self.hidden, n_out],
             "output": output,
             "standardize": self.standardize,
@@ -668,8 +673,8 @@ class TabularModel:
 
     def _member(self, k: int, **changes: Any) -> MLP:
         """Network ``k`` as :meth:`prepare` planned it (seed ``seed + k``), with ``changes``."""
-        build = {**self._build, **changes}
-        return MLP(**{**build, "seed": _member_seed(build.get("seed", 0), k)})
+        plan = {**self._plan, **changes}
+        return MLP(**{**plan, "seed": _member_seed(plan.get("seed", 0), k)})
 
     def fit(
         self,
@@ -741,8 +746,8 @@ class TabularModel:
             t = _standard(t, stats)
             if validation_data is not None:
                 validation_data = (validation_data[0], _standard(validation_data[1], stats))
-        seed, optimizer = fit_options.get("seed", 0), fit_options.get("optimizer")
-        pristine = copy.deepcopy(optimizer) if len(self.members) > 1 and isinstance(optimizer, Optimizer) else None
+        optimizer = fit_options.get("optimizer")
+        pristine = copy.deepcopy(optimizer) if isinstance(optimizer, Optimizer) else None  # before any training
         comm = fit_options.get("comm")
         chatty = fit_options.get("verbose", True) and (comm is None or comm.rank == 0)
         self.histories, self.bins_choice = [], None
@@ -761,49 +766,53 @@ class TabularModel:
                     stacklevel=2,
                 )
             else:
-                self._choose_bins(X, t, validation_data, fit_options, chatty)
+                self._choose_bins((X, t, validation_data), fit_options, pristine, chatty)
         for k, member in enumerate(self.members):  # member k shuffles (and drops out) from seed + k
             if k >= len(self.histories):  # (the first is trained already where the bins were chosen)
-                options = fit_options
-                if k > 0:  # its own seed, and its own copy of an optimizer object (no slots carried over)
-                    options = {**fit_options, "seed": _member_seed(seed, k)}
-                    if pristine is not None:
-                        options["optimizer"] = copy.deepcopy(pristine)
-                if len(self.members) > 1 and chatty:
-                    print(f"network {k + 1} of {len(self.members)} (seed {options.get('seed', 0)})")
-                self.histories.append(member.fit(X, t, validation_data=validation_data, **options))
+                data = (X, t, validation_data)
+                self.histories.append(self._train(k, member, data, fit_options, pristine if k else None, chatty))
             if stats is not None:
                 member.set_layer_state(len(member.layers) - 1, stats)
         return self.histories[0]
 
-    def _choose_bins(
-        self, X: np.ndarray, t: np.ndarray, validation_data: tuple, fit_options: dict, chatty: bool
-    ) -> None:
-        """``bins="auto"``: train the first network without bins and with :data:`BINS_CHOICE` (on
-        the numeric columns), keep the bins where their best validation loss is at least
-        :data:`BINS_MARGIN` lower, and plan the other members like the one kept."""
+    def _train(
+        self, k: int, network: Sequential, data: tuple, fit_options: dict, pristine: Any, chatty: bool, what: str = ""
+    ) -> Any:
+        """Train ``network`` as member ``k`` on ``data`` ``(X, t, validation_data)``: from seed
+        ``seed + k``, and with its own copy of ``pristine`` (an optimizer object no network has
+        trained with) where given, so that no optimizer slots carry over."""
+        X, t, validation_data = data
+        options = fit_options if k == 0 else {**fit_options, "seed": _member_seed(fit_options.get("seed", 0), k)}
+        if pristine is not None:
+            options = {**options, "optimizer": copy.deepcopy(pristine)}
+        if chatty and (len(self.members) > 1 or what):
+            print(f"network {k + 1} of {len(self.members)} (seed {options.get('seed', 0)}){what}")
+        return network.fit(X, t, validation_data=validation_data, **options)
+
+    def _choose_bins(self, data: tuple, fit_options: dict, pristine: Any, chatty: bool) -> None:
+        """``bins="auto"``: train the first network on ``data`` without bins and with
+        :data:`BINS_CHOICE` (on the numeric columns), keep the bins where the validation loss of
+        the weights kept is at least :data:`BINS_MARGIN` lower, and plan the other members like
+        the one kept."""
         candidates = [self.members[0], self._member(0, bins=BINS_CHOICE, **self._bin_features)]
-        histories, losses = [], []
-        for network, what in zip(candidates, ("without bins", f"with {BINS_CHOICE} bins"), strict=True):
-            if chatty:
-                print(f"network 1 of {len(self.members)} (seed {fit_options.get('seed', 0)}) {what}")
-            options = fit_options
-            if isinstance(fit_options.get("optimizer"), Optimizer):  # each its own copy (no slots carried over)
-                options = {**fit_options, "optimizer": copy.deepcopy(fit_options["optimizer"])}
-            histories.append(network.fit(X, t, validation_data=validation_data, **options))
-            losses.append(min(histories[-1].val_loss))
+        histories = [
+            self._train(0, candidates[0], data, fit_options, None, chatty, " without bins"),
+            self._train(0, candidates[1], data, fit_options, pristine, chatty, f" with {BINS_CHOICE} bins"),
+        ]
+        # the loss of the weights each one keeps: the best epoch's where early stopping restored it
+        losses = [h.val_loss[h.best_epoch - 1] if h.best_epoch else h.val_loss[-1] for h in histories]
         kept = losses[1] < (1 - BINS_MARGIN) * losses[0]
         if fit_options.get("comm") is not None:  # every process keeps what rank 0 keeps (as its early stopping)
             kept = fit_options["comm"].broadcast_value(kept)
         self.histories = [histories[kept]]
         if kept:
-            self._build.update(bins=BINS_CHOICE, **self._bin_features)
+            self._plan.update(bins=BINS_CHOICE, **self._bin_features)
             self.members = [candidates[1], *(self._member(k) for k in range(1, len(self.members)))]
             self.network = self.members[0]
         self.bins_choice = {"bins": BINS_CHOICE if kept else None, "validation_loss": (losses[0], losses[1])}
         if chatty:
             print(
-                f"bins: {f'{BINS_CHOICE} kept' if kept else 'none kept'} (best validation loss {losses[1]:.4g} with "
+                f"bins: {f'{BINS_CHOICE} kept' if kept else 'none kept'} (validation loss {losses[1]:.4g} with "
                 f"{BINS_CHOICE}, {losses[0]:.4g} without; kept where {BINS_MARGIN:.0%} lower)"
             )
 
@@ -1031,6 +1040,8 @@ class TabularModel:
             config["ensemble"] = len(self.members)
         if _is_auto(self.mlp_options.get("feature_scale", AUTO)):  # a later fit resolves it again (task, optimizer)
             config["feature_scale"] = AUTO
+        if self.choose_bins:  # a later fit chooses again
+            config["bins"] = AUTO
         return config
 
     @classmethod
@@ -1060,6 +1071,12 @@ class TabularModel:
                 raise ValueError(f"its table section's feature_scale is {scale!r}; expected {AUTO!r} or none")
             # "auto" saved: a later fit resolves it again; none saved: the network's own setting
             model.mlp_options["feature_scale"] = AUTO if scale is not None else model.mlp_options.get("feature_scale")
+            bins = config.get("bins")
+            if bins is not None and not _is_auto(bins):
+                raise ValueError(f"its table section's bins is {bins!r}; expected {AUTO!r} or none")
+            if bins is not None:  # a later fit chooses again; the loaded networks keep what was chosen
+                model.choose_bins = True
+                model.mlp_options = {k: v for k, v in model.mlp_options.items() if k not in ("bins", "bin_features")}
         model.encoder = TableEncoder.from_config(config.get("encoder") or {})
         classes = config.get("classes")
         model.classes = None if classes is None else np.array(classes["values"], dtype=np.dtype(classes["dtype"]))

@@ -96,7 +96,7 @@ def test_piecewise_linear_encodes_only_its_features_and_passes_the_rest_after_th
     np.testing.assert_allclose(ab.to_numpy(out), [[0.5, 0, 0.5, 0.5, -5.0], [1, 0.5, 1, 1, 6.0]])
 
 
-def test_piecewise_linear_features_are_checked(tmp_path):
+def test_piecewise_linear_features_are_checked_saved_and_shown(tmp_path):
     for features in ([], [2, 1], [0, 0], [0, 3], [-1], [True], (0.5,), "0"):
         with pytest.raises(ValueError, match=r"features must list increasing input indices in \[0, 3\)"):
             PiecewiseLinear(3, 2, features=features)
@@ -371,6 +371,12 @@ def test_bins_auto_keeps_the_bins_where_they_lower_the_validation_loss_by_the_ma
         # the numeric columns year and x (features 0 and 1) are binned, kind's three one-hot features pass
         assert binner.kind == "piecewise_linear" and binner.features == (0, 1) and binner.n_out == 2 * 32 + 3
     assert min(model.histories[0].val_loss) == with_bins  # the first network is the one tried with bins
+    fixed = TabularModel([32], seed=0, bins=32)  # the same networks as bins=32 from the start
+    fixed.fit(columns, y, epochs=40, optimizer="adam", validation_fraction=0.2, verbose=False)
+    for got, want in zip(model.members, fixed.members, strict=True):
+        for key, value in want.params.items():
+            np.testing.assert_array_equal(ab.to_numpy(got.params[key]), ab.to_numpy(value))
+    np.testing.assert_array_equal(model.predict(columns), fixed.predict(columns))
 
 
 def test_bins_auto_keeps_no_bins_where_they_miss_the_margin(rng, monkeypatch):
@@ -390,6 +396,7 @@ def test_bins_auto_chooses_nothing_without_validation_rows_numbers_or_room(rng, 
     cases = [
         (columns, {}),  # no validation rows to choose on
         (columns, {"validation_fraction": 0.2, "checkpoint": tmp_path / "c.ckpt"}),  # a checkpoint follows one network
+        (columns, {"validation_fraction": 0.2, "callbacks": [lambda epoch, history, net: False]}),  # the same
         (text, {"validation_fraction": 0.2}),  # no numeric column
     ]
     for table, fit_options in cases:
@@ -400,12 +407,13 @@ def test_bins_auto_chooses_nothing_without_validation_rows_numbers_or_room(rng, 
         assert model.bins_choice is None and model.network.bins is None, fit_options
         said = [str(w.message) for w in caught if "does not try the bins" in str(w.message)]
         # not silent where a checkpoint is what keeps the bins from being tried
+        followed = [name for name in ("checkpoint", "callbacks") if name in fit_options]
         assert said == (
             [
-                "checkpoint follows one network, so bins='auto' does not try the bins (it trains a second first "
-                "network); bins=None (--bins 0) says so and silences this"
+                f"{followed[0]} follows one network, so bins='auto' does not try the bins (it trains a second "
+                "first network); bins=None (--bins 0) says so and silences this"
             ]
-            if "checkpoint" in fit_options
+            if followed
             else []
         )
     wide = {f"x{j}": rng.standard_normal(200) for j in range(33)}  # 33 x 32 bins: above BINS_MAX_INPUTS
@@ -422,6 +430,64 @@ def test_bins_auto_chooses_nothing_without_validation_rows_numbers_or_room(rng, 
     fixed = TabularModel([4], seed=0, bins=4, ensemble=1)
     fixed.fit(columns, y, epochs=1, validation_fraction=0.2, verbose=False)
     assert fixed.bins_choice is None and fixed.network.bins == 4
+
+
+def test_a_loaded_model_chooses_the_bins_again_and_bins_its_new_tables_numeric_columns(rng, tmp_path):
+    columns, y = stepped_table(rng, 300)
+    chosen = TabularModel([8], seed=0, ensemble=1)
+    chosen.fit(columns, y, epochs=20, optimizer="adam", validation_fraction=0.2, verbose=False)
+    ab.save(chosen, tmp_path / "auto.npz")
+    loaded = ab.load(tmp_path / "auto.npz")
+    np.testing.assert_array_equal(loaded.predict(columns), chosen.predict(columns))  # what was chosen
+    numbers = {"a": rng.standard_normal(300), "b": rng.standard_normal(300), "c": rng.standard_normal(300)}
+    loaded.fit(numbers, numbers["a"], epochs=20, optimizer="adam", validation_fraction=0.2, verbose=False)
+    assert loaded.bins_choice is not None  # it chose again, for this table
+    if loaded.network.bins:
+        assert loaded.network.layers[1].features is None  # every column numeric: all binned
+
+    fixed = TabularModel([8], seed=0, ensemble=1, bins=4)
+    fixed.fit(columns, y, epochs=1, verbose=False)
+    assert fixed.network.bin_features == [0, 1]
+    ab.save(fixed, tmp_path / "fixed.npz")
+    again = ab.load(tmp_path / "fixed.npz")
+    again.fit(numbers, numbers["a"], epochs=1, verbose=False)  # the new table's numeric columns: all three
+    assert again.network.bins == 4 and again.network.layers[1].features is None
+    assert again.network.layers[1].n_out == 3 * 4 and again.bins_choice is None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        again.fit({"kind": columns["kind"]}, y, epochs=1, verbose=False)  # no numeric column: no bins
+    assert again.network.bins is None
+
+
+def test_a_model_file_whose_bins_setting_is_not_auto_is_refused(rng, tmp_path):
+    columns, y = stepped_table(rng, 100)
+    model = TabularModel([4], seed=0, ensemble=1)
+    model.fit(columns, y, epochs=1, verbose=False)
+    ab.save(model, tmp_path / "m.npz")
+    with np.load(tmp_path / "m.npz") as archive:
+        arrays = dict(archive)
+    key = "__anybackprop__"  # the metadata's JSON
+    meta = json.loads(str(arrays[key]))
+    assert meta["table"]["bins"] == "auto"
+    meta["table"]["bins"] = 7
+    arrays[key] = np.array(json.dumps(meta))
+    np.savez(tmp_path / "bad.npz", **arrays)
+    with pytest.raises(ValueError, match="its table section's bins is 7; expected 'auto' or none"):
+        ab.load(tmp_path / "bad.npz")
+
+
+def test_bins_of_columns_that_are_not_a_leading_block_export_to_onnx(rng, tmp_path):
+    m = 200
+    columns = {"a": rng.standard_normal(m), "kind": rng.choice(["u", "v"], m).astype(object), "b": rng.uniform(0, 9, m)}
+    y = np.where(columns["a"] + (columns["kind"] == "v") > columns["b"] / 9, "yes", "no").astype(object)
+    model = TabularModel([8], seed=0, ensemble=1, bins=4)
+    model.fit(columns, y, epochs=3, verbose=False)
+    binner = model.network.layers[1]
+    assert binner.features == (0, 3) and binner.rest == (1, 2)  # a and b binned, kind's one-hot passed through
+    onnx_and_runtime()
+    ab.export_onnx(model, tmp_path / "m.onnx")
+    out = run_onnx(tmp_path / "m.onnx", model.encode(columns))
+    np.testing.assert_allclose(out["probabilities"], model.predict_proba(columns), rtol=1e-5, atol=1e-6)
 
 
 # --- the command line ---------------------------------------------------------------------------
@@ -461,7 +527,8 @@ def test_cli_chooses_the_bins_by_default_says_what_it_kept_and_takes_0_for_none(
     assert main(["train", "--data", data, "--target", "y", "--epochs", "30", "--save", str(tmp_path / "m.npz")]) == 0
     out = capsys.readouterr().out
     assert "network 1 of 5 (seed 0) without bins" in out and "network 1 of 5 (seed 0) with 32 bins" in out
-    assert "bins: 32 kept (best validation loss" in out and "kept where 15% lower)" in out
+    assert "bins: 32 kept (validation loss" in out and "kept where 15% lower)" in out
+    assert "test r2: " in out and "(32 bins, 5 networks averaged, " in out
     saved = ab.load(tmp_path / "m.npz")
     assert saved.info["training"]["bins"] == 32 and len(saved.info["training"]["bins_choice"]) == 2
     assert all(member.bins == 32 and member.bin_features == [0, 1] for member in saved.members)

@@ -25,6 +25,8 @@ import itertools
 import numbers
 from typing import Any, NamedTuple
 
+import array_api_compat
+
 from .base import LayerBase, Pass, check_positive_state, check_size
 
 
@@ -46,10 +48,11 @@ class PiecewiseLinear(LayerBase):
         self.features = None if features is None else _check_features(features, self.n_in)
         k = self.n_in if self.features is None else len(self.features)
         self.n_out = k * self.bins + self.n_in - k
+        self.rest: tuple[int, ...] = ()
+        """The inputs passed through, after the encoded ones (none without ``features``)."""
         if self.features is not None:
-            rest = [j for j in range(self.n_in) if j not in set(self.features)]
-            order = [*self.features, *rest]
-            self._rest = rest
+            self.rest = tuple(j for j in range(self.n_in) if j not in set(self.features))
+            order = [*self.features, *self.rest]
             self._inverse = sorted(range(self.n_in), key=order.__getitem__)  # Y's inputs back to X's order
 
     def config(self) -> dict[str, Any]:
@@ -66,7 +69,7 @@ class PiecewiseLinear(LayerBase):
         """The inputs the layer encodes, ``X[:, S]`` (all of ``x`` without ``features``)."""
         if self.features is None:
             return x
-        return xp.take(x, xp.asarray(self.features, dtype=xp.int64, device=x.device), axis=1)
+        return _columns(xp, x, self.features)
 
     def learn_state(self, xp: Any, x: Any) -> dict[str, Any]:
         """``{"lower", "width"}`` ``(k, T)`` from the quantiles of the rows ``x (m, n)``."""
@@ -91,7 +94,7 @@ class PiecewiseLinear(LayerBase):
         y = xp.reshape(xp.minimum(xp.maximum(u, 0.0), 1.0), (x.shape[0], e.shape[1] * self.bins))
         inside = xp.astype((u > 0.0) & (u < 1.0), x.dtype)
         if self.features is not None:
-            y = xp.concat([y, xp.take(x, xp.asarray(self._rest, dtype=xp.int64, device=x.device), axis=1)], axis=1)
+            y = xp.concat([y, _columns(xp, x, self.rest)], axis=1)
         return y, PiecewiseLinearCache(inside / state["width"][None, :, :])
 
     def backward(
@@ -105,8 +108,13 @@ class PiecewiseLinear(LayerBase):
         de = xp.sum(xp.reshape(dy[:, :k], cache.slope.shape) * cache.slope, axis=2)
         if self.features is None:
             return {}, de
-        inverse = xp.asarray(self._inverse, dtype=xp.int64, device=dy.device)
-        return {}, xp.take(xp.concat([de, dy[:, k:]], axis=1), inverse, axis=1)
+        return {}, _columns(xp, xp.concat([de, dy[:, k:]], axis=1), self._inverse)
+
+
+def _columns(xp: Any, x: Any, indices: Any) -> Any:
+    """The columns ``indices`` of ``x``, in that order (the index array on ``x``'s device)."""
+    where = xp.asarray(list(indices), dtype=xp.int64, device=array_api_compat.device(x))
+    return xp.take(x, where, axis=1)
 
 
 def _check_features(features: Any, n: int) -> tuple[int, ...]:
