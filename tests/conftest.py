@@ -85,6 +85,19 @@ def assert_gradients_match(model, X, Y, sample_weight=None):
         assert ok, f"{key}: worst abs error {worst:.3e}"
 
 
+def assert_equals_torch_autograd(model, X, Y, forward):
+    """The model's gradients of its MSE loss ``0.5 sum (out - Y)^2 / m`` equal PyTorch autograd's
+    through ``forward(torch, params, state, X)``, the same network written in torch (float64)."""
+    torch = pytest.importorskip("torch")
+    _, grads = model.loss_and_grads(X, Y)
+    p = {k: torch.tensor(ab.to_numpy(v), requires_grad=True) for k, v in model.params.items()}
+    s = {k: torch.tensor(ab.to_numpy(v)) for k, v in model.state.items()}
+    loss = 0.5 * ((forward(torch, p, s, torch.tensor(X)) - torch.tensor(Y)) ** 2).sum() / X.shape[0]
+    loss.backward()
+    for key, tensor in p.items():
+        np.testing.assert_allclose(ab.to_numpy(grads[key]), tensor.grad.numpy(), rtol=1e-9, atol=1e-12)
+
+
 def targets(output, n_out, m, rng):
     """Random targets of ``m`` rows for a head: class labels (softmax), 0/1 (sigmoid), values."""
     if output == "softmax":

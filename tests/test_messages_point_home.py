@@ -82,7 +82,7 @@ def test_the_dtype_variable_is_named_whatever_names_the_backend(monkeypatch):
         (["--hidden", "100000000000000"], "more than this machine's"),
         (["--test-size", "2"], "argument --test-size: expected a share of the rows in (0, 1), got '2'"),
         (["--weight-decay", "-1"], "argument --weight-decay: expected a finite number >= 0, got '-1'"),
-        (["--bins", "-1"], "argument --bins: expected a non-negative int, got '-1'"),
+        (["--bins", "-1"], "argument --bins: expected auto or a non-negative int, got '-1'"),
         (["--loss", "poisson"], "argument --loss: invalid choice: 'poisson'"),  # needs the exp output
     ],
 )

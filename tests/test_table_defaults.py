@@ -8,7 +8,7 @@ import warnings
 
 import numpy as np
 import pytest
-from conftest import assert_gradients_match, targets
+from conftest import assert_equals_torch_autograd, assert_gradients_match, targets
 from onnx_run import onnx_and_runtime, run_onnx
 
 import anybackprop as ab
@@ -131,19 +131,13 @@ def test_piecewise_linear_of_some_features_matches_central_differences(backend, 
 
 
 def test_piecewise_linear_of_some_features_equals_torch_autograd(backend, rng):
-    torch = pytest.importorskip("torch")
-    model = network_with_features()
+    def forward(torch, p, s, X):
+        a = torch.tanh(X @ p["W1"] + p["b1"])
+        e = torch.clamp((a[:, [1, 3], None] - s["lower1"]) / s["width1"], 0, 1).reshape(len(X), 6)
+        return torch.cat([e, a[:, [0, 2]]], dim=1) @ p["W2"] + p["b2"]
+
     X, Y = rng.standard_normal((9, 3)), rng.standard_normal((9, 2))
-    _, grads = model.loss_and_grads(X, Y)
-    p = {k: torch.tensor(ab.to_numpy(v), requires_grad=True) for k, v in model.params.items()}
-    s = {k: torch.tensor(ab.to_numpy(v)) for k, v in model.state.items()}
-    a = torch.tanh(torch.tensor(X) @ p["W1"] + p["b1"])
-    e = torch.clamp((a[:, [1, 3], None] - s["lower1"]) / s["width1"], 0, 1).reshape(len(X), 6)
-    out = torch.cat([e, a[:, [0, 2]]], dim=1) @ p["W2"] + p["b2"]
-    loss = 0.5 * ((out - torch.tensor(Y)) ** 2).sum() / X.shape[0]
-    loss.backward()
-    for key, tensor in p.items():
-        np.testing.assert_allclose(ab.to_numpy(grads[key]), tensor.grad.numpy(), rtol=1e-9, atol=1e-12)
+    assert_equals_torch_autograd(network_with_features(), X, Y, forward)
 
 
 def network_with_both(seed=3):
@@ -176,20 +170,14 @@ def test_robust_and_target_scale_match_central_differences(backend, rng):
 
 
 def test_robust_and_target_scale_equal_torch_autograd(backend, rng):
-    torch = pytest.importorskip("torch")
-    model = network_with_both()
+    def forward(torch, p, s, X):
+        c = (torch.tanh(X @ p["W1"] + p["b1"]) - s["center1"]) / s["scale1"]
+        a = c / torch.sqrt(1 + (c / 1.5) ** 2)
+        e = torch.clamp((a[:, :, None] - s["lower1"]) / s["width1"], 0, 1).reshape(len(X), 12)
+        return (e @ p["W2"] + p["b2"]) * s["scale2"] + s["mean1"]
+
     X, Y = rng.standard_normal((7, 3)) * 2, rng.standard_normal((7, 2)) * [4, 0.25] + [10, -3]
-    _, grads = model.loss_and_grads(X, Y)
-    p = {k: torch.tensor(ab.to_numpy(v), requires_grad=True) for k, v in model.params.items()}
-    s = {k: torch.tensor(ab.to_numpy(v)) for k, v in model.state.items()}
-    c = (torch.tanh(torch.tensor(X) @ p["W1"] + p["b1"]) - s["center1"]) / s["scale1"]
-    a = c / torch.sqrt(1 + (c / 1.5) ** 2)
-    e = torch.clamp((a[:, :, None] - s["lower1"]) / s["width1"], 0, 1).reshape(len(X), 12)
-    out = (e @ p["W2"] + p["b2"]) * s["scale2"] + s["mean1"]
-    loss = 0.5 * ((out - torch.tensor(Y)) ** 2).sum() / X.shape[0]
-    loss.backward()
-    for key, tensor in p.items():
-        np.testing.assert_allclose(ab.to_numpy(grads[key]), tensor.grad.numpy(), rtol=1e-9, atol=1e-12)
+    assert_equals_torch_autograd(network_with_both(), X, Y, forward)
 
 
 def test_layer_arguments_are_checked():
