@@ -549,7 +549,7 @@ class MLP(Sequential):
         binner = None if bins is None else PiecewiseLinear(sizes[0], bins, bin_features)
         if binner is not None:
             layers.append(binner)
-        widths = [layers[-1].n_out if bins is not None else sizes[0], *sizes[1:]]
+        widths = [sizes[0] if binner is None else binner.n_out, *sizes[1:]]
         for i, act in enumerate(hidden):
             scheme = act.init if init == "auto" else init
             if norm is None:

@@ -112,7 +112,7 @@ def _layer(g: _Graph, layer: Any, params: dict, state: dict, x: str) -> str:
         u = g.op("Unsqueeze", [e, g.const([2], np.int64)])
         u = g.op("Div", [g.op("Sub", [u, g.const(state["lower"])]), g.const(state["width"])])
         clipped = g.op("Clip", [u, g.const(0.0), g.const(1.0)])
-        y = g.op("Reshape", [clipped, g.const([-1, len(features or range(layer.n_in)) * layer.bins], np.int64)])
+        y = g.op("Reshape", [clipped, g.const([-1, layer.n_encoded * layer.bins], np.int64)])
         if features is None:
             return y
         return g.op("Concat", [y, g.op("Gather", [x, g.const(list(layer.rest), np.int64)], axis=1)], axis=1)

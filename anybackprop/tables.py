@@ -356,7 +356,7 @@ class TableEncoder:
         return [
             c["name"] if c["kind"] == "numeric" else f"{c['name']}={cat}"
             for c in self.columns
-            for cat in (*c.get("categories", [None]), *([OTHER] if c.get("other") else []))
+            for cat in _encoded_as(c)
         ]
 
     @property
@@ -364,8 +364,7 @@ class TableEncoder:
         """The positions of the numeric columns among :attr:`feature_names`."""
         self._check_fitted()
         columns = self.columns or []
-        widths = [1 if c["kind"] == "numeric" else len(c["categories"]) + bool(c.get("other")) for c in columns]
-        starts = np.cumsum([0, *widths[:-1]])
+        starts = np.cumsum([0, *(len(_encoded_as(c)) for c in columns[:-1])])
         return [int(i) for i, c in zip(starts, columns, strict=True) if c["kind"] == "numeric"]
 
     def _check_fitted(self) -> None:
@@ -465,6 +464,12 @@ class TableEncoder:
             )
         encoder.columns = columns
         return encoder
+
+
+def _encoded_as(column: dict) -> tuple:
+    """What each of a column's encoded features stands for: ``(None,)`` for a numeric column (its
+    value), its categories, then ``<other>`` for a capped one, for a text column."""
+    return (*column.get("categories", [None]), *([OTHER] if column.get("other") else []))
 
 
 def _origin(columns: Any) -> tuple:
@@ -794,7 +799,8 @@ class TabularModel:
         :data:`BINS_CHOICE` (on the numeric columns), keep the bins where the validation loss of
         the weights kept is at least :data:`BINS_MARGIN` lower, and plan the other members like
         the one kept."""
-        candidates = [self.members[0], self._member(0, bins=BINS_CHOICE, **self._bin_features)]
+        binned = {"bins": BINS_CHOICE, **self._bin_features}
+        candidates = [self.members[0], self._member(0, **binned)]
         histories = [
             self._train(0, candidates[0], data, fit_options, None, chatty, " without bins"),
             self._train(0, candidates[1], data, fit_options, pristine, chatty, f" with {BINS_CHOICE} bins"),
@@ -806,7 +812,7 @@ class TabularModel:
             kept = fit_options["comm"].broadcast_value(kept)
         self.histories = [histories[kept]]
         if kept:
-            self._plan.update(bins=BINS_CHOICE, **self._bin_features)
+            self._plan.update(binned)
             self.members = [candidates[1], *(self._member(k) for k in range(1, len(self.members)))]
             self.network = self.members[0]
         self.bins_choice = {"bins": BINS_CHOICE if kept else None, "validation_loss": (losses[0], losses[1])}
@@ -969,7 +975,7 @@ class TabularModel:
             + (
                 "number"
                 if c["kind"] == "numeric"
-                else f"text, {len(c['categories']) + bool(c.get('other'))} one-hot features"
+                else f"text, {len(_encoded_as(c))} one-hot features"
                 + (f" (rare ones as {OTHER!r})" if c.get("other") else "")
             )
             for c in columns

@@ -46,8 +46,9 @@ class PiecewiseLinear(LayerBase):
         self.n_in = check_size(n, "n")
         self.bins = check_size(bins, "bins")
         self.features = None if features is None else _check_features(features, self.n_in)
-        k = self.n_in if self.features is None else len(self.features)
-        self.n_out = k * self.bins + self.n_in - k
+        self.n_encoded = self.n_in if self.features is None else len(self.features)
+        """``k``: the inputs encoded (all ``n`` without ``features``)."""
+        self.n_out = self.n_encoded * self.bins + self.n_in - self.n_encoded
         self.rest: tuple[int, ...] = ()
         """The inputs passed through, after the encoded ones (none without ``features``)."""
         if self.features is not None:
@@ -62,7 +63,7 @@ class PiecewiseLinear(LayerBase):
         return config
 
     def init_state(self) -> dict[str, Any]:
-        k = self.n_in if self.features is None else len(self.features)
+        k = self.n_encoded
         return {"lower": [[float(t) for t in range(self.bins)]] * k, "width": [[1.0] * self.bins] * k}
 
     def _encoded(self, xp: Any, x: Any) -> Any:
@@ -91,7 +92,7 @@ class PiecewiseLinear(LayerBase):
         xp = ctx.xp
         e = self._encoded(xp, x)
         u = (e[:, :, None] - state["lower"][None, :, :]) / state["width"][None, :, :]
-        y = xp.reshape(xp.minimum(xp.maximum(u, 0.0), 1.0), (x.shape[0], e.shape[1] * self.bins))
+        y = xp.reshape(xp.minimum(xp.maximum(u, 0.0), 1.0), (x.shape[0], self.n_encoded * self.bins))
         inside = xp.astype((u > 0.0) & (u < 1.0), x.dtype)
         if self.features is not None:
             y = xp.concat([y, _columns(xp, x, self.rest)], axis=1)
@@ -104,7 +105,7 @@ class PiecewiseLinear(LayerBase):
         if not need_dx:
             return {}, None
         xp = ctx.xp
-        k = cache.slope.shape[1] * self.bins
+        k = self.n_encoded * self.bins
         de = xp.sum(xp.reshape(dy[:, :k], cache.slope.shape) * cache.slope, axis=2)
         if self.features is None:
             return {}, de
