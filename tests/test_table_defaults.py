@@ -38,22 +38,26 @@ def test_robust_scale_learns_median_and_quartile_spread_with_fallbacks(backend):
     np.testing.assert_allclose(scale, [2.0 / 1.349, 0.4, 1.0])
 
 
-def test_robust_scale_forward_is_the_smooth_clip_of_the_scaled_value(backend):
-    layer = RobustScale(2, clip=3.0)
-    model = ab.Sequential([layer, ab.Dense(2, 1)], head="identity", dtype="float64")
-    model.set_state({"center1": [1.0, -2.0], "scale1": [2.0, 0.5]})
-    x = np.array([[1.0, -2.0], [7.0, -2.5], [-1000.0, 1000.0]])
+def layer_forward(layer, state, x):
+    """``layer``'s forward pass of ``x`` in float64 on the current backend, with ``state`` set (and
+    checked) as a model's state of its first layer."""
+    model = ab.Sequential([layer, ab.Dense(layer.n_out, 1)], head="identity", dtype="float64")
+    model.set_state({f"{key}1": value for key, value in state.items()})
     with model.backend.activate():
+        ctx = ab.layers.Pass(model.backend, model.fast)
         out, _ = layer.forward(
-            ab.layers.Pass(model.backend, model.fast),
-            {},
-            {"center": model.state["center1"], "scale": model.state["scale1"]},
-            model.backend.asarray(x, model.dtype),
+            ctx, {}, {key: model.state[f"{key}1"] for key in state}, model.backend.asarray(x, model.dtype)
         )
+    return ab.to_numpy(out)
+
+
+def test_robust_scale_forward_is_the_smooth_clip_of_the_scaled_value(backend):
+    x = np.array([[1.0, -2.0], [7.0, -2.5], [-1000.0, 1000.0]])
+    out = layer_forward(RobustScale(2, clip=3.0), {"center": [1.0, -2.0], "scale": [2.0, 0.5]}, x)
     c = (x - [1.0, -2.0]) / [2.0, 0.5]  # [[0, 0], [3, -1], [-500.5, 2004]]
     expected = c / np.sqrt(1 + (c / 3) ** 2)  # 3 -> 3/sqrt(2); far values -> about +-3
-    np.testing.assert_allclose(ab.to_numpy(out), expected, rtol=1e-12)
-    assert np.all(np.abs(ab.to_numpy(out)) < 3.0)
+    np.testing.assert_allclose(out, expected, rtol=1e-12)
+    assert np.all(np.abs(out) < 3.0)
 
 
 def test_piecewise_linear_learns_quantile_bins_and_encodes_how_far_a_value_passed(backend):
@@ -64,14 +68,9 @@ def test_piecewise_linear_learns_quantile_bins_and_encodes_how_far_a_value_passe
     # column 0: edges 0, 2, 4 (the 0, 1/2, 1 quantiles); column 1: constant, widths 0 -> 1
     np.testing.assert_allclose(ab.to_numpy(state["lower"]), [[0.0, 2.0], [1.0, 1.0]])
     np.testing.assert_allclose(ab.to_numpy(state["width"]), [[2.0, 2.0], [1.0, 1.0]])
-    model = ab.Sequential([layer, ab.Dense(4, 1)], head="identity", dtype="float64")
-    model.set_state({"lower1": state["lower"], "width1": state["width"]})
-    ctx = ab.layers.Pass(model.backend, model.fast)
-    with backend.activate():
-        new = backend.asarray(np.array([[-1.0, 0.0], [1.0, 1.5], [3.0, 9.0], [7.0, 1.0]]), model.dtype)
-        out, _ = layer.forward(ctx, {}, {"lower": model.state["lower1"], "width": model.state["width1"]}, new)
+    out = layer_forward(layer, state, np.array([[-1.0, 0.0], [1.0, 1.5], [3.0, 9.0], [7.0, 1.0]]))
     expected = [[0, 0, 0, 0], [0.5, 0, 0.5, 0.5], [1, 0.5, 1, 1], [1, 1, 0, 0]]
-    np.testing.assert_allclose(ab.to_numpy(out), expected)
+    np.testing.assert_allclose(out, expected)
 
 
 def test_piecewise_linear_encodes_only_its_features_and_passes_the_rest_after_them(backend):
@@ -83,17 +82,8 @@ def test_piecewise_linear_encodes_only_its_features_and_passes_the_rest_after_th
     # the edges of columns 0 and 2 only (column 1 is passed through)
     np.testing.assert_allclose(ab.to_numpy(state["lower"]), [[0.0, 2.0], [1.0, 1.0]])
     np.testing.assert_allclose(ab.to_numpy(state["width"]), [[2.0, 2.0], [1.0, 1.0]])
-    model = ab.Sequential([layer, ab.Dense(5, 1)], head="identity", dtype="float64")
-    model.set_state({"lower1": state["lower"], "width1": state["width"]})
-    with backend.activate():
-        new = backend.asarray(np.array([[1.0, -5.0, 1.5], [3.0, 6.0, 9.0]]), model.dtype)
-        out, _ = layer.forward(
-            ab.layers.Pass(model.backend, model.fast),
-            {},
-            {"lower": model.state["lower1"], "width": model.state["width1"]},
-            new,
-        )
-    np.testing.assert_allclose(ab.to_numpy(out), [[0.5, 0, 0.5, 0.5, -5.0], [1, 0.5, 1, 1, 6.0]])
+    out = layer_forward(layer, state, np.array([[1.0, -5.0, 1.5], [3.0, 6.0, 9.0]]))
+    np.testing.assert_allclose(out, [[0.5, 0, 0.5, 0.5, -5.0], [1, 0.5, 1, 1, 6.0]])
 
 
 def test_piecewise_linear_features_are_checked_saved_and_shown(tmp_path):
